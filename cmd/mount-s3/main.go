@@ -1,0 +1,182 @@
+// Command mount-s3 mounts an S3 bucket (or a prefix of one) as a local file system through
+// FUSE. Its command line is a drop-in for Mountpoint for Amazon S3's: `mount-s3 [OPTIONS]
+// BUCKET DIR`. It parses flags, builds the layers (store, file system, mount), handles
+// signals and exits with one clear line on bad input.
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"syscall"
+	"time"
+
+	"github.com/mount-s3/mount-s3/impl/fs"
+	"github.com/mount-s3/mount-s3/impl/s3"
+	"github.com/mount-s3/mount-s3/impl/s3/embedded"
+	"github.com/mount-s3/mount-s3/mount"
+)
+
+// version is set at build time with -ldflags "-X main.version=...".
+var version = "0.1.0-dev"
+
+func main() {
+	os.Exit(run(os.Args[1:]))
+}
+
+func run(args []string) int {
+	o, err := parseArgs(args)
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "error: %v\n\nFor more information, try '--help'.\n", err)
+		return 2
+	}
+	switch {
+	case o.help:
+		fmt.Print(usage())
+		return 0
+	case o.version:
+		fmt.Printf("mount-s3 %s\n", version)
+		return 0
+	}
+	if err := checkMountDir(o.dir); err != nil {
+		fmt.Fprintf(os.Stderr, "error: %v\n", err)
+		return 2
+	}
+	if !o.foreground && os.Getenv(childEnv) == "" {
+		return daemonize(args)
+	}
+	ready := readyReporter()
+	if err := serve(o, ready); err != nil {
+		ready(err)
+		fmt.Fprintf(os.Stderr, "error: %v\n", err)
+		return 1
+	}
+	return 0
+}
+
+// checkMountDir refuses a mount point that does not exist, is not a directory, or is
+// already a mount point, before anything starts.
+func checkMountDir(dir string) error {
+	abs, err := filepath.Abs(dir)
+	if err != nil {
+		return err
+	}
+	st, err := os.Stat(abs)
+	switch {
+	case errors.Is(err, os.ErrNotExist):
+		return fmt.Errorf("mount point %s does not exist", abs)
+	case err != nil:
+		return fmt.Errorf("mount point %s: %v", abs, err)
+	case !st.IsDir():
+		return fmt.Errorf("mount point %s is not a directory", abs)
+	}
+	if mounted, _ := mount.IsMountPoint(abs); mounted {
+		return fmt.Errorf("mount point %s is already mounted", abs)
+	}
+	return nil
+}
+
+// serve builds the layers, mounts, reports readiness, and blocks until unmounted.
+func serve(o *options, ready func(error)) error {
+	logger, closeLog, err := newLogger(o)
+	if err != nil {
+		return err
+	}
+	defer closeLog()
+
+	ctx := context.Background()
+	cfg := s3.Config{
+		Bucket: o.bucket, Region: o.region, EndpointURL: o.endpointURL, ForcePathStyle: o.forcePathStyle,
+		Profile: o.profile, NoSignRequest: o.noSignRequest, CABundle: o.caBundle,
+	}
+	if o.embeddedStore != "" {
+		srv, err := embedded.Start(embedded.Options{Dir: o.embeddedStore, Buckets: []string{o.bucket}})
+		if err != nil {
+			return fmt.Errorf("embedded store in %s: %w", o.embeddedStore, err)
+		}
+		defer srv.Close()
+		cfg.EndpointURL, cfg.ForcePathStyle, cfg.Region = srv.URL(), true, "us-east-1"
+		cfg.StaticCredentials = embedded.Credentials
+	}
+	store, err := s3.NewSDKStore(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	if err := store.CheckBucket(ctx); err != nil {
+		return err
+	}
+
+	core, err := fs.New(fs.Config{
+		Store: store, Logger: logger, Prefix: o.prefix, UID: o.uid, GID: o.gid,
+		FileMode: o.fileMode, DirMode: o.dirMode, MetadataTTL: o.metadataTTL, NegativeTTL: o.negativeTTL,
+	})
+	if err != nil {
+		return err
+	}
+	fsName := o.fsName
+	if fsName == "" {
+		fsName = "mount-s3"
+	}
+	m, err := mount.Mount(o.dir, core, mount.Options{
+		FSName: fsName, ReadOnly: o.readOnly, AllowOther: o.allowOther || o.allowRoot, Logger: logger, DebugFUSE: o.debugFUSE,
+	})
+	if err != nil {
+		return err
+	}
+	logger.Info("mounted", "bucket", o.bucket, "prefix", o.prefix, "dir", m.Dir())
+	ready(nil)
+	go unmountOnSignal(m, logger)
+	return m.Join(ctx)
+}
+
+// unmountOnSignal unmounts on SIGINT or SIGTERM. A busy mount stays mounted and says so, as
+// umount(8) would; another signal tries again.
+func unmountOnSignal(m *mount.Mounted, logger *slog.Logger) {
+	sigs := make(chan os.Signal, 1)
+	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP)
+	for sig := range sigs {
+		logger.Info("signal received, unmounting", "signal", sig.String())
+		err := m.Unmount()
+		if err == nil {
+			return
+		}
+		if errors.Is(err, mount.ErrBusy) {
+			logger.Error("cannot unmount: the mount is busy; close the files open in it and try again", "dir", m.Dir())
+			fmt.Fprintf(os.Stderr, "mount-s3: cannot unmount %s: mount is busy (close open files and leave the directory, then retry)\n", m.Dir())
+			continue
+		}
+		logger.Error("unmount failed", "error", err)
+	}
+}
+
+// newLogger returns the process logger: stderr in the foreground, a file in --log-directory,
+// nothing with --no-log or in the background without a log directory.
+func newLogger(o *options) (*slog.Logger, func(), error) {
+	level := slog.LevelInfo
+	if o.debug {
+		level = slog.LevelDebug
+	}
+	var w io.Writer = io.Discard
+	closeFn := func() {}
+	switch {
+	case o.noLog:
+	case o.logDirectory != "":
+		if err := os.MkdirAll(o.logDirectory, 0o755); err != nil {
+			return nil, nil, fmt.Errorf("log directory: %w", err)
+		}
+		name := filepath.Join(o.logDirectory, "mount-s3-"+time.Now().UTC().Format("20060102T150405Z")+".log")
+		f, err := os.OpenFile(name, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644)
+		if err != nil {
+			return nil, nil, fmt.Errorf("log directory: %w", err)
+		}
+		w, closeFn = f, func() { f.Close() }
+	case o.foreground:
+		w = os.Stderr
+	}
+	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: level})), closeFn, nil
+}

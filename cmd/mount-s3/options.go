@@ -1,0 +1,307 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/mount-s3/mount-s3/impl/fs"
+	"github.com/mount-s3/mount-s3/spec/keymap"
+)
+
+// options is the parsed command line.
+type options struct {
+	bucket, prefix, dir string
+
+	region, endpointURL, profile, caBundle string
+	forcePathStyle, noSignRequest          bool
+
+	readOnly, foreground                bool
+	uid, gid                            uint32
+	fileMode, dirMode                   os.FileMode
+	allowOther, allowRoot, autoUnmount  bool
+	metadataTTL, negativeTTL            time.Duration
+	negativeTTLSet                      bool
+	debug, debugFUSE, noLog             bool
+	logDirectory, embeddedStore, fsName string
+
+	help, version bool
+}
+
+// usageError is a bad command line: printed as one line, exit code 2.
+type usageError struct{ msg string }
+
+func (e usageError) Error() string { return e.msg }
+
+func usagef(format string, a ...any) error { return usageError{fmt.Sprintf(format, a...)} }
+
+// flag describes one option. Names are Mountpoint's; the same names work in `-o` without
+// their leading dashes, so an /etc/fstab line can say `-o allow-other,prefix=logs/`.
+type flag struct {
+	name    string
+	short   string
+	value   string // placeholder of the value in help, "" for a switch
+	help    string
+	apply   func(o *options, v string) error
+	hidden  bool
+	fstabOK bool
+}
+
+func flags() []flag {
+	return []flag{
+		{name: "prefix", value: "PREFIX", help: "Prefix inside the bucket to mount, ending in '/'", apply: func(o *options, v string) error {
+			if err := keymap.ValidatePrefix(v); err != nil {
+				return usagef("invalid value '%s' for '--prefix <PREFIX>': %v", v, err)
+			}
+			o.prefix = v
+			return nil
+		}},
+		{name: "region", value: "REGION", help: "AWS region of the bucket", apply: func(o *options, v string) error { o.region = v; return nil }},
+		{name: "endpoint-url", value: "URL", help: "S3 endpoint URL (for S3-compatible stores)", apply: func(o *options, v string) error { o.endpointURL = v; return nil }},
+		{name: "force-path-style", help: "Address the bucket as ENDPOINT/BUCKET instead of BUCKET.ENDPOINT", apply: func(o *options, _ string) error { o.forcePathStyle = true; return nil }},
+		{name: "profile", value: "PROFILE", help: "Credentials profile from the AWS config files", apply: func(o *options, v string) error { o.profile = v; return nil }},
+		{name: "no-sign-request", help: "Send anonymous requests (public buckets)", apply: func(o *options, _ string) error { o.noSignRequest = true; return nil }},
+		{name: "ca-bundle", value: "FILE", help: "PEM file of certificate authorities to trust (default: $AWS_CA_BUNDLE)", apply: func(o *options, v string) error { o.caBundle = v; return nil }},
+		{name: "read-only", help: "Mount read-only", apply: func(o *options, _ string) error { o.readOnly = true; return nil }},
+		{name: "foreground", short: "f", help: "Run in the foreground", apply: func(o *options, _ string) error { o.foreground = true; return nil }},
+		{name: "uid", value: "UID", help: "Owner of all files and directories (default: the mounting user)", apply: func(o *options, v string) error { return parseID(v, "--uid <UID>", &o.uid) }},
+		{name: "gid", value: "GID", help: "Group of all files and directories (default: the mounting user's group)", apply: func(o *options, v string) error { return parseID(v, "--gid <GID>", &o.gid) }},
+		{name: "file-mode", value: "FILE_MODE", help: "Permission bits of files, octal [default: 0644]", apply: func(o *options, v string) error { return parseMode(v, "--file-mode <FILE_MODE>", &o.fileMode) }},
+		{name: "dir-mode", value: "DIR_MODE", help: "Permission bits of directories, octal [default: 0755]", apply: func(o *options, v string) error { return parseMode(v, "--dir-mode <DIR_MODE>", &o.dirMode) }},
+		{name: "allow-other", help: "Allow other users, including root, to access the mount", apply: func(o *options, _ string) error { o.allowOther = true; return nil }},
+		{name: "allow-root", help: "Allow root to access the mount", apply: func(o *options, _ string) error { o.allowRoot = true; return nil }},
+		{name: "auto-unmount", help: "Unmount when the process exits", apply: func(o *options, _ string) error { o.autoUnmount = true; return nil }},
+		{name: "metadata-ttl", value: "SECONDS|indefinite|minimal", help: "How long metadata may be cached [default: minimal]", apply: func(o *options, v string) error {
+			d, err := parseTTL(v)
+			if err != nil {
+				return usagef("invalid value '%s' for '--metadata-ttl <SECONDS|indefinite|minimal>': %v", v, err)
+			}
+			o.metadataTTL = d
+			return nil
+		}},
+		{name: "negative-metadata-ttl", value: "SECONDS|indefinite|minimal", help: "How long a missing name may be cached [default: the metadata TTL]", apply: func(o *options, v string) error {
+			d, err := parseTTL(v)
+			if err != nil {
+				return usagef("invalid value '%s' for '--negative-metadata-ttl <SECONDS|indefinite|minimal>': %v", v, err)
+			}
+			o.negativeTTL, o.negativeTTLSet = d, true
+			return nil
+		}},
+		{name: "debug", help: "Log debug messages", apply: func(o *options, _ string) error { o.debug = true; return nil }},
+		{name: "debug-fuse", help: "Log every FUSE operation", apply: func(o *options, _ string) error { o.debugFUSE, o.debug = true, true; return nil }},
+		{name: "log-directory", value: "DIRECTORY", help: "Write logs to files in DIRECTORY", apply: func(o *options, v string) error { o.logDirectory = v; return nil }},
+		{name: "no-log", help: "Write no logs", apply: func(o *options, _ string) error { o.noLog = true; return nil }},
+		{name: "fs-name", value: "NAME", help: "File system name shown in mount tables [default: mount-s3]", apply: func(o *options, v string) error { o.fsName = v; return nil }},
+		{name: "embedded-store", value: "DIR", help: "Serve the bucket from an in-process S3 store persisted in DIR (no cloud account needed)", apply: func(o *options, v string) error { o.embeddedStore = v; return nil }},
+		{name: "help", short: "h", help: "Print help", apply: func(o *options, _ string) error { o.help = true; return nil }},
+		{name: "version", short: "V", help: "Print version", apply: func(o *options, _ string) error { o.version = true; return nil }},
+	}
+}
+
+// parseArgs parses Mountpoint's command line: `[OPTIONS] BUCKET DIR`, options and positional
+// arguments in any order, `--name value` and `--name=value`, and `-o a,b=c` (fstab form).
+func parseArgs(args []string) (*options, error) {
+	o := &options{metadataTTL: fs.MinimalTTL, uid: uint32(os.Getuid()), gid: uint32(os.Getgid())}
+	table := flags()
+	byName := map[string]*flag{}
+	for i := range table {
+		f := &table[i]
+		byName["--"+f.name] = f
+		if f.short != "" {
+			byName["-"+f.short] = f
+		}
+	}
+
+	var positional []string
+	for i := 0; i < len(args); i++ {
+		a := args[i]
+		switch {
+		case a == "--":
+			positional = append(positional, args[i+1:]...)
+			i = len(args)
+		case a == "-o" || (strings.HasPrefix(a, "-o") && !strings.HasPrefix(a, "--")):
+			v := strings.TrimPrefix(a, "-o")
+			if v == "" {
+				if i+1 >= len(args) {
+					return nil, usagef("a value is required for '-o <OPTIONS>' but none was supplied")
+				}
+				i++
+				v = args[i]
+			}
+			if err := applyFstab(o, byName, v); err != nil {
+				return nil, err
+			}
+		case strings.HasPrefix(a, "-") && a != "-":
+			name, val, hasVal := strings.Cut(a, "=")
+			f, ok := byName[name]
+			if !ok {
+				return nil, usagef("unexpected argument '%s' found", name)
+			}
+			if f.value == "" {
+				if hasVal {
+					return nil, usagef("unexpected value '%s' for '%s' found; no more were expected", val, name)
+				}
+			} else if !hasVal {
+				if i+1 >= len(args) {
+					return nil, usagef("a value is required for '--%s <%s>' but none was supplied", f.name, f.value)
+				}
+				i++
+				val = args[i]
+			}
+			if err := f.apply(o, val); err != nil {
+				return nil, err
+			}
+		default:
+			positional = append(positional, a)
+		}
+	}
+	if o.help || o.version {
+		return o, nil
+	}
+	switch {
+	case len(positional) < 2:
+		return nil, usagef("the following required arguments were not provided: <BUCKET_NAME> <DIRECTORY>")
+	case len(positional) > 2:
+		return nil, usagef("unexpected argument '%s' found", positional[2])
+	}
+	if err := o.setBucket(positional[0]); err != nil {
+		return nil, err
+	}
+	o.dir = positional[1]
+	if !o.negativeTTLSet {
+		o.negativeTTL = o.metadataTTL
+	}
+	return o, nil
+}
+
+// setBucket accepts a bucket name or s3://bucket/prefix/ (K8).
+func (o *options) setBucket(arg string) error {
+	bucket, prefix := arg, ""
+	if rest, ok := strings.CutPrefix(arg, "s3://"); ok {
+		bucket, prefix, _ = strings.Cut(rest, "/")
+		if prefix != "" {
+			if o.prefix != "" {
+				return usagef("invalid value '%s' for '<BUCKET_NAME>': a prefix is given both in the s3:// URI and with --prefix", arg)
+			}
+			if !strings.HasSuffix(prefix, "/") {
+				prefix += "/"
+			}
+			if err := keymap.ValidatePrefix(prefix); err != nil {
+				return usagef("invalid value '%s' for '<BUCKET_NAME>': %v", arg, err)
+			}
+			o.prefix = prefix
+		}
+	}
+	if !validBucketName(bucket) {
+		return usagef("invalid value '%s' for '<BUCKET_NAME>': not a valid bucket name (3-63 characters: lower-case letters, digits, '.', '-', '_')", arg)
+	}
+	o.bucket = bucket
+	return nil
+}
+
+// validBucketName is a lenient check: S3-compatible stores allow more than AWS does (for
+// example upper case or '_'), so only what no store accepts is refused here.
+func validBucketName(b string) bool {
+	if len(b) < 1 || len(b) > 255 {
+		return false
+	}
+	for _, c := range b {
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '.' || c == '-' || c == '_') {
+			return false
+		}
+	}
+	return true
+}
+
+// fstabIgnored are generic mount(8) options that mean nothing to this program or that the
+// kernel handles; they are accepted so that an /etc/fstab line works.
+var fstabIgnored = map[string]bool{
+	"rw": true, "nosuid": true, "suid": true, "nodev": true, "dev": true, "exec": true, "noexec": true,
+	"auto": true, "noauto": true, "user": true, "nouser": true, "users": true, "_netdev": true,
+	"nofail": true, "defaults": true, "atime": true, "noatime": true, "relatime": true, "async": true,
+}
+
+func applyFstab(o *options, byName map[string]*flag, list string) error {
+	for _, opt := range strings.Split(list, ",") {
+		if opt == "" || fstabIgnored[opt] || strings.HasPrefix(opt, "x-") {
+			continue
+		}
+		if opt == "ro" {
+			o.readOnly = true
+			continue
+		}
+		name, val, hasVal := strings.Cut(opt, "=")
+		f, ok := byName["--"+name]
+		if !ok || name == "help" || name == "version" {
+			return usagef("unknown mount option '%s' in '-o %s'", name, list)
+		}
+		if (f.value == "") == hasVal {
+			if hasVal {
+				return usagef("mount option '%s' takes no value", name)
+			}
+			return usagef("mount option '%s' needs a value: %s=<%s>", name, name, f.value)
+		}
+		if err := f.apply(o, val); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// parseTTL reads Mountpoint's TTL forms: seconds, "indefinite" or "minimal".
+func parseTTL(v string) (time.Duration, error) {
+	switch v {
+	case "minimal":
+		return fs.MinimalTTL, nil
+	case "indefinite":
+		return 100 * 365 * 24 * time.Hour, nil
+	}
+	s, err := strconv.ParseFloat(v, 64)
+	if err != nil || s < 0 {
+		return 0, errors.New("expected a number of seconds, 'indefinite' or 'minimal'")
+	}
+	return time.Duration(s * float64(time.Second)), nil
+}
+
+func parseID(v, what string, dst *uint32) error {
+	n, err := strconv.ParseUint(v, 10, 32)
+	if err != nil {
+		return usagef("invalid value '%s' for '--%s': expected a number", v, strings.TrimPrefix(what, "--"))
+	}
+	*dst = uint32(n)
+	return nil
+}
+
+func parseMode(v, what string, dst *os.FileMode) error {
+	n, err := strconv.ParseUint(v, 8, 32)
+	if err != nil || n > 0o777 {
+		return usagef("invalid value '%s' for '--%s': expected octal permission bits such as 0644", v, strings.TrimPrefix(what, "--"))
+	}
+	*dst = os.FileMode(n)
+	return nil
+}
+
+// usage is the --help text.
+func usage() string {
+	var b strings.Builder
+	b.WriteString("Mount an S3 bucket as a local file system\n\nUsage: mount-s3 [OPTIONS] <BUCKET_NAME> <DIRECTORY>\n\n")
+	b.WriteString("Arguments:\n  <BUCKET_NAME>  Name of the bucket to mount, or s3://BUCKET/PREFIX/\n  <DIRECTORY>    Directory to mount the bucket at\n\nOptions:\n")
+	for _, f := range flags() {
+		if f.hidden {
+			continue
+		}
+		left := "    --" + f.name
+		if f.short != "" {
+			left = "-" + f.short + ", --" + f.name
+		}
+		if f.value != "" {
+			left += " <" + f.value + ">"
+		}
+		fmt.Fprintf(&b, "  %-44s %s\n", left, f.help)
+	}
+	b.WriteString("  -o <OPTIONS>                                 Options as in /etc/fstab: flag names without dashes, comma separated\n")
+	return b.String()
+}

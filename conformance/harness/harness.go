@@ -1,0 +1,250 @@
+// Package harness mounts the product for real, through the kernel's FUSE, over the embedded
+// S3 server, for the conformance suites. Every mount is unmounted in the test's cleanup, even
+// when the test fails.
+//
+// The mount runs in a child process (the real mount-s3 binary, built once per test run), not
+// in the test process: a program that opens files on a FUSE mount it serves itself deadlocks
+// in Go, because the runtime registers every opened file with its one epoll instance, the
+// kernel then asks the FUSE server whether the file is pollable, and the server's own reads
+// of /dev/fuse wait on that same epoll instance.
+//
+// A machine that cannot mount (no /dev/fuse, not root) skips the suites, unless
+// MOUNT_S3_REQUIRE_FUSE=1 is set, as CI sets it: then it fails, so CI can never pass by
+// skipping the real mounts.
+package harness
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/mount-s3/mount-s3/impl/s3"
+	"github.com/mount-s3/mount-s3/impl/s3/embedded"
+)
+
+// Options adjust a test mount.
+type Options struct {
+	Prefix      string
+	MetadataTTL time.Duration // 0: the default (minimal)
+	ReadOnly    bool
+	Args        []string // more command-line flags
+}
+
+// Mount is a live test mount and the store behind it.
+type Mount struct {
+	Dir    string
+	Store  s3.Store
+	Server *embedded.Server
+	cmd    *exec.Cmd
+	log    *syncBuffer
+}
+
+// Bucket is the bucket every test mount uses.
+const Bucket = "conformance"
+
+// RequireFUSE reports whether a test that cannot mount must fail rather than skip.
+func RequireFUSE() bool { return os.Getenv("MOUNT_S3_REQUIRE_FUSE") == "1" }
+
+// cannotMount skips or fails the test, per RequireFUSE.
+func cannotMount(t testing.TB, why string, err error) {
+	t.Helper()
+	if RequireFUSE() {
+		t.Fatalf("cannot mount (MOUNT_S3_REQUIRE_FUSE=1): %s: %v", why, err)
+	}
+	t.Skipf("cannot mount here (%s: %v); set MOUNT_S3_REQUIRE_FUSE=1 to make this a failure", why, err)
+}
+
+// NewServer starts an in-memory embedded S3 server with the test bucket, closed at cleanup.
+func NewServer(t testing.TB) (*embedded.Server, s3.Store) {
+	t.Helper()
+	srv, err := embedded.Start(embedded.Options{Buckets: []string{Bucket}})
+	if err != nil {
+		t.Fatalf("embedded server: %v", err)
+	}
+	t.Cleanup(func() { srv.Close() })
+	store, err := s3.NewSDKStore(context.Background(), s3.Config{
+		Bucket: Bucket, EndpointURL: srv.URL(), ForcePathStyle: true, StaticCredentials: embedded.Credentials,
+	})
+	if err != nil {
+		t.Fatalf("store: %v", err)
+	}
+	return srv, store
+}
+
+// New starts an embedded server and mounts its bucket at a fresh temporary directory.
+func New(t testing.TB, opts Options) *Mount {
+	t.Helper()
+	srv, store := NewServer(t)
+	return MountServer(t, srv, store, opts)
+}
+
+var (
+	buildOnce sync.Once
+	binPath   string
+	buildErr  error
+)
+
+// Binary returns the path of a mount-s3 binary: $MOUNT_S3_BIN, or one built once for this
+// test run (with the race detector when the tests have it).
+func Binary(t testing.TB) string {
+	t.Helper()
+	if p := os.Getenv("MOUNT_S3_BIN"); p != "" {
+		return p
+	}
+	buildOnce.Do(func() {
+		dir, err := os.MkdirTemp("", "mount-s3-bin-")
+		if err != nil {
+			buildErr = err
+			return
+		}
+		binPath = filepath.Join(dir, "mount-s3")
+		args := []string{"build", "-o", binPath}
+		if raceEnabled {
+			args = append(args, "-race")
+		}
+		args = append(args, "github.com/mount-s3/mount-s3/cmd/mount-s3")
+		cmd := exec.Command(filepath.Join(runtime.GOROOT(), "bin", "go"), args...)
+		if out, err := cmd.CombinedOutput(); err != nil {
+			buildErr = fmt.Errorf("go build: %v\n%s", err, out)
+		}
+	})
+	if buildErr != nil {
+		t.Fatal(buildErr)
+	}
+	return binPath
+}
+
+// MountServer mounts the embedded server's bucket at a fresh temporary directory with the
+// mount-s3 binary running in the foreground.
+func MountServer(t testing.TB, srv *embedded.Server, store s3.Store, opts Options) *Mount {
+	t.Helper()
+	if _, err := os.Stat("/dev/fuse"); err != nil {
+		cannotMount(t, "/dev/fuse", err)
+	}
+	bin := Binary(t)
+	dir := t.TempDir()
+	args := []string{"--foreground", "--endpoint-url", srv.URL(), "--force-path-style", "--region", "us-east-1", "--fs-name", "mount-s3-test"}
+	if opts.Prefix != "" {
+		args = append(args, "--prefix", opts.Prefix)
+	}
+	if opts.MetadataTTL != 0 {
+		args = append(args, "--metadata-ttl", strconv.FormatFloat(opts.MetadataTTL.Seconds(), 'f', -1, 64))
+	}
+	if opts.ReadOnly {
+		args = append(args, "--read-only")
+	}
+	args = append(append(args, opts.Args...), Bucket, dir)
+
+	r, w, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	logs := &syncBuffer{}
+	cmd := exec.Command(bin, args...)
+	cmd.Env = append(os.Environ(), "MOUNT_S3_DAEMON_READY_FD=3",
+		"AWS_ACCESS_KEY_ID="+embedded.Credentials.AccessKeyID, "AWS_SECRET_ACCESS_KEY="+embedded.Credentials.SecretAccessKey)
+	cmd.Stdout, cmd.Stderr = logs, logs
+	cmd.ExtraFiles = []*os.File{w}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	w.Close()
+	m := &Mount{Dir: dir, Store: store, Server: srv, cmd: cmd, log: logs}
+	t.Cleanup(func() { m.unmount(t) })
+
+	line, _ := bufio.NewReader(r).ReadString('\n')
+	r.Close()
+	if strings.TrimSpace(line) != "ready" {
+		cmd.Wait()
+		cannotMount(t, "mount-s3 "+strings.Join(args, " "), fmt.Errorf("%s\n%s", strings.TrimSpace(line), logs.String()))
+	}
+	return m
+}
+
+// Logs returns what the mount process has logged so far.
+func (m *Mount) Logs() string { return m.log.String() }
+
+// unmount unmounts, retrying while the kernel still holds the mount busy, then detaches it
+// lazily so that no mount outlives the test, and waits for the mount process to exit.
+func (m *Mount) unmount(t testing.TB) {
+	for i := 0; ; i++ {
+		err := syscall.Unmount(m.Dir, 0)
+		if err == nil || err == syscall.EINVAL || err == syscall.ENOENT { // EINVAL: not mounted
+			break
+		}
+		if err != syscall.EBUSY || i == 50 {
+			t.Errorf("unmount %s: %v; detaching", m.Dir, err)
+			syscall.Unmount(m.Dir, syscall.MNT_DETACH)
+			break
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	done := make(chan error, 1)
+	go func() { done <- m.cmd.Wait() }()
+	select {
+	case err := <-done:
+		if err != nil && m.cmd.ProcessState.ExitCode() != 0 {
+			t.Errorf("mount-s3 exited with %v", err)
+		}
+	case <-time.After(15 * time.Second):
+		m.cmd.Process.Kill()
+		<-done
+		t.Errorf("mount-s3 did not exit after unmount")
+	}
+	if t.Failed() {
+		t.Logf("mount-s3 log:\n%s", m.log.String())
+	}
+}
+
+// Put writes an object into the bucket behind the mount's back.
+func (m *Mount) Put(t testing.TB, key string, body []byte) {
+	t.Helper()
+	if _, err := m.Store.Put(context.Background(), key, bytes.NewReader(body), int64(len(body)), s3.WriteOptions{}); err != nil {
+		t.Fatalf("put %q: %v", key, err)
+	}
+}
+
+// Delete removes an object behind the mount's back.
+func (m *Mount) Delete(t testing.TB, key string) {
+	t.Helper()
+	if err := m.Store.Delete(context.Background(), key); err != nil {
+		t.Fatalf("delete %q: %v", key, err)
+	}
+}
+
+// Path is the absolute path of rel inside the mount.
+func (m *Mount) Path(rel string) string {
+	if rel == "" {
+		return m.Dir
+	}
+	return m.Dir + "/" + rel
+}
+
+// syncBuffer collects a child's output safely while it runs.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}

@@ -1,0 +1,93 @@
+package conformance
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"io"
+	"math"
+	"os"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/mount-s3/mount-s3/conformance/harness"
+)
+
+// S9: atime = ctime = mtime = Last-Modified; owner is the mounting user; inode numbers are
+// stable for the life of the mount.
+func TestAttributesS9(t *testing.T) {
+	m := harness.New(t, harness.Options{})
+	m.Put(t, "d/f", []byte("abc"))
+	info, err := m.Store.Head(context.Background(), "d/f")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var st syscall.Stat_t
+	if err := syscall.Stat(m.Path("d/f"), &st); err != nil {
+		t.Fatal(err)
+	}
+	mtime := time.Unix(st.Mtim.Sec, st.Mtim.Nsec)
+	if d := mtime.Sub(info.LastModified); math.Abs(float64(d)) > float64(time.Second) {
+		t.Errorf("mtime %v, Last-Modified %v", mtime, info.LastModified)
+	}
+	if st.Atim != st.Mtim || st.Ctim != st.Mtim {
+		t.Errorf("atime %v ctime %v mtime %v differ", st.Atim, st.Ctim, st.Mtim)
+	}
+	if st.Uid != uint32(os.Getuid()) || st.Gid != uint32(os.Getgid()) {
+		t.Errorf("owner %d:%d, want the mounting user", st.Uid, st.Gid)
+	}
+	ino := st.Ino
+	if _, err := getdents(m.Path("d")); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(1100 * time.Millisecond) // past the TTL: the kernel looks the name up again
+	if err := syscall.Stat(m.Path("d/f"), &st); err != nil {
+		t.Fatal(err)
+	}
+	if st.Ino != ino {
+		t.Errorf("inode changed from %d to %d", ino, st.Ino)
+	}
+}
+
+// S1: a large object reads back exactly, sequentially and at odd offsets.
+func TestLargeReadS1(t *testing.T) {
+	m := harness.New(t, harness.Options{})
+	data := make([]byte, 24<<20+12345)
+	rand.Read(data)
+	m.Put(t, "big.bin", data)
+
+	got, err := os.ReadFile(m.Path("big.bin"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(got, data) {
+		t.Fatalf("sequential read differs (got %d bytes, want %d)", len(got), len(data))
+	}
+
+	f, err := os.Open(m.Path("big.bin"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	for _, at := range []struct{ off, n int64 }{{0, 1}, {4095, 3}, {8<<20 - 1, 2}, {int64(len(data)) - 7, 7}, {12345678, 1 << 20}, {1, 131073}} {
+		buf := make([]byte, at.n)
+		n, err := f.ReadAt(buf, at.off)
+		if err != nil && err != io.EOF {
+			t.Fatalf("pread(%d, %d): %v", at.off, at.n, err)
+		}
+		if !bytes.Equal(buf[:n], data[at.off:at.off+int64(n)]) || int64(n) != at.n {
+			t.Fatalf("pread(%d, %d) wrong (%d bytes)", at.off, at.n, n)
+		}
+	}
+}
+
+// The mount honours its own read-only flag and unmounts cleanly while nothing is open.
+func TestReadOnlyMount(t *testing.T) {
+	m := harness.New(t, harness.Options{ReadOnly: true})
+	m.Put(t, "f", []byte("x"))
+	_, err := os.Create(m.Path("g"))
+	if errnoOf(err) != syscall.EROFS {
+		t.Fatalf("create on a read-only mount: %v, want EROFS", err)
+	}
+}

@@ -1,0 +1,234 @@
+package conformance
+
+import (
+	"bytes"
+	"fmt"
+	"os"
+	"slices"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/mount-s3/mount-s3/conformance/harness"
+)
+
+// A row of the POSIX table: keys put in the bucket, one operation through the kernel, and
+// the result each mode must give. Every row cites the rule it checks.
+type row struct {
+	rule   string
+	name   string
+	prefix string            // mount prefix (K8)
+	keys   map[string]string // objects in the bucket before the mount
+	op     op
+	want   map[string]result // by mode: "streaming" (sync mode adds a column)
+}
+
+type op struct {
+	kind string // readdir, stat, read, pread, open-write, open-dir-write
+	path string
+	off  int64
+	n    int64
+	// then runs after the setup and before the operation, for rows about changes made in
+	// the bucket behind the mount's back.
+	then func(t *testing.T, m *harness.Mount)
+}
+
+type result struct {
+	errno syscall.Errno
+	names []string // readdir: every entry in order, "." and ".." included
+	kind  string   // stat: "file" or "dir"
+	size  int64    // stat
+	perm  os.FileMode
+	data  string // read, pread
+}
+
+func ok(r result) map[string]result { return map[string]result{"streaming": r} }
+func errno(e syscall.Errno) map[string]result {
+	return map[string]result{"streaming": {errno: e}}
+}
+func names(n ...string) result { return result{names: append([]string{".", ".."}, n...)} }
+
+var long255 = strings.Repeat("n", 255)
+var long256 = strings.Repeat("n", 256)
+
+func posixTable() []row {
+	return []row{
+		// K1: keys make files, their prefixes make directories.
+		{rule: "K1", name: "prefixes are directories", keys: map[string]string{"a/b/c": "x"}, op: op{kind: "readdir", path: ""}, want: ok(names("a"))},
+		{rule: "K1", name: "nested directory lists its child", keys: map[string]string{"a/b/c": "x"}, op: op{kind: "readdir", path: "a"}, want: ok(names("b"))},
+		{rule: "K1", name: "deep key is a file", keys: map[string]string{"a/b/c": "xyz"}, op: op{kind: "stat", path: "a/b/c"}, want: ok(result{kind: "file", size: 3, perm: 0o644})},
+		{rule: "K1", name: "implicit directory stats as directory", keys: map[string]string{"a/b/c": "x"}, op: op{kind: "stat", path: "a/b"}, want: ok(result{kind: "dir", perm: 0o755})},
+		// K2: markers.
+		{rule: "K2", name: "marker makes an empty directory", keys: map[string]string{"d/": ""}, op: op{kind: "readdir", path: "d"}, want: ok(names())},
+		{rule: "K2", name: "marker is not listed as a file", keys: map[string]string{"d/": "", "d/f": "1"}, op: op{kind: "readdir", path: "d"}, want: ok(names("f"))},
+		{rule: "K2", name: "marker with a body is only a directory", keys: map[string]string{"e/": "body"}, op: op{kind: "stat", path: "e"}, want: ok(result{kind: "dir", perm: 0o755})},
+		// K3: hidden keys.
+		{rule: "K3", name: "dot components are hidden", keys: map[string]string{"x/../y": "1", "x/./y": "2", "./z": "3", "../w": "4", "v/.": "5", "v/..": "6", "ok": "7"},
+			op: op{kind: "readdir", path: ""}, want: ok(names("ok", "v", "x"))},
+		{rule: "K3", name: "directory of hidden keys is empty", keys: map[string]string{"x/../y": "1", "x/./y": "2"}, op: op{kind: "readdir", path: "x"}, want: ok(names())},
+		{rule: "K3", name: "empty component is hidden", keys: map[string]string{"a//b": "1", "a/c": "2"}, op: op{kind: "readdir", path: "a"}, want: ok(names("c"))},
+		{rule: "K3", name: "255-byte name is shown", keys: map[string]string{long255: "1"}, op: op{kind: "readdir", path: ""}, want: ok(names(long255))},
+		{rule: "K3", name: "256-byte name is hidden", keys: map[string]string{long256: "1", "b": "2"}, op: op{kind: "readdir", path: ""}, want: ok(names("b"))},
+		{rule: "K3", name: "256-byte name cannot be looked up", keys: map[string]string{long256: "1"}, op: op{kind: "stat", path: long256}, want: errno(syscall.ENAMETOOLONG)},
+		{rule: "K3", name: "trailing /. key does not make a file", keys: map[string]string{"t/.": "1"}, op: op{kind: "stat", path: "t"}, want: ok(result{kind: "dir", perm: 0o755})},
+		// K4: shadowing.
+		{rule: "K4", name: "directory shadows file", keys: map[string]string{"a": "file", "a/x": "1"}, op: op{kind: "stat", path: "a"}, want: ok(result{kind: "dir", perm: 0o755})},
+		{rule: "K4", name: "a/a and a/a/ together", keys: map[string]string{"a/a": "file", "a/a/": ""}, op: op{kind: "stat", path: "a/a"}, want: ok(result{kind: "dir", perm: 0o755})},
+		{rule: "K4", name: "a/a and a/a/ listed once", keys: map[string]string{"a/a": "file", "a/a/": ""}, op: op{kind: "readdir", path: "a"}, want: ok(names("a"))},
+		{rule: "K4", name: "file reappears when directory goes", keys: map[string]string{"a": "file", "a/x": "1"},
+			op: op{kind: "stat", path: "a", then: func(t *testing.T, m *harness.Mount) {
+				if _, err := os.Stat(m.Path("a")); err != nil {
+					t.Fatal(err)
+				}
+				m.Delete(t, "a/x")
+				time.Sleep(1100 * time.Millisecond) // the minimal metadata TTL (S3)
+			}}, want: ok(result{kind: "file", size: 4, perm: 0o644})},
+		// K5: names are bytes.
+		{rule: "K5", name: "backslash, space and unicode names as stored", keys: map[string]string{`b\s`: "1", "with space": "2", "ünï": "3", "Z": "4"},
+			op: op{kind: "readdir", path: ""}, want: ok(names("Z", `b\s`, "with space", "ünï"))},
+		// K6: order and uniqueness.
+		{rule: "K6", name: "-a- before -a/ in S3, but names in byte order", keys: map[string]string{"-a-": "1", "-a/x": "2"}, op: op{kind: "readdir", path: ""}, want: ok(names("-a", "-a-"))},
+		{rule: "K6", name: "file and directory of one name listed once", keys: map[string]string{"a": "1", "a/x": "2", "b": "3"}, op: op{kind: "readdir", path: ""}, want: ok(names("a", "b"))},
+		{rule: "K6", name: "directory of several listing pages", keys: bigDir(), op: op{kind: "readdir", path: "big"}, want: ok(bigDirNames())},
+		// K7: a path maps to one key.
+		{rule: "K7", name: "odd bytes map to the key", keys: map[string]string{"p q/r+s%t&u": "content"}, op: op{kind: "read", path: "p q/r+s%t&u"}, want: ok(result{data: "content"})},
+		// K8: the prefix is the root.
+		{rule: "K8", name: "only the prefix is shown", prefix: "pre/", keys: map[string]string{"pre/a": "1", "pre": "2", "pref/c": "3", "other/b": "4"}, op: op{kind: "readdir", path: ""}, want: ok(names("a"))},
+		{rule: "K8", name: "outside the prefix is not found", prefix: "pre/", keys: map[string]string{"pre/a": "1", "other": "4"}, op: op{kind: "stat", path: "other"}, want: errno(syscall.ENOENT)},
+		{rule: "K8", name: "file below the prefix reads", prefix: "pre/sub/", keys: map[string]string{"pre/sub/f": "deep"}, op: op{kind: "read", path: "f"}, want: ok(result{data: "deep"})},
+		// S1: reads.
+		{rule: "S1", name: "read whole file", keys: map[string]string{"f": "hello world"}, op: op{kind: "read", path: "f"}, want: ok(result{data: "hello world"})},
+		{rule: "S1", name: "read in the middle", keys: map[string]string{"f": "hello world"}, op: op{kind: "pread", path: "f", off: 6, n: 3}, want: ok(result{data: "wor"})},
+		{rule: "S1", name: "read the last byte", keys: map[string]string{"f": "hello world"}, op: op{kind: "pread", path: "f", off: 10, n: 5}, want: ok(result{data: "d"})},
+		{rule: "S1", name: "read past the end", keys: map[string]string{"f": "hello"}, op: op{kind: "pread", path: "f", off: 100, n: 5}, want: ok(result{data: ""})},
+		{rule: "S1", name: "read an empty object", keys: map[string]string{"empty": ""}, op: op{kind: "read", path: "empty"}, want: ok(result{data: ""})},
+		{rule: "S1", name: "missing file", keys: map[string]string{"f": "1"}, op: op{kind: "read", path: "nope"}, want: errno(syscall.ENOENT)},
+		// S3: metadata TTL; listings are never stale.
+		{rule: "S3", name: "listing shows a key added behind the mount", keys: map[string]string{"a": "1"},
+			op: op{kind: "readdir", path: "", then: func(t *testing.T, m *harness.Mount) {
+				if _, err := getdents(m.Dir); err != nil {
+					t.Fatal(err)
+				}
+				m.Put(t, "b", []byte("2"))
+			}}, want: ok(names("a", "b"))},
+		{rule: "S3", name: "size changes after the TTL", keys: map[string]string{"f": "short"},
+			op: op{kind: "stat", path: "f", then: func(t *testing.T, m *harness.Mount) {
+				if _, err := os.Stat(m.Path("f")); err != nil {
+					t.Fatal(err)
+				}
+				m.Put(t, "f", []byte("a longer body"))
+				time.Sleep(1100 * time.Millisecond)
+			}}, want: ok(result{kind: "file", size: 13, perm: 0o644})},
+		{rule: "S3", name: "deleted behind the mount is gone after the TTL", keys: map[string]string{"f": "x"},
+			op: op{kind: "stat", path: "f", then: func(t *testing.T, m *harness.Mount) {
+				if _, err := os.Stat(m.Path("f")); err != nil {
+					t.Fatal(err)
+				}
+				m.Delete(t, "f")
+				time.Sleep(1100 * time.Millisecond)
+			}}, want: errno(syscall.ENOENT)},
+		// S9: attributes.
+		{rule: "S9", name: "file mode and size", keys: map[string]string{"f": "12345"}, op: op{kind: "stat", path: "f"}, want: ok(result{kind: "file", size: 5, perm: 0o644})},
+		{rule: "S9", name: "root is a 0755 directory", keys: map[string]string{}, op: op{kind: "stat", path: ""}, want: ok(result{kind: "dir", perm: 0o755})},
+		{rule: "S10", name: "directory cannot be opened for writing", keys: map[string]string{"d/x": "1"}, op: op{kind: "open-write", path: "d"}, want: errno(syscall.EISDIR)},
+	}
+}
+
+func bigDir() map[string]string {
+	keys := map[string]string{"big/-a-": "x", "big/-a/x": "y"}
+	for i := 0; i < 1100; i++ {
+		keys[fmt.Sprintf("big/f%04d", i)] = ""
+	}
+	return keys
+}
+
+func bigDirNames() result {
+	n := []string{"-a", "-a-"}
+	for i := 0; i < 1100; i++ {
+		n = append(n, fmt.Sprintf("f%04d", i))
+	}
+	return names(n...)
+}
+
+func TestPOSIXTable(t *testing.T) {
+	for _, r := range posixTable() {
+		t.Run(r.rule+"/"+r.name, func(t *testing.T) {
+			t.Parallel()
+			srv, store := harness.NewServer(t)
+			m := harness.MountServer(t, srv, store, harness.Options{Prefix: r.prefix})
+			for k, v := range r.keys {
+				m.Put(t, k, []byte(v))
+			}
+			if r.op.then != nil {
+				r.op.then(t, m)
+			}
+			want := r.want["streaming"]
+			got, err := apply(m, r.op)
+			if e := errnoOf(err); e != want.errno {
+				t.Fatalf("%s %q: errno %v (%v), want %v", r.op.kind, r.op.path, e, err, want.errno)
+			}
+			if want.errno != 0 {
+				return
+			}
+			check(t, r.op, got, want)
+		})
+	}
+}
+
+func apply(m *harness.Mount, o op) (result, error) {
+	p := m.Path(o.path)
+	switch o.kind {
+	case "readdir":
+		n, err := getdents(p)
+		return result{names: n}, err
+	case "stat":
+		st, err := os.Stat(p)
+		if err != nil {
+			return result{}, err
+		}
+		k := "file"
+		if st.IsDir() {
+			k = "dir"
+		}
+		return result{kind: k, size: st.Size(), perm: st.Mode().Perm()}, nil
+	case "read":
+		b, err := os.ReadFile(p)
+		return result{data: string(b)}, err
+	case "pread":
+		b, err := pread(p, o.off, o.n)
+		return result{data: string(b)}, err
+	case "open-write":
+		f, err := os.OpenFile(p, os.O_WRONLY, 0)
+		if err == nil {
+			f.Close()
+		}
+		return result{}, err
+	}
+	panic("unknown op " + o.kind)
+}
+
+func check(t *testing.T, o op, got, want result) {
+	t.Helper()
+	switch o.kind {
+	case "readdir":
+		if !slices.Equal(got.names, want.names) {
+			t.Fatalf("readdir %q:\n got %q\nwant %q", o.path, abbreviate(got.names), abbreviate(want.names))
+		}
+	case "stat":
+		if got.kind != want.kind || (want.kind == "file" && got.size != want.size) || got.perm != want.perm {
+			t.Fatalf("stat %q: got %+v, want %+v", o.path, got, want)
+		}
+	case "read", "pread":
+		if !bytes.Equal([]byte(got.data), []byte(want.data)) {
+			t.Fatalf("%s %q: got %q, want %q", o.kind, o.path, got.data, want.data)
+		}
+	}
+}
+
+func abbreviate(n []string) []string {
+	if len(n) > 12 {
+		return append(append(slices.Clone(n[:6]), "..."), n[len(n)-4:]...)
+	}
+	return n
+}

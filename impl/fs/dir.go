@@ -1,0 +1,138 @@
+package fs
+
+import (
+	"context"
+	"strings"
+	"sync"
+
+	"github.com/mount-s3/mount-s3/impl/s3"
+	"github.com/mount-s3/mount-s3/spec/keymap"
+)
+
+// DirEntry is one entry of a directory listing as readdir returns it. Offset is the value
+// to pass to ReadDir to continue after this entry.
+type DirEntry struct {
+	Offset uint64
+	Inode  InodeID
+	Name   string
+	Kind   keymap.Kind
+}
+
+// dirHandle is an open directory. Its listing is taken when the first ReadDir at offset 0
+// arrives (opendir, or rewinddir), so a listing is never stale (S3).
+type dirHandle struct {
+	mu      sync.Mutex
+	inode   InodeID
+	path    string
+	entries []DirEntry // GUARDED_BY(mu); nil until listed
+}
+
+// OpenDir opens a directory for reading.
+// LOCKS_EXCLUDED(f.mu)
+func (f *FS) OpenDir(ctx context.Context, id InodeID) (HandleID, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	in := f.inodes.get(id)
+	if in == nil {
+		return 0, newError("opendir", "", CodeBadHandle, "unknown inode")
+	}
+	if in.kind != keymap.Dir {
+		return 0, newError("opendir", in.path, CodeNotDir, "not a directory")
+	}
+	return f.addHandle(&dirHandle{inode: id, path: in.path}), nil
+}
+
+// ReadDir returns the entries after offset (0 for the start), "." and ".." first, then the
+// names in byte order (K6). A read at offset 0 lists the directory afresh.
+// LOCKS_EXCLUDED(f.mu)
+func (f *FS) ReadDir(ctx context.Context, h HandleID, offset uint64) ([]DirEntry, error) {
+	dh, err := handleOf[*dirHandle](f, h, "readdir")
+	if err != nil {
+		return nil, err
+	}
+	dh.mu.Lock()
+	defer dh.mu.Unlock()
+	if offset == 0 || dh.entries == nil {
+		entries, err := f.list(ctx, dh)
+		if err != nil {
+			return nil, err
+		}
+		dh.entries = entries
+	}
+	if offset >= uint64(len(dh.entries)) {
+		return nil, nil
+	}
+	return dh.entries[offset:], nil
+}
+
+// list reads the whole directory from the store, page by page, and records what the listing
+// says about each child so that the lookups of an `ls -l` that follow need no request.
+// LOCKS_EXCLUDED(f.mu)
+func (f *FS) list(ctx context.Context, dh *dirHandle) ([]DirEntry, error) {
+	dirKey := keymap.DirKey(f.prefix, dh.path)
+	var (
+		listing keymap.Listing
+		objects = map[string]s3.ObjectInfo{}
+		token   string
+	)
+	for {
+		page, err := f.store.List(ctx, s3.ListInput{Prefix: dirKey, Delimiter: keymap.Delimiter, ContinuationToken: token})
+		if err != nil {
+			return nil, storeError("readdir", dh.path, err)
+		}
+		for _, o := range page.Objects {
+			rel := strings.TrimPrefix(o.Key, dirKey)
+			listing.AddObject(rel)
+			objects[rel] = o
+		}
+		for _, p := range page.CommonPrefixes {
+			listing.AddCommonPrefix(strings.TrimPrefix(p, dirKey))
+		}
+		if page.NextContinuationToken == "" {
+			break
+		}
+		token = page.NextContinuationToken
+	}
+
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	now := f.clock.Now()
+	parent := RootID
+	if dh.path != "" {
+		parentPath, _ := keymap.Split(dh.path)
+		parent = f.inodes.number(parentPath, keymap.Dir)
+	}
+	out := []DirEntry{
+		{Offset: 1, Inode: dh.inode, Name: ".", Kind: keymap.Dir},
+		{Offset: 2, Inode: parent, Name: "..", Kind: keymap.Dir},
+	}
+	for _, e := range listing.Entries() {
+		path := keymap.Join(dh.path, e.Name)
+		in := f.inodes.getOrCreate(path, e.Kind)
+		f.setMetaLocked(in, objects[e.Name], now)
+		delete(f.negative, path)
+		out = append(out, DirEntry{Offset: uint64(len(out) + 1), Inode: in.id, Name: e.Name, Kind: e.Kind})
+	}
+	return out, nil
+}
+
+// ReleaseDir closes a directory handle.
+// LOCKS_EXCLUDED(f.mu)
+func (f *FS) ReleaseDir(h HandleID) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	delete(f.handles, h)
+}
+
+// handleOf returns the open handle h if it is of type T.
+// LOCKS_EXCLUDED(f.mu)
+func handleOf[T any](f *FS, h HandleID, op string) (T, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	v, ok := f.handles[h].(T)
+	if !ok {
+		var zero T
+		return zero, newError(op, "", CodeBadHandle, "unknown handle")
+	}
+	return v, nil
+}

@@ -1,0 +1,79 @@
+package fs
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/mount-s3/mount-s3/impl/s3"
+)
+
+// Code classifies every error the file system returns. mount/ owns the one table from Code to
+// errno; nothing else in the product picks an errno.
+type Code int
+
+const (
+	CodeIO           Code = iota // the store failed or answered something unexpected
+	CodeNotFound                 // no such file or directory
+	CodeExists                   // the name already exists
+	CodeNotDir                   // a path component is not a directory
+	CodeIsDir                    // a file operation on a directory
+	CodeNotEmpty                 // rmdir of a directory with entries
+	CodePerm                     // the operation is not permitted by the mode's rules
+	CodeAccess                   // the store refused our credentials
+	CodeInvalid                  // bad argument, e.g. a non-sequential write in streaming mode
+	CodeNotSupported             // the operation does not exist in this mode
+	CodeReadOnly                 // the mount is read-only
+	CodeNameTooLong              // a name longer than NAME_MAX
+	CodeBadHandle                // an unknown handle (a bug in the caller or the kernel)
+	CodeCrossDevice              // rename that cannot be done in this mode
+	CodeNoSpace                  // the local disk is full
+	CodeInterrupted              // the caller gave up (context cancelled)
+)
+
+// Error is what every fs method returns on failure: which operation on which path failed,
+// how to classify it, and why (the cause, or a sentence for the log).
+type Error struct {
+	Op   string
+	Path string
+	Code Code
+	Err  error
+}
+
+func (e *Error) Error() string {
+	return fmt.Sprintf("%s %q: %v", e.Op, "/"+e.Path, e.Err)
+}
+
+func (e *Error) Unwrap() error { return e.Err }
+
+// newError builds an Error with a plain reason.
+func newError(op, path string, code Code, reason string) *Error {
+	return &Error{Op: op, Path: path, Code: code, Err: errors.New(reason)}
+}
+
+// storeError classifies an error from the store. This is the one place where store errors
+// become file-system error codes.
+func storeError(op, path string, err error) *Error {
+	code := CodeIO
+	switch {
+	case errors.Is(err, s3.ErrNotFound):
+		code = CodeNotFound
+	case errors.Is(err, s3.ErrAccessDenied):
+		code = CodeAccess
+	case errors.Is(err, context.Canceled):
+		code = CodeInterrupted
+	}
+	return &Error{Op: op, Path: path, Code: code, Err: err}
+}
+
+// CodeOf returns the code of err: its own if it is an *Error, CodeIO otherwise.
+func CodeOf(err error) Code {
+	var e *Error
+	if errors.As(err, &e) {
+		return e.Code
+	}
+	if errors.Is(err, context.Canceled) {
+		return CodeInterrupted
+	}
+	return CodeIO
+}

@@ -1,0 +1,173 @@
+package fs
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"sync"
+	"time"
+
+	"github.com/mount-s3/mount-s3/impl/clock"
+	"github.com/mount-s3/mount-s3/impl/s3"
+	"github.com/mount-s3/mount-s3/spec/keymap"
+)
+
+// InodeID identifies an inode for the life of a mount. RootID is the mount root.
+type InodeID uint64
+
+// HandleID identifies an open file or directory.
+type HandleID uint64
+
+// RootID is the inode number of the mount root, as FUSE requires.
+const RootID InodeID = 1
+
+// Config is everything the file system depends on.
+type Config struct {
+	// Dependencies.
+	Store  s3.Store
+	Clock  clock.Clock  // defaults to the wall clock
+	Logger *slog.Logger // defaults to discarding
+
+	// Prefix is the mount prefix (K8): empty or ending in '/'.
+	Prefix string
+
+	// S9: attributes that S3 does not store.
+	UID, GID uint32
+	FileMode os.FileMode // permission bits of files, default 0644
+	DirMode  os.FileMode // permission bits of directories, default 0755
+
+	// S3: how long metadata may be served without asking the store again, for names that
+	// exist (MetadataTTL) and for names that do not (NegativeTTL).
+	MetadataTTL time.Duration
+	NegativeTTL time.Duration
+}
+
+// MinimalTTL is the TTL of `--metadata-ttl minimal`: long enough that one `ls -l` does not
+// ask the store twice about each name, short enough that other writers' changes show at once.
+const MinimalTTL = time.Second
+
+// Attr is what stat shows for an inode (S9).
+type Attr struct {
+	Inode InodeID
+	Size  uint64
+	Mode  os.FileMode // type bits and permissions
+	Nlink uint32
+	UID   uint32
+	GID   uint32
+	Atime time.Time
+	Mtime time.Time
+	Ctime time.Time
+}
+
+// Entry is the answer to a lookup: the child's attributes and how long the kernel may keep
+// the name and the attributes.
+type Entry struct {
+	Attr    Attr
+	Expires time.Time
+}
+
+// FS is the file system. All methods are safe for concurrent use.
+type FS struct {
+	// Dependencies.
+	store  s3.Store
+	clock  clock.Clock
+	log    *slog.Logger
+	prefix string
+
+	// Constant data.
+	cfg     Config
+	mounted time.Time // mtime of directories, which S3 does not have
+
+	// Mutable state.
+	mu sync.Mutex
+	// inodes holds the numbers and cached metadata of every path the kernel knows. GUARDED_BY(mu)
+	inodes inodeTable
+	// negative remembers names that did not exist, until the time given. GUARDED_BY(mu)
+	negative map[string]time.Time
+	// handles are the open files and directories. GUARDED_BY(mu)
+	handles    map[HandleID]any
+	nextHandle HandleID // GUARDED_BY(mu)
+}
+
+// New builds a file system over cfg.Store. It does not talk to the store.
+func New(cfg Config) (*FS, error) {
+	if cfg.Store == nil {
+		return nil, fmt.Errorf("fs: no store")
+	}
+	if err := keymap.ValidatePrefix(cfg.Prefix); err != nil {
+		return nil, err
+	}
+	if cfg.Clock == nil {
+		cfg.Clock = clock.Real{}
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	if cfg.FileMode == 0 {
+		cfg.FileMode = 0o644
+	}
+	if cfg.DirMode == 0 {
+		cfg.DirMode = 0o755
+	}
+	f := &FS{
+		store:    cfg.Store,
+		clock:    cfg.Clock,
+		log:      cfg.Logger,
+		prefix:   cfg.Prefix,
+		cfg:      cfg,
+		mounted:  cfg.Clock.Now(),
+		negative: map[string]time.Time{},
+		handles:  map[HandleID]any{},
+	}
+	f.inodes.init(f.mounted)
+	return f, nil
+}
+
+// Prefix returns the mount prefix.
+func (f *FS) Prefix() string { return f.prefix }
+
+// attrOf builds the attributes of an inode from its cached metadata (S9).
+// LOCKS_REQUIRED(f.mu)
+func (f *FS) attrOf(in *inode) Attr {
+	a := Attr{Inode: in.id, UID: f.cfg.UID, GID: f.cfg.GID, Nlink: 1}
+	if in.kind == keymap.Dir {
+		a.Mode = os.ModeDir | f.cfg.DirMode
+		a.Nlink = 2
+		a.Mtime = f.mounted
+	} else {
+		a.Mode = f.cfg.FileMode
+		a.Size = uint64(in.size)
+		a.Mtime = in.mtime
+	}
+	a.Atime, a.Ctime = a.Mtime, a.Mtime
+	return a
+}
+
+// addHandle registers h and returns its id.
+// LOCKS_REQUIRED(f.mu)
+func (f *FS) addHandle(h any) HandleID {
+	f.nextHandle++
+	f.handles[f.nextHandle] = h
+	return f.nextHandle
+}
+
+// StatFS describes the file system for statfs(2). S3 has no capacity, so it reports a large
+// constant that keeps programs that check free space happy.
+type StatFS struct {
+	BlockSize   uint32
+	Blocks      uint64
+	BlocksFree  uint64
+	Inodes      uint64
+	InodesFree  uint64
+	MaxNameLen  uint32
+	IOBlockSize uint32
+}
+
+// StatFS returns file-system statistics.
+func (f *FS) StatFS(ctx context.Context) StatFS {
+	const blocks = 1 << 40 // 4 PiB in 4 KiB blocks
+	return StatFS{BlockSize: 4096, Blocks: blocks, BlocksFree: blocks, Inodes: 1 << 40, InodesFree: 1 << 40,
+		MaxNameLen: keymap.MaxNameLen, IOBlockSize: 1 << 20}
+}

@@ -1,0 +1,159 @@
+package fs_test
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/mount-s3/mount-s3/impl/clock"
+	"github.com/mount-s3/mount-s3/impl/fs"
+	"github.com/mount-s3/mount-s3/impl/s3"
+	"github.com/mount-s3/mount-s3/impl/s3/embedded"
+	"github.com/mount-s3/mount-s3/spec/keymap"
+)
+
+type fixture struct {
+	fs    *fs.FS
+	store s3.Store
+	clock *clock.Fake
+}
+
+func newFixture(t *testing.T, prefix string, keys map[string]string) *fixture {
+	t.Helper()
+	srv, err := embedded.Start(embedded.Options{Buckets: []string{"b"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { srv.Close() })
+	store, err := s3.NewSDKStore(context.Background(), s3.Config{Bucket: "b", EndpointURL: srv.URL(), ForcePathStyle: true, StaticCredentials: embedded.Credentials})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for k, v := range keys {
+		if _, err := store.Put(context.Background(), k, bytes.NewReader([]byte(v)), int64(len(v)), s3.WriteOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	clk := clock.NewFake(time.Unix(1_700_000_000, 0))
+	f, err := fs.New(fs.Config{Store: store, Clock: clk, Prefix: prefix, MetadataTTL: time.Second, NegativeTTL: time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &fixture{fs: f, store: store, clock: clk}
+}
+
+// walk lists the whole visible tree through Lookup/ReadDir, as the kernel would.
+func (x *fixture) walk(t *testing.T) map[string]keymap.Kind {
+	t.Helper()
+	ctx := context.Background()
+	out := map[string]keymap.Kind{"": keymap.Dir}
+	var visit func(id fs.InodeID, path string)
+	visit = func(id fs.InodeID, path string) {
+		h, err := x.fs.OpenDir(ctx, id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer x.fs.ReleaseDir(h)
+		entries, err := x.fs.ReadDir(ctx, h, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, e := range entries[2:] {
+			p := keymap.Join(path, e.Name)
+			out[p] = e.Kind
+			got, err := x.fs.Lookup(ctx, id, e.Name)
+			if err != nil {
+				t.Fatalf("lookup %q: %v", p, err)
+			}
+			if got.Attr.Inode != e.Inode {
+				t.Errorf("%q: readdir inode %d, lookup inode %d", p, e.Inode, got.Attr.Inode)
+			}
+			if e.Kind == keymap.Dir {
+				visit(e.Inode, p)
+			}
+		}
+	}
+	visit(fs.RootID, "")
+	return out
+}
+
+// The tree the core shows is exactly the tree the specification derives from the keys.
+func TestTreeMatchesSpec(t *testing.T) {
+	keys := []string{"a", "a/x", "-a-", "-a/y", "d/", "d/e/f", "h/../i", "j//k", "p q/r", "l/.", "m/m", "m/m/"}
+	for _, prefix := range []string{"", "d/"} {
+		t.Run(fmt.Sprintf("prefix=%q", prefix), func(t *testing.T) {
+			m := map[string]string{}
+			for _, k := range keys {
+				m[k] = "v"
+			}
+			x := newFixture(t, prefix, m)
+			got := x.walk(t)
+			want := keymap.Tree(prefix, keys)
+			if fmt.Sprint(got) != fmt.Sprint(want) {
+				t.Fatalf("tree\n got %v\nwant %v", got, want)
+			}
+		})
+	}
+}
+
+func TestReadAndTTL(t *testing.T) {
+	ctx := context.Background()
+	x := newFixture(t, "", map[string]string{"f": "hello"})
+	e, err := x.fs.Lookup(ctx, fs.RootID, "f")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if e.Attr.Size != 5 {
+		t.Fatalf("size %d", e.Attr.Size)
+	}
+	// A change in the bucket is not seen within the TTL (S3) and is seen after it.
+	if _, err := x.store.Put(ctx, "f", bytes.NewReader([]byte("hello world")), 11, s3.WriteOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	a, _, err := x.fs.GetAttr(ctx, e.Attr.Inode)
+	if err != nil || a.Size != 5 {
+		t.Fatalf("within TTL: size %d err %v, want the cached 5", a.Size, err)
+	}
+	x.clock.Advance(2 * time.Second)
+	a, _, err = x.fs.GetAttr(ctx, e.Attr.Inode)
+	if err != nil || a.Size != 11 {
+		t.Fatalf("after TTL: size %d err %v, want 11", a.Size, err)
+	}
+	h, err := x.fs.Open(ctx, e.Attr.Inode, fs.OpenFlags{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer x.fs.Release(h)
+	buf := make([]byte, 64)
+	n, err := x.fs.Read(ctx, h, 6, buf)
+	if err != nil || string(buf[:n]) != "world" {
+		t.Fatalf("read %q %v", buf[:n], err)
+	}
+	// A version changed after open is not mixed into the read.
+	if _, err := x.store.Put(ctx, "f", bytes.NewReader([]byte("HELLO WORLD")), 11, s3.WriteOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := x.fs.Read(ctx, h, 0, buf); fs.CodeOf(err) != fs.CodeIO {
+		t.Fatalf("read of a changed object: %v, want an I/O error", err)
+	}
+}
+
+func TestNegativeLookupTTL(t *testing.T) {
+	ctx := context.Background()
+	x := newFixture(t, "", nil)
+	if _, err := x.fs.Lookup(ctx, fs.RootID, "n"); fs.CodeOf(err) != fs.CodeNotFound {
+		t.Fatalf("lookup: %v", err)
+	}
+	if _, err := x.store.Put(ctx, "n", bytes.NewReader(nil), 0, s3.WriteOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := x.fs.Lookup(ctx, fs.RootID, "n"); fs.CodeOf(err) != fs.CodeNotFound {
+		t.Fatalf("within the negative TTL: %v, want not found", err)
+	}
+	x.clock.Advance(2 * time.Second)
+	if _, err := x.fs.Lookup(ctx, fs.RootID, "n"); err != nil {
+		t.Fatalf("after the negative TTL: %v", err)
+	}
+}

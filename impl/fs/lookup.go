@@ -1,0 +1,173 @@
+package fs
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"time"
+
+	"github.com/mount-s3/mount-s3/impl/s3"
+	"github.com/mount-s3/mount-s3/spec/keymap"
+)
+
+// Lookup resolves name in directory parent and counts one kernel reference to the result.
+// LOCKS_EXCLUDED(f.mu)
+func (f *FS) Lookup(ctx context.Context, parent InodeID, name string) (Entry, error) {
+	f.mu.Lock()
+	dir := f.inodes.get(parent)
+	if dir == nil {
+		f.mu.Unlock()
+		return Entry{}, newError("lookup", name, CodeBadHandle, "unknown parent inode")
+	}
+	if dir.kind != keymap.Dir {
+		f.mu.Unlock()
+		return Entry{}, newError("lookup", name, CodeNotDir, "parent is not a directory")
+	}
+	path := keymap.Join(dir.path, name)
+	if len(name) > keymap.MaxNameLen {
+		f.mu.Unlock()
+		return Entry{}, newError("lookup", path, CodeNameTooLong, "name longer than 255 bytes")
+	}
+	if !keymap.ValidName(name) {
+		f.mu.Unlock()
+		return Entry{}, newError("lookup", path, CodeNotFound, "not a valid name (K3)")
+	}
+	now := f.clock.Now()
+	if in := f.freshChildLocked(path, now); in != nil {
+		in.lookups++
+		e := f.entryLocked(in)
+		f.mu.Unlock()
+		return e, nil
+	}
+	if until, ok := f.negative[path]; ok {
+		if now.Before(until) {
+			f.mu.Unlock()
+			return Entry{}, newError("lookup", path, CodeNotFound, "no such object or prefix (cached)")
+		}
+		delete(f.negative, path)
+	}
+	f.mu.Unlock()
+
+	res, err := f.resolve(ctx, path)
+	if err != nil {
+		return Entry{}, err
+	}
+
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if !res.found {
+		if f.cfg.NegativeTTL > 0 {
+			f.negative[path] = now.Add(f.cfg.NegativeTTL)
+		}
+		return Entry{}, newError("lookup", path, CodeNotFound, "no such object or prefix")
+	}
+	in := f.inodes.getOrCreate(path, res.kind)
+	f.setMetaLocked(in, res.info, now)
+	in.lookups++
+	return f.entryLocked(in), nil
+}
+
+// freshChildLocked returns the live inode at path whose metadata is still valid, preferring a
+// directory (K4).
+// LOCKS_REQUIRED(f.mu)
+func (f *FS) freshChildLocked(path string, now time.Time) *inode {
+	for _, k := range []keymap.Kind{keymap.Dir, keymap.File} {
+		id, ok := f.inodes.numbers[nodeKey{path, k}]
+		if !ok {
+			continue
+		}
+		if in := f.inodes.get(id); in != nil && now.Before(in.validUntil) {
+			return in
+		}
+	}
+	return nil
+}
+
+// setMetaLocked records what the store said about in, valid for the metadata TTL.
+// LOCKS_REQUIRED(f.mu)
+func (f *FS) setMetaLocked(in *inode, info s3.ObjectInfo, now time.Time) {
+	if in.kind == keymap.File {
+		in.size, in.mtime, in.etag = info.Size, info.LastModified, info.ETag
+	}
+	in.validUntil = now.Add(f.cfg.MetadataTTL)
+}
+
+// entryLocked is the lookup answer for in.
+// LOCKS_REQUIRED(f.mu)
+func (f *FS) entryLocked(in *inode) Entry {
+	return Entry{Attr: f.attrOf(in), Expires: f.clock.Now().Add(f.cfg.MetadataTTL)}
+}
+
+type resolution struct {
+	found bool
+	kind  keymap.Kind
+	info  s3.ObjectInfo
+}
+
+// resolve asks the store what path is: it HEADs the file key and lists one key below the
+// directory key at the same time, and lets keymap.ResolveLookup decide (K4).
+// LOCKS_EXCLUDED(f.mu)
+func (f *FS) resolve(ctx context.Context, path string) (resolution, error) {
+	var (
+		wg               sync.WaitGroup
+		info             s3.ObjectInfo
+		headErr, listErr error
+		below            bool
+	)
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		info, headErr = f.store.Head(ctx, keymap.FileKey(f.prefix, path))
+	}()
+	page, err := f.store.List(ctx, s3.ListInput{Prefix: keymap.DirKey(f.prefix, path), MaxKeys: 1})
+	listErr = err
+	below = err == nil && (len(page.Objects) > 0 || len(page.CommonPrefixes) > 0)
+	wg.Wait()
+
+	if listErr != nil {
+		return resolution{}, storeError("lookup", path, listErr)
+	}
+	exists := headErr == nil
+	if headErr != nil && !errors.Is(headErr, s3.ErrNotFound) {
+		return resolution{}, storeError("lookup", path, headErr)
+	}
+	kind, found := keymap.ResolveLookup(exists, below)
+	return resolution{found: found, kind: kind, info: info}, nil
+}
+
+// GetAttr returns the attributes of an inode, asking the store again once the cached metadata
+// is older than the metadata TTL (S3).
+// LOCKS_EXCLUDED(f.mu)
+func (f *FS) GetAttr(ctx context.Context, id InodeID) (Attr, time.Time, error) {
+	f.mu.Lock()
+	in := f.inodes.get(id)
+	if in == nil {
+		f.mu.Unlock()
+		return Attr{}, time.Time{}, newError("getattr", "", CodeBadHandle, "unknown inode")
+	}
+	now := f.clock.Now()
+	if in.kind == keymap.Dir || now.Before(in.validUntil) {
+		a := f.attrOf(in)
+		f.mu.Unlock()
+		return a, now.Add(f.cfg.MetadataTTL), nil
+	}
+	path := in.path
+	f.mu.Unlock()
+
+	info, err := f.store.Head(ctx, keymap.FileKey(f.prefix, path))
+	if err != nil {
+		return Attr{}, time.Time{}, storeError("getattr", path, err)
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.setMetaLocked(in, info, now)
+	return f.attrOf(in), now.Add(f.cfg.MetadataTTL), nil
+}
+
+// Forget drops n kernel references to an inode.
+// LOCKS_EXCLUDED(f.mu)
+func (f *FS) Forget(id InodeID, n uint64) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.inodes.forget(id, n)
+}

@@ -1,0 +1,229 @@
+package embedded
+
+import (
+	"bytes"
+	"encoding/xml"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"strings"
+	"sync"
+
+	"github.com/johannesboyne/gofakes3"
+)
+
+// fixes sits in front of gofakes3's handler and answers, itself, the requests gofakes3
+// gets wrong. Everything else passes through untouched.
+type fixes struct {
+	next    http.Handler
+	backend gofakes3.Backend
+	// completeMu makes "check the condition, then complete" atomic against other
+	// conditional completions (gofakes3 ignores If-Match / If-None-Match on completion).
+	completeMu sync.Mutex
+}
+
+func (f *fixes) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	bucket, key, _ := strings.Cut(strings.TrimPrefix(r.URL.Path, "/"), "/")
+	q := r.URL.Query()
+	_, uploads := q["uploads"]
+	uploadID := q.Get("uploadId")
+	plainObject := key != "" && uploadID == "" && !uploads && !q.Has("versionId") && !q.Has("versions")
+
+	switch {
+	case bucket != "" && key == "" && r.Method == http.MethodGet && uploads:
+		f.listUploads(w, r, bucket)
+	case bucket != "" && key == "" && r.Method == http.MethodGet && q.Get("list-type") == "2":
+		f.listV2(w, r, bucket)
+	case plainObject && (r.Method == http.MethodGet || r.Method == http.MethodHead) && r.Header.Get("If-Match") != "":
+		f.getIfMatch(w, r, bucket, key)
+	case plainObject && r.Method == http.MethodPut && r.Header.Get("X-Amz-Copy-Source") != "":
+		f.copyObject(w, r, bucket, key)
+	case key != "" && uploadID != "" && r.Method == http.MethodPost:
+		f.complete(w, r, bucket, key)
+	default:
+		f.next.ServeHTTP(w, r)
+	}
+}
+
+// listUploads: gofakes3 answers NoSuchUpload for a bucket that has never had an upload;
+// S3 answers an empty list.
+func (f *fixes) listUploads(w http.ResponseWriter, r *http.Request, bucket string) {
+	rec := httptest.NewRecorder()
+	f.next.ServeHTTP(rec, r)
+	if rec.Code == http.StatusNotFound && bytes.Contains(rec.Body.Bytes(), []byte(string(gofakes3.ErrNoSuchUpload))) {
+		writeXML(w, http.StatusOK, gofakes3.ListMultipartUploadsResult{
+			Bucket:     bucket,
+			Prefix:     r.URL.Query().Get("prefix"),
+			MaxUploads: gofakes3.DefaultMaxUploads,
+		})
+		return
+	}
+	replay(w, rec)
+}
+
+// getIfMatch: gofakes3 ignores If-Match on GET and HEAD, so a reader could mix two
+// versions of an object. The check and the read are not atomic here; a write landing in
+// between is served, which is good enough for a test server.
+func (f *fixes) getIfMatch(w http.ResponseWriter, r *http.Request, bucket, key string) {
+	obj, err := f.backend.HeadObject(bucket, key)
+	if err != nil {
+		f.next.ServeHTTP(w, r) // let gofakes3 produce its NoSuchKey / NoSuchBucket
+		return
+	}
+	obj.Contents.Close()
+	if !etagMatches(r.Header.Get("If-Match"), obj.Hash) {
+		writeError(w, r, gofakes3.ErrorMessage(gofakes3.ErrPreconditionFailed, "At least one of the pre-conditions you specified did not hold"))
+		return
+	}
+	f.next.ServeHTTP(w, r)
+}
+
+func etagMatches(header string, hash []byte) bool {
+	etag := gofakes3.FormatETag(hash)
+	for _, want := range strings.Split(header, ",") {
+		want = strings.TrimSpace(want)
+		if want == "*" || want == etag || `"`+want+`"` == etag {
+			return true
+		}
+	}
+	return false
+}
+
+// copyObject: gofakes3 merges the source's metadata into the destination even with
+// x-amz-metadata-directive: REPLACE, and its copy-source decoding turns "+" into a space.
+func (f *fixes) copyObject(w http.ResponseWriter, r *http.Request, bucket, key string) {
+	src := r.Header.Get("X-Amz-Copy-Source")
+	src, _, _ = strings.Cut(src, "?") // versionId is not supported
+	src, err := url.PathUnescape(strings.TrimPrefix(src, "/"))
+	srcBucket, srcKey, ok := strings.Cut(src, "/")
+	if err != nil || !ok || srcKey == "" {
+		writeError(w, r, gofakes3.ErrorMessage(gofakes3.ErrInvalidArgument, "bad x-amz-copy-source"))
+		return
+	}
+	obj, err := f.backend.HeadObject(srcBucket, srcKey)
+	if err != nil {
+		writeError(w, r, err)
+		return
+	}
+	obj.Contents.Close()
+
+	meta := map[string]string{}
+	if strings.EqualFold(r.Header.Get("X-Amz-Metadata-Directive"), "REPLACE") {
+		for k := range r.Header {
+			if storedHeader(k) {
+				meta[k] = r.Header.Get(k)
+			}
+		}
+	} else {
+		for k, v := range obj.Metadata {
+			meta[k] = v
+		}
+	}
+	// Storage class and encryption come from the copy request in both modes, as in S3.
+	for k := range meta {
+		if k == "X-Amz-Storage-Class" || strings.HasPrefix(k, "X-Amz-Server-Side-Encryption") {
+			delete(meta, k)
+		}
+	}
+	for k := range r.Header {
+		if k == "X-Amz-Storage-Class" || strings.HasPrefix(k, "X-Amz-Server-Side-Encryption") {
+			meta[k] = r.Header.Get(k)
+		}
+	}
+	res, err := f.backend.CopyObject(srcBucket, srcKey, bucket, key, meta)
+	if err != nil {
+		writeError(w, r, err)
+		return
+	}
+	writeXML(w, http.StatusOK, res)
+}
+
+// complete: gofakes3 ignores If-Match / If-None-Match on CompleteMultipartUpload, and
+// answers with an ETag ("md5-of-part-md5s-N", as S3 does) that differs from the one the
+// stored object then reports on HEAD/GET (md5 of the bytes). Callers reuse the returned
+// ETag for If-Match, so the response is rewritten to the stored object's ETag.
+func (f *fixes) complete(w http.ResponseWriter, r *http.Request, bucket, key string) {
+	ifMatch, ifNoneMatch := r.Header.Get("If-Match"), r.Header.Get("If-None-Match")
+	if ifMatch != "" || ifNoneMatch != "" {
+		f.completeMu.Lock()
+		defer f.completeMu.Unlock()
+		obj, err := f.backend.HeadObject(bucket, key)
+		exists := err == nil
+		if exists {
+			obj.Contents.Close()
+		} else if !gofakes3.HasErrorCode(err, gofakes3.ErrNoSuchKey) {
+			writeError(w, r, err)
+			return
+		}
+		if (ifNoneMatch == "*" && exists) || (ifMatch != "" && (!exists || !etagMatches(ifMatch, obj.Hash))) {
+			writeError(w, r, gofakes3.ErrorMessage(gofakes3.ErrPreconditionFailed, "At least one of the pre-conditions you specified did not hold"))
+			return
+		}
+	}
+
+	rec := httptest.NewRecorder()
+	f.next.ServeHTTP(rec, r)
+	var res gofakes3.CompleteMultipartUploadResult
+	if rec.Code != http.StatusOK || xml.Unmarshal(rec.Body.Bytes(), &res) != nil || res.Key == "" {
+		replay(w, rec)
+		return
+	}
+	if obj, err := f.backend.HeadObject(bucket, key); err == nil {
+		obj.Contents.Close()
+		res.ETag = gofakes3.FormatETag(obj.Hash)
+	}
+	for k, v := range rec.Header() {
+		if k != "Content-Length" {
+			w.Header()[k] = v
+		}
+	}
+	writeXML(w, http.StatusOK, struct {
+		XMLName xml.Name `xml:"CompleteMultipartUploadResult"`
+		gofakes3.CompleteMultipartUploadResult
+	}{CompleteMultipartUploadResult: res})
+}
+
+func replay(w http.ResponseWriter, rec *httptest.ResponseRecorder) {
+	for k, v := range rec.Header() {
+		w.Header()[k] = v
+	}
+	w.WriteHeader(rec.Code)
+	_, _ = w.Write(rec.Body.Bytes())
+}
+
+func writeXML(w http.ResponseWriter, status int, v any) {
+	body, err := xml.Marshal(v)
+	if err != nil {
+		http.Error(w, err.Error(), http.StatusInternalServerError)
+		return
+	}
+	w.Header().Set("Content-Type", "application/xml")
+	w.WriteHeader(status)
+	_, _ = w.Write([]byte(xml.Header))
+	_, _ = w.Write(body)
+}
+
+// writeError answers in S3's error format, with the status gofakes3 assigns the code.
+func writeError(w http.ResponseWriter, r *http.Request, err error) {
+	code := gofakes3.ErrInternal
+	var e gofakes3.Error
+	if errors.As(err, &e) {
+		code = e.ErrorCode()
+	}
+	status := code.Status()
+	w.Header().Set("Content-Type", "application/xml")
+	w.WriteHeader(status)
+	if r.Method == http.MethodHead {
+		return
+	}
+	body, _ := xml.Marshal(struct {
+		XMLName  xml.Name `xml:"Error"`
+		Code     string
+		Message  string
+		Resource string
+	}{Code: string(code), Message: fmt.Sprint(err), Resource: r.URL.Path})
+	_, _ = w.Write([]byte(xml.Header))
+	_, _ = w.Write(body)
+}

@@ -1,0 +1,102 @@
+package s3_test
+
+import (
+	"context"
+	"encoding/pem"
+	"errors"
+	"net/http"
+	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
+	"os"
+	"sync/atomic"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/mount-s3/mount-s3/impl/s3"
+	"github.com/mount-s3/mount-s3/impl/s3/embedded"
+)
+
+// flaky answers the first n requests with status/code, then proxies to the embedded
+// server.
+func flaky(t *testing.T, n int32, status int, code string) (*s3.SDKStore, *atomic.Int32) {
+	t.Helper()
+	srv, err := embedded.Start(embedded.Options{Buckets: []string{testBucket}})
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = srv.Close() })
+	target, _ := url.Parse(srv.URL())
+	proxy := httputil.NewSingleHostReverseProxy(target)
+	var calls atomic.Int32
+	front := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if calls.Add(1) <= n {
+			w.Header().Set("Content-Type", "application/xml")
+			w.WriteHeader(status)
+			_, _ = w.Write([]byte(`<?xml version="1.0" encoding="UTF-8"?><Error><Code>` + code + `</Code><Message>x</Message></Error>`))
+			return
+		}
+		proxy.ServeHTTP(w, r)
+	}))
+	t.Cleanup(front.Close)
+	st, err := s3.NewSDKStore(context.Background(), s3.Config{
+		Bucket: testBucket, EndpointURL: front.URL, ForcePathStyle: true,
+		StaticCredentials: embedded.Credentials, MaxAttempts: 3,
+	})
+	require.NoError(t, err)
+	return st, &calls
+}
+
+func TestRetriesSlowDownThenSucceeds(t *testing.T) {
+	st, calls := flaky(t, 1, http.StatusServiceUnavailable, "SlowDown")
+	_, err := st.List(context.Background(), s3.ListInput{})
+	require.NoError(t, err)
+	require.Equal(t, int32(2), calls.Load())
+}
+
+func TestRetries500ThenSucceeds(t *testing.T) {
+	st, calls := flaky(t, 2, http.StatusInternalServerError, "InternalError")
+	_, err := st.List(context.Background(), s3.ListInput{})
+	require.NoError(t, err)
+	require.Equal(t, int32(3), calls.Load())
+}
+
+func TestThrottledAfterRetries(t *testing.T) {
+	st, calls := flaky(t, 1000, http.StatusServiceUnavailable, "SlowDown")
+	_, err := st.Head(context.Background(), "some/key")
+	require.True(t, errors.Is(err, s3.ErrThrottled), "got %v", err)
+	require.Contains(t, err.Error(), "some/key")
+	require.Equal(t, int32(3), calls.Load(), "MaxAttempts bounds the attempts")
+}
+
+func TestAccessDenied(t *testing.T) {
+	st, _ := flaky(t, 1000, http.StatusForbidden, "AccessDenied")
+	_, err := st.List(context.Background(), s3.ListInput{Prefix: "p/"})
+	require.True(t, errors.Is(err, s3.ErrAccessDenied), "got %v", err)
+	_, err = st.Head(context.Background(), "k") // HEAD: status only, no code
+	require.True(t, errors.Is(err, s3.ErrAccessDenied), "got %v", err)
+	err = st.CheckBucket(context.Background())
+	require.True(t, errors.Is(err, s3.ErrAccessDenied), "got %v", err)
+}
+
+func TestCABundle(t *testing.T) {
+	_, err := s3.NewSDKStore(context.Background(), s3.Config{Bucket: "b", CABundle: "/nonexistent/ca.pem"})
+	require.Error(t, err)
+	t.Setenv("AWS_CA_BUNDLE", "") // the explicit bundle alone
+	pem := t.TempDir() + "/ca.pem"
+	srv := httptest.NewTLSServer(http.NotFoundHandler())
+	defer srv.Close()
+	require.NoError(t, writePEM(pem, srv))
+	st, err := s3.NewSDKStore(context.Background(), s3.Config{
+		Bucket: "b", EndpointURL: srv.URL, ForcePathStyle: true, CABundle: pem,
+		StaticCredentials: embedded.Credentials, MaxAttempts: 1,
+	})
+	require.NoError(t, err)
+	// The TLS handshake succeeds with the bundle, so the answer is the server's 404.
+	_, err = st.Head(context.Background(), "k")
+	require.True(t, errors.Is(err, s3.ErrNotFound), "got %v", err)
+}
+
+func writePEM(path string, srv *httptest.Server) error {
+	block := &pem.Block{Type: "CERTIFICATE", Bytes: srv.Certificate().Raw}
+	return os.WriteFile(path, pem.EncodeToMemory(block), 0o600)
+}

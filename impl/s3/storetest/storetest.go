@@ -1,0 +1,174 @@
+// Package storetest owns the Store conformance suite: the behaviour of s3.Store that the
+// rest of the product relies on, pinned once and run against every implementation (the
+// SDK store over the embedded server, and over a real bucket when one is configured).
+//
+// Every test works under its own unique key prefix and cleans up after itself, so the
+// suite can share a real bucket with other runs.
+package storetest
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"io"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/mount-s3/mount-s3/impl/s3"
+)
+
+// Run runs the whole suite. newStore is called once per test and may return a store on a
+// fresh bucket or a shared one.
+func Run(t *testing.T, newStore func(t *testing.T) s3.Store) {
+	tests := []struct {
+		name string
+		fn   func(t *testing.T, c *Case)
+	}{
+		{"PutHeadGet", testPutHeadGet},
+		{"OverwriteReplacesMetadata", testOverwriteReplacesMetadata},
+		{"GetRanges", testGetRanges},
+		{"EmptyObject", testEmptyObject},
+		{"NotFound", testNotFound},
+		{"ListOrderAndDelimiter", testListOrderAndDelimiter},
+		{"ListPagination", testListPagination},
+		{"ListStartAfter", testListStartAfter},
+		{"Multipart", testMultipart},
+		{"MultipartAbort", testMultipartAbort},
+		{"ListMultipartUploadsEmpty", testListUploadsEmpty},
+		{"Copy", testCopy},
+		{"ConditionalPut", testConditionalPut},
+		{"GetIfMatch", testGetIfMatch},
+		{"Checksum", testChecksum},
+		{"OddKeys", testOddKeys},
+		{"Canceled", testCanceled},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			st := newStore(t)
+			c := &Case{T: t, S: st, Prefix: uniquePrefix(t)}
+			t.Cleanup(c.cleanup)
+			tc.fn(t, c)
+		})
+	}
+}
+
+// Case is one test's store, key prefix and helpers.
+type Case struct {
+	T      *testing.T
+	S      s3.Store
+	Prefix string
+}
+
+var unsafeName = regexp.MustCompile(`[^A-Za-z0-9_-]+`)
+
+func uniquePrefix(t *testing.T) string {
+	var b [6]byte
+	_, _ = rand.Read(b[:])
+	return "storetest/" + unsafeName.ReplaceAllString(t.Name(), "_") + "-" + hex.EncodeToString(b[:]) + "/"
+}
+
+func ctx(t *testing.T) context.Context {
+	c, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	t.Cleanup(cancel)
+	return c
+}
+
+// K is the full key for name under the test's prefix.
+func (c *Case) K(name string) string { return c.Prefix + name }
+
+// Put writes data at name and returns the info.
+func (c *Case) Put(name string, data []byte, opts s3.WriteOptions) s3.ObjectInfo {
+	c.T.Helper()
+	info, err := c.S.Put(ctx(c.T), c.K(name), bytes.NewReader(data), int64(len(data)), opts)
+	require.NoError(c.T, err, "put %q", name)
+	require.NotEmpty(c.T, info.ETag, "put %q returned no ETag", name)
+	return info
+}
+
+// Read reads [off, off+n) of name.
+func (c *Case) Read(name string, off, n int64, ifMatch string) ([]byte, s3.ObjectInfo, error) {
+	c.T.Helper()
+	rc, info, err := c.S.Get(ctx(c.T), c.K(name), off, n, ifMatch)
+	if err != nil {
+		return nil, info, err
+	}
+	defer rc.Close()
+	data, err := io.ReadAll(rc)
+	return data, info, err
+}
+
+// MustRead is Read that fails the test on error.
+func (c *Case) MustRead(name string, off, n int64) []byte {
+	c.T.Helper()
+	data, _, err := c.Read(name, off, n, "")
+	require.NoError(c.T, err, "get %q [%d,+%d)", name, off, n)
+	return data
+}
+
+// ListAll follows every page of a listing and returns objects (relative names) and
+// common prefixes (relative), checking no page exceeds maxKeys.
+func (c *Case) ListAll(in s3.ListInput) (objects, prefixes []string, pages int) {
+	c.T.Helper()
+	for {
+		page, err := c.S.List(ctx(c.T), in)
+		require.NoError(c.T, err)
+		pages++
+		if in.MaxKeys > 0 {
+			require.LessOrEqual(c.T, len(page.Objects)+len(page.CommonPrefixes), in.MaxKeys, "page %d too big", pages)
+		}
+		for _, o := range page.Objects {
+			objects = append(objects, strings.TrimPrefix(o.Key, c.Prefix))
+		}
+		for _, p := range page.CommonPrefixes {
+			prefixes = append(prefixes, strings.TrimPrefix(p, c.Prefix))
+		}
+		if page.NextContinuationToken == "" {
+			return objects, prefixes, pages
+		}
+		require.Less(c.T, pages, 1000, "listing does not terminate")
+		in.ContinuationToken = page.NextContinuationToken
+	}
+}
+
+// RequireErr checks err wraps want and names the key, as the Store contract demands.
+func RequireErr(t *testing.T, err, want error, key string) {
+	t.Helper()
+	require.Error(t, err)
+	require.True(t, errors.Is(err, want), "error %q does not wrap %q", err, want)
+	if key != "" {
+		require.Contains(t, err.Error(), key, "error message lacks the key")
+	}
+}
+
+// cleanup deletes what the test left under its prefix. Best effort: a failure here must
+// not hide the test's own result.
+func (c *Case) cleanup() {
+	cctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if ups, err := c.S.ListMultipartUploads(cctx, c.Prefix); err == nil {
+		for _, u := range ups {
+			_ = c.S.AbortMultipart(cctx, u.Key, u.UploadID)
+		}
+	}
+	in := s3.ListInput{Prefix: c.Prefix}
+	for {
+		page, err := c.S.List(cctx, in)
+		if err != nil {
+			return
+		}
+		for _, o := range page.Objects {
+			_ = c.S.Delete(cctx, o.Key)
+		}
+		if page.NextContinuationToken == "" {
+			return
+		}
+		in.ContinuationToken = page.NextContinuationToken
+	}
+}

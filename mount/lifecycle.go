@@ -1,0 +1,142 @@
+package mount
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"log"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+
+	"github.com/jacobsa/fuse"
+	"github.com/jacobsa/fuse/fuseutil"
+
+	"github.com/mount-s3/mount-s3/impl/fs"
+)
+
+// Options are the kernel-facing settings of a mount.
+type Options struct {
+	FSName     string // shown in /proc/mounts, e.g. "mount-s3" or the bucket name
+	ReadOnly   bool
+	AllowOther bool // other users may access the mount
+	Logger     *slog.Logger
+	// DebugFUSE logs every kernel operation (very verbose).
+	DebugFUSE bool
+}
+
+// Mounted is a live mount.
+type Mounted struct {
+	dir string
+	mfs *fuse.MountedFileSystem
+}
+
+// ErrBusy is returned by Unmount while files in the mount are open or a process has its
+// working directory in it.
+var ErrBusy = errors.New("mount is busy: files are open or a process is using it")
+
+// Mount mounts core at dir. It returns once the kernel has accepted the mount.
+func Mount(dir string, core *fs.FS, opts Options) (*Mounted, error) {
+	dir, err := filepath.Abs(dir)
+	if err != nil {
+		return nil, err
+	}
+	if mounted, err := IsMountPoint(dir); err == nil && mounted {
+		return nil, fmt.Errorf("mount point %s is already mounted", dir)
+	}
+	logger := opts.Logger
+	if logger == nil {
+		logger = slog.Default()
+	}
+	server := fuseutil.NewFileSystemServer(&adapter{fs: core, log: logger})
+	cfg := &fuse.MountConfig{
+		FSName:                  opts.FSName,
+		Subtype:                 "mount-s3",
+		ReadOnly:                opts.ReadOnly,
+		ErrorLogger:             log.New(&slogWriter{logger}, "fuse: ", 0),
+		DisableWritebackCaching: true,
+		EnableParallelDirOps:    true,
+		Options:                 map[string]string{},
+	}
+	if opts.AllowOther {
+		cfg.Options["allow_other"] = ""
+	}
+	if opts.DebugFUSE {
+		cfg.DebugLogger = log.New(&slogWriter{logger}, "fuse-debug: ", 0)
+	}
+	mfs, err := fuse.Mount(dir, server, cfg)
+	if err != nil {
+		return nil, fmt.Errorf("mount %s: %w", dir, err)
+	}
+	return &Mounted{dir: dir, mfs: mfs}, nil
+}
+
+// Dir returns the mount point.
+func (m *Mounted) Dir() string { return m.dir }
+
+// Join waits until the mount is unmounted (by Unmount, or by `umount` from outside).
+func (m *Mounted) Join(ctx context.Context) error { return m.mfs.Join(ctx) }
+
+// Unmount asks the kernel to unmount. It fails with ErrBusy while the mount is in use.
+// Root unmounts with umount(2) directly; other users go through fusermount.
+func (m *Mounted) Unmount() error {
+	err := syscall.Unmount(m.dir, 0)
+	if errors.Is(err, syscall.EPERM) {
+		err = fuse.Unmount(m.dir)
+	}
+	if errors.Is(err, syscall.EBUSY) || (err != nil && strings.Contains(err.Error(), "busy")) {
+		return fmt.Errorf("unmount %s: %w", m.dir, ErrBusy)
+	}
+	if err != nil {
+		return fmt.Errorf("unmount %s: %w", m.dir, err)
+	}
+	return nil
+}
+
+// IsMountPoint reports whether dir is a mount point, from /proc/self/mountinfo.
+func IsMountPoint(dir string) (bool, error) {
+	f, err := os.Open("/proc/self/mountinfo")
+	if err != nil {
+		return false, err
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		fields := strings.Fields(sc.Text())
+		if len(fields) > 4 && unescapeMountinfo(fields[4]) == dir {
+			return true, nil
+		}
+	}
+	return false, sc.Err()
+}
+
+// unescapeMountinfo undoes the octal escapes (\040 for space) of /proc/self/mountinfo.
+func unescapeMountinfo(s string) string {
+	if !strings.Contains(s, `\`) {
+		return s
+	}
+	var b strings.Builder
+	for i := 0; i < len(s); i++ {
+		if s[i] == '\\' && i+3 < len(s) {
+			var v byte
+			if _, err := fmt.Sscanf(s[i+1:i+4], "%03o", &v); err == nil {
+				b.WriteByte(v)
+				i += 3
+				continue
+			}
+		}
+		b.WriteByte(s[i])
+	}
+	return b.String()
+}
+
+// slogWriter sends jacobsa/fuse's log lines to the product's logger.
+type slogWriter struct{ l *slog.Logger }
+
+func (w *slogWriter) Write(p []byte) (int, error) {
+	w.l.Info(strings.TrimRight(string(p), "\n"))
+	return len(p), nil
+}

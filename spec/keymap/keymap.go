@@ -1,0 +1,285 @@
+// Package keymap is the executable specification of how S3 keys become paths (rules K1-K8 of
+// docs/SEMANTICS.md). It is pure: no I/O, no goroutines, no clock. The implementation consults
+// it for every decision about names, visibility, shadowing and listing order, so that "the
+// mount follows the specification" can be checked by property tests and fuzzing.
+//
+// Vocabulary: a *key* is a full S3 key. A *relative key* is a key with the mount prefix removed.
+// A *path* is a slash-separated path below the mount root without a leading slash; the root is
+// the empty path. A *name* is one path component.
+package keymap
+
+import (
+	"errors"
+	"fmt"
+	"sort"
+	"strings"
+)
+
+// MaxNameLen is the longest component a path may have (K3); Linux's NAME_MAX.
+const MaxNameLen = 255
+
+// Delimiter is the only separator of key components (K1); '\' is an ordinary byte.
+const Delimiter = "/"
+
+// ValidName reports whether name can be a component of a visible path (K3): it is not empty,
+// not "." or "..", holds no '/' and no NUL byte, and is at most MaxNameLen bytes. Any other
+// byte string is valid, including invalid UTF-8 (K5).
+func ValidName(name string) bool {
+	if name == "" || name == "." || name == ".." || len(name) > MaxNameLen {
+		return false
+	}
+	return !strings.ContainsAny(name, "/\x00")
+}
+
+// ValidatePrefix checks a mount prefix (K8): empty, or a sequence of valid names each followed
+// by '/'. The error says what is wrong, for the CLI to print.
+func ValidatePrefix(prefix string) error {
+	if prefix == "" {
+		return nil
+	}
+	if !strings.HasSuffix(prefix, Delimiter) {
+		return fmt.Errorf("prefix %q must end in %q", prefix, Delimiter)
+	}
+	for _, c := range strings.Split(strings.TrimSuffix(prefix, Delimiter), Delimiter) {
+		if !ValidName(c) {
+			return fmt.Errorf("prefix %q has an invalid component %q (empty, '.', '..', NUL or longer than %d bytes)", prefix, c, MaxNameLen)
+		}
+	}
+	return nil
+}
+
+// ValidPath reports whether path (no leading or trailing '/') is a path that can be shown:
+// the root (empty) or valid names joined by '/'.
+func ValidPath(path string) bool {
+	if path == "" {
+		return true
+	}
+	for _, c := range strings.Split(path, Delimiter) {
+		if !ValidName(c) {
+			return false
+		}
+	}
+	return true
+}
+
+// Join appends name to the directory path dir.
+func Join(dir, name string) string {
+	if dir == "" {
+		return name
+	}
+	return dir + Delimiter + name
+}
+
+// Split returns the parent directory path and the last name of path. The root has no parent:
+// Split("") returns ("", "").
+func Split(path string) (dir, name string) {
+	i := strings.LastIndex(path, Delimiter)
+	if i < 0 {
+		return "", path
+	}
+	return path[:i], path[i+1:]
+}
+
+// FileKey is the key of the object shown at path as a file (K7).
+// REQUIRES: ValidPath(path) && path != "".
+func FileKey(prefix, path string) string { return prefix + path }
+
+// DirKey is the key prefix under which the directory at path lists its entries, which is also
+// the key of its marker object (K2, K7). The root's is the mount prefix itself (K8).
+func DirKey(prefix, path string) string {
+	if path == "" {
+		return prefix
+	}
+	return prefix + path + Delimiter
+}
+
+// ErrOutsidePrefix is returned by PathOfKey for a key that does not start with the prefix (K8).
+var ErrOutsidePrefix = errors.New("key is outside the mount prefix")
+
+// ErrHiddenKey is returned by PathOfKey for a key that is never shown (K3).
+var ErrHiddenKey = errors.New("key is hidden")
+
+// PathOfKey maps a key back to the path it is shown at (K7): a file path for an object key,
+// a directory path (dir=true) for a key ending in '/', which is a directory marker (K2). The
+// mount prefix itself maps to the root directory. Hidden keys (K3) and keys outside the prefix
+// (K8) are errors. PathOfKey does not consider shadowing (K4): that needs the other keys.
+func PathOfKey(prefix, key string) (path string, dir bool, err error) {
+	if !strings.HasPrefix(key, prefix) {
+		return "", false, ErrOutsidePrefix
+	}
+	rel := key[len(prefix):]
+	if rel == "" {
+		return "", true, nil
+	}
+	if strings.HasSuffix(rel, Delimiter) {
+		rel = strings.TrimSuffix(rel, Delimiter)
+		dir = true
+	}
+	// rel == "" here means the key is PREFIX + "/": an empty component (K3), not the root.
+	if rel == "" || !ValidPath(rel) {
+		return "", false, ErrHiddenKey
+	}
+	return rel, dir, nil
+}
+
+// Visible reports whether a key names something the mount may show, write or delete (K3, K8):
+// it is inside the prefix and every component of its relative key is a valid name.
+func Visible(prefix, key string) bool {
+	_, _, err := PathOfKey(prefix, key)
+	return err == nil
+}
+
+// Kind is what a visible name is.
+type Kind uint8
+
+const (
+	File Kind = iota + 1
+	Dir
+)
+
+func (k Kind) String() string {
+	switch k {
+	case File:
+		return "file"
+	case Dir:
+		return "dir"
+	}
+	return "none"
+}
+
+// Entry is one name in a directory listing.
+type Entry struct {
+	Name string
+	Kind Kind
+}
+
+// Listing accumulates one directory's delimited listing (ListObjectsV2 with Delimiter "/"
+// and the directory's DirKey as prefix), page by page, and yields its entries in the order
+// and with the visibility the rules require. The zero value is ready to use.
+//
+// S3 orders a listing by full key, so the object "-a-" comes before the common prefix "-a/"
+// while the names order "-a" before "-a-": entries can only be ordered once all pages are in.
+type Listing struct {
+	dirs  map[string]bool
+	files map[string]bool
+}
+
+// AddObject records an object from the listing, given by its key relative to the directory's
+// key prefix (so it has no '/'). The directory's own marker (relative key "") is not an entry
+// (K2); names that are not valid are hidden (K3).
+func (l *Listing) AddObject(rel string) {
+	if !ValidName(rel) {
+		return
+	}
+	if l.files == nil {
+		l.files = map[string]bool{}
+	}
+	l.files[rel] = true
+}
+
+// AddCommonPrefix records a common prefix from the listing, relative to the directory's key
+// prefix and ending in '/' (K1). A prefix whose name is not valid (as "/" from a key "d//x",
+// or "./") adds nothing (K3).
+func (l *Listing) AddCommonPrefix(rel string) {
+	name := strings.TrimSuffix(rel, Delimiter)
+	if !ValidName(name) {
+		return
+	}
+	if l.dirs == nil {
+		l.dirs = map[string]bool{}
+	}
+	l.dirs[name] = true
+}
+
+// Entries returns the directory's entries: each name once, a name that is both a common
+// prefix and an object as a directory (K4, K6), in byte order of the names (K6).
+func (l *Listing) Entries() []Entry {
+	out := make([]Entry, 0, len(l.dirs)+len(l.files))
+	for n := range l.dirs {
+		out = append(out, Entry{Name: n, Kind: Dir})
+	}
+	for n := range l.files {
+		if !l.dirs[n] {
+			out = append(out, Entry{Name: n, Kind: File})
+		}
+	}
+	SortEntries(out)
+	return out
+}
+
+// SortEntries sorts entries in byte order of their names (K6). Go compares strings bytewise.
+func SortEntries(es []Entry) {
+	sort.Slice(es, func(i, j int) bool { return es[i].Name < es[j].Name })
+}
+
+// ResolveLookup decides what a name in a directory is from the two facts a lookup gathers:
+// whether an object with the name's file key exists, and whether any key starts with the
+// name's directory key (a marker or anything below it). A directory shadows a file (K4); with
+// neither, the name does not exist (found=false).
+func ResolveLookup(objectExists, anyKeyBelow bool) (kind Kind, found bool) {
+	switch {
+	case anyKeyBelow:
+		return Dir, true
+	case objectExists:
+		return File, true
+	}
+	return 0, false
+}
+
+// Tree is the whole visible tree that a set of keys makes under a prefix: path -> kind.
+// The root ("") is always a directory. It is the reference the property tests and the model
+// compare the mount against; the mount itself never needs the whole tree.
+//
+// A directory is shown for every proper prefix of a key (K1) whose components are all valid
+// names, even when the rest of the key is hidden (K3): the directory is then empty. This is
+// what a delimited listing shows, and it keeps a listing and a lookup in agreement.
+func Tree(prefix string, keys []string) map[string]Kind {
+	t := map[string]Kind{"": Dir}
+	var files []string
+	for _, key := range keys {
+		if !strings.HasPrefix(key, prefix) {
+			continue
+		}
+		comps := strings.Split(key[len(prefix):], Delimiter)
+		path := ""
+		valid := true
+		for i, c := range comps {
+			last := i == len(comps)-1
+			if last && c == "" {
+				break // a marker (K2) or the prefix itself: its directories are already in
+			}
+			if !ValidName(c) {
+				valid = false
+				break
+			}
+			path = Join(path, c)
+			if !last {
+				t[path] = Dir
+			}
+		}
+		if valid && !strings.HasSuffix(key, Delimiter) && path != "" {
+			files = append(files, path)
+		}
+	}
+	for _, f := range files {
+		if _, isDir := t[f]; !isDir {
+			t[f] = File // K4: a directory of the same name shadows it
+		}
+	}
+	return t
+}
+
+// Children returns the entries of directory dir in a tree made by Tree, in listing order (K6).
+func Children(t map[string]Kind, dir string) []Entry {
+	var out []Entry
+	for p, k := range t {
+		if p == "" {
+			continue
+		}
+		if d, n := Split(p); d == dir {
+			out = append(out, Entry{Name: n, Kind: k})
+		}
+	}
+	SortEntries(out)
+	return out
+}
