@@ -53,10 +53,7 @@ func (a *adapter) LookUpInode(ctx context.Context, op *fuseops.LookUpInodeOp) er
 	if err != nil {
 		return a.fail(err)
 	}
-	op.Entry = fuseops.ChildInodeEntry{
-		Child: fuseops.InodeID(e.Attr.Inode), Attributes: attrs(e.Attr),
-		AttributesExpiration: e.Expires, EntryExpiration: e.Expires,
-	}
+	op.Entry = childEntry(e)
 	return nil
 }
 
@@ -122,6 +119,7 @@ func (a *adapter) ReleaseDirHandle(ctx context.Context, op *fuseops.ReleaseDirHa
 func (a *adapter) OpenFile(ctx context.Context, op *fuseops.OpenFileOp) error {
 	flags := fs.OpenFlags{
 		Write:  op.OpenFlags.IsWriteOnly() || op.OpenFlags.IsReadWrite(),
+		Read:   op.OpenFlags.IsReadOnly() || op.OpenFlags.IsReadWrite(),
 		Trunc:  op.OpenFlags&syscall.O_TRUNC != 0,
 		Direct: op.OpenFlags&syscall.O_DIRECT != 0,
 	}
@@ -155,9 +153,107 @@ func (a *adapter) ReleaseFileHandle(ctx context.Context, op *fuseops.ReleaseFile
 	return nil
 }
 
-// FlushFile succeeds: reads have nothing to flush, and until the write path lands nothing
-// else can be open.
-func (a *adapter) FlushFile(ctx context.Context, op *fuseops.FlushFileOp) error { return nil }
+func (a *adapter) FlushFile(ctx context.Context, op *fuseops.FlushFileOp) error {
+	if err := a.fs.Flush(ctx, fs.HandleID(op.Handle)); err != nil {
+		return a.fail(err)
+	}
+	return nil
+}
+
+func (a *adapter) SyncFile(ctx context.Context, op *fuseops.SyncFileOp) error {
+	if err := a.fs.Fsync(ctx, fs.HandleID(op.Handle)); err != nil {
+		return a.fail(err)
+	}
+	return nil
+}
+
+func (a *adapter) CreateFile(ctx context.Context, op *fuseops.CreateFileOp) error {
+	e, h, err := a.fs.Create(ctx, fs.InodeID(op.Parent), op.Name)
+	if err != nil {
+		return a.fail(err)
+	}
+	op.Entry, op.Handle = childEntry(e), fuseops.HandleID(h)
+	return nil
+}
+
+func (a *adapter) WriteFile(ctx context.Context, op *fuseops.WriteFileOp) error {
+	if err := a.fs.Write(ctx, fs.HandleID(op.Handle), op.Offset, op.Data); err != nil {
+		return a.fail(err)
+	}
+	return nil
+}
+
+func (a *adapter) MkDir(ctx context.Context, op *fuseops.MkDirOp) error {
+	e, err := a.fs.MkDir(ctx, fs.InodeID(op.Parent), op.Name)
+	if err != nil {
+		return a.fail(err)
+	}
+	op.Entry = childEntry(e)
+	return nil
+}
+
+func (a *adapter) RmDir(ctx context.Context, op *fuseops.RmDirOp) error {
+	if err := a.fs.RmDir(ctx, fs.InodeID(op.Parent), op.Name); err != nil {
+		return a.fail(err)
+	}
+	return nil
+}
+
+func (a *adapter) Unlink(ctx context.Context, op *fuseops.UnlinkOp) error {
+	if err := a.fs.Unlink(ctx, fs.InodeID(op.Parent), op.Name); err != nil {
+		return a.fail(err)
+	}
+	return nil
+}
+
+func (a *adapter) Rename(ctx context.Context, op *fuseops.RenameOp) error {
+	return a.fail(a.fs.Rename(ctx, fs.InodeID(op.OldParent), op.OldName, fs.InodeID(op.NewParent), op.NewName))
+}
+
+func (a *adapter) SetInodeAttributes(ctx context.Context, op *fuseops.SetInodeAttributesOp) error {
+	req := fs.SetAttrRequest{Size: op.Size, UID: op.Uid, GID: op.Gid, Atime: op.Atime, Mtime: op.Mtime}
+	if op.Mode != nil {
+		m := *op.Mode
+		req.Mode = &m
+	}
+	at, exp, err := a.fs.SetAttr(ctx, fs.InodeID(op.Inode), req)
+	if err != nil {
+		return a.fail(err)
+	}
+	op.Attributes, op.AttributesExpiration = attrs(at), exp
+	return nil
+}
+
+func (a *adapter) CreateSymlink(ctx context.Context, op *fuseops.CreateSymlinkOp) error {
+	return a.fail(a.fs.Unsupported("symlink"))
+}
+
+func (a *adapter) CreateLink(ctx context.Context, op *fuseops.CreateLinkOp) error {
+	return a.fail(a.fs.Unsupported("link"))
+}
+
+func (a *adapter) MkNode(ctx context.Context, op *fuseops.MkNodeOp) error {
+	return a.fail(a.fs.Unsupported("mknod"))
+}
+
+func (a *adapter) SetXattr(ctx context.Context, op *fuseops.SetXattrOp) error {
+	return a.fail(a.fs.Unsupported("setxattr"))
+}
+
+func (a *adapter) RemoveXattr(ctx context.Context, op *fuseops.RemoveXattrOp) error {
+	return a.fail(a.fs.Unsupported("removexattr"))
+}
+
+func (a *adapter) Fallocate(ctx context.Context, op *fuseops.FallocateOp) error {
+	return a.fail(a.fs.Unsupported("fallocate"))
+}
+
+func childEntry(e fs.Entry) fuseops.ChildInodeEntry {
+	return fuseops.ChildInodeEntry{
+		Child: fuseops.InodeID(e.Attr.Inode), Attributes: attrs(e.Attr),
+		AttributesExpiration: e.Expires, EntryExpiration: e.Expires,
+	}
+}
 
 // GetXattr answers ENODATA instead of ENOSYS so that `ls -l` and `cp -a` do not complain
 // about extended attributes that S3 does not have (S8).

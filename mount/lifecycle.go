@@ -59,7 +59,10 @@ func Mount(dir string, core *fs.FS, opts Options) (*Mounted, error) {
 		ErrorLogger:             log.New(&slogWriter{logger}, "fuse: ", 0),
 		DisableWritebackCaching: true,
 		EnableParallelDirOps:    true,
-		Options:                 map[string]string{},
+		// O_TRUNC arrives with the open instead of as a separate truncate, which streaming
+		// mode could not honour (S6).
+		EnableAtomicTrunc: true,
+		Options:           map[string]string{},
 	}
 	if opts.AllowOther {
 		cfg.Options["allow_other"] = ""

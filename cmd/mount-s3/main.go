@@ -19,6 +19,7 @@ import (
 	"github.com/mount-s3/mount-s3/impl/fs"
 	"github.com/mount-s3/mount-s3/impl/s3"
 	"github.com/mount-s3/mount-s3/impl/s3/embedded"
+	"github.com/mount-s3/mount-s3/impl/write"
 	"github.com/mount-s3/mount-s3/mount"
 )
 
@@ -114,6 +115,10 @@ func serve(o *options, ready func(error)) error {
 	core, err := fs.New(fs.Config{
 		Store: store, Logger: logger, Prefix: o.prefix, UID: o.uid, GID: o.gid,
 		FileMode: o.fileMode, DirMode: o.dirMode, MetadataTTL: o.metadataTTL, NegativeTTL: o.negativeTTL,
+		AllowOverwrite: o.allowOverwrite, AllowDelete: o.allowDelete,
+		Upload: write.Config{PartSize: o.uploadPartSize(), Options: s3.WriteOptions{
+			StorageClass: o.storageClass, SSE: o.sse, SSEKMSKeyID: o.sseKMSKeyID, Checksum: o.checksum(),
+		}},
 	})
 	if err != nil {
 		return err
@@ -179,4 +184,20 @@ func newLogger(o *options) (*slog.Logger, func(), error) {
 		w = os.Stderr
 	}
 	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: level})), closeFn, nil
+}
+
+// uploadPartSize is --write-part-size, else --part-size, else the default.
+func (o *options) uploadPartSize() int64 {
+	if o.writePartSize != 0 {
+		return o.writePartSize
+	}
+	return o.partSize
+}
+
+// checksum is the part checksum of uploads: crc32c unless --upload-checksums off.
+func (o *options) checksum() string {
+	if o.uploadChecksums == "off" {
+		return ""
+	}
+	return "crc32c"
 }

@@ -28,6 +28,11 @@ type options struct {
 	debug, debugFUSE, noLog             bool
 	logDirectory, embeddedStore, fsName string
 
+	allowOverwrite, allowDelete           bool
+	partSize, readPartSize, writePartSize int64
+	uploadChecksums, storageClass         string
+	sse, sseKMSKeyID                      string
+
 	help, version bool
 }
 
@@ -67,6 +72,27 @@ func flags() []flag {
 		{name: "ca-bundle", value: "FILE", help: "PEM file of certificate authorities to trust (default: $AWS_CA_BUNDLE)", apply: func(o *options, v string) error { o.caBundle = v; return nil }},
 		{name: "read-only", help: "Mount read-only", apply: func(o *options, _ string) error { o.readOnly = true; return nil }},
 		{name: "foreground", short: "f", help: "Run in the foreground", apply: func(o *options, _ string) error { o.foreground = true; return nil }},
+		{name: "allow-overwrite", help: "Allow replacing existing objects (open with O_TRUNC)", apply: func(o *options, _ string) error { o.allowOverwrite = true; return nil }},
+		{name: "allow-delete", help: "Allow deleting objects (unlink)", apply: func(o *options, _ string) error { o.allowDelete = true; return nil }},
+		{name: "part-size", value: "SIZE", help: "Part size in bytes of multipart uploads and ranged GETs [default: 8388608]", apply: func(o *options, v string) error { return parseSize(v, "part-size <SIZE>", &o.partSize) }},
+		{name: "read-part-size", value: "SIZE", help: "Part size in bytes of ranged GETs [default: --part-size]", apply: func(o *options, v string) error { return parseSize(v, "read-part-size <SIZE>", &o.readPartSize) }},
+		{name: "write-part-size", value: "SIZE", help: "Part size in bytes of multipart uploads [default: --part-size]", apply: func(o *options, v string) error { return parseSize(v, "write-part-size <SIZE>", &o.writePartSize) }},
+		{name: "upload-checksums", value: "ALGORITHM", help: "Checksum of uploaded parts: crc32c or off [default: crc32c]", apply: func(o *options, v string) error {
+			if v != "crc32c" && v != "off" {
+				return usagef("invalid value '%s' for '--upload-checksums <ALGORITHM>': expected crc32c or off", v)
+			}
+			o.uploadChecksums = v
+			return nil
+		}},
+		{name: "storage-class", value: "CLASS", help: "Storage class of new objects (e.g. STANDARD, INTELLIGENT_TIERING)", apply: func(o *options, v string) error { o.storageClass = v; return nil }},
+		{name: "sse", value: "aws:kms|aws:kms:dsse|AES256", help: "Server-side encryption of new objects", apply: func(o *options, v string) error {
+			if v != "aws:kms" && v != "aws:kms:dsse" && v != "AES256" {
+				return usagef("invalid value '%s' for '--sse <SSE>': expected aws:kms, aws:kms:dsse or AES256", v)
+			}
+			o.sse = v
+			return nil
+		}},
+		{name: "sse-kms-key-id", value: "KEY_ID", help: "KMS key of --sse aws:kms", apply: func(o *options, v string) error { o.sseKMSKeyID = v; return nil }},
 		{name: "uid", value: "UID", help: "Owner of all files and directories (default: the mounting user)", apply: func(o *options, v string) error { return parseID(v, "--uid <UID>", &o.uid) }},
 		{name: "gid", value: "GID", help: "Group of all files and directories (default: the mounting user's group)", apply: func(o *options, v string) error { return parseID(v, "--gid <GID>", &o.gid) }},
 		{name: "file-mode", value: "FILE_MODE", help: "Permission bits of files, octal [default: 0644]", apply: func(o *options, v string) error { return parseMode(v, "--file-mode <FILE_MODE>", &o.fileMode) }},
@@ -171,6 +197,9 @@ func parseArgs(args []string) (*options, error) {
 		return nil, err
 	}
 	o.dir = positional[1]
+	if o.sseKMSKeyID != "" && o.sse != "aws:kms" && o.sse != "aws:kms:dsse" {
+		return nil, usagef("'--sse-kms-key-id <KEY_ID>' needs '--sse aws:kms' or '--sse aws:kms:dsse'")
+	}
 	if !o.negativeTTLSet {
 		o.negativeTTL = o.metadataTTL
 	}
@@ -264,6 +293,16 @@ func parseTTL(v string) (time.Duration, error) {
 		return 0, errors.New("expected a number of seconds, 'indefinite' or 'minimal'")
 	}
 	return time.Duration(s * float64(time.Second)), nil
+}
+
+// parseSize reads a size in bytes; S3 parts are between 5 MiB and 5 GiB.
+func parseSize(v, what string, dst *int64) error {
+	n, err := strconv.ParseInt(v, 10, 64)
+	if err != nil || n < 5<<20 || n > 5<<30 {
+		return usagef("invalid value '%s' for '--%s': expected a number of bytes between 5242880 (5 MiB) and 5368709120 (5 GiB)", v, what)
+	}
+	*dst = n
+	return nil
 }
 
 func parseID(v, what string, dst *uint32) error {

@@ -106,10 +106,26 @@ func (f *FS) list(ctx context.Context, dh *dirHandle) ([]DirEntry, error) {
 		{Offset: 1, Inode: dh.inode, Name: ".", Kind: keymap.Dir},
 		{Offset: 2, Inode: parent, Name: "..", Kind: keymap.Dir},
 	}
-	for _, e := range listing.Entries() {
+	entries := listing.Entries()
+	// Local directories and files being written are listed too (S7, S4), once.
+	listed := map[string]bool{}
+	for _, e := range entries {
+		listed[e.Name] = true
+	}
+	for path, in := range f.local {
+		if d, name := keymap.Split(path); d == dh.path && path != "" && !listed[name] {
+			entries = append(entries, keymap.Entry{Name: name, Kind: in.kind})
+		}
+	}
+	keymap.SortEntries(entries)
+	for _, e := range entries {
 		path := keymap.Join(dh.path, e.Name)
 		in := f.inodes.getOrCreate(path, e.Kind)
-		f.setMetaLocked(in, objects[e.Name], now)
+		if info, ok := objects[e.Name]; ok && in.writer == nil {
+			f.setMetaLocked(in, info, now)
+		} else if e.Kind == keymap.Dir {
+			f.setMetaLocked(in, s3.ObjectInfo{}, now)
+		}
 		delete(f.negative, path)
 		out = append(out, DirEntry{Offset: uint64(len(out) + 1), Inode: in.id, Name: e.Name, Kind: e.Kind})
 	}

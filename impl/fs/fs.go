@@ -11,6 +11,7 @@ import (
 
 	"github.com/mount-s3/mount-s3/impl/clock"
 	"github.com/mount-s3/mount-s3/impl/s3"
+	"github.com/mount-s3/mount-s3/impl/write"
 	"github.com/mount-s3/mount-s3/spec/keymap"
 )
 
@@ -42,6 +43,12 @@ type Config struct {
 	// exist (MetadataTTL) and for names that do not (NegativeTTL).
 	MetadataTTL time.Duration
 	NegativeTTL time.Duration
+
+	// S6: overwriting existing objects (with O_TRUNC) and deleting them are off by default.
+	AllowOverwrite bool
+	AllowDelete    bool
+	// Upload configures the streaming write path; its Store is set by New.
+	Upload write.Config
 }
 
 // MinimalTTL is the TTL of `--metadata-ttl minimal`: long enough that one `ls -l` does not
@@ -86,6 +93,8 @@ type FS struct {
 	inodes inodeTable
 	// negative remembers names that did not exist, until the time given. GUARDED_BY(mu)
 	negative map[string]time.Time
+	// local holds the local inodes (mkdir'd directories, files being written) by path. GUARDED_BY(mu)
+	local map[string]*inode
 	// handles are the open files and directories. GUARDED_BY(mu)
 	handles    map[HandleID]any
 	nextHandle HandleID // GUARDED_BY(mu)
@@ -111,6 +120,7 @@ func New(cfg Config) (*FS, error) {
 	if cfg.DirMode == 0 {
 		cfg.DirMode = 0o755
 	}
+	cfg.Upload.Store = cfg.Store
 	f := &FS{
 		store:    cfg.Store,
 		clock:    cfg.Clock,
@@ -119,6 +129,7 @@ func New(cfg Config) (*FS, error) {
 		cfg:      cfg,
 		mounted:  cfg.Clock.Now(),
 		negative: map[string]time.Time{},
+		local:    map[string]*inode{},
 		handles:  map[HandleID]any{},
 	}
 	f.inodes.init(f.mounted)
@@ -140,6 +151,9 @@ func (f *FS) attrOf(in *inode) Attr {
 		a.Mode = f.cfg.FileMode
 		a.Size = uint64(in.size)
 		a.Mtime = in.mtime
+		if in.writer != nil {
+			a.Size = uint64(in.writer.size())
+		}
 	}
 	a.Atime, a.Ctime = a.Mtime, a.Mtime
 	return a

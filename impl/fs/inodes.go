@@ -20,6 +20,12 @@ type inode struct {
 	etag    string
 	// validUntil is when the cached metadata must be checked with the store again (S3).
 	validUntil time.Time
+	// local: a directory made by mkdir that may not exist in the bucket (S7), or a file
+	// being written whose object does not exist yet. Local inodes are answered without
+	// asking the store and are listed in their parent.
+	local bool
+	// writer is the open write handle of a file being written (S2, S4), or nil.
+	writer *writeHandle
 }
 
 // nodeKey names an inode: a path that was a file and is now a directory is a different inode,

@@ -67,10 +67,13 @@ func (f *FS) Lookup(ctx context.Context, parent InodeID, name string) (Entry, er
 	return f.entryLocked(in), nil
 }
 
-// freshChildLocked returns the live inode at path whose metadata is still valid, preferring a
-// directory (K4).
+// freshChildLocked returns the local inode at path, or else the live inode at path whose
+// metadata is still valid, preferring a directory (K4).
 // LOCKS_REQUIRED(f.mu)
 func (f *FS) freshChildLocked(path string, now time.Time) *inode {
+	if in := f.local[path]; in != nil {
+		return in
+	}
 	for _, k := range []keymap.Kind{keymap.Dir, keymap.File} {
 		id, ok := f.inodes.numbers[nodeKey{path, k}]
 		if !ok {
@@ -146,7 +149,7 @@ func (f *FS) GetAttr(ctx context.Context, id InodeID) (Attr, time.Time, error) {
 		return Attr{}, time.Time{}, newError("getattr", "", CodeBadHandle, "unknown inode")
 	}
 	now := f.clock.Now()
-	if in.kind == keymap.Dir || now.Before(in.validUntil) {
+	if in.kind == keymap.Dir || in.local || now.Before(in.validUntil) {
 		a := f.attrOf(in)
 		f.mu.Unlock()
 		return a, now.Add(f.cfg.MetadataTTL), nil

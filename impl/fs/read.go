@@ -14,6 +14,7 @@ import (
 // OpenFlags are the parts of open(2)'s flags the file system cares about.
 type OpenFlags struct {
 	Write  bool // O_WRONLY or O_RDWR
+	Read   bool // O_RDONLY or O_RDWR
 	Trunc  bool // O_TRUNC
 	Direct bool // O_DIRECT: metadata is checked with the store (S3)
 }
@@ -33,8 +34,8 @@ type readHandle struct {
 	nextOff int64 // where the previous read ended, to detect sequential reads
 }
 
-// Open opens a file. Only reading is supported until the write path lands; opening for
-// writing fails with a read-only error.
+// Open opens a file for reading, or for writing (which replaces the object, S6). A file being
+// written cannot be opened for reading until it is closed (S2).
 // LOCKS_EXCLUDED(f.mu)
 func (f *FS) Open(ctx context.Context, id InodeID, flags OpenFlags) (HandleID, error) {
 	f.mu.Lock()
@@ -43,13 +44,18 @@ func (f *FS) Open(ctx context.Context, id InodeID, flags OpenFlags) (HandleID, e
 		f.mu.Unlock()
 		return 0, newError("open", "", CodeBadHandle, "unknown inode")
 	}
-	path, kind, stale := in.path, in.kind, !f.clock.Now().Before(in.validUntil)
+	path, kind, stale, writing := in.path, in.kind, !f.clock.Now().Before(in.validUntil), in.writer != nil
 	f.mu.Unlock()
 	if kind == keymap.Dir {
 		return 0, newError("open", path, CodeIsDir, "is a directory")
 	}
-	if flags.Write {
-		return 0, newError("open", path, CodeReadOnly, "writing is not supported yet by this mount")
+	// S10: O_RDWR without O_TRUNC on an existing object is a read handle; writes to it
+	// fail. Anything else that asks for writing replaces the object.
+	if flags.Write && !(flags.Read && !flags.Trunc) {
+		return f.openForWrite(in, flags)
+	}
+	if writing {
+		return 0, newError("open", path, CodePerm, "the file is being written; it can be read once it is closed")
 	}
 	if stale || flags.Direct {
 		if err := f.refresh(ctx, id); err != nil {
@@ -154,9 +160,12 @@ func (f *FS) Release(h HandleID) {
 	v := f.handles[h]
 	delete(f.handles, h)
 	f.mu.Unlock()
-	if rh, ok := v.(*readHandle); ok {
-		rh.mu.Lock()
-		rh.closeBody()
-		rh.mu.Unlock()
+	switch h := v.(type) {
+	case *readHandle:
+		h.mu.Lock()
+		h.closeBody()
+		h.mu.Unlock()
+	case *writeHandle:
+		f.releaseWrite(h)
 	}
 }

@@ -1,0 +1,238 @@
+package fs
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"sync/atomic"
+
+	"github.com/mount-s3/mount-s3/impl/write"
+	"github.com/mount-s3/mount-s3/spec/keymap"
+)
+
+// writeHandle is a file opened for writing in streaming mode (S4, S10): a new object, or an
+// existing one replaced with O_TRUNC (S6). Its bytes go to the store as they are written; the
+// object appears when the file is closed or fsync'd.
+type writeHandle struct {
+	mu     sync.Mutex
+	inode  *inode // constant
+	path   string // constant
+	upload *write.Upload
+	// done: the upload was completed or failed; later writes fail. GUARDED_BY(mu)
+	done bool
+	// err is the upload's failure, returned again by flush and fsync. GUARDED_BY(mu)
+	err error
+	// written counts bytes accepted; stat reads it without taking mu. Updated under mu.
+	written atomic.Int64
+}
+
+func (w *writeHandle) size() int64 { return w.written.Load() }
+
+// Create creates a new file in parent and opens it for writing. A name that exists is EEXIST
+// (S6).
+// LOCKS_EXCLUDED(f.mu)
+func (f *FS) Create(ctx context.Context, parent InodeID, name string) (Entry, HandleID, error) {
+	path, err := f.newChildPath(ctx, parent, name, "create")
+	if err != nil {
+		return Entry{}, 0, err
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.local[path] != nil {
+		return Entry{}, 0, newError("create", path, CodeExists, "file exists")
+	}
+	in := f.inodes.getOrCreate(path, keymap.File)
+	in.lookups++
+	h := f.startWriteLocked(in)
+	in.local = true
+	f.local[path] = in
+	delete(f.negative, path)
+	return f.entryLocked(in), h, nil
+}
+
+// newChildPath checks that name can be created in parent: the parent is a directory, the
+// name is valid (K3), and nothing of that name exists locally or in the bucket.
+// LOCKS_EXCLUDED(f.mu)
+func (f *FS) newChildPath(ctx context.Context, parent InodeID, name, op string) (string, error) {
+	f.mu.Lock()
+	dir := f.inodes.get(parent)
+	if dir == nil || dir.kind != keymap.Dir {
+		f.mu.Unlock()
+		return "", newError(op, name, CodeNotDir, "parent is not a directory")
+	}
+	path := keymap.Join(dir.path, name)
+	exists := f.local[path] != nil
+	f.mu.Unlock()
+	switch {
+	case len(name) > keymap.MaxNameLen:
+		return "", newError(op, path, CodeNameTooLong, "name longer than 255 bytes")
+	case !keymap.ValidName(name):
+		return "", newError(op, path, CodeInvalid, "not a valid name (K3)")
+	case exists:
+		return "", newError(op, path, CodeExists, "exists")
+	}
+	res, err := f.resolve(ctx, path)
+	if err != nil {
+		return "", err
+	}
+	if res.found {
+		return "", newError(op, path, CodeExists, "exists in the bucket")
+	}
+	return path, nil
+}
+
+// startWriteLocked opens a write handle on in.
+// LOCKS_REQUIRED(f.mu)
+func (f *FS) startWriteLocked(in *inode) HandleID {
+	w := &writeHandle{inode: in, path: in.path, upload: write.New(f.cfg.Upload, keymap.FileKey(f.prefix, in.path))}
+	in.writer = w
+	in.mtime = f.clock.Now()
+	return f.addHandle(w)
+}
+
+// openForWrite replaces an existing object (S6): only with --allow-overwrite and O_TRUNC, and
+// only when no one else is writing it (S2).
+// LOCKS_EXCLUDED(f.mu)
+func (f *FS) openForWrite(in *inode, flags OpenFlags) (HandleID, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	switch {
+	case in.writer != nil:
+		return 0, newError("open", in.path, CodePerm, "the file is already open for writing (one writer at a time in streaming mode)")
+	case !f.cfg.AllowOverwrite:
+		return 0, newError("open", in.path, CodePerm, "overwriting an existing object needs --allow-overwrite (and O_TRUNC)")
+	case !flags.Trunc:
+		return 0, newError("open", in.path, CodePerm, "an existing object can only be replaced whole (O_TRUNC); appending or editing in place needs --sync-dir")
+	}
+	h := f.startWriteLocked(in)
+	in.local = true
+	f.local[in.path] = in
+	return h, nil
+}
+
+// Write writes data at off to a file opened for writing. Writes must be sequential (S4).
+// LOCKS_EXCLUDED(f.mu)
+func (f *FS) Write(ctx context.Context, h HandleID, off int64, data []byte) error {
+	w, err := handleOf[*writeHandle](f, h, "write")
+	if err != nil {
+		if _, isRead := handleOfAny(f, h).(*readHandle); isRead {
+			return newError("write", "", CodeBadHandle, "file was opened for reading")
+		}
+		return err
+	}
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.done {
+		if w.err != nil {
+			return &Error{Op: "write", Path: w.path, Code: CodeIO, Err: w.err}
+		}
+		return newError("write", w.path, CodePerm, "the file was already committed to the bucket by close or fsync; reopen it with O_TRUNC to replace it")
+	}
+	if err := w.upload.Write(ctx, off, data); err != nil {
+		w.done, w.err = true, err
+		code := CodeIO
+		if errors.Is(err, write.ErrNotSequential) {
+			code = CodeInvalid
+		}
+		f.log.Warn("write failed; the upload was aborted", "path", "/"+w.path, "error", err)
+		return &Error{Op: "write", Path: w.path, Code: code, Err: err}
+	}
+	w.written.Store(w.upload.Size())
+	return nil
+}
+
+// Flush is called on every close(2) of a descriptor. Once something was written it completes
+// the upload, after which the object is in the bucket (S4), and reports a failed upload. A
+// flush before any write does nothing: shells open, dup2 and close the first descriptor
+// before writing through the copy (`echo x > f`), and touch(1) closes a new file it never
+// wrote; such a file is completed at the last close (release) instead (S5).
+// LOCKS_EXCLUDED(f.mu)
+func (f *FS) Flush(ctx context.Context, h HandleID) error {
+	w, err := handleOf[*writeHandle](f, h, "flush")
+	if err != nil {
+		return nil // read and directory handles have nothing to flush
+	}
+	if w.size() == 0 {
+		return nil
+	}
+	return f.commit(ctx, w)
+}
+
+// Fsync completes the upload of a file being written (S4); later writes fail.
+// LOCKS_EXCLUDED(f.mu)
+func (f *FS) Fsync(ctx context.Context, h HandleID) error {
+	w, err := handleOf[*writeHandle](f, h, "fsync")
+	if err != nil {
+		return nil
+	}
+	return f.commit(ctx, w)
+}
+
+// commit completes w's upload once and records the new object's metadata.
+// LOCKS_EXCLUDED(f.mu)
+func (f *FS) commit(ctx context.Context, w *writeHandle) error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.done {
+		if w.err != nil {
+			return &Error{Op: "close", Path: w.path, Code: CodeIO, Err: w.err}
+		}
+		return nil
+	}
+	w.done = true
+	info, err := w.upload.Complete(ctx)
+	if err != nil {
+		w.err = err
+		f.log.Warn("upload failed; the file was not written", "path", "/"+w.path, "error", err)
+		f.endWrite(w, false)
+		return storeError("close", w.path, err)
+	}
+	f.mu.Lock()
+	in := w.inode
+	in.size, in.etag = w.upload.Size(), info.ETag
+	in.mtime = f.clock.Now()
+	if !info.LastModified.IsZero() {
+		in.mtime = info.LastModified
+	}
+	in.validUntil = f.clock.Now().Add(f.cfg.MetadataTTL)
+	f.mu.Unlock()
+	f.endWrite(w, true)
+	return nil
+}
+
+// endWrite detaches w from its inode: the file is now the object in the bucket (committed),
+// or, after a failure, whatever the bucket holds at the path.
+// LOCKS_EXCLUDED(f.mu)
+func (f *FS) endWrite(w *writeHandle, committed bool) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	in := w.inode
+	if in.writer != w {
+		return
+	}
+	in.writer = nil
+	in.local = false
+	if f.local[in.path] == in {
+		delete(f.local, in.path)
+	}
+	if !committed {
+		in.validUntil = f.mounted // ask the store what is there now
+	}
+}
+
+// releaseWrite is the last close of a write handle: an upload not yet completed (no flush
+// came) is completed now.
+// LOCKS_EXCLUDED(f.mu)
+func (f *FS) releaseWrite(w *writeHandle) {
+	if err := f.commit(context.Background(), w); err != nil {
+		f.log.Warn("upload at release failed", "path", "/"+w.path, "error", err)
+	}
+}
+
+// handleOfAny returns the open handle h, whatever its type, or nil.
+// LOCKS_EXCLUDED(f.mu)
+func handleOfAny(f *FS, h HandleID) any {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.handles[h]
+}
