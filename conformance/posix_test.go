@@ -20,13 +20,17 @@ type row struct {
 	name   string
 	prefix string            // mount prefix (K8)
 	keys   map[string]string // objects in the bucket before the mount
+	args   []string          // more mount flags
 	op     op
 	want   map[string]result // by mode: "streaming" (sync mode adds a column)
 }
 
 type op struct {
-	kind string // readdir, stat, read, pread, open-write, open-dir-write
+	kind string // see apply
 	path string
+	to   string // second path (rename, link)
+	key  string // the key whose content result.bucket describes, when not the path
+	data string // what write operations write
 	off  int64
 	n    int64
 	// then runs after the setup and before the operation, for rows about changes made in
@@ -41,13 +45,21 @@ type result struct {
 	size  int64    // stat
 	perm  os.FileMode
 	data  string // read, pread
+	// bucket: what the bucket holds at key op.path after the operation: nil to skip the
+	// check, else the content, or absent for no object.
+	bucket *string
 }
+
+var absent = new(string)
+
+func content(s string) *string { return &s }
 
 func ok(r result) map[string]result { return map[string]result{"streaming": r} }
 func errno(e syscall.Errno) map[string]result {
 	return map[string]result{"streaming": {errno: e}}
 }
-func names(n ...string) result { return result{names: append([]string{".", ".."}, n...)} }
+func bucket(c *string) map[string]result { return map[string]result{"streaming": {bucket: c}} }
+func names(n ...string) result           { return result{names: append([]string{".", ".."}, n...)} }
 
 var long255 = strings.Repeat("n", 255)
 var long256 = strings.Repeat("n", 256)
@@ -132,6 +144,55 @@ func posixTable() []row {
 		{rule: "S9", name: "file mode and size", keys: map[string]string{"f": "12345"}, op: op{kind: "stat", path: "f"}, want: ok(result{kind: "file", size: 5, perm: 0o644})},
 		{rule: "S9", name: "root is a 0755 directory", keys: map[string]string{}, op: op{kind: "stat", path: ""}, want: ok(result{kind: "dir", perm: 0o755})},
 		{rule: "S10", name: "directory cannot be opened for writing", keys: map[string]string{"d/x": "1"}, op: op{kind: "open-write", path: "d"}, want: errno(syscall.EISDIR)},
+		{rule: "S10", name: "O_RDWR on an existing object is a read handle", keys: map[string]string{"f": "abc"}, op: op{kind: "rdwr-read", path: "f"}, want: ok(result{data: "abc"})},
+		// S2: a file being written.
+		{rule: "S2", name: "reading a file being written", op: op{kind: "read-while-writing", path: "f"}, want: errno(syscall.EPERM)},
+		{rule: "S2", name: "second writer", op: op{kind: "write-twice", path: "f"}, want: errno(syscall.EPERM)},
+		{rule: "S2", name: "stat of a file being written shows its size", op: op{kind: "stat-while-writing", path: "f", data: "12345"}, want: ok(result{kind: "file", size: 5, perm: 0o644})},
+		// S4: sequential writes, visible at close or fsync.
+		{rule: "S4", name: "new file becomes an object", op: op{kind: "write", path: "new", data: "fresh"}, want: bucket(content("fresh"))},
+		{rule: "S4", name: "multipart-sized file", op: op{kind: "write", path: "big", data: strings.Repeat("0123456789abcdef", 1<<20+7)}, args: []string{"--write-part-size", "5242880"}, want: bucket(content(strings.Repeat("0123456789abcdef", 1<<20+7)))},
+		{rule: "S4", name: "write at another offset", op: op{kind: "write-nonseq", path: "f"}, want: errno(syscall.EINVAL)},
+		{rule: "S4", name: "nothing left after a non-sequential write", op: op{kind: "write-nonseq-close", path: "f"}, want: bucket(absent)},
+		{rule: "S4", name: "fsync commits; later writes fail", op: op{kind: "fsync-then-write", path: "f", data: "abc"}, want: errno(syscall.EPERM)},
+		{rule: "S4", name: "object exists after fsync", op: op{kind: "fsync-then-check", path: "f", data: "abc"}, want: bucket(content("abc"))},
+		{rule: "S4", name: "shell redirection writes", op: op{kind: "shell-write", path: "f", data: "from the shell"}, want: bucket(content("from the shell\n"))},
+		// S5: empty files.
+		{rule: "S5", name: "created and closed empty file is an empty object", op: op{kind: "write", path: "e", data: ""}, want: bucket(content(""))},
+		{rule: "S5", name: "touch creates an empty object", op: op{kind: "touch", path: "t"}, want: bucket(content(""))},
+		// S6: overwrite and delete.
+		{rule: "S6", name: "overwrite needs --allow-overwrite", keys: map[string]string{"f": "old"}, op: op{kind: "overwrite", path: "f", data: "new"}, want: errno(syscall.EPERM)},
+		{rule: "S6", name: "overwrite with O_TRUNC", keys: map[string]string{"f": "old"}, args: []string{"--allow-overwrite"}, op: op{kind: "overwrite", path: "f", data: "new"}, want: bucket(content("new"))},
+		{rule: "S6", name: "open for write without O_TRUNC", keys: map[string]string{"f": "old"}, args: []string{"--allow-overwrite"}, op: op{kind: "open-write", path: "f"}, want: errno(syscall.EPERM)},
+		{rule: "S6", name: "append to an existing object", keys: map[string]string{"f": "old"}, args: []string{"--allow-overwrite"}, op: op{kind: "append", path: "f", data: "more"}, want: errno(syscall.EPERM)},
+		{rule: "S6", name: "create an existing name", keys: map[string]string{"f": "old"}, op: op{kind: "create-excl", path: "f"}, want: errno(syscall.EEXIST)},
+		{rule: "S6", name: "create over a directory", keys: map[string]string{"d/x": "1"}, op: op{kind: "create-excl", path: "d"}, want: errno(syscall.EEXIST)},
+		{rule: "S6", name: "delete needs --allow-delete", keys: map[string]string{"f": "x"}, op: op{kind: "unlink", path: "f"}, want: errno(syscall.EPERM)},
+		{rule: "S6", name: "unlink deletes the object", keys: map[string]string{"f": "x"}, args: []string{"--allow-delete"}, op: op{kind: "unlink", path: "f"}, want: bucket(absent)},
+		{rule: "S6", name: "unlink a directory", keys: map[string]string{"d/x": "1"}, args: []string{"--allow-delete"}, op: op{kind: "unlink", path: "d"}, want: errno(syscall.EISDIR)},
+		{rule: "S6", name: "unlink a file being written", args: []string{"--allow-delete"}, op: op{kind: "unlink-while-writing", path: "f"}, want: errno(syscall.EPERM)},
+		{rule: "S6", name: "unlink a missing file", args: []string{"--allow-delete"}, op: op{kind: "unlink", path: "nope"}, want: errno(syscall.ENOENT)},
+		{rule: "S4", name: "shadowed file reappears after delete", keys: map[string]string{"a": "file", "a/x": "1"}, args: []string{"--allow-delete"}, op: op{kind: "unlink-then-stat", path: "a/x", to: "a"}, want: ok(result{kind: "file", size: 4, perm: 0o644})},
+		// S7: local directories.
+		{rule: "S7", name: "mkdir makes a local directory", op: op{kind: "mkdir", path: "d"}, want: ok(names())},
+		{rule: "S7", name: "mkdir writes nothing to the bucket", op: op{kind: "mkdir", path: "d", key: "d/"}, want: bucket(absent)},
+		{rule: "S7", name: "mkdir of an existing directory", keys: map[string]string{"d/x": "1"}, op: op{kind: "mkdir", path: "d"}, want: errno(syscall.EEXIST)},
+		{rule: "S7", name: "file written in a new directory", op: op{kind: "mkdir-write", path: "d/f", data: "in dir"}, want: bucket(content("in dir"))},
+		{rule: "S7", name: "rmdir of an empty local directory", op: op{kind: "mkdir-rmdir", path: "d"}, want: errno(syscall.ENOENT)},
+		{rule: "S7", name: "rmdir of a directory with entries", keys: map[string]string{"d/x": "1"}, op: op{kind: "rmdir", path: "d"}, want: errno(syscall.ENOTEMPTY)},
+		{rule: "S7", name: "rmdir of a directory marker in the bucket", keys: map[string]string{"d/": ""}, op: op{kind: "rmdir", path: "d"}, want: errno(syscall.EPERM)},
+		{rule: "S7", name: "rmdir of a file", keys: map[string]string{"f": "1"}, op: op{kind: "rmdir", path: "f"}, want: errno(syscall.ENOTDIR)},
+		// S8: not supported.
+		{rule: "S8", name: "rename", keys: map[string]string{"f": "1"}, op: op{kind: "rename", path: "f", to: "g"}, want: errno(syscall.ENOTSUP)},
+		{rule: "S8", name: "hard link", keys: map[string]string{"f": "1"}, op: op{kind: "link", path: "f", to: "g"}, want: errno(syscall.ENOTSUP)},
+		{rule: "S8", name: "symbolic link", keys: map[string]string{"f": "1"}, op: op{kind: "symlink", path: "f", to: "g"}, want: errno(syscall.ENOTSUP)},
+		{rule: "S8", name: "chmod", keys: map[string]string{"f": "1"}, op: op{kind: "chmod", path: "f"}, want: errno(syscall.EPERM)},
+		{rule: "S8", name: "chown", keys: map[string]string{"f": "1"}, op: op{kind: "chown", path: "f"}, want: errno(syscall.EPERM)},
+		{rule: "S8", name: "truncate", keys: map[string]string{"f": "123"}, op: op{kind: "truncate", path: "f"}, want: errno(syscall.ENOTSUP)},
+		{rule: "S8", name: "set an xattr", keys: map[string]string{"f": "1"}, op: op{kind: "setxattr", path: "f"}, want: errno(syscall.ENOTSUP)},
+		{rule: "S8", name: "utimens of a committed file", keys: map[string]string{"f": "1"}, op: op{kind: "utimens", path: "f"}, want: errno(syscall.EPERM)},
+		{rule: "S8", name: "utimens of a file being written", op: op{kind: "utimens-while-writing", path: "f"}, want: ok(result{})},
+		{rule: "S3", name: "read-only mount refuses writes", args: []string{"--read-only"}, op: op{kind: "write", path: "f", data: "x"}, want: errno(syscall.EROFS)},
 	}
 }
 
@@ -156,7 +217,7 @@ func TestPOSIXTable(t *testing.T) {
 		t.Run(r.rule+"/"+r.name, func(t *testing.T) {
 			t.Parallel()
 			srv, store := harness.NewServer(t)
-			m := harness.MountServer(t, srv, store, harness.Options{Prefix: r.prefix})
+			m := harness.MountServer(t, srv, store, harness.Options{Prefix: r.prefix, Args: r.args})
 			for k, v := range r.keys {
 				m.Put(t, k, []byte(v))
 			}
@@ -174,38 +235,6 @@ func TestPOSIXTable(t *testing.T) {
 			check(t, r.op, got, want)
 		})
 	}
-}
-
-func apply(m *harness.Mount, o op) (result, error) {
-	p := m.Path(o.path)
-	switch o.kind {
-	case "readdir":
-		n, err := getdents(p)
-		return result{names: n}, err
-	case "stat":
-		st, err := os.Stat(p)
-		if err != nil {
-			return result{}, err
-		}
-		k := "file"
-		if st.IsDir() {
-			k = "dir"
-		}
-		return result{kind: k, size: st.Size(), perm: st.Mode().Perm()}, nil
-	case "read":
-		b, err := os.ReadFile(p)
-		return result{data: string(b)}, err
-	case "pread":
-		b, err := pread(p, o.off, o.n)
-		return result{data: string(b)}, err
-	case "open-write":
-		f, err := os.OpenFile(p, os.O_WRONLY, 0)
-		if err == nil {
-			f.Close()
-		}
-		return result{}, err
-	}
-	panic("unknown op " + o.kind)
 }
 
 func check(t *testing.T, o op, got, want result) {

@@ -123,7 +123,7 @@ func (a *adapter) OpenFile(ctx context.Context, op *fuseops.OpenFileOp) error {
 		Trunc:  op.OpenFlags&syscall.O_TRUNC != 0,
 		Direct: op.OpenFlags&syscall.O_DIRECT != 0,
 	}
-	h, err := a.fs.Open(ctx, fs.InodeID(op.Inode), flags)
+	h, err := a.fs.Open(ctx, fs.InodeID(op.Inode), flags, tgid(op.OpContext.Pid))
 	if err != nil {
 		return a.fail(err)
 	}
@@ -154,7 +154,7 @@ func (a *adapter) ReleaseFileHandle(ctx context.Context, op *fuseops.ReleaseFile
 }
 
 func (a *adapter) FlushFile(ctx context.Context, op *fuseops.FlushFileOp) error {
-	if err := a.fs.Flush(ctx, fs.HandleID(op.Handle)); err != nil {
+	if err := a.fs.Flush(ctx, fs.HandleID(op.Handle), tgid(op.OpContext.Pid)); err != nil {
 		return a.fail(err)
 	}
 	return nil
@@ -168,7 +168,7 @@ func (a *adapter) SyncFile(ctx context.Context, op *fuseops.SyncFileOp) error {
 }
 
 func (a *adapter) CreateFile(ctx context.Context, op *fuseops.CreateFileOp) error {
-	e, h, err := a.fs.Create(ctx, fs.InodeID(op.Parent), op.Name)
+	e, h, err := a.fs.Create(ctx, fs.InodeID(op.Parent), op.Name, tgid(op.OpContext.Pid))
 	if err != nil {
 		return a.fail(err)
 	}

@@ -121,7 +121,7 @@ func TestReadAndTTL(t *testing.T) {
 	if err != nil || a.Size != 11 {
 		t.Fatalf("after TTL: size %d err %v, want 11", a.Size, err)
 	}
-	h, err := x.fs.Open(ctx, e.Attr.Inode, fs.OpenFlags{})
+	h, err := x.fs.Open(ctx, e.Attr.Inode, fs.OpenFlags{Read: true}, 1)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -37,7 +37,7 @@ type readHandle struct {
 // Open opens a file for reading, or for writing (which replaces the object, S6). A file being
 // written cannot be opened for reading until it is closed (S2).
 // LOCKS_EXCLUDED(f.mu)
-func (f *FS) Open(ctx context.Context, id InodeID, flags OpenFlags) (HandleID, error) {
+func (f *FS) Open(ctx context.Context, id InodeID, flags OpenFlags, pid uint32) (HandleID, error) {
 	f.mu.Lock()
 	in := f.inodes.get(id)
 	if in == nil {
@@ -52,7 +52,7 @@ func (f *FS) Open(ctx context.Context, id InodeID, flags OpenFlags) (HandleID, e
 	// S10: O_RDWR without O_TRUNC on an existing object is a read handle; writes to it
 	// fail. Anything else that asks for writing replaces the object.
 	if flags.Write && !(flags.Read && !flags.Trunc) {
-		return f.openForWrite(in, flags)
+		return f.openForWrite(in, flags, pid)
 	}
 	if writing {
 		return 0, newError("open", path, CodePerm, "the file is being written; it can be read once it is closed")

@@ -17,6 +17,8 @@ type writeHandle struct {
 	mu     sync.Mutex
 	inode  *inode // constant
 	path   string // constant
+	opener uint32 // constant: the process that opened the file
+
 	upload *write.Upload
 	// done: the upload was completed or failed; later writes fail. GUARDED_BY(mu)
 	done bool
@@ -31,7 +33,7 @@ func (w *writeHandle) size() int64 { return w.written.Load() }
 // Create creates a new file in parent and opens it for writing. A name that exists is EEXIST
 // (S6).
 // LOCKS_EXCLUDED(f.mu)
-func (f *FS) Create(ctx context.Context, parent InodeID, name string) (Entry, HandleID, error) {
+func (f *FS) Create(ctx context.Context, parent InodeID, name string, pid uint32) (Entry, HandleID, error) {
 	path, err := f.newChildPath(ctx, parent, name, "create")
 	if err != nil {
 		return Entry{}, 0, err
@@ -43,7 +45,7 @@ func (f *FS) Create(ctx context.Context, parent InodeID, name string) (Entry, Ha
 	}
 	in := f.inodes.getOrCreate(path, keymap.File)
 	in.lookups++
-	h := f.startWriteLocked(in)
+	h := f.startWriteLocked(in, pid)
 	in.local = true
 	f.local[path] = in
 	delete(f.negative, path)
@@ -83,8 +85,8 @@ func (f *FS) newChildPath(ctx context.Context, parent InodeID, name, op string) 
 
 // startWriteLocked opens a write handle on in.
 // LOCKS_REQUIRED(f.mu)
-func (f *FS) startWriteLocked(in *inode) HandleID {
-	w := &writeHandle{inode: in, path: in.path, upload: write.New(f.cfg.Upload, keymap.FileKey(f.prefix, in.path))}
+func (f *FS) startWriteLocked(in *inode, pid uint32) HandleID {
+	w := &writeHandle{inode: in, path: in.path, opener: pid, upload: write.New(f.cfg.Upload, keymap.FileKey(f.prefix, in.path))}
 	in.writer = w
 	in.mtime = f.clock.Now()
 	return f.addHandle(w)
@@ -93,7 +95,7 @@ func (f *FS) startWriteLocked(in *inode) HandleID {
 // openForWrite replaces an existing object (S6): only with --allow-overwrite and O_TRUNC, and
 // only when no one else is writing it (S2).
 // LOCKS_EXCLUDED(f.mu)
-func (f *FS) openForWrite(in *inode, flags OpenFlags) (HandleID, error) {
+func (f *FS) openForWrite(in *inode, flags OpenFlags, pid uint32) (HandleID, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	switch {
@@ -104,7 +106,7 @@ func (f *FS) openForWrite(in *inode, flags OpenFlags) (HandleID, error) {
 	case !flags.Trunc:
 		return 0, newError("open", in.path, CodePerm, "an existing object can only be replaced whole (O_TRUNC); appending or editing in place needs --sync-dir")
 	}
-	h := f.startWriteLocked(in)
+	h := f.startWriteLocked(in, pid)
 	in.local = true
 	f.local[in.path] = in
 	return h, nil
@@ -128,7 +130,9 @@ func (f *FS) Write(ctx context.Context, h HandleID, off int64, data []byte) erro
 		}
 		return newError("write", w.path, CodePerm, "the file was already committed to the bucket by close or fsync; reopen it with O_TRUNC to replace it")
 	}
-	if err := w.upload.Write(ctx, off, data); err != nil {
+	// A signal to the writing program (the kernel then interrupts the request) must not
+	// abort the upload of everything written so far.
+	if err := w.upload.Write(context.WithoutCancel(ctx), off, data); err != nil {
 		w.done, w.err = true, err
 		code := CodeIO
 		if errors.Is(err, write.ErrNotSequential) {
@@ -141,21 +145,23 @@ func (f *FS) Write(ctx context.Context, h HandleID, off int64, data []byte) erro
 	return nil
 }
 
-// Flush is called on every close(2) of a descriptor. Once something was written it completes
-// the upload, after which the object is in the bucket (S4), and reports a failed upload. A
-// flush before any write does nothing: shells open, dup2 and close the first descriptor
-// before writing through the copy (`echo x > f`), and touch(1) closes a new file it never
-// wrote; such a file is completed at the last close (release) instead (S5).
+// Flush is called on every close(2) of a descriptor, by the process pid closing it. When the
+// process that opened the file closes it after writing, Flush completes the upload, after
+// which the object is in the bucket (S4), and reports a failed upload. Other flushes do
+// nothing: a child process that inherited the descriptor (any fork while a file is open)
+// closes its copy long before the writer is done; shells open, dup2 and close the first
+// descriptor before writing through the copy (`echo x > f`); touch(1) closes a file it never
+// wrote. Such a file is completed at the last close (release) instead (S5).
 // LOCKS_EXCLUDED(f.mu)
-func (f *FS) Flush(ctx context.Context, h HandleID) error {
+func (f *FS) Flush(ctx context.Context, h HandleID, pid uint32) error {
 	w, err := handleOf[*writeHandle](f, h, "flush")
 	if err != nil {
 		return nil // read and directory handles have nothing to flush
 	}
-	if w.size() == 0 {
+	if w.size() == 0 || pid != w.opener {
 		return nil
 	}
-	return f.commit(ctx, w)
+	return f.commit(context.WithoutCancel(ctx), w)
 }
 
 // Fsync completes the upload of a file being written (S4); later writes fail.
@@ -165,7 +171,7 @@ func (f *FS) Fsync(ctx context.Context, h HandleID) error {
 	if err != nil {
 		return nil
 	}
-	return f.commit(ctx, w)
+	return f.commit(context.WithoutCancel(ctx), w)
 }
 
 // commit completes w's upload once and records the new object's metadata.
@@ -175,6 +181,7 @@ func (f *FS) commit(ctx context.Context, w *writeHandle) error {
 	defer w.mu.Unlock()
 	if w.done {
 		if w.err != nil {
+			f.endWrite(w, false)
 			return &Error{Op: "close", Path: w.path, Code: CodeIO, Err: w.err}
 		}
 		return nil
@@ -185,7 +192,8 @@ func (f *FS) commit(ctx context.Context, w *writeHandle) error {
 		w.err = err
 		f.log.Warn("upload failed; the file was not written", "path", "/"+w.path, "error", err)
 		f.endWrite(w, false)
-		return storeError("close", w.path, err)
+		// Whatever the store said, the program's data did not arrive: an I/O error.
+		return &Error{Op: "close", Path: w.path, Code: CodeIO, Err: err}
 	}
 	f.mu.Lock()
 	in := w.inode

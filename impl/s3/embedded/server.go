@@ -32,6 +32,10 @@ type Options struct {
 	Addr string
 	// Buckets are created if missing.
 	Buckets []string
+	// Middleware, if set, wraps the server's handler: tests use it to make the server
+	// misbehave (refuse a part, answer slowly) at the HTTP level, where a mount in another
+	// process sees it.
+	Middleware func(http.Handler) http.Handler
 }
 
 // DBFile is the database file name inside Options.Dir.
@@ -90,8 +94,12 @@ func Start(opts Options) (*Server, error) {
 		return nil, fmt.Errorf("embedded s3: %w", err)
 	}
 	s.ln = ln
+	var handler http.Handler = &fixes{next: faker.Server(), backend: s.backend}
+	if opts.Middleware != nil {
+		handler = opts.Middleware(handler)
+	}
 	s.http = &http.Server{
-		Handler:           &fixes{next: faker.Server(), backend: s.backend},
+		Handler:           handler,
 		ReadHeaderTimeout: 30 * time.Second,
 		// gofakes3 writes some error responses twice; net/http's complaint about it is noise.
 		ErrorLog: log.New(io.Discard, "", 0),
