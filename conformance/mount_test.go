@@ -91,3 +91,25 @@ func TestReadOnlyMount(t *testing.T) {
 		t.Fatalf("create on a read-only mount: %v, want EROFS", err)
 	}
 }
+
+// --auto-unmount: a mount whose process is killed does not stay behind as a dead mount point.
+func TestAutoUnmountAfterKill(t *testing.T) {
+	m := harness.New(t, harness.Options{Args: []string{"--auto-unmount"}})
+	m.Kill(t)
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		if mounted, _ := isMounted(m.Dir); !mounted {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("still mounted 5 s after the mount process was killed")
+		}
+	}
+}
+
+func isMounted(dir string) (bool, error) {
+	b, err := os.ReadFile("/proc/self/mountinfo")
+	if err != nil {
+		return false, err
+	}
+	return bytes.Contains(b, []byte(" "+dir+" ")), nil
+}

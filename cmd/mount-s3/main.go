@@ -31,6 +31,9 @@ func main() {
 }
 
 func run(args []string) int {
+	if dir := os.Getenv(watchdogEnv); dir != "" {
+		return runWatchdog(dir)
+	}
 	o, err := parseArgs(args)
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "error: %v\n\nFor more information, try '--help'.\n", err)
@@ -128,10 +131,16 @@ func serve(o *options, ready func(error)) error {
 		fsName = "mount-s3"
 	}
 	m, err := mount.Mount(o.dir, core, mount.Options{
-		FSName: fsName, ReadOnly: o.readOnly, AllowOther: o.allowOther || o.allowRoot, Logger: logger, DebugFUSE: o.debugFUSE,
+		FSName: fsName, ReadOnly: o.readOnly, AllowOther: o.allowOther, Logger: logger, DebugFUSE: o.debugFUSE,
 	})
 	if err != nil {
 		return err
+	}
+	if o.autoUnmount {
+		if err := startWatchdog(m.Dir()); err != nil {
+			m.Unmount()
+			return fmt.Errorf("--auto-unmount: %w", err)
+		}
 	}
 	logger.Info("mounted", "bucket", o.bucket, "prefix", o.prefix, "dir", m.Dir())
 	ready(nil)

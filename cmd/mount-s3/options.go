@@ -3,6 +3,7 @@ package main
 import (
 	"errors"
 	"fmt"
+	"math"
 	"os"
 	"strconv"
 	"strings"
@@ -197,6 +198,12 @@ func parseArgs(args []string) (*options, error) {
 		return nil, err
 	}
 	o.dir = positional[1]
+	// Only the mounting user may use a mount without --allow-other; root always may. So for
+	// root --allow-root changes nothing, and for others it would need a check in every
+	// operation that this program does not make.
+	if o.allowRoot && !o.allowOther && os.Getuid() != 0 {
+		return nil, usagef("'--allow-root' is only supported when mounting as root, where root already has access; use '--allow-other'")
+	}
 	if o.sseKMSKeyID != "" && o.sse != "aws:kms" && o.sse != "aws:kms:dsse" {
 		return nil, usagef("'--sse-kms-key-id <KEY_ID>' needs '--sse aws:kms' or '--sse aws:kms:dsse'")
 	}
@@ -280,17 +287,23 @@ func applyFstab(o *options, byName map[string]*flag, list string) error {
 	return nil
 }
 
+// indefinite is the TTL of `indefinite`: a century.
+const indefinite = 100 * 365 * 24 * time.Hour
+
 // parseTTL reads Mountpoint's TTL forms: seconds, "indefinite" or "minimal".
 func parseTTL(v string) (time.Duration, error) {
 	switch v {
 	case "minimal":
 		return fs.MinimalTTL, nil
 	case "indefinite":
-		return 100 * 365 * 24 * time.Hour, nil
+		return indefinite, nil
 	}
 	s, err := strconv.ParseFloat(v, 64)
-	if err != nil || s < 0 {
+	if err != nil || s < 0 || math.IsNaN(s) || math.IsInf(s, 0) {
 		return 0, errors.New("expected a number of seconds, 'indefinite' or 'minimal'")
+	}
+	if s >= indefinite.Seconds() {
+		return indefinite, nil // a Duration cannot hold more; it is forever either way
 	}
 	return time.Duration(s * float64(time.Second)), nil
 }

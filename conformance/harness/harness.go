@@ -48,6 +48,16 @@ type Mount struct {
 	Server *embedded.Server
 	cmd    *exec.Cmd
 	log    *syncBuffer
+	killed bool
+}
+
+// Kill ends the mount process with SIGKILL, as a crash would, and waits for it.
+func (m *Mount) Kill(t testing.TB) {
+	t.Helper()
+	m.killed = true
+	if err := m.cmd.Process.Kill(); err != nil {
+		t.Fatal(err)
+	}
 }
 
 // Bucket is the bucket every test mount uses.
@@ -194,7 +204,7 @@ func (m *Mount) unmount(t testing.TB) {
 	go func() { done <- m.cmd.Wait() }()
 	select {
 	case err := <-done:
-		if err != nil && m.cmd.ProcessState.ExitCode() != 0 {
+		if err != nil && m.cmd.ProcessState.ExitCode() != 0 && !m.killed {
 			t.Errorf("mount-s3 exited with %v", err)
 		}
 	case <-time.After(15 * time.Second):
