@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -17,6 +18,8 @@ import (
 	"time"
 
 	"github.com/mount-s3/mount-s3/impl/fs"
+	"github.com/mount-s3/mount-s3/impl/memory"
+	"github.com/mount-s3/mount-s3/impl/read"
 	"github.com/mount-s3/mount-s3/impl/s3"
 	"github.com/mount-s3/mount-s3/impl/s3/embedded"
 	"github.com/mount-s3/mount-s3/impl/write"
@@ -115,11 +118,13 @@ func serve(o *options, ready func(error)) error {
 		return err
 	}
 
+	budget := memory.NewBudget(o.memoryTargetMiB << 20)
 	core, err := fs.New(fs.Config{
 		Store: store, Logger: logger, Prefix: o.prefix, UID: o.uid, GID: o.gid,
 		FileMode: o.fileMode, DirMode: o.dirMode, MetadataTTL: o.metadataTTL, NegativeTTL: o.negativeTTL,
 		AllowOverwrite: o.allowOverwrite, AllowDelete: o.allowDelete,
-		Upload: write.Config{PartSize: o.uploadPartSize(), Options: s3.WriteOptions{
+		Read: read.Config{Budget: budget, PartSize: o.downloadPartSize(), MaxInFlight: o.requestsInFlight()},
+		Upload: write.Config{Budget: budget, PartSize: o.uploadPartSize(), MaxInFlight: o.requestsInFlight(), Options: s3.WriteOptions{
 			StorageClass: o.storageClass, SSE: o.sse, SSEKMSKeyID: o.sseKMSKeyID, Checksum: o.checksum(),
 		}},
 	})
@@ -209,4 +214,21 @@ func (o *options) checksum() string {
 		return ""
 	}
 	return "crc32c"
+}
+
+// downloadPartSize is --read-part-size, else --part-size, else the default.
+func (o *options) downloadPartSize() int64 {
+	if o.readPartSize != 0 {
+		return o.readPartSize
+	}
+	return o.partSize
+}
+
+// requestsInFlight sizes the parallel GETs of one reader and the parallel parts of one
+// upload from the throughput target, as Mountpoint does: one S3 connection carries roughly
+// 80 MB/s, so 10 Gbit/s needs about 16 of them.
+func (o *options) requestsInFlight() int {
+	const perRequestMBps = 80
+	n := int(math.Ceil(o.throughputGbps * 1000 / 8 / perRequestMBps))
+	return max(4, min(n, 256))
 }

@@ -34,6 +34,9 @@ type options struct {
 	uploadChecksums, storageClass         string
 	sse, sseKMSKeyID                      string
 
+	memoryTargetMiB int64
+	throughputGbps  float64
+
 	help, version bool
 }
 
@@ -85,6 +88,22 @@ func flags() []flag {
 			o.uploadChecksums = v
 			return nil
 		}},
+		{name: "memory-target", value: "MiB", help: "Memory the mount may use for prefetched and uploading data, in MiB [default: 512]", apply: func(o *options, v string) error {
+			n, err := strconv.ParseInt(v, 10, 64)
+			if err != nil || n < 64 {
+				return usagef("invalid value '%s' for '--memory-target <MiB>': expected a number of MiB, at least 64", v)
+			}
+			o.memoryTargetMiB = n
+			return nil
+		}},
+		{name: "maximum-throughput-gbps", value: "N", help: "Network throughput to aim for, in Gbit/s; sizes the number of parallel requests [default: 10]", apply: func(o *options, v string) error {
+			n, err := strconv.ParseFloat(v, 64)
+			if err != nil || n <= 0 || math.IsNaN(n) || math.IsInf(n, 0) {
+				return usagef("invalid value '%s' for '--maximum-throughput-gbps <N>': expected a positive number", v)
+			}
+			o.throughputGbps = n
+			return nil
+		}},
 		{name: "storage-class", value: "CLASS", help: "Storage class of new objects (e.g. STANDARD, INTELLIGENT_TIERING)", apply: func(o *options, v string) error { o.storageClass = v; return nil }},
 		{name: "sse", value: "aws:kms|aws:kms:dsse|AES256", help: "Server-side encryption of new objects", apply: func(o *options, v string) error {
 			if v != "aws:kms" && v != "aws:kms:dsse" && v != "AES256" {
@@ -131,7 +150,7 @@ func flags() []flag {
 // parseArgs parses Mountpoint's command line: `[OPTIONS] BUCKET DIR`, options and positional
 // arguments in any order, `--name value` and `--name=value`, and `-o a,b=c` (fstab form).
 func parseArgs(args []string) (*options, error) {
-	o := &options{metadataTTL: fs.MinimalTTL, uid: uint32(os.Getuid()), gid: uint32(os.Getgid())}
+	o := &options{metadataTTL: fs.MinimalTTL, memoryTargetMiB: 512, throughputGbps: 10, uid: uint32(os.Getuid()), gid: uint32(os.Getgid())}
 	table := flags()
 	byName := map[string]*flag{}
 	for i := range table {

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/mount-s3/mount-s3/impl/clock"
+	"github.com/mount-s3/mount-s3/impl/read"
 	"github.com/mount-s3/mount-s3/impl/s3"
 	"github.com/mount-s3/mount-s3/impl/write"
 	"github.com/mount-s3/mount-s3/spec/keymap"
@@ -47,8 +48,10 @@ type Config struct {
 	// S6: overwriting existing objects (with O_TRUNC) and deleting them are off by default.
 	AllowOverwrite bool
 	AllowDelete    bool
-	// Upload configures the streaming write path; its Store is set by New.
+	// Upload configures the streaming write path and Read the prefetcher; their Store is set
+	// by New.
 	Upload write.Config
+	Read   read.Config
 }
 
 // MinimalTTL is the TTL of `--metadata-ttl minimal`: long enough that one `ls -l` does not
@@ -121,6 +124,7 @@ func New(cfg Config) (*FS, error) {
 		cfg.DirMode = 0o755
 	}
 	cfg.Upload.Store = cfg.Store
+	cfg.Read.Store = cfg.Store
 	f := &FS{
 		store:    cfg.Store,
 		clock:    cfg.Clock,

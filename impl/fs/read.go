@@ -5,8 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"sync"
 
+	"github.com/mount-s3/mount-s3/impl/read"
 	"github.com/mount-s3/mount-s3/impl/s3"
 	"github.com/mount-s3/mount-s3/spec/keymap"
 )
@@ -20,18 +20,11 @@ type OpenFlags struct {
 }
 
 // readHandle is a file opened for reading (S10). It reads one version of the object, the one
-// seen at open: every GET carries If-Match with that ETag, so a read never mixes two versions.
+// seen at open: the reader's GETs carry If-Match with that ETag, so a read never mixes two
+// versions. The reader prefetches sequential reads with parallel ranged GETs (S1).
 type readHandle struct {
-	mu   sync.Mutex
-	path string
-	key  string
-	etag string
-	size int64
-
-	// A streaming GET kept open while reads are sequential. GUARDED_BY(mu)
-	body    io.ReadCloser
-	bodyOff int64 // the offset of the next byte body yields
-	nextOff int64 // where the previous read ended, to detect sequential reads
+	path   string       // constant
+	reader *read.Reader // safe for concurrent use
 }
 
 // Open opens a file for reading, or for writing (which replaces the object, S6). A file being
@@ -64,7 +57,7 @@ func (f *FS) Open(ctx context.Context, id InodeID, flags OpenFlags, pid uint32) 
 	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	h := &readHandle{path: path, key: keymap.FileKey(f.prefix, path), etag: in.etag, size: in.size}
+	h := &readHandle{path: path, reader: read.NewReader(f.cfg.Read, keymap.FileKey(f.prefix, path), in.etag, in.size)}
 	return f.addHandle(h), nil
 }
 
@@ -87,13 +80,10 @@ func (f *FS) Read(ctx context.Context, h HandleID, off int64, dst []byte) (int, 
 	if err != nil {
 		return 0, err
 	}
-	rh.mu.Lock()
-	defer rh.mu.Unlock()
-	if off >= rh.size || len(dst) == 0 {
-		return 0, nil
+	n, err := rh.reader.ReadAt(ctx, dst, off)
+	if errors.Is(err, io.EOF) {
+		err = nil
 	}
-	want := min(int64(len(dst)), rh.size-off)
-	n, err := rh.read(ctx, f.store, off, dst[:want])
 	if err != nil {
 		if errors.Is(err, s3.ErrPreconditionFailed) {
 			// The next open must see the new version, whatever the metadata TTL.
@@ -113,54 +103,6 @@ func (f *FS) Read(ctx context.Context, h HandleID, off int64, dst []byte) (int, 
 	return n, nil
 }
 
-// read fills dst from offset off. Sequential reads share one streaming GET to the end of the
-// object; a read elsewhere fetches exactly its range. A stream that breaks is reopened once
-// where it stopped.
-// LOCKS_REQUIRED(rh.mu)
-func (rh *readHandle) read(ctx context.Context, store s3.Store, off int64, dst []byte) (int, error) {
-	sequential := off == rh.nextOff
-	rh.nextOff = off + int64(len(dst))
-	if rh.body != nil && off != rh.bodyOff {
-		rh.closeBody()
-	}
-	if rh.body == nil && !sequential {
-		body, _, err := store.Get(ctx, rh.key, off, int64(len(dst)), rh.etag)
-		if err != nil {
-			return 0, err
-		}
-		defer body.Close()
-		return io.ReadFull(body, dst)
-	}
-	done := 0
-	for retried := false; ; retried = true {
-		if rh.body == nil {
-			body, _, err := store.Get(ctx, rh.key, off+int64(done), -1, rh.etag)
-			if err != nil {
-				return done, err
-			}
-			rh.body, rh.bodyOff = body, off+int64(done)
-		}
-		n, err := io.ReadFull(rh.body, dst[done:])
-		done += n
-		rh.bodyOff += int64(n)
-		if err == nil {
-			return done, nil
-		}
-		rh.closeBody()
-		if retried || ctx.Err() != nil {
-			return done, err
-		}
-	}
-}
-
-// LOCKS_REQUIRED(rh.mu)
-func (rh *readHandle) closeBody() {
-	if rh.body != nil {
-		rh.body.Close()
-		rh.body = nil
-	}
-}
-
 // Release closes a file handle.
 // LOCKS_EXCLUDED(f.mu)
 func (f *FS) Release(h HandleID) {
@@ -170,9 +112,7 @@ func (f *FS) Release(h HandleID) {
 	f.mu.Unlock()
 	switch h := v.(type) {
 	case *readHandle:
-		h.mu.Lock()
-		h.closeBody()
-		h.mu.Unlock()
+		h.reader.Close()
 	case *writeHandle:
 		f.releaseWrite(h)
 	}

@@ -158,7 +158,13 @@ func (f *FS) Flush(ctx context.Context, h HandleID, pid uint32) error {
 	if err != nil {
 		return nil // read and directory handles have nothing to flush
 	}
-	if w.size() == 0 || pid != w.opener {
+	if pid != w.opener {
+		return nil
+	}
+	w.mu.Lock()
+	failed, empty := w.done && w.err != nil, w.size() == 0
+	w.mu.Unlock()
+	if empty && !failed {
 		return nil
 	}
 	return f.commit(context.WithoutCancel(ctx), w)

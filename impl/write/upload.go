@@ -16,6 +16,7 @@ import (
 	"fmt"
 	"sync"
 
+	"github.com/mount-s3/mount-s3/impl/memory"
 	"github.com/mount-s3/mount-s3/impl/s3"
 )
 
@@ -42,6 +43,7 @@ var ErrTooLarge = errors.New("object too large for a multipart upload")
 // Config is how uploads are made.
 type Config struct {
 	Store       s3.Store
+	Budget      *memory.Budget // parts being filled or sent hold memory here; nil = no limit
 	PartSize    int64 // first part size; 0 means DefaultPartSize
 	MaxInFlight int   // parts uploaded concurrently per upload; 0 means DefaultMaxInFlight
 	Options     s3.WriteOptions
@@ -116,6 +118,10 @@ func (u *Upload) Write(ctx context.Context, off int64, p []byte) error {
 	for len(p) > 0 {
 		want := u.cfg.partSize(u.next)
 		if u.buf == nil {
+			if err := u.acquire(ctx, want); err != nil {
+				u.Abort(ctx)
+				return err
+			}
 			u.buf = make([]byte, 0, want)
 		}
 		n := min(int64(len(p)), want-int64(len(u.buf)))
@@ -163,6 +169,7 @@ func (u *Upload) sendPart(ctx context.Context) error {
 	go func() {
 		defer u.wg.Done()
 		defer func() { <-u.inflight }()
+		defer u.release(data)
 		part, err := u.cfg.Store.UploadPart(u.ctx, u.key, u.uploadID, number, data, u.cfg.Options.Checksum)
 		u.mu.Lock()
 		defer u.mu.Unlock()
@@ -193,6 +200,7 @@ func (u *Upload) Complete(ctx context.Context) (s3.ObjectInfo, error) {
 		u.finished = true
 		u.cancel()
 		info, err := u.cfg.Store.Put(ctx, u.key, bytes.NewReader(u.buf), int64(len(u.buf)), u.cfg.Options)
+		u.release(u.buf)
 		u.buf = nil
 		return info, err
 	}
@@ -227,8 +235,24 @@ func (u *Upload) Abort(ctx context.Context) {
 	u.finished = true
 	u.cancel()
 	u.wg.Wait()
+	u.release(u.buf)
 	u.buf = nil
 	u.abortUpload(ctx)
+}
+
+// acquire takes n bytes of the shared memory budget for a part buffer.
+func (u *Upload) acquire(ctx context.Context, n int64) error {
+	if u.cfg.Budget == nil {
+		return nil
+	}
+	return u.cfg.Budget.Acquire(ctx, n)
+}
+
+// release returns the memory of a part buffer taken by acquire.
+func (u *Upload) release(buf []byte) {
+	if u.cfg.Budget != nil && buf != nil {
+		u.cfg.Budget.Release(int64(cap(buf)))
+	}
 }
 
 func (u *Upload) abortUpload(ctx context.Context) {

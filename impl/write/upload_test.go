@@ -8,6 +8,7 @@ import (
 	"io"
 	"testing"
 
+	"github.com/mount-s3/mount-s3/impl/memory"
 	"github.com/mount-s3/mount-s3/impl/s3"
 	"github.com/mount-s3/mount-s3/impl/s3/embedded"
 )
@@ -176,5 +177,32 @@ func TestPartSizeGrowsToReachS3Limit(t *testing.T) {
 	}
 	if c.partSize(1) != DefaultPartSize || c.partSize(1000) != DefaultPartSize || c.partSize(1001) != 2*DefaultPartSize {
 		t.Fatal("part sizes do not start at the default and double after 1,000 parts")
+	}
+}
+
+// Part buffers are taken from the shared memory budget and all of it comes back, after a
+// completed upload and after an aborted one.
+func TestUploadMemoryBudget(t *testing.T) {
+	faults, _ := newStore(t)
+	budget := memory.NewBudget(12 << 20)
+	for _, fail := range []bool{false, true} {
+		if fail {
+			faults.FailNth("UploadPart", 3, nil)
+		}
+		u := New(Config{Store: faults, PartSize: 5 << 20, Budget: budget}, "k")
+		err := writeAll(t, u, random(22<<20))
+		if budget.InUse() > budget.Limit() {
+			t.Fatalf("budget exceeded: %d > %d", budget.InUse(), budget.Limit())
+		}
+		if err == nil {
+			_, err = u.Complete(context.Background())
+		}
+		u.Abort(context.Background())
+		if (err != nil) != fail {
+			t.Fatalf("fail=%v: %v", fail, err)
+		}
+		if budget.InUse() != 0 {
+			t.Fatalf("fail=%v: %d bytes of the budget still held", fail, budget.InUse())
+		}
 	}
 }
