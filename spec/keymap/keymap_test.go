@@ -438,7 +438,7 @@ func TestTree(t *testing.T) {
 			tree{"": Dir, `a\b`: File, `c\`: File, `\`: Dir, `\/x`: File, `..\`: File}},
 		{"K5", "invalid UTF-8 shown as stored", "", []string{bad8 + "/" + bad8b},
 			tree{"": Dir, bad8: Dir, bad8 + "/" + bad8b: File}},
-		{"K3", "hidden key does not shadow: a and a/./x", "", []string{"a", "a/./x"},
+		{"K4", "a valid prefix of a hidden key is a directory and shadows: a and a/./x", "", []string{"a", "a/./x"},
 			tree{"": Dir, "a": Dir}}, // documented decision: a proper prefix with valid components is a directory
 		{"K8", "keys outside the prefix are ignored", "p/", []string{"p/a", "q/b", "p", "pa/c", "a", "/p/x"},
 			tree{"": Dir, "a": File}},
