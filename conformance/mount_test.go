@@ -7,6 +7,7 @@ import (
 	"io"
 	"math"
 	"os"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -112,4 +113,31 @@ func isMounted(dir string) (bool, error) {
 		return false, err
 	}
 	return bytes.Contains(b, []byte(" "+dir+" ")), nil
+}
+
+// SIGTERM unmounts cleanly; while a file is open the mount is busy, stays mounted and says
+// so, and a later signal succeeds.
+func TestSignalUnmount(t *testing.T) {
+	m := harness.New(t, harness.Options{})
+	m.Put(t, "f", []byte("x"))
+	f, err := os.Open(m.Path("f"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	m.Signal(t, syscall.SIGTERM)
+	time.Sleep(300 * time.Millisecond)
+	if mounted, _ := isMounted(m.Dir); !mounted {
+		t.Fatal("unmounted while a file was open")
+	}
+	if !strings.Contains(m.Logs(), "busy") {
+		t.Errorf("no log line says the mount is busy:\n%s", m.Logs())
+	}
+	f.Close()
+	m.Signal(t, syscall.SIGTERM)
+	if !m.Exited(5 * time.Second) {
+		t.Fatal("mount-s3 still running 5 s after SIGTERM")
+	}
+	if mounted, _ := isMounted(m.Dir); mounted {
+		t.Fatal("still mounted after the mount process exited")
+	}
 }

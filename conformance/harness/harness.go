@@ -49,6 +49,26 @@ type Mount struct {
 	cmd    *exec.Cmd
 	log    *syncBuffer
 	killed bool
+	exited chan struct{} // closed when the process has ended
+	err    error         // its exit status, once exited is closed
+}
+
+// Signal sends sig to the mount process.
+func (m *Mount) Signal(t testing.TB, sig os.Signal) {
+	t.Helper()
+	if err := m.cmd.Process.Signal(sig); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// Exited reports whether the mount process has ended, waiting up to d for it.
+func (m *Mount) Exited(d time.Duration) bool {
+	select {
+	case <-m.exited:
+		return true
+	case <-time.After(d):
+		return false
+	}
 }
 
 // Kill ends the mount process with SIGKILL, as a crash would, and waits for it.
@@ -170,13 +190,17 @@ func MountServer(t testing.TB, srv *embedded.Server, store s3.Store, opts Option
 		t.Fatal(err)
 	}
 	w.Close()
-	m := &Mount{Dir: dir, Store: store, Server: srv, cmd: cmd, log: logs}
+	m := &Mount{Dir: dir, Store: store, Server: srv, cmd: cmd, log: logs, exited: make(chan struct{})}
+	go func() {
+		m.err = cmd.Wait()
+		close(m.exited)
+	}()
 	t.Cleanup(func() { m.unmount(t) })
 
 	line, _ := bufio.NewReader(r).ReadString('\n')
 	r.Close()
 	if strings.TrimSpace(line) != "ready" {
-		cmd.Wait()
+		<-m.exited
 		cannotMount(t, "mount-s3 "+strings.Join(args, " "), fmt.Errorf("%s\n%s", strings.TrimSpace(line), logs.String()))
 	}
 	return m
@@ -200,16 +224,14 @@ func (m *Mount) unmount(t testing.TB) {
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
-	done := make(chan error, 1)
-	go func() { done <- m.cmd.Wait() }()
 	select {
-	case err := <-done:
-		if err != nil && m.cmd.ProcessState.ExitCode() != 0 && !m.killed {
-			t.Errorf("mount-s3 exited with %v", err)
+	case <-m.exited:
+		if m.err != nil && !m.killed {
+			t.Errorf("mount-s3 exited with %v", m.err)
 		}
 	case <-time.After(15 * time.Second):
 		m.cmd.Process.Kill()
-		<-done
+		<-m.exited
 		t.Errorf("mount-s3 did not exit after unmount")
 	}
 	if t.Failed() {
