@@ -1,0 +1,56 @@
+// Package local is the durable local layer of sync mode (--sync-dir DIR, rules Y and C of
+// docs/SEMANTICS.md, invariants of shared/design/SYNC.md). It keeps, for one bucket and prefix,
+// every file, directory and symlink with its attributes and its syncrule.State, the file data,
+// and the queue of bucket operations owed. It does no network I/O and reads no clock of its own
+// (Options.Clock); the engine drives it with syncrule.Next (Apply), Snapshot, MarkUploaded,
+// Pending and Done, and the FUSE layer calls the file operations.
+//
+// # Layout of DIR
+//
+//	meta.db  bbolt: meta (fsid, bucket, prefix, format), nodes (path -> record), ids (data id
+//	         -> path), queue (op id -> Op)
+//	data/    one file per file record, named by the record's id (16 hex digits), so a rename
+//	         never touches data
+//	snap/    upload snapshots, unlinked as soon as they are made
+//	lock     flock'd while a Layer is open; holds the owner's pid for the error message
+//
+// A node key is dir + NUL + name: a directory's children are one contiguous key range in byte
+// order of their names (K6), and its descendants are two ranges (dir+NUL, dir+"/").
+//
+// # Why nothing closed is lost (the durability argument)
+//
+// bbolt commits a transaction by writing its pages, fsync'ing, then writing and fsync'ing the
+// meta page; a crash leaves the previous or the new state, never a mix. Everything below follows
+// from ordering data-file fsyncs against those commits.
+//
+//  1. Intent before data. BeginWrite commits syncrule.LocalWrite (generation+1, dirty) before
+//     it returns a handle, so any byte that reaches a data file belongs to a generation already
+//     durably dirty. A snapshot seals the generation; the next write through any handle
+//     commits a new one first. Create commits the record before making the data file (Open
+//     recreates an empty one lost in between).
+//  2. Closed means durable. Sync and Close fsync the data file, then commit size and mtime.
+//     After a crash between the two the record is dirty (1), and Open takes the data file's size.
+//  3. Snapshots. Snapshot syncs, then clones (FICLONE, else a copy) the data file into an
+//     unlinked file while holding the file's lock, which every writer takes: later writes
+//     cannot reach it, and a crash leaves no snapshot to clean.
+//  4. Clean only after the bucket has it. MarkUploaded commits base and clean-generation in
+//     one transaction, and only for the current generation; an older one records the base and
+//     stays dirty.
+//  5. Queue. Ops are written in the transaction that makes them owed (the state change in
+//     Apply, the moved records in Rename), so an op is never attempted before it is durable,
+//     and a directory rename is all-or-nothing locally with every copy+delete queued.
+//  6. No dirty data dropped. Data files are removed only after the commit that stops
+//     referring to them (Remove, Rename over a file, Expire); a crash in between leaves an
+//     orphan Open deletes. Expire asks syncrule.MayExpire and refuses dirty or open files.
+//  7. Recovery is the normal start. Open runs the same reconciliation every time: decode and
+//     Validate every record (a bad one makes Open refuse: ErrCorrupt, with how to recover
+//     keeping the data files), settle data files as in recover, list Dirty and Pending.
+//
+// Directory entries for new data files are fsync'd (createEmpty, PutData); unlinks need not
+// be, since an unlink lost by a crash only leaves an orphan for Open to remove.
+//
+// # Not here yet
+//
+// Conflict handling (MoveToLostFound, ImportRemote: Apply refuses them), metadata import from
+// listings (Y1), and recording reads for expiry (Y10's LastUsed is only updated by writes).
+package local

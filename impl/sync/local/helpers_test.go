@@ -1,0 +1,116 @@
+package local
+
+import (
+	"io"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/mount-s3/mount-s3/spec/syncrule"
+)
+
+// tick is a clock that moves one second per reading, so every change has its own time.
+type tick struct {
+	mu sync.Mutex
+	t  time.Time
+}
+
+func (c *tick) now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.t = c.t.Add(time.Second)
+	return c.t
+}
+
+func testOpts() Options {
+	c := &tick{t: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)}
+	return Options{Bucket: "bkt", Prefix: "pre/", Clock: c.now, UID: 1000, GID: 1000}
+}
+
+func newLayer(t *testing.T) (*Layer, string) {
+	t.Helper()
+	dir := t.TempDir()
+	l, err := Open(dir, testOpts())
+	require.NoError(t, err)
+	t.Cleanup(func() { l.Close() })
+	return l, dir
+}
+
+func reopen(t *testing.T, l *Layer) *Layer {
+	t.Helper()
+	require.NoError(t, l.Close())
+	l2, err := Open(l.dir, l.opts)
+	require.NoError(t, err)
+	t.Cleanup(func() { l2.Close() })
+	return l2
+}
+
+func writeFile(t *testing.T, l *Layer, path, data string) {
+	t.Helper()
+	if _, err := l.Stat(path); err != nil {
+		_, err := l.Create(path, 0o644, 1, 2)
+		require.NoError(t, err)
+	}
+	require.NoError(t, l.Truncate(path, 0))
+	_, err := l.WriteAt(path, []byte(data), 0)
+	require.NoError(t, err)
+}
+
+func readFile(t *testing.T, l *Layer, path string) string {
+	t.Helper()
+	info, err := l.Stat(path)
+	require.NoError(t, err)
+	buf := make([]byte, info.Size)
+	n, err := l.ReadAt(path, buf, 0)
+	if err != io.EOF {
+		require.NoError(t, err)
+	}
+	return string(buf[:n])
+}
+
+// tb is what both *testing.T and *rapid.T provide.
+type tb interface {
+	require.TestingT
+	Helper()
+}
+
+// upload plays the engine: snapshot, "PUT", mark uploaded.
+func upload(t tb, l *Layer, path string) bool {
+	t.Helper()
+	info, err := l.Stat(path)
+	require.NoError(t, err)
+	gen := info.State.Gen
+	if info.Kind == KindFile {
+		rc, g, _, err := l.Snapshot(path)
+		require.NoError(t, err)
+		rc.Close()
+		gen = g
+	}
+	clean, err := l.MarkUploaded(path, gen, syncrule.Version{ETag: "etag-" + path})
+	require.NoError(t, err)
+	return clean
+}
+
+func dirtyPaths(t *testing.T, l *Layer) []string {
+	t.Helper()
+	d, err := l.Dirty()
+	require.NoError(t, err)
+	out := []string{}
+	for _, i := range d {
+		out = append(out, i.Path)
+	}
+	return out
+}
+
+func names(infos []Info) []string {
+	out := []string{}
+	for _, i := range infos {
+		out = append(out, i.Path)
+	}
+	return out
+}
+
+func stringReader(s string) io.Reader { return strings.NewReader(s) }

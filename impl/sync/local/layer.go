@@ -1,0 +1,250 @@
+package local
+
+import (
+	"bytes"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+
+	"github.com/mount-s3/mount-s3/spec/keymap"
+)
+
+// Options configure a Layer.
+type Options struct {
+	// Bucket and Prefix name what the sync dir mirrors. They are recorded when the dir is
+	// created and checked on every later Open: a sync dir holds one bucket and prefix.
+	Bucket string
+	Prefix string
+	// Clock is the only source of time (mtimes, dirty-since, last use). Defaults to time.Now.
+	Clock func() time.Time
+	// UID, GID and DirMode are the attributes of the root directory when the dir is created.
+	UID, GID uint32
+	DirMode  uint32 // default 0755
+}
+
+// File names inside DIR.
+const (
+	DBFile   = "meta.db"
+	DataDir  = "data"
+	snapDir  = "snap"
+	lockFile = "lock"
+)
+
+// Layer is an open sync dir. Its methods are safe for concurrent use.
+type Layer struct {
+	dir   string
+	opts  Options
+	db    *bolt.DB
+	lock  *os.File
+	fsid  string
+	clock func() time.Time
+
+	// mu orders namespace changes and guards files. Lock order: mu, then an openFile's mu,
+	// then bbolt's writer lock (taken inside Update).
+	mu     sync.Mutex
+	files  map[uint64]*openFile // GUARDED_BY(mu)
+	closed bool                 // GUARDED_BY(mu)
+}
+
+// crashHook is called at named points of multi-step operations; the crash tests set it to
+// kill the process there.
+var crashHook = func(point string) {}
+
+// Open opens the sync dir at dir, creating it if it does not exist. Opening an existing dir
+// is also crash recovery (SYNC.md invariant 7): the dirty records and the queue are whatever
+// the last committed transactions left, and Open only removes what no committed record
+// refers to (snapshots, orphaned data files).
+func Open(dir string, opts Options) (*Layer, error) {
+	if err := keymap.ValidatePrefix(opts.Prefix); err != nil {
+		return nil, err
+	}
+	if opts.Clock == nil {
+		opts.Clock = time.Now
+	}
+	if opts.DirMode == 0 {
+		opts.DirMode = 0o755
+	}
+	for _, d := range []string{dir, filepath.Join(dir, DataDir), filepath.Join(dir, snapDir)} {
+		if err := os.MkdirAll(d, 0o700); err != nil {
+			return nil, fmt.Errorf("sync dir %s: %w", dir, err)
+		}
+	}
+	lock, err := lockDir(dir)
+	if err != nil {
+		return nil, err
+	}
+	l := &Layer{dir: dir, opts: opts, lock: lock, clock: opts.Clock, files: map[uint64]*openFile{}}
+	if err := l.openDB(); err != nil {
+		if l.db != nil {
+			l.db.Close()
+		}
+		lock.Close()
+		return nil, err
+	}
+	return l, nil
+}
+
+// lockDir takes an exclusive flock on DIR/lock. flock is per open file description, so a
+// second Open in the same process is refused too, and the lock dies with the process.
+func lockDir(dir string) (*os.File, error) {
+	f, err := os.OpenFile(filepath.Join(dir, lockFile), os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("sync dir %s: %w", dir, err)
+	}
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+		holder, _ := os.ReadFile(f.Name())
+		f.Close()
+		if errors.Is(err, syscall.EWOULDBLOCK) {
+			return nil, fmt.Errorf("%w: %s is locked by process %s; stop that mount first (each sync dir serves one mount)",
+				ErrLocked, dir, strings.TrimSpace(string(holder)))
+		}
+		return nil, fmt.Errorf("sync dir %s: lock: %w", dir, err)
+	}
+	if err := f.Truncate(0); err == nil {
+		f.WriteAt([]byte(strconv.Itoa(os.Getpid())+"\n"), 0)
+	}
+	return f, nil
+}
+
+// corrupt builds the error Open returns for a store it cannot trust: what is wrong and how to
+// recover without losing the local data files.
+func (l *Layer) corrupt(cause error) error {
+	return fmt.Errorf("%w: %s: %v.\nThe local data files in %s are left untouched. To recover: stop "+
+		"mount-s3, move the sync dir aside (mv %s %s.broken), mount again so the bucket is "+
+		"re-imported, then copy back any file you still need from %s.broken/%s "+
+		"(files there are named by record id; changes not yet uploaded exist only there)",
+		ErrCorrupt, filepath.Join(l.dir, DBFile), cause, filepath.Join(l.dir, DataDir),
+		l.dir, l.dir, l.dir, DataDir)
+}
+
+func (l *Layer) openDB() (err error) {
+	dbPath := filepath.Join(l.dir, DBFile)
+	if _, statErr := os.Stat(dbPath); errors.Is(statErr, os.ErrNotExist) {
+		// A missing store next to data files means it was deleted: creating a fresh one would
+		// orphan every dirty file, so refuse.
+		if ents, _ := os.ReadDir(filepath.Join(l.dir, DataDir)); len(ents) > 0 {
+			return l.corrupt(fmt.Errorf("the metadata database is missing but %d data files exist", len(ents)))
+		}
+	}
+	// bbolt may panic on a damaged page instead of returning an error.
+	defer func() {
+		if r := recover(); r != nil {
+			err = l.corrupt(fmt.Errorf("reading the database panicked: %v", r))
+		}
+	}()
+	db, err := bolt.Open(dbPath, 0o600, &bolt.Options{Timeout: time.Second})
+	if err != nil {
+		if errors.Is(err, bolt.ErrTimeout) {
+			return fmt.Errorf("%w: %s", ErrLocked, dbPath)
+		}
+		return l.corrupt(err)
+	}
+	l.db = db
+	if err := db.Update(l.initTx); err != nil {
+		if errors.Is(err, ErrCorrupt) {
+			return l.corrupt(err)
+		}
+		return err
+	}
+	return l.recover()
+}
+
+// initTx creates the buckets and the fsid once, and checks them on every later open.
+func (l *Layer) initTx(tx *bolt.Tx) error {
+	meta := tx.Bucket(bMeta)
+	if meta == nil {
+		if tx.Bucket(bNodes) != nil {
+			return fmt.Errorf("%w: the meta bucket is missing", ErrCorrupt)
+		}
+		return l.create(tx)
+	}
+	if string(meta.Get(kFormat)) != formatVersion {
+		return fmt.Errorf("%w: unknown format version %q", ErrCorrupt, meta.Get(kFormat))
+	}
+	for _, b := range [][]byte{bNodes, bIDs, bQueue} {
+		if tx.Bucket(b) == nil {
+			return fmt.Errorf("%w: bucket %q is missing", ErrCorrupt, b)
+		}
+	}
+	if !bytes.Equal(meta.Get(kBucket), []byte(l.opts.Bucket)) || !bytes.Equal(meta.Get(kPrefix), []byte(l.opts.Prefix)) {
+		return fmt.Errorf("sync dir %s belongs to s3://%s/%s, not s3://%s/%s: use another sync dir",
+			l.dir, meta.Get(kBucket), meta.Get(kPrefix), l.opts.Bucket, l.opts.Prefix)
+	}
+	l.fsid = string(meta.Get(kFSID))
+	if l.fsid == "" {
+		return fmt.Errorf("%w: no fsid", ErrCorrupt)
+	}
+	root, err := getRec(tx, "")
+	if err != nil {
+		return err
+	}
+	if root == nil || root.Kind != KindDir {
+		return fmt.Errorf("%w: the root record is missing", ErrCorrupt)
+	}
+	return nil
+}
+
+func (l *Layer) create(tx *bolt.Tx) error {
+	meta, err := tx.CreateBucket(bMeta)
+	if err != nil {
+		return err
+	}
+	for _, b := range [][]byte{bNodes, bIDs, bQueue} {
+		if _, err := tx.CreateBucketIfNotExists(b); err != nil {
+			return err
+		}
+	}
+	var raw [8]byte
+	if _, err := rand.Read(raw[:]); err != nil {
+		return err
+	}
+	l.fsid = hex.EncodeToString(raw[:])
+	for k, v := range map[string]string{string(kFSID): l.fsid, string(kBucket): l.opts.Bucket,
+		string(kPrefix): l.opts.Prefix, string(kFormat): formatVersion} {
+		if err := meta.Put([]byte(k), []byte(v)); err != nil {
+			return err
+		}
+	}
+	// The root exists in the bucket as the prefix itself (K8): it is clean and never uploaded.
+	root := &record{Kind: KindDir, Attr: Attr{Mode: l.opts.DirMode, UID: l.opts.UID, GID: l.opts.GID, Mtime: l.clock()}}
+	root.State.Exists = true
+	return putRec(tx, "", root)
+}
+
+// FSID is the file-system id created with the sync dir (it names lost+found, C4).
+func (l *Layer) FSID() string { return l.fsid }
+
+// Dir is the sync dir.
+func (l *Layer) Dir() string { return l.dir }
+
+// Close releases the sync dir. Open handles must be closed first; their unsynced writes are
+// treated as after a crash (the file stays dirty, invariant 1).
+func (l *Layer) Close() error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.closed {
+		return nil
+	}
+	l.closed = true
+	for id, f := range l.files {
+		f.file.Close()
+		delete(l.files, id)
+	}
+	err := l.db.Close()
+	l.lock.Close()
+	return err
+}
+
+func (l *Layer) dataPath(id uint64) string {
+	return filepath.Join(l.dir, DataDir, fmt.Sprintf("%016x", id))
+}

@@ -1,0 +1,310 @@
+package local
+
+import (
+	"os"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+
+	"github.com/mount-s3/mount-s3/spec/keymap"
+	"github.com/mount-s3/mount-s3/spec/syncrule"
+)
+
+// noParams: the local events (LocalWrite, LocalDelete) do not depend on the tunables.
+var noParams = syncrule.Params{}
+
+// update runs fn in one committed bbolt transaction (fsync'd by bbolt before Update returns).
+func (l *Layer) update(fn func(tx *bolt.Tx) error) error {
+	if l.closed {
+		return ErrClosed
+	}
+	return l.db.Update(fn)
+}
+
+func (l *Layer) view(fn func(tx *bolt.Tx) error) error {
+	if l.closed {
+		return ErrClosed
+	}
+	return l.db.View(fn)
+}
+
+func (l *Layer) now() time.Time { return l.clock() }
+
+// newRecordTx puts a new record at path with its first change recorded (the intent of
+// invariant 1). A tombstone at path of the same class is reused, so the owed delete folds
+// into the upload (syncrule); one of the other class has a different key and its delete is
+// queued instead.
+func (l *Layer) newRecordTx(tx *bolt.Tx, path string, kind Kind, a Attr, target string) (*record, error) {
+	if path == "" || !keymap.ValidPath(path) {
+		return nil, ErrInvalid
+	}
+	if err := lookupDir(tx, path); err != nil {
+		return nil, err
+	}
+	old, err := getRec(tx, path)
+	if err != nil {
+		return nil, err
+	}
+	var st syncrule.State
+	if old != nil {
+		if old.visible() {
+			return nil, ErrExists
+		}
+		if old.Kind.isDir() == kind.isDir() {
+			st = old.State
+		} else if err := l.queueDeleteTx(tx, path, old); err != nil {
+			return nil, err
+		}
+	}
+	r := &record{Kind: kind, Attr: a, Target: target}
+	st, _ = syncrule.Next(st, syncrule.LocalWrite{At: l.now(), Size: int64(len(target))}, noParams)
+	r.State = st
+	if kind == KindFile {
+		if r.ID, err = tx.Bucket(bIDs).NextSequence(); err != nil {
+			return nil, err
+		}
+	}
+	return r, putRec(tx, path, r)
+}
+
+// Create makes an empty regular file (exclusive: ErrExists if path exists). The record is
+// committed dirty before the data file exists; recovery recreates an empty data file lost in
+// between.
+func (l *Layer) Create(path string, mode, uid, gid uint32) (Info, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	var r *record
+	err := l.update(func(tx *bolt.Tx) (err error) {
+		r, err = l.newRecordTx(tx, path, KindFile, Attr{Mode: mode & 0o7777, UID: uid, GID: gid, Mtime: l.now()}, "")
+		return err
+	})
+	if err != nil {
+		return Info{}, perr("create", path, err)
+	}
+	crashHook("create-after-intent")
+	if err := createEmpty(l.dataPath(r.ID)); err != nil {
+		return Info{}, perr("create", path, err)
+	}
+	return r.info(path), nil
+}
+
+// Mkdir makes a directory (its marker object is owed, Y8).
+func (l *Layer) Mkdir(path string, mode, uid, gid uint32) (Info, error) {
+	return l.mknode("mkdir", path, KindDir, Attr{Mode: mode & 0o7777, UID: uid, GID: gid}, "")
+}
+
+// Symlink makes a symbolic link at path pointing at target (an object whose body is the
+// target, Y3).
+func (l *Layer) Symlink(target, path string, uid, gid uint32) (Info, error) {
+	return l.mknode("symlink", path, KindSymlink, Attr{Mode: 0o777, UID: uid, GID: gid}, target)
+}
+
+func (l *Layer) mknode(op, path string, k Kind, a Attr, target string) (Info, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	a.Mtime = l.now()
+	var r *record
+	err := l.update(func(tx *bolt.Tx) (err error) {
+		r, err = l.newRecordTx(tx, path, k, a, target)
+		return err
+	})
+	if err != nil {
+		return Info{}, perr(op, path, err)
+	}
+	return r.info(path), nil
+}
+
+// Stat returns the record at path ("" is the root). For a file open for writing, size and
+// mtime include writes not yet synced.
+func (l *Layer) Stat(path string) (Info, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	var r *record
+	err := l.view(func(tx *bolt.Tx) (err error) {
+		r, err = visibleRec(tx, path)
+		return err
+	})
+	if err != nil {
+		return Info{}, perr("stat", path, err)
+	}
+	info := r.info(path)
+	if f := l.files[r.ID]; r.ID != 0 && f != nil {
+		f.mu.Lock()
+		info.Size = f.size
+		if f.wrote {
+			info.Attr.Mtime = f.mtime
+		}
+		f.mu.Unlock()
+	}
+	return info, nil
+}
+
+// Lookup is Stat of name in directory dir.
+func (l *Layer) Lookup(dir, name string) (Info, error) {
+	if !keymap.ValidName(name) {
+		return Info{}, perr("lookup", keymap.Join(dir, name), ErrNotFound)
+	}
+	return l.Stat(keymap.Join(dir, name))
+}
+
+// Readlink returns a symlink's target.
+func (l *Layer) Readlink(path string) (string, error) {
+	info, err := l.Stat(path)
+	if err != nil {
+		return "", err
+	}
+	if info.Kind != KindSymlink {
+		return "", perr("readlink", path, ErrInvalid)
+	}
+	return info.Target, nil
+}
+
+// List returns the visible entries of directory dir in byte order of their names (K6): the
+// node keys of one directory differ only in the name, so bbolt's key order is that order.
+func (l *Layer) List(dir string) ([]Info, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	var out []Info
+	err := l.view(func(tx *bolt.Tx) error {
+		d, err := visibleRec(tx, dir)
+		if err != nil {
+			return err
+		}
+		if d.Kind != KindDir {
+			return ErrNotDir
+		}
+		p := childPrefix(dir)
+		c := tx.Bucket(bNodes).Cursor()
+		for k, v := c.Seek(p); k != nil && hasPrefix(k, p); k, v = c.Next() {
+			if len(k) == len(p) {
+				continue // the root's own key
+			}
+			path := pathOfNodeKey(k)
+			r, err := decodeRec(path, v)
+			if err != nil {
+				return err
+			}
+			if r.visible() {
+				out = append(out, r.info(path))
+			}
+		}
+		return nil
+	})
+	return out, perr("list", dir, err)
+}
+
+func hasPrefix(k, p []byte) bool { return len(k) >= len(p) && string(k[:len(p)]) == string(p) }
+
+// Remove unlinks a file or symlink. If the bucket has the object the record stays as a
+// tombstone (the delete is owed, Y7); a file the bucket never had is simply gone. The data
+// file is removed after the commit: a crash in between leaves an orphan that Open removes.
+func (l *Layer) Remove(path string) error {
+	return l.remove("unlink", path, false)
+}
+
+// Rmdir removes an empty directory (Y8). The root and lost+found cannot be removed (C5).
+func (l *Layer) Rmdir(path string) error {
+	return l.remove("rmdir", path, true)
+}
+
+func (l *Layer) remove(op, path string, dir bool) error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	var id uint64
+	err := l.update(func(tx *bolt.Tx) error {
+		if path == "" {
+			return ErrPermitted
+		}
+		r, err := visibleRec(tx, path)
+		if err != nil {
+			return err
+		}
+		switch {
+		case dir && r.Kind != KindDir:
+			return ErrNotDir
+		case !dir && r.Kind == KindDir:
+			return ErrIsDir
+		case dir && path == syncrule.LostFoundDir(l.fsid):
+			return ErrPermitted
+		}
+		if dir {
+			if busy, err := hasChildren(tx, path); err != nil || busy {
+				if err == nil {
+					err = ErrNotEmpty
+				}
+				return err
+			}
+		}
+		id = r.ID
+		if err := delRec(tx, path, r); err != nil {
+			return err
+		}
+		st, _ := syncrule.Next(r.State, syncrule.LocalDelete{At: l.now()}, noParams)
+		if st.Absent() {
+			return nil
+		}
+		return putRec(tx, path, &record{Kind: r.Kind, Attr: r.Attr, State: st})
+	})
+	if err != nil {
+		return perr(op, path, err)
+	}
+	if id != 0 {
+		os.Remove(l.dataPath(id))
+	}
+	return nil
+}
+
+// Chmod, Chown and Utimens change attributes only: a metadata-only change (Y7), exported by a
+// CopyObject onto itself unless the data changed too.
+func (l *Layer) Chmod(path string, mode uint32) error {
+	return l.setattr("chmod", path, func(a *Attr) { a.Mode = mode & 0o7777 })
+}
+
+func (l *Layer) Chown(path string, uid, gid uint32) error {
+	return l.setattr("chown", path, func(a *Attr) { a.UID, a.GID = uid, gid })
+}
+
+func (l *Layer) Utimens(path string, mtime time.Time) error {
+	return l.setattr("utimens", path, func(a *Attr) { a.Mtime = mtime })
+}
+
+func (l *Layer) setattr(op, path string, set func(*Attr)) error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	// An open file's lock is taken before bbolt's (the lock order); the record's id cannot
+	// change meanwhile, since namespace changes hold l.mu.
+	var f *openFile
+	err := l.view(func(tx *bolt.Tx) error {
+		r, err := visibleRec(tx, path)
+		if err == nil && r.ID != 0 {
+			f = l.files[r.ID]
+		}
+		return err
+	})
+	if err != nil {
+		return perr(op, path, err)
+	}
+	if f != nil {
+		f.mu.Lock()
+		defer f.mu.Unlock()
+	}
+	err = l.update(func(tx *bolt.Tx) error {
+		r, err := visibleRec(tx, path)
+		if err != nil {
+			return err
+		}
+		if f != nil {
+			if f.wrote {
+				// Unsynced writes' mtime is committed now, so a later Sync cannot overwrite
+				// an explicit utimens with it.
+				r.Attr.Mtime, r.State.Size, f.wrote = f.mtime, f.size, false
+			}
+		}
+		set(&r.Attr)
+		if path != "" { // the root is the prefix itself and is never uploaded (K8)
+			r.State, _ = syncrule.Next(r.State, syncrule.LocalWrite{At: l.now(), MetadataOnly: true, Size: r.State.Size}, noParams)
+		}
+		return putRec(tx, path, r)
+	})
+	return perr(op, path, err)
+}

@@ -1,0 +1,217 @@
+package local
+
+import (
+	"io"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/mount-s3/mount-s3/spec/syncrule"
+)
+
+func TestCreateStatLookupList(t *testing.T) {
+	l, _ := newLayer(t)
+	_, err := l.Mkdir("d", 0o750, 1, 2)
+	require.NoError(t, err)
+	for _, n := range []string{"b", "-a-", "a", "-a", "\xff", "B"} {
+		_, err := l.Create("d/"+n, 0o600, 1, 2)
+		require.NoError(t, err)
+	}
+	_, err = l.Mkdir("d/c", 0o755, 1, 2)
+	require.NoError(t, err)
+	ls, err := l.List("d")
+	require.NoError(t, err)
+	require.Equal(t, []string{"d/-a", "d/-a-", "d/B", "d/a", "d/b", "d/c", "d/\xff"}, names(ls), "byte order (K6)")
+
+	root, err := l.List("")
+	require.NoError(t, err)
+	require.Equal(t, []string{"d"}, names(root))
+
+	info, err := l.Lookup("d", "a")
+	require.NoError(t, err)
+	require.Equal(t, KindFile, info.Kind)
+	require.Equal(t, Attr{Mode: 0o600, UID: 1, GID: 2, Mtime: info.Attr.Mtime}, info.Attr)
+	require.True(t, info.State.Dirty())
+	require.Equal(t, syncrule.LocalData, info.State.Data)
+
+	_, err = l.Create("d/a", 0o600, 1, 2)
+	require.ErrorIs(t, err, ErrExists)
+	_, err = l.Create("nope/x", 0o600, 1, 2)
+	require.ErrorIs(t, err, ErrNotFound)
+	_, err = l.Create("d/a/x", 0o600, 1, 2)
+	require.ErrorIs(t, err, ErrNotDir)
+	_, err = l.Create("d/.", 0o600, 1, 2)
+	require.ErrorIs(t, err, ErrInvalid)
+	_, err = l.List("d/a")
+	require.ErrorIs(t, err, ErrNotDir)
+	_, err = l.Lookup("d", "zz")
+	require.ErrorIs(t, err, ErrNotFound)
+
+	l = reopen(t, l)
+	ls2, err := l.List("d")
+	require.NoError(t, err)
+	require.Equal(t, names(ls), names(ls2))
+}
+
+func TestWriteReadTruncate(t *testing.T) {
+	l, _ := newLayer(t)
+	_, err := l.Create("f", 0o644, 0, 0)
+	require.NoError(t, err)
+	_, err = l.WriteAt("f", []byte("abc"), 5)
+	require.NoError(t, err)
+	require.Equal(t, "\x00\x00\x00\x00\x00abc", readFile(t, l, "f"))
+	require.NoError(t, l.Truncate("f", 6))
+	require.Equal(t, "\x00\x00\x00\x00\x00a", readFile(t, l, "f"))
+	require.NoError(t, l.Truncate("f", 8))
+	require.Equal(t, "\x00\x00\x00\x00\x00a\x00\x00", readFile(t, l, "f"))
+	buf := make([]byte, 4)
+	n, err := l.ReadAt("f", buf, 6)
+	require.Equal(t, io.EOF, err)
+	require.Equal(t, 2, n)
+
+	_, err = l.Mkdir("d", 0o755, 0, 0)
+	require.NoError(t, err)
+	_, err = l.WriteAt("d", []byte("x"), 0)
+	require.ErrorIs(t, err, ErrIsDir)
+	_, err = l.ReadAt("d", buf, 0)
+	require.ErrorIs(t, err, ErrIsDir)
+
+	l = reopen(t, l)
+	require.Equal(t, "\x00\x00\x00\x00\x00a\x00\x00", readFile(t, l, "f"))
+	info, _ := l.Stat("f")
+	require.EqualValues(t, 8, info.Size)
+}
+
+func TestHandleStatSeesUnsyncedWrites(t *testing.T) {
+	l, _ := newLayer(t)
+	_, err := l.Create("f", 0o644, 0, 0)
+	require.NoError(t, err)
+	h, err := l.BeginWrite("f")
+	require.NoError(t, err)
+	_, err = h.WriteAt([]byte("hello"), 0)
+	require.NoError(t, err)
+	info, _ := l.Stat("f")
+	require.EqualValues(t, 5, info.Size)
+	buf := make([]byte, 5)
+	_, err = h.ReadAt(buf, 0)
+	require.NoError(t, err)
+	require.Equal(t, "hello", string(buf))
+	require.NoError(t, h.Truncate(2))
+	require.NoError(t, h.Close())
+	require.NoError(t, h.Close(), "double close is harmless")
+	_, err = h.WriteAt([]byte("x"), 0)
+	require.ErrorIs(t, err, ErrInvalid)
+	require.Equal(t, "he", readFile(t, l, "f"))
+}
+
+func TestRemoveAndRmdir(t *testing.T) {
+	l, _ := newLayer(t)
+	_, _ = l.Mkdir("d", 0o755, 0, 0)
+	writeFile(t, l, "d/f", "x")
+	require.ErrorIs(t, l.Remove("d"), ErrIsDir)
+	require.ErrorIs(t, l.Rmdir("d/f"), ErrNotDir)
+	require.ErrorIs(t, l.Rmdir("d"), ErrNotEmpty)
+	require.ErrorIs(t, l.Rmdir(""), ErrPermitted)
+	require.ErrorIs(t, l.Remove("d/nope"), ErrNotFound)
+	info, _ := l.Stat("d/f")
+	require.NoError(t, l.Remove("d/f"))
+	_, err := l.Stat("d/f")
+	require.ErrorIs(t, err, ErrNotFound)
+	require.NoFileExists(t, l.dataPath(info.ID))
+	require.NotContains(t, dirtyPaths(t, l), "d/f", "never uploaded: nothing owed")
+	require.NoError(t, l.Rmdir("d"))
+	_, err = l.Stat("d")
+	require.ErrorIs(t, err, ErrNotFound)
+}
+
+func TestRemoveOfUploadedFileLeavesTombstone(t *testing.T) {
+	l, _ := newLayer(t)
+	writeFile(t, l, "f", "v1")
+	require.True(t, upload(t, l, "f"))
+	require.Empty(t, dirtyPaths(t, l))
+	require.NoError(t, l.Remove("f"))
+	require.Equal(t, []string{"f"}, dirtyPaths(t, l), "the delete is owed")
+	ls, _ := l.List("")
+	require.Empty(t, ls)
+
+	a, err := l.Apply("f", syncrule.Flush{Now: time.Now()}, syncrule.DefaultParams())
+	require.NoError(t, err)
+	require.Len(t, a.Ops, 1)
+	require.Equal(t, OpDelete, a.Ops[0].Kind)
+	require.Equal(t, "pre/f", a.Ops[0].Key)
+	require.Equal(t, "etag-f", a.Ops[0].Base.ETag)
+
+	// A new file at the path folds the delete into one conditional PUT (syncrule).
+	writeFile(t, l, "f", "v2")
+	info, _ := l.Stat("f")
+	require.Equal(t, "etag-f", info.State.Base.ETag)
+	require.Equal(t, "v2", readFile(t, l, "f"))
+}
+
+func TestTombstoneOfOtherKindQueuesDelete(t *testing.T) {
+	l, _ := newLayer(t)
+	writeFile(t, l, "x", "v1")
+	upload(t, l, "x")
+	require.NoError(t, l.Remove("x"))
+	_, err := l.Mkdir("x", 0o755, 0, 0)
+	require.NoError(t, err)
+	ops, _ := l.Pending()
+	require.Len(t, ops, 1)
+	require.Equal(t, Op{ID: ops[0].ID, Kind: OpDelete, Path: "x", Key: "pre/x", Gen: ops[0].Gen,
+		Base: syncrule.Version{ETag: "etag-x"}, Queued: ops[0].Queued}, ops[0])
+}
+
+func TestSetattrIsMetadataOnlyChange(t *testing.T) {
+	l, _ := newLayer(t)
+	writeFile(t, l, "f", "data")
+	upload(t, l, "f")
+	require.NoError(t, l.Chmod("f", 0o600))
+	require.NoError(t, l.Chown("f", 7, 8))
+	mt := time.Date(2020, 1, 2, 3, 4, 5, 0, time.UTC)
+	require.NoError(t, l.Utimens("f", mt))
+	info, _ := l.Stat("f")
+	require.Equal(t, Attr{Mode: 0o600, UID: 7, GID: 8, Mtime: mt}, info.Attr)
+	require.True(t, info.State.Dirty())
+	a, err := l.Apply("f", syncrule.Flush{Now: time.Now()}, syncrule.DefaultParams())
+	require.NoError(t, err)
+	require.Len(t, a.Ops, 1)
+	require.True(t, a.Ops[0].MetadataOnly, "Y7: CopyObject onto itself")
+	require.Equal(t, "etag-f", a.Ops[0].Base.ETag)
+
+	require.NoError(t, l.Chmod("", 0o700), "the root's attributes are kept but never uploaded")
+	root, _ := l.Stat("")
+	require.EqualValues(t, 0o700, root.Attr.Mode)
+	require.False(t, root.State.Dirty())
+}
+
+func TestUtimensWinsOverEarlierUnsyncedWrite(t *testing.T) {
+	l, _ := newLayer(t)
+	_, _ = l.Create("f", 0o644, 0, 0)
+	h, _ := l.BeginWrite("f")
+	_, _ = h.WriteAt([]byte("x"), 0)
+	mt := time.Date(2020, 1, 1, 0, 0, 0, 0, time.UTC)
+	require.NoError(t, l.Utimens("f", mt))
+	require.NoError(t, h.Close())
+	info, _ := l.Stat("f")
+	require.True(t, info.Attr.Mtime.Equal(mt))
+}
+
+func TestSymlink(t *testing.T) {
+	l, _ := newLayer(t)
+	info, err := l.Symlink("../target", "s", 3, 4)
+	require.NoError(t, err)
+	require.Equal(t, KindSymlink, info.Kind)
+	require.EqualValues(t, len("../target"), info.Size)
+	got, err := l.Readlink("s")
+	require.NoError(t, err)
+	require.Equal(t, "../target", got)
+	writeFile(t, l, "f", "x")
+	_, err = l.Readlink("f")
+	require.ErrorIs(t, err, ErrInvalid)
+	_, err = l.WriteAt("s", []byte("x"), 0)
+	require.ErrorIs(t, err, ErrInvalid)
+	l = reopen(t, l)
+	got, _ = l.Readlink("s")
+	require.Equal(t, "../target", got)
+}

@@ -1,0 +1,241 @@
+package local
+
+import (
+	"encoding/binary"
+	"encoding/json"
+	"fmt"
+	"strings"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+
+	"github.com/mount-s3/mount-s3/spec/keymap"
+	"github.com/mount-s3/mount-s3/spec/syncrule"
+)
+
+// Kind is what a record is.
+type Kind uint8
+
+const (
+	KindFile Kind = iota + 1
+	KindDir
+	KindSymlink
+)
+
+func (k Kind) String() string {
+	switch k {
+	case KindFile:
+		return "file"
+	case KindDir:
+		return "dir"
+	case KindSymlink:
+		return "symlink"
+	}
+	return fmt.Sprintf("Kind(%d)", uint8(k))
+}
+
+// isDir: a directory's bucket object is its marker (Y8) at DirKey, a file's and a symlink's is
+// at FileKey (Y3), so a tombstone can only be folded into a new record of the same class.
+func (k Kind) isDir() bool { return k == KindDir }
+
+// Attr is the POSIX part of a record (exported with the next upload, Y3, Y7).
+type Attr struct {
+	Mode  uint32 // permission bits (07777); the type is Kind
+	UID   uint32
+	GID   uint32
+	Mtime time.Time
+}
+
+// Info is what Stat and List report about one record.
+type Info struct {
+	Path   string
+	Kind   Kind
+	Attr   Attr
+	Size   int64  // bytes of a file, length of a symlink's target, 0 for a directory
+	Target string // symlink target
+	ID     uint64 // names the data file; stable across renames
+	State  syncrule.State
+	// OriginalPath is set for files moved into lost+found (C4): the value of the extended
+	// attribute syncrule.OriginalPathXattr.
+	OriginalPath string
+}
+
+// record is the stored form of one path. Tombstones (State.Deleted) stay in the nodes bucket
+// at their path until the engine's delete succeeds, so that a write at the path can fold the
+// delete into one PUT (syncrule: tombstone --LocalWrite--> dirty); they are invisible to
+// Stat and List.
+type record struct {
+	Kind     Kind           `json:"k"`
+	ID       uint64         `json:"id,omitempty"`
+	Attr     Attr           `json:"a"`
+	Target   string         `json:"t,omitempty"`
+	State    syncrule.State `json:"s"`
+	OrigPath string         `json:"o,omitempty"`
+}
+
+func (r *record) visible() bool { return r.State.Exists }
+
+func (r *record) info(path string) Info {
+	size := r.State.Size
+	switch r.Kind {
+	case KindDir:
+		size = 0
+	case KindSymlink:
+		size = int64(len(r.Target))
+	}
+	return Info{Path: path, Kind: r.Kind, Attr: r.Attr, Size: size, Target: r.Target, ID: r.ID,
+		State: r.State, OriginalPath: r.OrigPath}
+}
+
+// bbolt bucket names.
+var (
+	bMeta  = []byte("meta")  // fsid, bucket, prefix, format version, sequences
+	bNodes = []byte("nodes") // nodeKey(path) -> record
+	bIDs   = []byte("ids")   // data id (8 bytes) -> path, so open handles survive renames
+	bQueue = []byte("queue") // op id (8 bytes) -> Op
+)
+
+// Meta keys.
+var (
+	kFSID    = []byte("fsid")
+	kBucket  = []byte("bucket")
+	kPrefix  = []byte("prefix")
+	kFormat  = []byte("format")
+	kLostIDs = []byte("lost-found-seq")
+)
+
+const formatVersion = "1"
+
+// nodeKey is dir + NUL + name. NUL cannot occur in a name (K3), so the children of a
+// directory are exactly the keys with prefix dir+NUL and bbolt returns them in byte order of
+// the names (K6) without visiting grandchildren; the descendants of d are the keys with prefix
+// d+NUL or d+"/". The root is "\x00" (dir "" and name "").
+func nodeKey(path string) []byte {
+	dir, name := keymap.Split(path)
+	return []byte(dir + "\x00" + name)
+}
+
+func pathOfNodeKey(k []byte) string {
+	s := string(k)
+	i := strings.IndexByte(s, 0)
+	return keymap.Join(s[:i], s[i+1:])
+}
+
+func childPrefix(dir string) []byte { return []byte(dir + "\x00") }
+
+func u64(v uint64) []byte {
+	b := make([]byte, 8)
+	binary.BigEndian.PutUint64(b, v)
+	return b
+}
+
+func getRec(tx *bolt.Tx, path string) (*record, error) {
+	v := tx.Bucket(bNodes).Get(nodeKey(path))
+	if v == nil {
+		return nil, nil
+	}
+	return decodeRec(path, v)
+}
+
+func decodeRec(path string, v []byte) (*record, error) {
+	var r record
+	if err := json.Unmarshal(v, &r); err != nil {
+		return nil, fmt.Errorf("%w: record %q: %v", ErrCorrupt, path, err)
+	}
+	if r.Kind < KindFile || r.Kind > KindSymlink {
+		return nil, fmt.Errorf("%w: record %q: unknown kind %d", ErrCorrupt, path, r.Kind)
+	}
+	if err := r.State.Validate(); err != nil {
+		return nil, fmt.Errorf("%w: record %q: %v", ErrCorrupt, path, err)
+	}
+	return &r, nil
+}
+
+func putRec(tx *bolt.Tx, path string, r *record) error {
+	v, err := json.Marshal(r)
+	if err != nil {
+		return err
+	}
+	if err := tx.Bucket(bNodes).Put(nodeKey(path), v); err != nil {
+		return err
+	}
+	if r.ID != 0 {
+		return tx.Bucket(bIDs).Put(u64(r.ID), []byte(path))
+	}
+	return nil
+}
+
+// delRec removes the record at path and its id index entry.
+func delRec(tx *bolt.Tx, path string, r *record) error {
+	if r.ID != 0 {
+		if err := tx.Bucket(bIDs).Delete(u64(r.ID)); err != nil {
+			return err
+		}
+	}
+	return tx.Bucket(bNodes).Delete(nodeKey(path))
+}
+
+// pathOfID is where the record owning data file id is now, or "" with ok=false.
+func pathOfID(tx *bolt.Tx, id uint64) (string, bool) {
+	v := tx.Bucket(bIDs).Get(u64(id))
+	if v == nil {
+		return "", false
+	}
+	return string(v), true
+}
+
+// lookupDir checks that path's parent exists and is a directory (ENOENT / ENOTDIR as POSIX).
+func lookupDir(tx *bolt.Tx, path string) error {
+	if path == "" {
+		return ErrExists
+	}
+	dir, _ := keymap.Split(path)
+	r, err := getRec(tx, dir)
+	if err != nil {
+		return err
+	}
+	if r == nil || !r.visible() {
+		return ErrNotFound
+	}
+	if r.Kind != KindDir {
+		return ErrNotDir
+	}
+	return nil
+}
+
+// visibleRec returns the record at path if a program can see it.
+func visibleRec(tx *bolt.Tx, path string) (*record, error) {
+	if path != "" {
+		if err := lookupDir(tx, path); err != nil {
+			return nil, err
+		}
+	}
+	r, err := getRec(tx, path)
+	if err != nil {
+		return nil, err
+	}
+	if r == nil || !r.visible() {
+		return nil, ErrNotFound
+	}
+	return r, nil
+}
+
+// hasChildren reports whether dir has a visible child. Tombstones do not count: a directory
+// whose files were deleted is empty to programs even while their deletes are owed.
+func hasChildren(tx *bolt.Tx, dir string) (bool, error) {
+	c := tx.Bucket(bNodes).Cursor()
+	p := childPrefix(dir)
+	for k, v := c.Seek(p); k != nil && strings.HasPrefix(string(k), string(p)); k, v = c.Next() {
+		if dir == "" && len(k) == 1 {
+			continue // the root's own record
+		}
+		r, err := decodeRec(pathOfNodeKey(k), v)
+		if err != nil {
+			return false, err
+		}
+		if r.visible() {
+			return true, nil
+		}
+	}
+	return false, nil
+}

@@ -1,0 +1,177 @@
+package local
+
+import (
+	"os"
+	"strings"
+
+	bolt "go.etcd.io/bbolt"
+
+	"github.com/mount-s3/mount-s3/spec/keymap"
+	"github.com/mount-s3/mount-s3/spec/syncrule"
+)
+
+// Rename moves src to dst with POSIX semantics (a file replaces a file, a directory an empty
+// directory). Locally it is one transaction: every descendant of a directory moves with it,
+// and data files are not touched, since they are named by id. For each moved record whose
+// object the bucket has, the same transaction queues a copy to the new key and a delete of the
+// old (Y9), so a crash leaves either nothing moved and nothing queued, or everything moved and
+// every copy owed.
+//
+// Tombstones under a renamed directory stay at their paths: their deletes are of the old keys.
+func (l *Layer) Rename(src, dst string) error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	var dropID uint64
+	err := l.update(func(tx *bolt.Tx) error {
+		if src == "" || dst == "" || !keymap.ValidPath(dst) {
+			return ErrInvalid
+		}
+		r, err := visibleRec(tx, src)
+		if err != nil {
+			return err
+		}
+		if err := lookupDir(tx, dst); err != nil {
+			return err
+		}
+		if src == dst {
+			return nil
+		}
+		if strings.HasPrefix(dst, src+"/") {
+			return ErrInvalid
+		}
+		if l.inLostFound(src) || l.inLostFound(dst) || r.State.LostFound {
+			return ErrPermitted // C5
+		}
+		d, err := getRec(tx, dst)
+		if err != nil {
+			return err
+		}
+		if d != nil && d.visible() {
+			switch {
+			case r.Kind == KindDir && d.Kind != KindDir:
+				return ErrNotDir
+			case r.Kind != KindDir && d.Kind == KindDir:
+				return ErrIsDir
+			case d.Kind == KindDir:
+				if busy, err := hasChildren(tx, dst); err != nil || busy {
+					if err == nil {
+						err = ErrNotEmpty
+					}
+					return err
+				}
+			}
+			dropID = d.ID
+			if err := delRec(tx, dst, d); err != nil {
+				return err
+			}
+		}
+		moved, err := subtree(tx, src, r)
+		if err != nil {
+			return err
+		}
+		for i, m := range moved {
+			if i == len(moved)/2 {
+				crashHook("rename-mid")
+			}
+			newPath := dst + m.path[len(src):]
+			target := d
+			if i > 0 {
+				if target, err = getRec(tx, newPath); err != nil {
+					return err
+				}
+			}
+			if err := l.moveTx(tx, m.path, newPath, m.r, target); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return perr("rename", src, err)
+	}
+	if dropID != 0 {
+		os.Remove(l.dataPath(dropID))
+	}
+	return nil
+}
+
+func (l *Layer) inLostFound(path string) bool {
+	lf := syncrule.LostFoundDir(l.fsid)
+	return path == lf || strings.HasPrefix(path, lf+"/")
+}
+
+type pathRec struct {
+	path string
+	r    *record
+}
+
+// subtree is root and its visible descendants. The keys of the descendants of d are exactly
+// those starting with d+NUL (children) or d+"/" (deeper), see nodeKey.
+func subtree(tx *bolt.Tx, root string, r *record) ([]pathRec, error) {
+	out := []pathRec{{root, r}}
+	if r.Kind != KindDir {
+		return out, nil
+	}
+	c := tx.Bucket(bNodes).Cursor()
+	for _, p := range [][]byte{childPrefix(root), []byte(root + "/")} {
+		for k, v := c.Seek(p); k != nil && hasPrefix(k, p); k, v = c.Next() {
+			path := pathOfNodeKey(k)
+			dr, err := decodeRec(path, v)
+			if err != nil {
+				return nil, err
+			}
+			if dr.visible() {
+				out = append(out, pathRec{path, dr})
+			}
+		}
+	}
+	return out, nil
+}
+
+// moveTx moves one record from old to path, where d is what was at path (nil, a tombstone, or
+// the replaced record, already removed). The new state continues d's, so its generations keep
+// increasing and its base stays the precondition for overwriting the object at path.
+//
+// If the bucket has the source object, the destination goes through two generations: the
+// first is what the queued copy will put at the new key (the source's base), the second the
+// source's unsynced changes, if any. A copy that succeeds is reported with MarkUploaded for
+// the first, which makes the file clean only if there were no such changes.
+func (l *Layer) moveTx(tx *bolt.Tx, old, path string, r *record, d *record) error {
+	s := r.State
+	if err := delRec(tx, old, r); err != nil {
+		return err
+	}
+	var n syncrule.State
+	if d != nil {
+		if d.Kind.isDir() == r.Kind.isDir() {
+			n = d.State
+		} else if err := l.queueDeleteTx(tx, path, d); err != nil {
+			return err
+		}
+	}
+	at := l.now()
+	n, _ = syncrule.Next(n, syncrule.LocalWrite{At: at, Size: s.Size}, noParams)
+	copyGen := uint64(0)
+	if !s.Base.IsZero() {
+		copyGen = n.Gen
+		if s.Dirty() {
+			n, _ = syncrule.Next(n, syncrule.LocalWrite{At: at, MetadataOnly: s.ContentGen <= s.CleanGen, Size: s.Size}, noParams)
+		}
+		if err := l.enqueueTx(tx, Op{Kind: OpRename, Path: path, Key: keyOf(l.opts.Prefix, r.Kind, old),
+			DstKey: keyOf(l.opts.Prefix, r.Kind, path), Gen: copyGen, Base: s.Base}); err != nil {
+			return err
+		}
+	} else if s.InFlight != syncrule.OpNone {
+		// The first upload of the source is running and will create the old key: owe its
+		// delete. The engine must wait for that upload's result before running it.
+		if err := l.enqueueTx(tx, Op{Kind: OpDelete, Path: old, Key: keyOf(l.opts.Prefix, r.Kind, old), Gen: s.InFlightGen}); err != nil {
+			return err
+		}
+	}
+	n.Data = s.Data
+	if s.LastUsed.After(n.LastUsed) {
+		n.LastUsed = s.LastUsed
+	}
+	r.State = n
+	return putRec(tx, path, r)
+}
