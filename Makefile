@@ -42,3 +42,10 @@ demo-stop:
 
 clean:
 	rm -rf $(BIN)
+
+# End-to-end workloads on a real mount next to the raw SDK against the same server, in one
+# table (needs root and /dev/fuse). BENCH_ARGS=--quick for CI sizes; BENCH_ENDPOINT,
+# BENCH_BUCKET and BENCH_REGION point it at another S3-compatible server.
+.PHONY: bench
+bench:
+	$(GO) run ./bench $(BENCH_ARGS)

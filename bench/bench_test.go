@@ -1,0 +1,50 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"os"
+	"strings"
+	"testing"
+	"time"
+)
+
+// TestQuick runs the whole benchmark at --quick sizes over the embedded server, so `make
+// test` keeps the harness working: every workload must run on a real mount and read back
+// exactly what was written. It asserts nothing about speed.
+//
+// It skips where it cannot mount (not root, no /dev/fuse), unless MOUNT_S3_REQUIRE_FUSE=1,
+// as CI sets it, makes that a failure.
+func TestQuick(t *testing.T) {
+	cannot := func(why string) {
+		if os.Getenv("MOUNT_S3_REQUIRE_FUSE") == "1" {
+			t.Fatalf("cannot mount (MOUNT_S3_REQUIRE_FUSE=1): %s", why)
+		}
+		t.Skipf("cannot mount here (%s); set MOUNT_S3_REQUIRE_FUSE=1 to make this a failure", why)
+	}
+	if os.Geteuid() != 0 {
+		cannot("not root")
+	}
+	if _, err := os.Stat("/dev/fuse"); err != nil {
+		cannot(err.Error())
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	var out, logs bytes.Buffer
+	// Always the embedded server: CI must not depend on, or write to, a BENCH_* server.
+	err := run(ctx, quickConfig(), serverOptions{}, &out, &logs)
+	t.Logf("\n%s", out.String())
+	if err != nil {
+		t.Fatalf("%v\nprogress:\n%s", err, logs.String())
+	}
+	for _, want := range []string{"seq read", "concurrent seq read", "rand 4 KiB read", "seq write", "create", "ls -l", "--cache"} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("table has no %q row", want)
+		}
+	}
+	live.Lock()
+	defer live.Unlock()
+	if len(live.m) != 0 {
+		t.Errorf("%d mounts left after the run", len(live.m))
+	}
+}
