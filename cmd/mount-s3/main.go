@@ -14,6 +14,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"runtime/debug"
 	"syscall"
 	"time"
 
@@ -118,12 +119,17 @@ func serve(o *options, ready func(error)) error {
 		return err
 	}
 
-	budget := memory.NewBudget(o.memoryTargetMiB << 20)
+	// Half the memory target is for prefetched and uploading data; the rest is the garbage
+	// collector's headroom and everything else, which the soft limit keeps within the target.
+	target := o.memoryTargetMiB << 20
+	debug.SetMemoryLimit(target)
+	budget := memory.NewBudget(target / 2)
 	core, err := fs.New(fs.Config{
 		Store: store, Logger: logger, Prefix: o.prefix, UID: o.uid, GID: o.gid,
 		FileMode: o.fileMode, DirMode: o.dirMode, MetadataTTL: o.metadataTTL, NegativeTTL: o.negativeTTL,
 		AllowOverwrite: o.allowOverwrite, AllowDelete: o.allowDelete,
-		Read: read.Config{Budget: budget, PartSize: o.downloadPartSize(), MaxInFlight: o.requestsInFlight()},
+		Read: read.Config{Budget: budget, PartSize: o.downloadPartSize(), MaxInFlight: o.requestsInFlight(),
+			MaxWindow: int64(o.requestsInFlight()) * o.effectiveReadPartSize()},
 		Upload: write.Config{Budget: budget, PartSize: o.uploadPartSize(), MaxInFlight: o.requestsInFlight(), Options: s3.WriteOptions{
 			StorageClass: o.storageClass, SSE: o.sse, SSEKMSKeyID: o.sseKMSKeyID, Checksum: o.checksum(),
 		}},
@@ -231,4 +237,12 @@ func (o *options) requestsInFlight() int {
 	const perRequestMBps = 80
 	n := int(math.Ceil(o.throughputGbps * 1000 / 8 / perRequestMBps))
 	return max(4, min(n, 256))
+}
+
+// effectiveReadPartSize is the part size the prefetcher will use.
+func (o *options) effectiveReadPartSize() int64 {
+	if n := o.downloadPartSize(); n != 0 {
+		return n
+	}
+	return read.DefaultPartSize
 }

@@ -73,6 +73,14 @@ func (f *FS) newChildPath(ctx context.Context, parent InodeID, name, op string) 
 	case exists:
 		return "", newError(op, path, CodeExists, "exists")
 	}
+	// The kernel looks a name up just before creating it; a fresh negative answer from that
+	// lookup saves asking the store again.
+	f.mu.Lock()
+	until, known := f.negative[path]
+	f.mu.Unlock()
+	if known && f.clock.Now().Before(until) {
+		return path, nil
+	}
 	res, err := f.resolve(ctx, path)
 	if err != nil {
 		return "", err
