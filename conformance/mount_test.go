@@ -7,6 +7,7 @@ import (
 	"io"
 	"math"
 	"os"
+	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
@@ -139,5 +140,42 @@ func TestSignalUnmount(t *testing.T) {
 	}
 	if mounted, _ := isMounted(m.Dir); mounted {
 		t.Fatal("still mounted after the mount process exited")
+	}
+}
+
+// --cache: data read once is kept on disk across mounts, and a changed object is never
+// served from stale blocks.
+func TestDataCache(t *testing.T) {
+	cacheDir := t.TempDir()
+	srv, store := harness.NewServer(t)
+	args := []string{"--cache", cacheDir, "--metadata-ttl", "0"}
+	data := make([]byte, 3<<20+17)
+	rand.Read(data)
+	{
+		m := harness.MountServer(t, srv, store, harness.Options{Args: args})
+		m.Put(t, "f", data)
+		if got, err := os.ReadFile(m.Path("f")); err != nil || !bytes.Equal(got, data) {
+			t.Fatalf("first read: %v", err)
+		}
+		m.Unmount(t)
+	}
+	blocks := 0
+	filepath.WalkDir(cacheDir, func(p string, d os.DirEntry, err error) error {
+		if err == nil && !d.IsDir() && strings.Contains(p, "blocks") {
+			blocks++
+		}
+		return nil
+	})
+	if blocks == 0 {
+		t.Fatal("nothing was cached on disk")
+	}
+	m := harness.MountServer(t, srv, store, harness.Options{Args: args})
+	if got, err := os.ReadFile(m.Path("f")); err != nil || !bytes.Equal(got, data) {
+		t.Fatalf("read on a second mount over the same cache: %v", err)
+	}
+	changed := bytes.Repeat([]byte("new"), 1000)
+	m.Put(t, "f", changed)
+	if got, err := os.ReadFile(m.Path("f")); err != nil || !bytes.Equal(got, changed) {
+		t.Fatalf("read after the object changed: %d bytes, %v; want the new object", len(got), err)
 	}
 }

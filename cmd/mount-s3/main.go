@@ -18,6 +18,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/mount-s3/mount-s3/impl/cache"
 	"github.com/mount-s3/mount-s3/impl/fs"
 	"github.com/mount-s3/mount-s3/impl/memory"
 	"github.com/mount-s3/mount-s3/impl/read"
@@ -118,6 +119,11 @@ func serve(o *options, ready func(error)) error {
 	if err := store.CheckBucket(ctx); err != nil {
 		return err
 	}
+	data, closeCaches, err := withCaches(ctx, o, cfg, store)
+	if err != nil {
+		return err
+	}
+	defer closeCaches()
 
 	// Half the memory target is for prefetched and uploading data; the rest is the garbage
 	// collector's headroom and everything else, which the soft limit keeps within the target.
@@ -125,7 +131,7 @@ func serve(o *options, ready func(error)) error {
 	debug.SetMemoryLimit(target)
 	budget := memory.NewBudget(target / 2)
 	core, err := fs.New(fs.Config{
-		Store: store, Logger: logger, Prefix: o.prefix, UID: o.uid, GID: o.gid,
+		Store: data, Logger: logger, Prefix: o.prefix, UID: o.uid, GID: o.gid,
 		FileMode: o.fileMode, DirMode: o.dirMode, MetadataTTL: o.metadataTTL, NegativeTTL: o.negativeTTL,
 		AllowOverwrite: o.allowOverwrite, AllowDelete: o.allowDelete,
 		Read: read.Config{Budget: budget, PartSize: o.downloadPartSize(), MaxInFlight: o.requestsInFlight(),
@@ -245,4 +251,42 @@ func (o *options) effectiveReadPartSize() int64 {
 		return n
 	}
 	return read.DefaultPartSize
+}
+
+// withCaches puts the data caches in front of store: a shared cache in the --cache-xz bucket,
+// then the local --cache directory, so a block is looked for on local disk first, then in
+// the shared bucket, then in the mounted bucket. It returns the store to read through and a
+// function that closes the caches.
+func withCaches(ctx context.Context, o *options, cfg s3.Config, store s3.Store) (s3.Store, func(), error) {
+	var closers []func() error
+	closeAll := func() {
+		for i := len(closers) - 1; i >= 0; i-- {
+			closers[i]()
+		}
+	}
+	data := store
+	if o.cacheXZ != "" {
+		xzCfg := cfg
+		xzCfg.Bucket = o.cacheXZ
+		blocks, err := s3.NewSDKStore(ctx, xzCfg)
+		if err != nil {
+			return nil, nil, fmt.Errorf("--cache-xz: %w", err)
+		}
+		if err := blocks.CheckBucket(ctx); err != nil {
+			return nil, nil, fmt.Errorf("--cache-xz: %w", err)
+		}
+		shared := cache.NewShared(data, blocks, cache.SharedConfig{})
+		closers = append(closers, shared.Close)
+		data = shared
+	}
+	if o.cacheDir != "" {
+		disk, err := cache.NewDisk(data, cache.DiskConfig{Dir: o.cacheDir, MaxSize: o.maxCacheSizeMiB << 20})
+		if err != nil {
+			closeAll()
+			return nil, nil, fmt.Errorf("--cache %s: %w", o.cacheDir, err)
+		}
+		closers = append(closers, disk.Close)
+		data = disk
+	}
+	return data, closeAll, nil
 }

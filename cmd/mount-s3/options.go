@@ -25,6 +25,9 @@ type options struct {
 	fileMode, dirMode                   os.FileMode
 	allowOther, allowRoot, autoUnmount  bool
 	metadataTTL, negativeTTL            time.Duration
+	metadataTTLSet                      bool
+	cacheDir, cacheXZ                   string
+	maxCacheSizeMiB                     int64
 	negativeTTLSet                      bool
 	debug, debugFUSE, noLog             bool
 	logDirectory, embeddedStore, fsName string
@@ -104,6 +107,22 @@ func flags() []flag {
 			o.throughputGbps = n
 			return nil
 		}},
+		{name: "cache", value: "DIR", help: "Keep a cache of object data in DIR on local disk (survives remounts)", apply: func(o *options, v string) error { o.cacheDir = v; return nil }},
+		{name: "max-cache-size", value: "MiB", help: "Largest size of the --cache directory, in MiB [default: 5% of the free space, at most 16 GiB]", apply: func(o *options, v string) error {
+			n, err := strconv.ParseInt(v, 10, 64)
+			if err != nil || n < 1 {
+				return usagef("invalid value '%s' for '--max-cache-size <MiB>': expected a positive number of MiB", v)
+			}
+			o.maxCacheSizeMiB = n
+			return nil
+		}},
+		{name: "cache-xz", value: "BUCKET", help: "Share a cache of object data with other mounts in BUCKET (any S3-compatible bucket)", apply: func(o *options, v string) error {
+			if !validBucketName(v) {
+				return usagef("invalid value '%s' for '--cache-xz <BUCKET>': not a valid bucket name", v)
+			}
+			o.cacheXZ = v
+			return nil
+		}},
 		{name: "storage-class", value: "CLASS", help: "Storage class of new objects (e.g. STANDARD, INTELLIGENT_TIERING)", apply: func(o *options, v string) error { o.storageClass = v; return nil }},
 		{name: "sse", value: "aws:kms|aws:kms:dsse|AES256", help: "Server-side encryption of new objects", apply: func(o *options, v string) error {
 			if v != "aws:kms" && v != "aws:kms:dsse" && v != "AES256" {
@@ -125,7 +144,7 @@ func flags() []flag {
 			if err != nil {
 				return usagef("invalid value '%s' for '--metadata-ttl <SECONDS|indefinite|minimal>': %v", v, err)
 			}
-			o.metadataTTL = d
+			o.metadataTTL, o.metadataTTLSet = d, true
 			return nil
 		}},
 		{name: "negative-metadata-ttl", value: "SECONDS|indefinite|minimal", help: "How long a missing name may be cached [default: the metadata TTL]", apply: func(o *options, v string) error {
@@ -225,6 +244,13 @@ func parseArgs(args []string) (*options, error) {
 	}
 	if o.sseKMSKeyID != "" && o.sse != "aws:kms" && o.sse != "aws:kms:dsse" {
 		return nil, usagef("'--sse-kms-key-id <KEY_ID>' needs '--sse aws:kms' or '--sse aws:kms:dsse'")
+	}
+	if o.maxCacheSizeMiB != 0 && o.cacheDir == "" {
+		return nil, usagef("'--max-cache-size <MiB>' needs '--cache <DIR>'")
+	}
+	// S3: with a cache, metadata is kept for a minute unless --metadata-ttl says otherwise.
+	if !o.metadataTTLSet && (o.cacheDir != "" || o.cacheXZ != "") {
+		o.metadataTTL = 60 * time.Second
 	}
 	if !o.negativeTTLSet {
 		o.negativeTTL = o.metadataTTL

@@ -229,8 +229,12 @@ func TestParseArgs(t *testing.T) {
 				}
 				return
 			}
-			if !reflect.DeepEqual(got, want) {
-				t.Fatalf("parseArgs(%q)\n got %+v\nwant %+v", tt.args, *got, *want)
+			// Whether --metadata-ttl was given is bookkeeping for the cache default; the TTL
+			// itself is compared.
+			w := *want
+			w.metadataTTLSet = got.metadataTTLSet
+			if !reflect.DeepEqual(*got, w) {
+				t.Fatalf("parseArgs(%q)\n got %+v\nwant %+v", tt.args, *got, w)
 			}
 		})
 	}
@@ -291,5 +295,20 @@ func TestUsageListsFlags(t *testing.T) {
 		if !strings.Contains(u, "--"+f.name) {
 			t.Errorf("usage lacks --%s", f.name)
 		}
+	}
+}
+
+// S3: a cache makes the default metadata TTL a minute; an explicit TTL wins.
+func TestCacheMetadataTTL(t *testing.T) {
+	o, err := parseArgs([]string{"--cache", "/tmp/c", "b", "/mnt"})
+	if err != nil || o.metadataTTL != 60*time.Second || o.negativeTTL != 60*time.Second {
+		t.Fatalf("--cache: ttl %v/%v, err %v; want 60s", o.metadataTTL, o.negativeTTL, err)
+	}
+	o, err = parseArgs([]string{"--cache", "/tmp/c", "--metadata-ttl", "minimal", "b", "/mnt"})
+	if err != nil || o.metadataTTL != time.Second {
+		t.Fatalf("--cache --metadata-ttl minimal: ttl %v, err %v; want 1s", o.metadataTTL, err)
+	}
+	if _, err := parseArgs([]string{"--max-cache-size", "10", "b", "/mnt"}); err == nil {
+		t.Fatal("--max-cache-size without --cache accepted")
 	}
 }

@@ -71,6 +71,9 @@ func (m *Mount) Exited(d time.Duration) bool {
 	}
 }
 
+// Unmount unmounts now and waits for the mount process to end (cleanup then has nothing to do).
+func (m *Mount) Unmount(t testing.TB) { m.unmount(t) }
+
 // Kill ends the mount process with SIGKILL, as a crash would, and waits for it.
 func (m *Mount) Kill(t testing.TB) {
 	t.Helper()
