@@ -44,8 +44,8 @@ var ErrTooLarge = errors.New("object too large for a multipart upload")
 type Config struct {
 	Store       s3.Store
 	Budget      *memory.Budget // parts being filled or sent hold memory here; nil = no limit
-	PartSize    int64 // first part size; 0 means DefaultPartSize
-	MaxInFlight int   // parts uploaded concurrently per upload; 0 means DefaultMaxInFlight
+	PartSize    int64          // first part size; 0 means DefaultPartSize
+	MaxInFlight int            // parts uploaded concurrently per upload; 0 means DefaultMaxInFlight
 	Options     s3.WriteOptions
 }
 
