@@ -108,14 +108,23 @@ func (f *FS) list(ctx context.Context, dh *dirHandle) ([]DirEntry, error) {
 	}
 	entries := listing.Entries()
 	// Local directories and files being written are listed too (S7, S4), once.
-	listed := map[string]bool{}
-	for _, e := range entries {
-		listed[e.Name] = true
+	// A local directory shadows an object of its name, as any directory does (K4).
+	listed := map[string]int{}
+	for i, e := range entries {
+		listed[e.Name] = i
 	}
 	for path, in := range f.local {
-		if d, name := keymap.Split(path); d == dh.path && path != "" && !listed[name] {
-			entries = append(entries, keymap.Entry{Name: name, Kind: in.kind})
+		d, name := keymap.Split(path)
+		if d != dh.path || path == "" {
+			continue
 		}
+		if i, ok := listed[name]; ok {
+			if in.kind == keymap.Dir {
+				entries[i].Kind = keymap.Dir
+			}
+			continue
+		}
+		entries = append(entries, keymap.Entry{Name: name, Kind: in.kind})
 	}
 	keymap.SortEntries(entries)
 	for _, e := range entries {

@@ -33,6 +33,10 @@ func (f *FS) Lookup(ctx context.Context, parent InodeID, name string) (Entry, er
 		return Entry{}, newError("lookup", path, CodeNotFound, "not a valid name (K3)")
 	}
 	now := f.clock.Now()
+	if in := f.local[path]; in != nil && in.kind == keymap.File {
+		f.mu.Unlock()
+		return f.lookupWriting(ctx, in, path)
+	}
 	if in := f.freshChildLocked(path, now); in != nil {
 		in.lookups++
 		e := f.entryLocked(in)
@@ -63,6 +67,26 @@ func (f *FS) Lookup(ctx context.Context, parent InodeID, name string) (Entry, er
 	}
 	in := f.inodes.getOrCreate(path, res.kind)
 	f.setMetaLocked(in, res.info, now)
+	in.lookups++
+	return f.entryLocked(in), nil
+}
+
+// lookupWriting resolves the name of a file being written. A directory of the same name
+// that appeared in the bucket meanwhile shadows it (K4), as it will shadow the object the
+// file becomes.
+// LOCKS_EXCLUDED(f.mu)
+func (f *FS) lookupWriting(ctx context.Context, file *inode, path string) (Entry, error) {
+	res, err := f.resolve(ctx, path)
+	if err != nil {
+		return Entry{}, err
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	in := file
+	if res.found && res.kind == keymap.Dir {
+		in = f.inodes.getOrCreate(path, keymap.Dir)
+		f.setMetaLocked(in, res.info, f.clock.Now())
+	}
 	in.lookups++
 	return f.entryLocked(in), nil
 }
@@ -172,5 +196,11 @@ func (f *FS) GetAttr(ctx context.Context, id InodeID) (Attr, time.Time, error) {
 func (f *FS) Forget(id InodeID, n uint64) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	// A local inode (mkdir'd directory, file being written) exists only in memory: it stays
+	// live until it is removed or committed, or its number would point nowhere.
+	if in := f.inodes.get(id); in != nil && in.local {
+		in.lookups -= min(n, in.lookups)
+		return
+	}
 	f.inodes.forget(id, n)
 }

@@ -107,29 +107,46 @@ func (f *FS) RmDir(ctx context.Context, parent InodeID, name string) error {
 		}
 	}
 	f.mu.Unlock()
-	if in != nil && in.kind != keymap.Dir {
-		return newError("rmdir", path, CodeNotDir, "not a directory")
+	// A file being written is not a directory, unless the bucket has a directory of its name,
+	// which shadows it (K4).
+	writing := in != nil && in.kind != keymap.Dir
+	if writing {
+		in = nil
 	}
 	if localChildren {
 		return newError("rmdir", path, CodeNotEmpty, "directory not empty")
 	}
-	page, err := f.store.List(ctx, s3.ListInput{Prefix: keymap.DirKey(f.prefix, path), Delimiter: keymap.Delimiter, MaxKeys: 2})
-	if err != nil {
-		return storeError("rmdir", path, err)
+	// Hidden keys (K3) can fill whole pages: read on until a visible entry or the end.
+	var (
+		listing  keymap.Listing
+		inBucket bool
+		token    string
+		dirKey   = keymap.DirKey(f.prefix, path)
+	)
+	for {
+		page, err := f.store.List(ctx, s3.ListInput{Prefix: dirKey, Delimiter: keymap.Delimiter, ContinuationToken: token})
+		if err != nil {
+			return storeError("rmdir", path, err)
+		}
+		for _, o := range page.Objects {
+			listing.AddObject(strings.TrimPrefix(o.Key, dirKey))
+		}
+		for _, p := range page.CommonPrefixes {
+			listing.AddCommonPrefix(strings.TrimPrefix(p, dirKey))
+		}
+		inBucket = inBucket || len(page.Objects) > 0 || len(page.CommonPrefixes) > 0
+		if page.NextContinuationToken == "" || len(listing.Entries()) > 0 {
+			break
+		}
+		token = page.NextContinuationToken
 	}
-	var listing keymap.Listing
-	for _, o := range page.Objects {
-		listing.AddObject(strings.TrimPrefix(o.Key, keymap.DirKey(f.prefix, path)))
-	}
-	for _, p := range page.CommonPrefixes {
-		listing.AddCommonPrefix(strings.TrimPrefix(p, keymap.DirKey(f.prefix, path)))
-	}
-	inBucket := len(page.Objects) > 0 || len(page.CommonPrefixes) > 0
 	switch {
 	case len(listing.Entries()) > 0:
 		return newError("rmdir", path, CodeNotEmpty, "directory not empty")
 	case inBucket:
 		return newError("rmdir", path, CodePerm, "the directory exists in the bucket; streaming mode does not delete directory markers")
+	case writing:
+		return newError("rmdir", path, CodeNotDir, "not a directory")
 	case in == nil:
 		res, err := f.resolve(ctx, path)
 		if err != nil {

@@ -195,7 +195,6 @@ func (f *FS) commit(ctx context.Context, w *writeHandle) error {
 	defer w.mu.Unlock()
 	if w.done {
 		if w.err != nil {
-			f.endWrite(w, false)
 			return &Error{Op: "close", Path: w.path, Code: CodeIO, Err: w.err}
 		}
 		return nil
@@ -205,7 +204,6 @@ func (f *FS) commit(ctx context.Context, w *writeHandle) error {
 	if err != nil {
 		w.err = err
 		f.log.Warn("upload failed; the file was not written", "path", "/"+w.path, "error", err)
-		f.endWrite(w, false)
 		// Whatever the store said, the program's data did not arrive: an I/O error.
 		return &Error{Op: "close", Path: w.path, Code: CodeIO, Err: err}
 	}
@@ -245,9 +243,12 @@ func (f *FS) endWrite(w *writeHandle, committed bool) {
 // releaseWrite is the last close of a write handle: an upload not yet completed (no flush
 // came) is completed now.
 // LOCKS_EXCLUDED(f.mu)
+// A failed file stays visible, with what it accepted, until this last close; then the path
+// shows whatever the bucket holds.
 func (f *FS) releaseWrite(w *writeHandle) {
 	if err := f.commit(context.Background(), w); err != nil {
 		f.log.Warn("upload at release failed", "path", "/"+w.path, "error", err)
+		f.endWrite(w, false)
 	}
 }
 
