@@ -340,8 +340,6 @@ func mountTree(root string) (map[string]model.Node, []string, error) {
 // TestModel from generating the sequences that show them, so that one can check that nothing
 // else fails meanwhile; the model is not changed. Remove an entry when its bug is fixed.
 var knownBugs = map[string]string{
-	"lost-parent":         "S4, S7: a mkdir'd directory or a file being written inside a bucket directory vanishes when the last key under that directory goes",
-	"committed-local-dir": "S7: a mkdir'd directory in which a file was committed stays forever, even once that file is gone",
 }
 
 // avoidedBugs reads $MOUNT_S3_MODEL_AVOID.

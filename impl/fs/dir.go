@@ -113,18 +113,20 @@ func (f *FS) list(ctx context.Context, dh *dirHandle) ([]DirEntry, error) {
 	for i, e := range entries {
 		listed[e.Name] = i
 	}
+	// Local inodes deeper down keep their ancestors as directories.
 	for path, in := range f.local {
-		d, name := keymap.Split(path)
-		if d != dh.path || path == "" {
+		name, kind, ok := childToward(dh.path, path, in.kind)
+		if !ok {
 			continue
 		}
 		if i, ok := listed[name]; ok {
-			if in.kind == keymap.Dir {
+			if kind == keymap.Dir {
 				entries[i].Kind = keymap.Dir
 			}
 			continue
 		}
-		entries = append(entries, keymap.Entry{Name: name, Kind: in.kind})
+		listed[name] = len(entries)
+		entries = append(entries, keymap.Entry{Name: name, Kind: kind})
 	}
 	keymap.SortEntries(entries)
 	for _, e := range entries {
@@ -160,4 +162,23 @@ func handleOf[T any](f *FS, h HandleID, op string) (T, error) {
 		return zero, newError(op, "", CodeBadHandle, "unknown handle")
 	}
 	return v, nil
+}
+
+// childToward names the entry of directory dir on the way to path: the path's own name and
+// kind if it is a child of dir, a directory if it lies deeper, nothing if it is not below dir.
+func childToward(dir, path string, kind keymap.Kind) (string, keymap.Kind, bool) {
+	rel := path
+	if dir != "" {
+		var ok bool
+		if rel, ok = strings.CutPrefix(path, dir+keymap.Delimiter); !ok {
+			return "", 0, false
+		}
+	}
+	if rel == "" {
+		return "", 0, false
+	}
+	if name, _, deeper := strings.Cut(rel, keymap.Delimiter); deeper {
+		return name, keymap.Dir, true
+	}
+	return rel, kind, true
 }

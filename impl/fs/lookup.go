@@ -59,6 +59,9 @@ func (f *FS) Lookup(ctx context.Context, parent InodeID, name string) (Entry, er
 
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	if (!res.found || res.kind == keymap.File) && f.hasLocalBelowLocked(path) {
+		res = resolution{found: true, kind: keymap.Dir} // a local inode keeps its ancestors
+	}
 	if !res.found {
 		if f.cfg.NegativeTTL > 0 {
 			f.negative[path] = now.Add(f.cfg.NegativeTTL)
@@ -203,4 +206,15 @@ func (f *FS) Forget(id InodeID, n uint64) {
 		return
 	}
 	f.inodes.forget(id, n)
+}
+
+// hasLocalBelowLocked reports whether a local inode lies below path.
+// LOCKS_REQUIRED(f.mu)
+func (f *FS) hasLocalBelowLocked(path string) bool {
+	for p := range f.local {
+		if _, _, ok := childToward(path, p, 0); ok {
+			return true
+		}
+	}
+	return false
 }

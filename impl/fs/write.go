@@ -215,6 +215,14 @@ func (f *FS) commit(ctx context.Context, w *writeHandle) error {
 		in.mtime = info.LastModified
 	}
 	in.validUntil = f.clock.Now().Add(f.cfg.MetadataTTL)
+	// The committed key makes its local ancestors real directories of the bucket (S7).
+	for dir, _ := keymap.Split(in.path); dir != ""; dir, _ = keymap.Split(dir) {
+		if d := f.local[dir]; d != nil && d.kind == keymap.Dir {
+			delete(f.local, dir)
+			d.local = false
+			d.validUntil = f.clock.Now().Add(f.cfg.MetadataTTL)
+		}
+	}
 	f.mu.Unlock()
 	f.endWrite(w, true)
 	return nil
