@@ -339,8 +339,7 @@ func mountTree(root string) (map[string]model.Node, []string, error) {
 // are not fixed yet, by id. $MOUNT_S3_MODEL_AVOID (ids separated by commas, or "all") stops
 // TestModel from generating the sequences that show them, so that one can check that nothing
 // else fails meanwhile; the model is not changed. Remove an entry when its bug is fixed.
-var knownBugs = map[string]string{
-}
+var knownBugs = map[string]string{}
 
 // avoidedBugs reads $MOUNT_S3_MODEL_AVOID.
 func avoidedBugs(t *testing.T) map[string]bool {
