@@ -51,7 +51,7 @@ func Mount(dir string, core *fs.FS, opts Options) (*Mounted, error) {
 	if logger == nil {
 		logger = slog.Default()
 	}
-	server := fuseutil.NewFileSystemServer(&adapter{fs: core, log: logger})
+	server := endOnAbort{inner: fuseutil.NewFileSystemServer(&adapter{fs: core, log: logger}), log: logger}
 	cfg := &fuse.MountConfig{
 		FSName:                  opts.FSName,
 		Subtype:                 "mount-s3",
@@ -142,4 +142,26 @@ type slogWriter struct{ l *slog.Logger }
 func (w *slogWriter) Write(p []byte) (int, error) {
 	w.l.Info(strings.TrimRight(string(p), "\n"))
 	return len(p), nil
+}
+
+// endOnAbort ends serving, instead of crashing the process, when the kernel aborts the FUSE
+// connection (it does so at some unmounts, and fusectl's abort does it on purpose):
+// jacobsa/fuse's server panics on any read error but the end of the connection.
+type endOnAbort struct {
+	inner fuse.Server
+	log   *slog.Logger
+}
+
+func (s endOnAbort) ServeOps(c *fuse.Connection) {
+	defer func() {
+		if r := recover(); r != nil {
+			err, _ := r.(error)
+			if errors.Is(err, syscall.ECONNABORTED) || strings.Contains(fmt.Sprint(r), "connection abort") {
+				s.log.Warn("the kernel aborted the FUSE connection; the mount is gone", "error", fmt.Sprint(r))
+				return
+			}
+			panic(r)
+		}
+	}()
+	s.inner.ServeOps(c)
 }
