@@ -69,29 +69,9 @@ func (f *FS) ReadDir(ctx context.Context, h HandleID, offset uint64) ([]DirEntry
 // says about each child so that the lookups of an `ls -l` that follow need no request.
 // LOCKS_EXCLUDED(f.mu)
 func (f *FS) list(ctx context.Context, dh *dirHandle) ([]DirEntry, error) {
-	dirKey := keymap.DirKey(f.prefix, dh.path)
-	var (
-		listing keymap.Listing
-		objects = map[string]s3.ObjectInfo{}
-		token   string
-	)
-	for {
-		page, err := f.store.List(ctx, s3.ListInput{Prefix: dirKey, Delimiter: keymap.Delimiter, ContinuationToken: token})
-		if err != nil {
-			return nil, storeError("readdir", dh.path, err)
-		}
-		for _, o := range page.Objects {
-			rel := strings.TrimPrefix(o.Key, dirKey)
-			listing.AddObject(rel)
-			objects[rel] = o
-		}
-		for _, p := range page.CommonPrefixes {
-			listing.AddCommonPrefix(strings.TrimPrefix(p, dirKey))
-		}
-		if page.NextContinuationToken == "" {
-			break
-		}
-		token = page.NextContinuationToken
+	listing, objects, _, err := f.listDir(ctx, "readdir", dh.path, nil)
+	if err != nil {
+		return nil, err
 	}
 
 	f.mu.Lock()
@@ -181,4 +161,36 @@ func childToward(dir, path string, kind keymap.Kind) (string, keymap.Kind, bool)
 		return name, keymap.Dir, true
 	}
 	return rel, kind, true
+}
+
+// listDir reads the delimited listing of directory path page by page, until the end or until
+// done says the pages so far are enough.
+// LOCKS_EXCLUDED(f.mu)
+func (f *FS) listDir(ctx context.Context, op, path string, done func(*keymap.Listing) bool) (*keymap.Listing, map[string]s3.ObjectInfo, bool, error) {
+	dirKey := keymap.DirKey(f.prefix, path)
+	var (
+		listing  keymap.Listing
+		objects  = map[string]s3.ObjectInfo{}
+		inBucket bool
+		token    string
+	)
+	for {
+		page, err := f.store.List(ctx, s3.ListInput{Prefix: dirKey, Delimiter: keymap.Delimiter, ContinuationToken: token})
+		if err != nil {
+			return nil, nil, false, storeError(op, path, err)
+		}
+		for _, o := range page.Objects {
+			rel := strings.TrimPrefix(o.Key, dirKey)
+			listing.AddObject(rel)
+			objects[rel] = o
+		}
+		for _, p := range page.CommonPrefixes {
+			listing.AddCommonPrefix(strings.TrimPrefix(p, dirKey))
+		}
+		inBucket = inBucket || len(page.Objects) > 0 || len(page.CommonPrefixes) > 0
+		if page.NextContinuationToken == "" || (done != nil && done(&listing)) {
+			return &listing, objects, inBucket, nil
+		}
+		token = page.NextContinuationToken
+	}
 }

@@ -6,7 +6,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/mount-s3/mount-s3/impl/s3"
 	"github.com/mount-s3/mount-s3/spec/keymap"
 )
 
@@ -59,12 +58,18 @@ func (f *FS) Unlink(ctx context.Context, parent InodeID, name string) error {
 	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	if id, ok := f.inodes.numbers[nodeKey{path, keymap.File}]; ok {
+	f.staleLocked(path, keymap.File)
+	return nil
+}
+
+// staleLocked makes the next lookup or open of path ask the store, whatever the TTL.
+// LOCKS_REQUIRED(f.mu)
+func (f *FS) staleLocked(path string, kind keymap.Kind) {
+	if id, ok := f.inodes.numbers[nodeKey{path, kind}]; ok {
 		if in := f.inodes.get(id); in != nil {
 			in.validUntil = f.mounted
 		}
 	}
-	return nil
 }
 
 // MkDir creates a local directory (S7): it is not written to the bucket, and lasts until the
@@ -117,28 +122,9 @@ func (f *FS) RmDir(ctx context.Context, parent InodeID, name string) error {
 		return newError("rmdir", path, CodeNotEmpty, "directory not empty")
 	}
 	// Hidden keys (K3) can fill whole pages: read on until a visible entry or the end.
-	var (
-		listing  keymap.Listing
-		inBucket bool
-		token    string
-		dirKey   = keymap.DirKey(f.prefix, path)
-	)
-	for {
-		page, err := f.store.List(ctx, s3.ListInput{Prefix: dirKey, Delimiter: keymap.Delimiter, ContinuationToken: token})
-		if err != nil {
-			return storeError("rmdir", path, err)
-		}
-		for _, o := range page.Objects {
-			listing.AddObject(strings.TrimPrefix(o.Key, dirKey))
-		}
-		for _, p := range page.CommonPrefixes {
-			listing.AddCommonPrefix(strings.TrimPrefix(p, dirKey))
-		}
-		inBucket = inBucket || len(page.Objects) > 0 || len(page.CommonPrefixes) > 0
-		if page.NextContinuationToken == "" || len(listing.Entries()) > 0 {
-			break
-		}
-		token = page.NextContinuationToken
+	listing, _, inBucket, err := f.listDir(ctx, "rmdir", path, func(l *keymap.Listing) bool { return len(l.Entries()) > 0 })
+	if err != nil {
+		return err
 	}
 	switch {
 	case len(listing.Entries()) > 0:

@@ -88,11 +88,7 @@ func (f *FS) Read(ctx context.Context, h HandleID, off int64, dst []byte) (int, 
 		if errors.Is(err, s3.ErrPreconditionFailed) {
 			// The next open must see the new version, whatever the metadata TTL.
 			f.mu.Lock()
-			if id, ok := f.inodes.numbers[nodeKey{rh.path, keymap.File}]; ok {
-				if in := f.inodes.get(id); in != nil {
-					in.validUntil = f.mounted
-				}
-			}
+			f.staleLocked(rh.path, keymap.File)
 			f.mu.Unlock()
 			err = fmt.Errorf("object changed in the bucket since it was opened; reopen to read the new version: %w", err)
 			f.log.Warn("read failed", "path", "/"+rh.path, "error", err)
