@@ -7,7 +7,9 @@ package mount
 import (
 	"context"
 	"log/slog"
+	"os"
 	"syscall"
+	"time"
 
 	"github.com/jacobsa/fuse/fuseops"
 	"github.com/jacobsa/fuse/fuseutil"
@@ -16,11 +18,46 @@ import (
 	"github.com/mount-s3/mount-s3/spec/keymap"
 )
 
-// adapter implements fuseutil.FileSystem over an *fs.FS. Operations it does not implement
+// FileSystem is the core the adapter drives: impl/fs in streaming mode, impl/syncfs in sync
+// mode. Each method is one kernel operation; the core decides everything, including which
+// operations its mode supports.
+type FileSystem interface {
+	StatFS(ctx context.Context) fs.StatFS
+	Lookup(ctx context.Context, parent fs.InodeID, name string) (fs.Entry, error)
+	GetAttr(ctx context.Context, id fs.InodeID) (fs.Attr, time.Time, error)
+	SetAttr(ctx context.Context, id fs.InodeID, req fs.SetAttrRequest) (fs.Attr, time.Time, error)
+	Forget(id fs.InodeID, n uint64)
+
+	OpenDir(ctx context.Context, id fs.InodeID) (fs.HandleID, error)
+	ReadDir(ctx context.Context, h fs.HandleID, offset uint64) ([]fs.DirEntry, error)
+	ReleaseDir(h fs.HandleID)
+
+	Open(ctx context.Context, id fs.InodeID, flags fs.OpenFlags, pid uint32) (fs.HandleID, error)
+	Create(ctx context.Context, parent fs.InodeID, name string, mode os.FileMode, c fs.Caller) (fs.Entry, fs.HandleID, error)
+	Read(ctx context.Context, h fs.HandleID, off int64, dst []byte) (int, error)
+	Write(ctx context.Context, h fs.HandleID, off int64, data []byte) error
+	Flush(ctx context.Context, h fs.HandleID, pid uint32) error
+	Fsync(ctx context.Context, h fs.HandleID) error
+	Release(h fs.HandleID)
+
+	MkDir(ctx context.Context, parent fs.InodeID, name string, mode os.FileMode, c fs.Caller) (fs.Entry, error)
+	RmDir(ctx context.Context, parent fs.InodeID, name string) error
+	Unlink(ctx context.Context, parent fs.InodeID, name string) error
+	Rename(ctx context.Context, oldParent fs.InodeID, oldName string, newParent fs.InodeID, newName string) error
+	Symlink(ctx context.Context, parent fs.InodeID, name, target string, c fs.Caller) (fs.Entry, error)
+	ReadLink(ctx context.Context, id fs.InodeID) (string, error)
+	GetXattr(ctx context.Context, id fs.InodeID, name string) ([]byte, error)
+	ListXattr(ctx context.Context, id fs.InodeID) ([]string, error)
+
+	// Unsupported is the error for an operation the mode does not have (links, mknod, ...).
+	Unsupported(op string) error
+}
+
+// adapter implements fuseutil.FileSystem over a FileSystem. Operations it does not implement
 // answer ENOSYS through the embedded NotImplementedFileSystem.
 type adapter struct {
 	fuseutil.NotImplementedFileSystem
-	fs  *fs.FS
+	fs  FileSystem
 	log *slog.Logger
 }
 
@@ -94,7 +131,7 @@ func (a *adapter) ReadDir(ctx context.Context, op *fuseops.ReadDirOp) error {
 	}
 	for _, e := range entries {
 		n := fuseutil.WriteDirent(op.Dst[op.BytesRead:], fuseutil.Dirent{
-			Offset: fuseops.DirOffset(e.Offset), Inode: fuseops.InodeID(e.Inode), Name: e.Name, Type: direntType(e.Kind),
+			Offset: fuseops.DirOffset(e.Offset), Inode: fuseops.InodeID(e.Inode), Name: e.Name, Type: direntType(e),
 		})
 		if n == 0 {
 			break
@@ -104,8 +141,11 @@ func (a *adapter) ReadDir(ctx context.Context, op *fuseops.ReadDirOp) error {
 	return nil
 }
 
-func direntType(k keymap.Kind) fuseutil.DirentType {
-	if k == keymap.Dir {
+func direntType(e fs.DirEntry) fuseutil.DirentType {
+	if e.Symlink {
+		return fuseutil.DT_Link
+	}
+	if e.Kind == keymap.Dir {
 		return fuseutil.DT_Directory
 	}
 	return fuseutil.DT_File
@@ -168,7 +208,7 @@ func (a *adapter) SyncFile(ctx context.Context, op *fuseops.SyncFileOp) error {
 }
 
 func (a *adapter) CreateFile(ctx context.Context, op *fuseops.CreateFileOp) error {
-	e, h, err := a.fs.Create(ctx, fs.InodeID(op.Parent), op.Name, tgid(op.OpContext.Pid))
+	e, h, err := a.fs.Create(ctx, fs.InodeID(op.Parent), op.Name, op.Mode, caller(op.OpContext))
 	if err != nil {
 		return a.fail(err)
 	}
@@ -184,7 +224,7 @@ func (a *adapter) WriteFile(ctx context.Context, op *fuseops.WriteFileOp) error 
 }
 
 func (a *adapter) MkDir(ctx context.Context, op *fuseops.MkDirOp) error {
-	e, err := a.fs.MkDir(ctx, fs.InodeID(op.Parent), op.Name)
+	e, err := a.fs.MkDir(ctx, fs.InodeID(op.Parent), op.Name, op.Mode, caller(op.OpContext))
 	if err != nil {
 		return a.fail(err)
 	}
@@ -225,7 +265,21 @@ func (a *adapter) SetInodeAttributes(ctx context.Context, op *fuseops.SetInodeAt
 }
 
 func (a *adapter) CreateSymlink(ctx context.Context, op *fuseops.CreateSymlinkOp) error {
-	return a.fail(a.fs.Unsupported("symlink"))
+	e, err := a.fs.Symlink(ctx, fs.InodeID(op.Parent), op.Name, op.Target, caller(op.OpContext))
+	if err != nil {
+		return a.fail(err)
+	}
+	op.Entry = childEntry(e)
+	return nil
+}
+
+func (a *adapter) ReadSymlink(ctx context.Context, op *fuseops.ReadSymlinkOp) error {
+	t, err := a.fs.ReadLink(ctx, fs.InodeID(op.Inode))
+	if err != nil {
+		return a.fail(err)
+	}
+	op.Target = t
+	return nil
 }
 
 func (a *adapter) CreateLink(ctx context.Context, op *fuseops.CreateLinkOp) error {
@@ -255,13 +309,39 @@ func childEntry(e fs.Entry) fuseops.ChildInodeEntry {
 	}
 }
 
-// GetXattr answers ENODATA instead of ENOSYS so that `ls -l` and `cp -a` do not complain
-// about extended attributes that S3 does not have (S8).
+// GetXattr and ListXattr follow getxattr(2): with an empty buffer they report the size only;
+// a buffer too small is ERANGE.
 func (a *adapter) GetXattr(ctx context.Context, op *fuseops.GetXattrOp) error {
-	return syscall.ENODATA
+	v, err := a.fs.GetXattr(ctx, fs.InodeID(op.Inode), op.Name)
+	if err != nil {
+		if fs.CodeOf(err) == fs.CodeNoAttr {
+			return syscall.ENODATA // the normal answer; not worth a log line
+		}
+		return a.fail(err)
+	}
+	return fillXattr(v, op.Dst, &op.BytesRead)
 }
 
 func (a *adapter) ListXattr(ctx context.Context, op *fuseops.ListXattrOp) error {
-	op.BytesRead = 0
+	names, err := a.fs.ListXattr(ctx, fs.InodeID(op.Inode))
+	if err != nil {
+		return a.fail(err)
+	}
+	var v []byte
+	for _, n := range names {
+		v = append(append(v, n...), 0)
+	}
+	return fillXattr(v, op.Dst, &op.BytesRead)
+}
+
+func fillXattr(v, dst []byte, n *int) error {
+	*n = len(v)
+	if len(dst) == 0 {
+		return nil
+	}
+	if len(dst) < len(v) {
+		return syscall.ERANGE
+	}
+	copy(dst, v)
 	return nil
 }

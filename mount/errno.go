@@ -24,6 +24,9 @@ var errnos = map[fs.Code]syscall.Errno{
 	fs.CodeCrossDevice:  syscall.EXDEV,
 	fs.CodeNoSpace:      syscall.ENOSPC,
 	fs.CodeInterrupted:  syscall.EINTR,
+	fs.CodeNoAttr:       syscall.ENODATA,
+	fs.CodeBusy:         syscall.EBUSY,
+	fs.CodeTooBig:       syscall.EFBIG,
 }
 
 // Errno returns the errno a program sees for err.

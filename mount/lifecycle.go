@@ -14,8 +14,6 @@ import (
 
 	"github.com/jacobsa/fuse"
 	"github.com/jacobsa/fuse/fuseutil"
-
-	"github.com/mount-s3/mount-s3/impl/fs"
 )
 
 // Options are the kernel-facing settings of a mount.
@@ -39,7 +37,7 @@ type Mounted struct {
 var ErrBusy = errors.New("mount is busy: files are open or a process is using it")
 
 // Mount mounts core at dir. It returns once the kernel has accepted the mount.
-func Mount(dir string, core *fs.FS, opts Options) (*Mounted, error) {
+func Mount(dir string, core FileSystem, opts Options) (*Mounted, error) {
 	dir, err := filepath.Abs(dir)
 	if err != nil {
 		return nil, err

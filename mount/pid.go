@@ -4,7 +4,38 @@ import (
 	"bytes"
 	"os"
 	"strconv"
+
+	"github.com/jacobsa/fuse/fuseops"
+
+	"github.com/mount-s3/mount-s3/impl/fs"
 )
+
+// caller names who sent a request: the process (tgid), the uid the kernel reports and the
+// effective gid, which the kernel does not pass through jacobsa/fuse, read from /proc. When the
+// thread is gone, the pid and uid stand and the gid is the uid's best guess: the mount's own.
+func caller(oc fuseops.OpContext) fs.Caller {
+	c := fs.Caller{Pid: oc.Pid, UID: oc.Uid, GID: uint32(os.Getgid())}
+	status, err := os.ReadFile("/proc/" + strconv.FormatUint(uint64(oc.Pid), 10) + "/status")
+	if err != nil {
+		return c
+	}
+	for _, line := range bytes.Split(status, []byte("\n")) {
+		if v, ok := bytes.CutPrefix(line, []byte("Tgid:")); ok {
+			if n, err := strconv.ParseUint(string(bytes.TrimSpace(v)), 10, 32); err == nil {
+				c.Pid = uint32(n)
+			}
+		}
+		if v, ok := bytes.CutPrefix(line, []byte("Gid:")); ok {
+			// Real, effective, saved, filesystem: the file system's gid is what creates use.
+			if f := bytes.Fields(v); len(f) == 4 {
+				if n, err := strconv.ParseUint(string(f[3]), 10, 32); err == nil {
+					c.GID = uint32(n)
+				}
+			}
+		}
+	}
+	return c
+}
 
 // tgid returns the process (thread group) id of the thread pid that the kernel names in a
 // FUSE request, so that two threads of one program count as the same opener. It returns pid

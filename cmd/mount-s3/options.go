@@ -5,12 +5,14 @@ import (
 	"fmt"
 	"math"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"time"
 
 	"github.com/mount-s3/mount-s3/impl/fs"
 	"github.com/mount-s3/mount-s3/spec/keymap"
+	"github.com/mount-s3/mount-s3/spec/syncrule"
 )
 
 // options is the parsed command line.
@@ -39,6 +41,12 @@ type options struct {
 
 	memoryTargetMiB int64
 	throughputGbps  float64
+
+	// Sync mode (Y, C rules).
+	syncDir                     string
+	writeBackDelay, expireAfter time.Duration
+	importThreshold             int64
+	syncFlagSet                 string // the first sync-only flag given, for the error without --sync-dir
 
 	help, version bool
 }
@@ -107,6 +115,37 @@ func flags() []flag {
 			o.throughputGbps = n
 			return nil
 		}},
+		{name: "sync-dir", value: "DIR", help: "Sync mode: keep a durable local copy in DIR with full file semantics; changes are written back to the bucket", apply: func(o *options, v string) error {
+			if v == "" {
+				return usagef("invalid value '' for '--sync-dir <DIR>': expected a directory")
+			}
+			o.syncDir = v
+			return nil
+		}},
+		{name: "write-back-delay", value: "DURATION", help: "Sync mode: upload a changed file this long after its first unsynced change (e.g. 60, 5s, 2m) [default: 60s]", apply: func(o *options, v string) error {
+			d, err := parseDuration(v)
+			if err != nil {
+				return usagef("invalid value '%s' for '--write-back-delay <DURATION>': %v", v, err)
+			}
+			o.writeBackDelay, o.syncFlagSet = d, firstNonEmpty(o.syncFlagSet, "--write-back-delay")
+			return nil
+		}},
+		{name: "expire-after", value: "DURATION", help: "Sync mode: drop local data not read for this long once the bucket has it (e.g. 30d, 12h) [default: 30d]", apply: func(o *options, v string) error {
+			d, err := parseDuration(v)
+			if err != nil {
+				return usagef("invalid value '%s' for '--expire-after <DURATION>': %v", v, err)
+			}
+			o.expireAfter, o.syncFlagSet = d, firstNonEmpty(o.syncFlagSet, "--expire-after")
+			return nil
+		}},
+		{name: "import-threshold", value: "BYTES", help: "Sync mode: fetch files smaller than this in the background when their directory is first listed [default: 131072]", apply: func(o *options, v string) error {
+			n, err := strconv.ParseInt(v, 10, 64)
+			if err != nil || n < 0 {
+				return usagef("invalid value '%s' for '--import-threshold <BYTES>': expected a number of bytes", v)
+			}
+			o.importThreshold, o.syncFlagSet = n, firstNonEmpty(o.syncFlagSet, "--import-threshold")
+			return nil
+		}},
 		{name: "cache", value: "DIR", help: "Keep a cache of object data in DIR on local disk (survives remounts)", apply: func(o *options, v string) error { o.cacheDir = v; return nil }},
 		{name: "max-cache-size", value: "MiB", help: "Largest size of the --cache directory, in MiB [default: 5% of the free space, at most 16 GiB]", apply: func(o *options, v string) error {
 			n, err := strconv.ParseInt(v, 10, 64)
@@ -169,7 +208,8 @@ func flags() []flag {
 // parseArgs parses Mountpoint's command line: `[OPTIONS] BUCKET DIR`, options and positional
 // arguments in any order, `--name value` and `--name=value`, and `-o a,b=c` (fstab form).
 func parseArgs(args []string) (*options, error) {
-	o := &options{metadataTTL: fs.MinimalTTL, memoryTargetMiB: 512, throughputGbps: 10, uid: uint32(os.Getuid()), gid: uint32(os.Getgid())}
+	o := &options{metadataTTL: fs.MinimalTTL, memoryTargetMiB: 512, throughputGbps: 10,
+		writeBackDelay: syncrule.DefaultWriteBackDelay, expireAfter: syncrule.DefaultExpireAfter, importThreshold: syncrule.DefaultImportThreshold, uid: uint32(os.Getuid()), gid: uint32(os.Getgid())}
 	table := flags()
 	byName := map[string]*flag{}
 	for i := range table {
@@ -247,6 +287,19 @@ func parseArgs(args []string) (*options, error) {
 	}
 	if o.maxCacheSizeMiB != 0 && o.cacheDir == "" {
 		return nil, usagef("'--max-cache-size <MiB>' needs '--cache <DIR>'")
+	}
+	if o.syncDir == "" && o.syncFlagSet != "" {
+		return nil, usagef("'%s' needs '--sync-dir <DIR>'", o.syncFlagSet)
+	}
+	if o.syncDir != "" {
+		if o.cacheDir != "" || o.cacheXZ != "" {
+			return nil, usagef("'--sync-dir <DIR>' already keeps data locally; it cannot be combined with '--cache' or '--cache-xz'")
+		}
+		abs, err := filepath.Abs(o.syncDir)
+		if err != nil {
+			return nil, usagef("invalid value '%s' for '--sync-dir <DIR>': %v", o.syncDir, err)
+		}
+		o.syncDir = abs
 	}
 	// S3: with a cache, metadata is kept for a minute unless --metadata-ttl says otherwise.
 	if !o.metadataTTLSet && (o.cacheDir != "" || o.cacheXZ != "") {
@@ -351,6 +404,36 @@ func parseTTL(v string) (time.Duration, error) {
 		return indefinite, nil // a Duration cannot hold more; it is forever either way
 	}
 	return time.Duration(s * float64(time.Second)), nil
+}
+
+// parseDuration reads a plain number of seconds, a Go duration ("90s", "2m", "1h30m"), or a
+// number of days ("30d").
+func parseDuration(v string) (time.Duration, error) {
+	if days, ok := strings.CutSuffix(v, "d"); ok {
+		n, err := strconv.ParseFloat(days, 64)
+		if err != nil || n < 0 || math.IsNaN(n) || math.IsInf(n, 0) || n > 100*365 {
+			return 0, errors.New("expected a duration such as 60, 5s, 2m, 12h or 30d")
+		}
+		return time.Duration(n * 24 * float64(time.Hour)), nil
+	}
+	if s, err := strconv.ParseFloat(v, 64); err == nil {
+		if s < 0 || math.IsNaN(s) || math.IsInf(s, 0) || s > 100*365*24*3600 {
+			return 0, errors.New("expected a duration such as 60, 5s, 2m, 12h or 30d")
+		}
+		return time.Duration(s * float64(time.Second)), nil
+	}
+	d, err := time.ParseDuration(v)
+	if err != nil || d < 0 {
+		return 0, errors.New("expected a duration such as 60, 5s, 2m, 12h or 30d")
+	}
+	return d, nil
+}
+
+func firstNonEmpty(a, b string) string {
+	if a != "" {
+		return a
+	}
+	return b
 }
 
 // parseSize reads a size in bytes; S3 parts are between 5 MiB and 5 GiB.

@@ -16,6 +16,8 @@ type DirEntry struct {
 	Inode  InodeID
 	Name   string
 	Kind   keymap.Kind
+	// Symlink: the entry is a symbolic link (sync mode only); Kind is then keymap.File.
+	Symlink bool
 }
 
 // dirHandle is an open directory. Its listing is taken when the first ReadDir at offset 0

@@ -29,6 +29,9 @@ const (
 	CodeCrossDevice              // rename that cannot be done in this mode
 	CodeNoSpace                  // the local disk is full
 	CodeInterrupted              // the caller gave up (context cancelled)
+	CodeNoAttr                   // no such extended attribute
+	CodeBusy                     // the file or directory is in use
+	CodeTooBig                   // a size beyond what the store or the file system allows
 )
 
 // Error is what every fs method returns on failure: which operation on which path failed,

@@ -71,6 +71,13 @@ type Attr struct {
 	Ctime time.Time
 }
 
+// Caller is who asked for an operation: the process (thread group) and its owner, which
+// sync mode gives to the files it creates.
+type Caller struct {
+	Pid      uint32
+	UID, GID uint32
+}
+
 // Entry is the answer to a lookup: the child's attributes and how long the kernel may keep
 // the name and the attributes.
 type Entry struct {

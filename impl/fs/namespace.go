@@ -75,7 +75,7 @@ func (f *FS) staleLocked(path string, kind keymap.Kind) {
 // MkDir creates a local directory (S7): it is not written to the bucket, and lasts until the
 // mount ends unless a file is committed inside it.
 // LOCKS_EXCLUDED(f.mu)
-func (f *FS) MkDir(ctx context.Context, parent InodeID, name string) (Entry, error) {
+func (f *FS) MkDir(ctx context.Context, parent InodeID, name string, mode os.FileMode, c Caller) (Entry, error) {
 	path, err := f.newChildPath(ctx, parent, name, "mkdir")
 	if err != nil {
 		return Entry{}, err
@@ -190,6 +190,25 @@ func (f *FS) SetAttr(ctx context.Context, id InodeID, req SetAttrRequest) (Attr,
 func (f *FS) Rename(ctx context.Context, oldParent InodeID, oldName string, newParent InodeID, newName string) error {
 	return newError("rename", oldName, CodeNotSupported, "rename is not supported in streaming mode; use --sync-dir for full file semantics")
 }
+
+// Symlink is not supported in streaming mode (S8): S3 has no links.
+func (f *FS) Symlink(ctx context.Context, parent InodeID, name, target string, c Caller) (Entry, error) {
+	return Entry{}, f.Unsupported("symlink")
+}
+
+// ReadLink: streaming mode never reports a symlink, so the kernel has no reason to ask.
+func (f *FS) ReadLink(ctx context.Context, id InodeID) (string, error) {
+	return "", newError("readlink", "", CodeInvalid, "not a symbolic link")
+}
+
+// GetXattr: objects have no extended attributes in streaming mode. ENODATA rather than ENOTSUP
+// so that `ls -l` and `cp -a` do not complain (S8).
+func (f *FS) GetXattr(ctx context.Context, id InodeID, name string) ([]byte, error) {
+	return nil, newError("getxattr", "", CodeNoAttr, "no such attribute")
+}
+
+// ListXattr: there are none (S8).
+func (f *FS) ListXattr(ctx context.Context, id InodeID) ([]string, error) { return nil, nil }
 
 // Unsupported is the answer to operations that do not exist in streaming mode (S8): links,
 // symbolic links, special files, extended attributes, fallocate.

@@ -1,6 +1,7 @@
 package fs
 
 import (
+	"os"
 	"context"
 	"errors"
 	"sync"
@@ -31,9 +32,11 @@ type writeHandle struct {
 func (w *writeHandle) size() int64 { return w.written.Load() }
 
 // Create creates a new file in parent and opens it for writing. A name that exists is EEXIST
-// (S6).
+// (S6). The mode and the caller's owner are not kept: streaming mode's attributes come from
+// the mount options (S9).
 // LOCKS_EXCLUDED(f.mu)
-func (f *FS) Create(ctx context.Context, parent InodeID, name string, pid uint32) (Entry, HandleID, error) {
+func (f *FS) Create(ctx context.Context, parent InodeID, name string, mode os.FileMode, c Caller) (Entry, HandleID, error) {
+	pid := c.Pid
 	path, err := f.newChildPath(ctx, parent, name, "create")
 	if err != nil {
 		return Entry{}, 0, err

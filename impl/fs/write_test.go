@@ -21,7 +21,7 @@ func TestWriteFailureIsReported(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, h, err := f.Create(ctx, fs.RootID, "big", 7)
+	_, h, err := f.Create(ctx, fs.RootID, "big", 0o644, fs.Caller{Pid: 7})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -87,6 +87,33 @@ type Handle struct {
 	f      *openFile
 	path   string // for errors only: the record may be renamed while open
 	closed bool
+	// readOnly: opened by OpenRead; it records no intent, so it must never change the file.
+	readOnly bool
+}
+
+// OpenRead opens the local data of the file at path for reading. Like a write handle it shares
+// the data file with every other user, so it sees their writes at once, keeps reading after
+// the file is renamed or unlinked, and keeps Expire from dropping the data while open. It
+// records no change: the file stays clean. ErrNoData if the bytes are not local.
+func (l *Layer) OpenRead(path string) (*Handle, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	var id uint64
+	err := l.view(func(tx *bolt.Tx) error {
+		r, err := localFile(tx, path)
+		if err == nil {
+			id = r.ID
+		}
+		return err
+	})
+	if err != nil {
+		return nil, perr("open", path, err)
+	}
+	f, err := l.acquire(id)
+	if err != nil {
+		return nil, perr("open", path, err)
+	}
+	return &Handle{l: l, f: f, path: path, readOnly: true}, nil
 }
 
 // BeginWrite opens path for writing. Before it returns, the change is recorded durably: the
@@ -167,7 +194,7 @@ func (h *Handle) lockForChange() error {
 // surfaces as an error wrapping syscall.ENOSPC; the file stays dirty and what earlier closes
 // made durable is untouched.
 func (h *Handle) WriteAt(p []byte, off int64) (int, error) {
-	if h.closed || off < 0 {
+	if h.closed || h.readOnly || off < 0 {
 		return 0, perr("write", h.path, ErrInvalid)
 	}
 	if err := h.lockForChange(); err != nil {
@@ -184,7 +211,7 @@ func (h *Handle) WriteAt(p []byte, off int64) (int, error) {
 
 // Truncate sets the file's size, cutting or extending with zeros.
 func (h *Handle) Truncate(size int64) error {
-	if h.closed || size < 0 {
+	if h.closed || h.readOnly || size < 0 {
 		return perr("truncate", h.path, ErrInvalid)
 	}
 	if err := h.lockForChange(); err != nil {
@@ -281,7 +308,10 @@ func (h *Handle) Close() error {
 	if h.closed {
 		return nil
 	}
-	err := h.Sync()
+	var err error
+	if !h.readOnly {
+		err = h.Sync()
+	}
 	h.closed = true
 	h.l.mu.Lock()
 	h.l.release(h.f)

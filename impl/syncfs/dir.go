@@ -1,0 +1,186 @@
+package syncfs
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"time"
+
+	"github.com/mount-s3/mount-s3/impl/fs"
+	"github.com/mount-s3/mount-s3/impl/sync/local"
+	"github.com/mount-s3/mount-s3/spec/keymap"
+)
+
+// ensureDir imports dir's entries from the bucket if that was never done (Y1). For reads a
+// failed import is logged and the local state served (the local layer works offline); must
+// is set by operations that would be wrong on a partial view (rmdir, rename of a directory).
+func (f *FS) ensureDir(ctx context.Context, op, dir string, must bool) error {
+	if f.cfg.Importer == nil {
+		return nil
+	}
+	err := f.cfg.Importer.EnsureDir(ctx, dir)
+	if err == nil {
+		return nil
+	}
+	if must || errors.Is(err, context.Canceled) {
+		return localError(op, dir, err)
+	}
+	f.log.Warn("import of directory failed; serving what is local", "dir", "/"+dir, "error", err.Error())
+	return nil
+}
+
+// ensureTree imports every directory at and below dir, so that a rename moves every object
+// the bucket has there, not only those already seen (Y9).
+func (f *FS) ensureTree(ctx context.Context, op, dir string) error {
+	if err := f.ensureDir(ctx, op, dir, true); err != nil {
+		return err
+	}
+	list, err := f.layer.List(dir)
+	if err != nil {
+		return localError(op, dir, err)
+	}
+	for _, e := range list {
+		if e.Kind == local.KindDir {
+			if err := f.ensureTree(ctx, op, e.Path); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// Lookup finds name in parent, importing parent's entries on first access (Y1).
+func (f *FS) Lookup(ctx context.Context, parent fs.InodeID, name string) (fs.Entry, error) {
+	dir, err := f.pathOf(parent, "lookup")
+	if err != nil {
+		return fs.Entry{}, err
+	}
+	path := keymap.Join(dir, name)
+	if len(name) > keymap.MaxNameLen {
+		return fs.Entry{}, &fs.Error{Op: "lookup", Path: path, Code: fs.CodeNameTooLong, Err: errors.New("name longer than 255 bytes")}
+	}
+	if !keymap.ValidName(name) {
+		return fs.Entry{}, &fs.Error{Op: "lookup", Path: path, Code: fs.CodeNotFound, Err: errors.New("no such name")}
+	}
+	if err := f.ensureDir(ctx, "lookup", dir, false); err != nil {
+		return fs.Entry{}, err
+	}
+	info, err := f.layer.Lookup(dir, name)
+	if err != nil {
+		return fs.Entry{}, localError("lookup", path, err)
+	}
+	return f.entry(info), nil
+}
+
+// GetAttr answers from the local layer; an inode removed while open answers its last
+// attributes, as a local file system does for fstat of an unlinked file.
+func (f *FS) GetAttr(ctx context.Context, id fs.InodeID) (fs.Attr, time.Time, error) {
+	f.mu.Lock()
+	in := f.byID[id]
+	var path string
+	var gone bool
+	var last fs.Attr
+	if in != nil {
+		path, gone, last = in.path, in.unlinked, in.last
+	}
+	f.mu.Unlock()
+	if in == nil {
+		return fs.Attr{}, time.Time{}, &fs.Error{Op: "getattr", Code: fs.CodeNotFound, Err: errors.New("unknown inode")}
+	}
+	if gone {
+		return last, f.cfg.Clock.Now(), nil
+	}
+	info, err := f.layer.Stat(path)
+	if err != nil {
+		return fs.Attr{}, time.Time{}, localError("getattr", path, err)
+	}
+	a := attrOf(id, info)
+	f.mu.Lock()
+	in.last = a
+	f.mu.Unlock()
+	return a, f.cfg.Clock.Now().Add(f.cfg.AttrTTL), nil
+}
+
+// dirHandle is an open directory. Its listing is taken at offset 0 (opendir, rewinddir) and
+// later offsets index into it, so entries are neither skipped nor repeated while it is read.
+type dirHandle struct {
+	mu      sync.Mutex
+	path    string
+	entries []fs.DirEntry
+}
+
+// OpenDir opens a directory, importing its entries on first access (Y1).
+func (f *FS) OpenDir(ctx context.Context, id fs.InodeID) (fs.HandleID, error) {
+	path, err := f.pathOf(id, "opendir")
+	if err != nil {
+		return 0, err
+	}
+	if err := f.ensureDir(ctx, "opendir", path, false); err != nil {
+		return 0, err
+	}
+	return f.addHandle(&dirHandle{path: path}), nil
+}
+
+// ReadDir returns the entries from offset on.
+func (f *FS) ReadDir(ctx context.Context, h fs.HandleID, offset uint64) ([]fs.DirEntry, error) {
+	dh, ok := f.handle(h).(*dirHandle)
+	if !ok {
+		return nil, badHandle("readdir")
+	}
+	dh.mu.Lock()
+	defer dh.mu.Unlock()
+	if offset == 0 || dh.entries == nil {
+		list, err := f.layer.List(dh.path)
+		if err != nil {
+			return nil, localError("readdir", dh.path, err)
+		}
+		dh.entries = make([]fs.DirEntry, 0, len(list))
+		f.mu.Lock()
+		for i, e := range list {
+			de := fs.DirEntry{Offset: uint64(i + 1), Inode: f.inodeForLocked(e.Path).id, Name: lastName(e.Path), Kind: keymap.File}
+			switch e.Kind {
+			case local.KindDir:
+				de.Kind = keymap.Dir
+			case local.KindSymlink:
+				de.Symlink = true
+			}
+			dh.entries = append(dh.entries, de)
+		}
+		f.mu.Unlock()
+	}
+	if offset >= uint64(len(dh.entries)) {
+		return nil, nil
+	}
+	return dh.entries[offset:], nil
+}
+
+// ReleaseDir closes a directory handle.
+func (f *FS) ReleaseDir(h fs.HandleID) {
+	f.mu.Lock()
+	delete(f.handles, h)
+	f.mu.Unlock()
+}
+
+func lastName(path string) string {
+	_, name := keymap.Split(path)
+	return name
+}
+
+func (f *FS) addHandle(h any) fs.HandleID {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	id := f.nextH
+	f.nextH++
+	f.handles[id] = h
+	return id
+}
+
+func (f *FS) handle(h fs.HandleID) any {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.handles[h]
+}
+
+func badHandle(op string) error {
+	return &fs.Error{Op: op, Code: fs.CodeBadHandle, Err: errors.New("unknown handle")}
+}

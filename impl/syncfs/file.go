@@ -1,0 +1,197 @@
+package syncfs
+
+import (
+	"context"
+	"errors"
+	"io"
+	"os"
+	"sync"
+
+	"github.com/mount-s3/mount-s3/impl/fs"
+	"github.com/mount-s3/mount-s3/impl/read"
+	"github.com/mount-s3/mount-s3/impl/sync/local"
+	"github.com/mount-s3/mount-s3/spec/keymap"
+	"github.com/mount-s3/mount-s3/spec/syncrule"
+)
+
+// fileHandle is an open file. Exactly one of local and remote is set: local when the bytes are
+// in the local layer (every handle that may write has them there, Y2), remote when a read-only
+// open streams a file whose bytes are not local.
+type fileHandle struct {
+	mu     sync.Mutex
+	ino    fs.InodeID
+	path   string // for errors; the file may be renamed while open
+	write  bool
+	local  *local.Handle
+	remote *read.Reader
+}
+
+// Open opens a file. A file opened for writing has its bytes brought into the local layer
+// first (Y2); one opened for reading only streams them from the bucket if they are not local.
+func (f *FS) Open(ctx context.Context, id fs.InodeID, flags fs.OpenFlags, pid uint32) (fs.HandleID, error) {
+	path, err := f.pathOf(id, "open")
+	if err != nil {
+		return 0, err
+	}
+	info, err := f.layer.Stat(path)
+	if err != nil {
+		return 0, localError("open", path, err)
+	}
+	switch info.Kind {
+	case local.KindDir:
+		return 0, &fs.Error{Op: "open", Path: path, Code: fs.CodeIsDir, Err: errors.New("is a directory")}
+	case local.KindSymlink:
+		return 0, &fs.Error{Op: "open", Path: path, Code: fs.CodeInvalid, Err: errors.New("is a symbolic link")}
+	}
+	h := &fileHandle{ino: id, path: path, write: flags.Write}
+	if !flags.Write && !flags.Trunc {
+		if info.State.Data != syncrule.LocalData && f.cfg.Importer != nil {
+			h.remote = read.NewReader(f.cfg.Read, keymap.FileKey(f.cfg.Prefix, path), info.State.Base.ETag, info.State.Size)
+			return f.addHandle(h), nil
+		}
+		if h.local, err = f.layer.OpenRead(path); err != nil {
+			return 0, localError("open", path, err)
+		}
+		return f.addHandle(h), nil
+	}
+	if err := f.fetch(ctx, "open", path, info); err != nil {
+		return 0, err
+	}
+	if h.local, err = f.layer.BeginWrite(path); err != nil {
+		return 0, localError("open", path, err)
+	}
+	if flags.Trunc {
+		if err := h.local.Truncate(0); err != nil {
+			h.local.Close()
+			return 0, localError("open", path, err)
+		}
+	}
+	f.notify()
+	return f.addHandle(h), nil
+}
+
+// fetch brings a file's bytes into the local layer if they are not there (Y2).
+func (f *FS) fetch(ctx context.Context, op, path string, info local.Info) error {
+	if info.State.Data == syncrule.LocalData {
+		return nil
+	}
+	if f.cfg.Importer == nil {
+		return &fs.Error{Op: op, Path: path, Code: fs.CodeIO, Err: errors.New("file data is not local and there is no bucket to fetch it from")}
+	}
+	return localError(op, path, f.cfg.Importer.Fetch(ctx, path))
+}
+
+// Create makes a new file owned by the caller and opens it for writing (Y4).
+func (f *FS) Create(ctx context.Context, parent fs.InodeID, name string, mode os.FileMode, c fs.Caller) (fs.Entry, fs.HandleID, error) {
+	dir, path, err := f.childPath(parent, name, "create")
+	if err != nil {
+		return fs.Entry{}, 0, err
+	}
+	if err := f.ensureDir(ctx, "create", dir, false); err != nil {
+		return fs.Entry{}, 0, err
+	}
+	info, err := f.layer.Create(path, uint32(mode.Perm())|specialBits(mode), c.UID, c.GID)
+	if err != nil {
+		return fs.Entry{}, 0, localError("create", path, err)
+	}
+	lh, err := f.layer.BeginWrite(path)
+	if err != nil {
+		return fs.Entry{}, 0, localError("create", path, err)
+	}
+	f.notify()
+	e := f.entry(info)
+	return e, f.addHandle(&fileHandle{ino: e.Attr.Inode, path: path, write: true, local: lh}), nil
+}
+
+// specialBits converts setuid, setgid and sticky from os.FileMode to st_mode bits.
+func specialBits(m os.FileMode) uint32 {
+	var b uint32
+	if m&os.ModeSetuid != 0 {
+		b |= 0o4000
+	}
+	if m&os.ModeSetgid != 0 {
+		b |= 0o2000
+	}
+	if m&os.ModeSticky != 0 {
+		b |= 0o1000
+	}
+	return b
+}
+
+// Read reads from an open file.
+func (f *FS) Read(ctx context.Context, h fs.HandleID, off int64, dst []byte) (int, error) {
+	fh, ok := f.handle(h).(*fileHandle)
+	if !ok {
+		return 0, badHandle("read")
+	}
+	var n int
+	var err error
+	if fh.remote != nil {
+		n, err = fh.remote.ReadAt(ctx, dst, off)
+	} else {
+		n, err = fh.local.ReadAt(dst, off)
+	}
+	if errors.Is(err, io.EOF) {
+		err = nil
+	}
+	return n, localError("read", fh.path, err)
+}
+
+// Write writes at any offset (Y4); the local layer recorded the intent when the file was
+// opened, so the bytes land in a file already durably dirty.
+func (f *FS) Write(ctx context.Context, h fs.HandleID, off int64, data []byte) error {
+	fh, ok := f.handle(h).(*fileHandle)
+	if !ok {
+		return badHandle("write")
+	}
+	if !fh.write || fh.local == nil {
+		return &fs.Error{Op: "write", Path: fh.path, Code: fs.CodeBadHandle, Err: errors.New("not open for writing")}
+	}
+	_, err := fh.local.WriteAt(data, off)
+	return localError("write", fh.path, err)
+}
+
+// Flush is close(2): the file's data and record are durable when it returns (Y4), and the
+// write-back engine is told (Y5 counts from the first change, not from close).
+func (f *FS) Flush(ctx context.Context, h fs.HandleID, pid uint32) error {
+	return f.sync(h, "close")
+}
+
+// Fsync makes the file durable locally (Y4). It does not wait for the bucket.
+func (f *FS) Fsync(ctx context.Context, h fs.HandleID) error {
+	return f.sync(h, "fsync")
+}
+
+func (f *FS) sync(h fs.HandleID, op string) error {
+	fh, ok := f.handle(h).(*fileHandle)
+	if !ok {
+		return badHandle(op)
+	}
+	if !fh.write {
+		return nil
+	}
+	err := fh.local.Sync()
+	f.notify()
+	return localError(op, fh.path, err)
+}
+
+// Release closes a handle; a write handle is synced first, so nothing closed is lost (Y4).
+func (f *FS) Release(h fs.HandleID) {
+	f.mu.Lock()
+	fh, _ := f.handles[h].(*fileHandle)
+	delete(f.handles, h)
+	f.mu.Unlock()
+	if fh == nil {
+		return
+	}
+	if fh.remote != nil {
+		fh.remote.Close()
+		return
+	}
+	if err := fh.local.Close(); err != nil {
+		f.log.Error("close failed", "path", "/"+fh.path, "error", err.Error())
+	}
+	if fh.write {
+		f.notify()
+	}
+}

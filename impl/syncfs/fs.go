@@ -1,0 +1,288 @@
+package syncfs
+
+import (
+	"context"
+	"errors"
+	"io"
+	"log/slog"
+	"os"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/mount-s3/mount-s3/impl/clock"
+	"github.com/mount-s3/mount-s3/impl/fs"
+	"github.com/mount-s3/mount-s3/impl/read"
+	"github.com/mount-s3/mount-s3/impl/s3"
+	"github.com/mount-s3/mount-s3/impl/sync/local"
+	"github.com/mount-s3/mount-s3/spec/keymap"
+)
+
+// Importer brings the bucket's entries and data into the local layer (impl/sync/importer).
+type Importer interface {
+	// EnsureDir imports the metadata of dir's entries if that was never done (Y1).
+	EnsureDir(ctx context.Context, dir string) error
+	// Fetch brings a file's data into the local layer now (Y2).
+	Fetch(ctx context.Context, path string) error
+}
+
+// WriteBack is told that the local layer changed, so it can plan the next upload (Y5).
+type WriteBack interface{ Notify() }
+
+// Config configures a sync-mode file system.
+type Config struct {
+	Layer     *local.Layer
+	Importer  Importer  // nil: nothing is imported (a sync dir used offline, and tests)
+	WriteBack WriteBack // nil: nobody is told
+	Prefix    string
+	// Read streams the data of files whose bytes are not local (Y2); Read.Store must be set
+	// unless Importer is nil.
+	Read   read.Config
+	Clock  clock.Clock
+	Logger *slog.Logger
+	// AttrTTL is how long the kernel may keep attributes and names. The local layer answers
+	// every stat, so this only bounds how soon the kernel notices a change made behind its
+	// back (a remote change, C2). Default 1 s.
+	AttrTTL time.Duration
+}
+
+// FS is a mounted sync-mode file system. Its methods are safe for concurrent use.
+type FS struct {
+	cfg   Config
+	layer *local.Layer
+	log   *slog.Logger
+
+	mu      sync.Mutex
+	byID    map[fs.InodeID]*inode // GUARDED_BY(mu)
+	byPath  map[string]*inode     // GUARDED_BY(mu): live paths only
+	nextID  fs.InodeID            // GUARDED_BY(mu)
+	handles map[fs.HandleID]any   // GUARDED_BY(mu): *fileHandle or *dirHandle
+	nextH   fs.HandleID           // GUARDED_BY(mu)
+}
+
+// inode is one kernel inode. Its number never changes and is never reused; its path follows
+// renames. An unlinked inode keeps its last attributes for the descriptors still open on it.
+type inode struct {
+	id       fs.InodeID
+	path     string
+	lookups  uint64
+	unlinked bool
+	last     fs.Attr
+}
+
+// New returns the file system over cfg.Layer.
+func New(cfg Config) (*FS, error) {
+	if cfg.Layer == nil {
+		return nil, errors.New("syncfs: no local layer")
+	}
+	if cfg.Importer != nil && cfg.Read.Store == nil {
+		return nil, errors.New("syncfs: an importer needs a store to stream reads from")
+	}
+	if cfg.Clock == nil {
+		cfg.Clock = clock.Real{}
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	if cfg.AttrTTL == 0 {
+		cfg.AttrTTL = time.Second
+	}
+	root := &inode{id: fs.RootID, path: "", lookups: 1}
+	return &FS{
+		cfg: cfg, layer: cfg.Layer, log: cfg.Logger,
+		byID: map[fs.InodeID]*inode{fs.RootID: root}, byPath: map[string]*inode{"": root},
+		nextID: fs.RootID + 1, handles: map[fs.HandleID]any{}, nextH: 1,
+	}, nil
+}
+
+func (f *FS) notify() {
+	if f.cfg.WriteBack != nil {
+		f.cfg.WriteBack.Notify()
+	}
+}
+
+// pathOf returns the live path of inode id.
+func (f *FS) pathOf(id fs.InodeID, op string) (string, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	in := f.byID[id]
+	if in == nil {
+		return "", &fs.Error{Op: op, Code: fs.CodeNotFound, Err: errors.New("unknown inode (forgotten by the kernel)")}
+	}
+	if in.unlinked {
+		return "", &fs.Error{Op: op, Path: in.path, Code: fs.CodeNotFound, Err: errors.New("removed")}
+	}
+	return in.path, nil
+}
+
+// childPath checks name and joins it to parent's path.
+func (f *FS) childPath(parent fs.InodeID, name, op string) (dir, path string, err error) {
+	dir, err = f.pathOf(parent, op)
+	if err != nil {
+		return "", "", err
+	}
+	if len(name) > keymap.MaxNameLen {
+		return "", "", &fs.Error{Op: op, Path: keymap.Join(dir, name), Code: fs.CodeNameTooLong, Err: errors.New("name longer than 255 bytes")}
+	}
+	if !keymap.ValidName(name) {
+		return "", "", &fs.Error{Op: op, Path: keymap.Join(dir, name), Code: fs.CodeInvalid, Err: errors.New("name cannot be stored as an S3 key (K3)")}
+	}
+	return dir, keymap.Join(dir, name), nil
+}
+
+// inodeForLocked returns the inode at path, making one if there is none.
+// REQUIRES: f.mu held.
+func (f *FS) inodeForLocked(path string) *inode {
+	if in := f.byPath[path]; in != nil {
+		return in
+	}
+	in := &inode{id: f.nextID, path: path}
+	f.nextID++
+	f.byID[in.id] = in
+	f.byPath[path] = in
+	return in
+}
+
+// entry registers one more kernel reference to path's inode and describes it.
+func (f *FS) entry(info local.Info) fs.Entry {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	in := f.inodeForLocked(info.Path)
+	in.lookups++
+	in.last = attrOf(in.id, info)
+	return fs.Entry{Attr: in.last, Expires: f.cfg.Clock.Now().Add(f.cfg.AttrTTL)}
+}
+
+// dropPath marks the inode at path (and, for a directory, every inode below it) as removed.
+// REQUIRES: f.mu held.
+func (f *FS) dropPathLocked(path string) {
+	for p, in := range f.byPath {
+		if p == path || below(p, path) {
+			in.unlinked = true
+			in.last.Nlink = 0
+			delete(f.byPath, p)
+		}
+	}
+}
+
+// movePathsLocked makes the inodes at src and below follow a rename to dst.
+// REQUIRES: f.mu held.
+func (f *FS) movePathsLocked(src, dst string) {
+	f.dropPathLocked(dst)
+	var moved []*inode
+	for p, in := range f.byPath {
+		if p == src || below(p, src) {
+			moved = append(moved, in)
+			delete(f.byPath, p)
+		}
+	}
+	for _, in := range moved {
+		in.path = dst + in.path[len(src):]
+		f.byPath[in.path] = in
+	}
+}
+
+func attrOf(id fs.InodeID, info local.Info) fs.Attr {
+	a := fs.Attr{Inode: id, Size: uint64(info.Size), UID: info.Attr.UID, GID: info.Attr.GID,
+		Mode: os.FileMode(info.Attr.Mode & 0o777), Nlink: 1,
+		Atime: info.Attr.Mtime, Mtime: info.Attr.Mtime, Ctime: info.Attr.Mtime}
+	m := info.Attr.Mode
+	if m&0o4000 != 0 {
+		a.Mode |= os.ModeSetuid
+	}
+	if m&0o2000 != 0 {
+		a.Mode |= os.ModeSetgid
+	}
+	if m&0o1000 != 0 {
+		a.Mode |= os.ModeSticky
+	}
+	switch info.Kind {
+	case local.KindDir:
+		a.Mode |= os.ModeDir
+		a.Nlink = 2
+	case local.KindSymlink:
+		a.Mode |= os.ModeSymlink
+	}
+	return a
+}
+
+// localError classifies an error of the local layer, the importer or the store. It is the
+// one place where they become fs codes (and so, through mount/, errnos).
+func localError(op, path string, err error) error {
+	if err == nil {
+		return nil
+	}
+	var fe *fs.Error
+	if errors.As(err, &fe) {
+		return err
+	}
+	code := fs.CodeIO
+	for _, c := range []struct {
+		errno syscall.Errno
+		code  fs.Code
+	}{
+		{syscall.ENOENT, fs.CodeNotFound}, {syscall.EEXIST, fs.CodeExists}, {syscall.ENOTEMPTY, fs.CodeNotEmpty},
+		{syscall.ENOTDIR, fs.CodeNotDir}, {syscall.EISDIR, fs.CodeIsDir}, {syscall.EINVAL, fs.CodeInvalid},
+		{syscall.EPERM, fs.CodePerm}, {syscall.EBUSY, fs.CodeBusy}, {syscall.ENOSPC, fs.CodeNoSpace},
+		{syscall.EDQUOT, fs.CodeNoSpace}, {syscall.EFBIG, fs.CodeTooBig}, {syscall.ENAMETOOLONG, fs.CodeNameTooLong},
+	} {
+		if errors.Is(err, c.errno) {
+			code = c.code
+			break
+		}
+	}
+	switch {
+	case errors.Is(err, context.Canceled):
+		code = fs.CodeInterrupted
+	case errors.Is(err, s3.ErrAccessDenied):
+		code = fs.CodeAccess
+	case errors.Is(err, s3.ErrNotFound), errors.Is(err, s3.ErrPreconditionFailed):
+		// The object went away or changed under a fetch: the local view is stale, not the
+		// caller's path wrong; the retry after the next import sees the new state.
+		code = fs.CodeIO
+	}
+	return &fs.Error{Op: op, Path: path, Code: code, Err: err}
+}
+
+// StatFS reports the space of the disk that holds the sync dir: that is where writes go.
+func (f *FS) StatFS(ctx context.Context) fs.StatFS {
+	var st syscall.Statfs_t
+	if err := syscall.Statfs(f.layer.Dir(), &st); err != nil {
+		return fs.StatFS{BlockSize: 4096, MaxNameLen: keymap.MaxNameLen, IOBlockSize: 1 << 20}
+	}
+	return fs.StatFS{BlockSize: uint32(st.Bsize), Blocks: st.Blocks, BlocksFree: st.Bavail,
+		Inodes: st.Files, InodesFree: st.Ffree, MaxNameLen: keymap.MaxNameLen, IOBlockSize: 1 << 20}
+}
+
+// Forget drops n kernel references to id.
+func (f *FS) Forget(id fs.InodeID, n uint64) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	in := f.byID[id]
+	if in == nil || id == fs.RootID {
+		return
+	}
+	if in.lookups <= n {
+		delete(f.byID, id)
+		if f.byPath[in.path] == in {
+			delete(f.byPath, in.path)
+		}
+		return
+	}
+	in.lookups -= n
+}
+
+// Unsupported is the error for operations sync mode does not have: hard links (a link has
+// no object form S3 tools share), special files, and setting extended attributes.
+func (f *FS) Unsupported(op string) error {
+	return &fs.Error{Op: op, Code: fs.CodeNotSupported, Err: errors.New(op + " is not supported in sync mode")}
+}
+
+// below reports whether p is strictly inside directory dir.
+func below(p, dir string) bool {
+	if dir == "" {
+		return p != ""
+	}
+	return strings.HasPrefix(p, dir+"/")
+}

@@ -1,0 +1,216 @@
+package syncfs
+
+import (
+	"context"
+	"errors"
+	"os"
+	"time"
+
+	"github.com/mount-s3/mount-s3/impl/fs"
+	"github.com/mount-s3/mount-s3/impl/sync/local"
+	"github.com/mount-s3/mount-s3/spec/syncrule"
+)
+
+// MkDir makes a directory; its marker object "dir/" is owed to the bucket (Y8).
+func (f *FS) MkDir(ctx context.Context, parent fs.InodeID, name string, mode os.FileMode, c fs.Caller) (fs.Entry, error) {
+	dir, path, err := f.childPath(parent, name, "mkdir")
+	if err != nil {
+		return fs.Entry{}, err
+	}
+	if err := f.ensureDir(ctx, "mkdir", dir, false); err != nil {
+		return fs.Entry{}, err
+	}
+	info, err := f.layer.Mkdir(path, uint32(mode.Perm())|specialBits(mode), c.UID, c.GID)
+	if err != nil {
+		return fs.Entry{}, localError("mkdir", path, err)
+	}
+	f.notify()
+	return f.entry(info), nil
+}
+
+// Symlink makes a symbolic link, stored as s3fs-fuse stores one (Y3).
+func (f *FS) Symlink(ctx context.Context, parent fs.InodeID, name, target string, c fs.Caller) (fs.Entry, error) {
+	dir, path, err := f.childPath(parent, name, "symlink")
+	if err != nil {
+		return fs.Entry{}, err
+	}
+	if err := f.ensureDir(ctx, "symlink", dir, false); err != nil {
+		return fs.Entry{}, err
+	}
+	info, err := f.layer.Symlink(target, path, c.UID, c.GID)
+	if err != nil {
+		return fs.Entry{}, localError("symlink", path, err)
+	}
+	f.notify()
+	return f.entry(info), nil
+}
+
+// ReadLink returns a symlink's target.
+func (f *FS) ReadLink(ctx context.Context, id fs.InodeID) (string, error) {
+	path, err := f.pathOf(id, "readlink")
+	if err != nil {
+		return "", err
+	}
+	t, err := f.layer.Readlink(path)
+	return t, localError("readlink", path, err)
+}
+
+// Unlink removes a file or symlink; the DeleteObject is owed (Y7).
+func (f *FS) Unlink(ctx context.Context, parent fs.InodeID, name string) error {
+	dir, path, err := f.childPath(parent, name, "unlink")
+	if err != nil {
+		return err
+	}
+	if err := f.ensureDir(ctx, "unlink", dir, false); err != nil {
+		return err
+	}
+	if err := f.layer.Remove(path); err != nil {
+		return localError("unlink", path, err)
+	}
+	f.mu.Lock()
+	f.dropPathLocked(path)
+	f.mu.Unlock()
+	f.notify()
+	return nil
+}
+
+// RmDir removes an empty directory. Its entries are imported first: a directory that looks
+// empty only because its objects were never listed is not empty (Y8).
+func (f *FS) RmDir(ctx context.Context, parent fs.InodeID, name string) error {
+	dir, path, err := f.childPath(parent, name, "rmdir")
+	if err != nil {
+		return err
+	}
+	if err := f.ensureDir(ctx, "rmdir", dir, false); err != nil {
+		return err
+	}
+	if info, err := f.layer.Stat(path); err == nil && info.Kind == local.KindDir {
+		if err := f.ensureDir(ctx, "rmdir", path, true); err != nil {
+			return err
+		}
+	}
+	if err := f.layer.Rmdir(path); err != nil {
+		return localError("rmdir", path, err)
+	}
+	f.mu.Lock()
+	f.dropPathLocked(path)
+	f.mu.Unlock()
+	f.notify()
+	return nil
+}
+
+// Rename is instant locally; the bucket's copy and delete of every object are queued in the
+// same transaction and run in the background (Y9). A directory's whole tree is imported first
+// so that objects not yet seen move too.
+func (f *FS) Rename(ctx context.Context, oldParent fs.InodeID, oldName string, newParent fs.InodeID, newName string) error {
+	srcDir, src, err := f.childPath(oldParent, oldName, "rename")
+	if err != nil {
+		return err
+	}
+	dstDir, dst, err := f.childPath(newParent, newName, "rename")
+	if err != nil {
+		return err
+	}
+	for _, d := range []string{srcDir, dstDir} {
+		if err := f.ensureDir(ctx, "rename", d, true); err != nil {
+			return err
+		}
+	}
+	for _, p := range []string{src, dst} {
+		if info, err := f.layer.Stat(p); err == nil && info.Kind == local.KindDir {
+			if err := f.ensureTree(ctx, "rename", p); err != nil {
+				return err
+			}
+		}
+	}
+	if err := f.layer.Rename(src, dst); err != nil {
+		return localError("rename", src, err)
+	}
+	f.mu.Lock()
+	f.movePathsLocked(src, dst)
+	f.mu.Unlock()
+	f.notify()
+	return nil
+}
+
+// SetAttr changes size, mode, owner or times; each is exported with the next upload (Y7).
+func (f *FS) SetAttr(ctx context.Context, id fs.InodeID, req fs.SetAttrRequest) (fs.Attr, time.Time, error) {
+	path, err := f.pathOf(id, "setattr")
+	if err != nil {
+		// ftruncate or fchmod of an unlinked file: nothing is kept, the call succeeds.
+		if a, exp, gerr := f.GetAttr(ctx, id); gerr == nil {
+			return a, exp, nil
+		}
+		return fs.Attr{}, time.Time{}, err
+	}
+	info, err := f.layer.Stat(path)
+	if err != nil {
+		return fs.Attr{}, time.Time{}, localError("setattr", path, err)
+	}
+	if req.Size != nil {
+		if info.Kind != local.KindFile {
+			return fs.Attr{}, time.Time{}, &fs.Error{Op: "truncate", Path: path, Code: fs.CodeIsDir, Err: errors.New("not a regular file")}
+		}
+		if err := f.fetch(ctx, "truncate", path, info); err != nil {
+			return fs.Attr{}, time.Time{}, err
+		}
+		if err := f.layer.Truncate(path, int64(*req.Size)); err != nil {
+			return fs.Attr{}, time.Time{}, localError("truncate", path, err)
+		}
+	}
+	if req.Mode != nil {
+		if err := f.layer.Chmod(path, uint32(req.Mode.Perm())|specialBits(*req.Mode)); err != nil {
+			return fs.Attr{}, time.Time{}, localError("chmod", path, err)
+		}
+	}
+	if req.UID != nil || req.GID != nil {
+		uid, gid := info.Attr.UID, info.Attr.GID
+		if req.UID != nil {
+			uid = *req.UID
+		}
+		if req.GID != nil {
+			gid = *req.GID
+		}
+		if err := f.layer.Chown(path, uid, gid); err != nil {
+			return fs.Attr{}, time.Time{}, localError("chown", path, err)
+		}
+	}
+	if req.Mtime != nil {
+		if err := f.layer.Utimens(path, *req.Mtime); err != nil {
+			return fs.Attr{}, time.Time{}, localError("utimens", path, err)
+		}
+	}
+	f.notify()
+	return f.GetAttr(ctx, id)
+}
+
+// GetXattr answers the one extended attribute sync mode has: the original path of a file in
+// lost+found (C4).
+func (f *FS) GetXattr(ctx context.Context, id fs.InodeID, name string) ([]byte, error) {
+	info, err := f.stat(id, "getxattr")
+	if err != nil {
+		return nil, err
+	}
+	if name != syncrule.OriginalPathXattr || info.OriginalPath == "" {
+		return nil, &fs.Error{Op: "getxattr", Path: info.Path, Code: fs.CodeNoAttr, Err: errors.New("no such attribute")}
+	}
+	return []byte(info.OriginalPath), nil
+}
+
+// ListXattr lists the extended attributes of a file.
+func (f *FS) ListXattr(ctx context.Context, id fs.InodeID) ([]string, error) {
+	info, err := f.stat(id, "listxattr")
+	if err != nil || info.OriginalPath == "" {
+		return nil, err
+	}
+	return []string{syncrule.OriginalPathXattr}, nil
+}
+
+func (f *FS) stat(id fs.InodeID, op string) (local.Info, error) {
+	path, err := f.pathOf(id, op)
+	if err != nil {
+		return local.Info{}, err
+	}
+	info, err := f.layer.Stat(path)
+	return info, localError(op, path, err)
+}
