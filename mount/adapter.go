@@ -48,6 +48,7 @@ type FileSystem interface {
 	ReadLink(ctx context.Context, id fs.InodeID) (string, error)
 	GetXattr(ctx context.Context, id fs.InodeID, name string) ([]byte, error)
 	ListXattr(ctx context.Context, id fs.InodeID) ([]string, error)
+	SetXattr(ctx context.Context, id fs.InodeID, name string, value []byte) error
 
 	// Unsupported is the error for an operation the mode does not have (links, mknod, ...).
 	Unsupported(op string) error
@@ -64,6 +65,9 @@ type adapter struct {
 // fail logs err once with its context and returns the errno for the kernel. Lookups of
 // missing names are the normal case and are not logged.
 func (a *adapter) fail(err error) error {
+	if err == nil {
+		return nil
+	}
 	errno := Errno(err)
 	if errno != syscall.ENOENT {
 		a.log.Warn("operation failed", "error", err.Error(), "errno", errno.Error())
@@ -291,7 +295,7 @@ func (a *adapter) MkNode(ctx context.Context, op *fuseops.MkNodeOp) error {
 }
 
 func (a *adapter) SetXattr(ctx context.Context, op *fuseops.SetXattrOp) error {
-	return a.fail(a.fs.Unsupported("setxattr"))
+	return a.fail(a.fs.SetXattr(ctx, fs.InodeID(op.Inode), op.Name, op.Value))
 }
 
 func (a *adapter) RemoveXattr(ctx context.Context, op *fuseops.RemoveXattrOp) error {

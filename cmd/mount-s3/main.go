@@ -15,6 +15,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"runtime/debug"
+	"slices"
 	"syscall"
 	"time"
 
@@ -38,6 +39,10 @@ func main() {
 func run(args []string) int {
 	if dir := os.Getenv(watchdogEnv); dir != "" {
 		return runWatchdog(dir)
+	}
+	// A bucket may be called "sync": without --flush it is mounted like any other.
+	if len(args) > 0 && args[0] == "sync" && slices.Contains(args, "--flush") {
+		return runSyncCommand(args[1:])
 	}
 	o, err := parseArgs(args)
 	if err != nil {

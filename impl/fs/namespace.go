@@ -210,6 +210,11 @@ func (f *FS) GetXattr(ctx context.Context, id InodeID, name string) ([]byte, err
 // ListXattr: there are none (S8).
 func (f *FS) ListXattr(ctx context.Context, id InodeID) ([]string, error) { return nil, nil }
 
+// SetXattr: objects have no extended attributes in streaming mode (S8).
+func (f *FS) SetXattr(ctx context.Context, id InodeID, name string, value []byte) error {
+	return f.Unsupported("setxattr")
+}
+
 // Unsupported is the answer to operations that do not exist in streaming mode (S8): links,
 // symbolic links, special files, extended attributes, fallocate.
 func (f *FS) Unsupported(op string) error {

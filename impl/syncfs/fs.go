@@ -27,8 +27,13 @@ type Importer interface {
 	Fetch(ctx context.Context, path string) error
 }
 
-// WriteBack is told that the local layer changed, so it can plan the next upload (Y5).
-type WriteBack interface{ Notify() }
+// WriteBack is the write-back engine (impl/sync/engine).
+type WriteBack interface {
+	// Notify: the local layer changed; plan the next upload (Y5).
+	Notify()
+	// Flush writes back everything now and returns when the bucket has it.
+	Flush(ctx context.Context) error
+}
 
 // Config configures a sync-mode file system.
 type Config struct {

@@ -16,6 +16,8 @@ type notifyCount struct{ n int }
 
 func (c *notifyCount) Notify() { c.n++ }
 
+func (c *notifyCount) Flush(context.Context) error { return nil }
+
 func newFS(t *testing.T) (*FS, *local.Layer, *notifyCount) {
 	t.Helper()
 	l, err := local.Open(t.TempDir(), local.Options{Bucket: "b"})

@@ -214,3 +214,21 @@ func (f *FS) stat(id fs.InodeID, op string) (local.Info, error) {
 	info, err := f.layer.Stat(path)
 	return info, localError(op, path, err)
 }
+
+// FlushXattr is the control of `mount-s3 sync --flush MNT`: setting it on the mount's root
+// writes back every change now, ignoring the window, and returns when the bucket has them
+// (or with the error that stopped it). Extended attributes are the one channel every program
+// that can reach the mount can use, with the kernel's own permission checks.
+const FlushXattr = "user.mount-s3.flush"
+
+// SetXattr runs the control attributes on the root. Other extended attributes are not
+// stored: S3 object metadata has no agreed place for them.
+func (f *FS) SetXattr(ctx context.Context, id fs.InodeID, name string, value []byte) error {
+	if id == fs.RootID && name == FlushXattr {
+		if f.cfg.WriteBack == nil {
+			return nil
+		}
+		return localError("flush", "", f.cfg.WriteBack.Flush(ctx))
+	}
+	return f.Unsupported("setxattr")
+}
