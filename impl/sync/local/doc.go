@@ -49,8 +49,15 @@
 // Directory entries for new data files are fsync'd (createEmpty, PutData); unlinks need not
 // be, since an unlink lost by a crash only leaves an orphan for Open to remove.
 //
+// Importing from the bucket (import.go) adds no data path of its own: ImportListing commits
+// clean, metadata-only records (no data file exists yet, nothing dirty can be shadowed since
+// only names with no record are added); PutData brings bytes in as above; SetRemoteAttr and
+// Touch change only clean records' attributes and last use, and SetRemoteAttr removes a data
+// file only after the commit that turns its record into a symlink.
+//
 // # Not here yet
 //
-// Conflict handling (MoveToLostFound, ImportRemote: Apply refuses them), metadata import from
-// listings (Y1), and recording reads for expiry (Y10's LastUsed is only updated by writes).
+// Conflict handling and remote changes (MoveToLostFound, ImportRemote: Apply refuses them;
+// ImportListing leaves names that already have a record alone), and directory markers' own
+// versions and attributes (an imported directory has a zero base and default attributes).
 package local

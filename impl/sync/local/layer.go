@@ -27,9 +27,11 @@ type Options struct {
 	Prefix string
 	// Clock is the only source of time (mtimes, dirty-since, last use). Defaults to time.Now.
 	Clock func() time.Time
-	// UID, GID and DirMode are the attributes of the root directory when the dir is created.
+	// UID, GID and DirMode are the attributes of the root directory when the dir is created,
+	// and with FileMode the attributes ImportListing gives objects that carry none (S9, Y3).
 	UID, GID uint32
 	DirMode  uint32 // default 0755
+	FileMode uint32 // default 0644
 }
 
 // File names inside DIR.
@@ -73,6 +75,9 @@ func Open(dir string, opts Options) (*Layer, error) {
 	}
 	if opts.DirMode == 0 {
 		opts.DirMode = 0o755
+	}
+	if opts.FileMode == 0 {
+		opts.FileMode = 0o644
 	}
 	for _, d := range []string{dir, filepath.Join(dir, DataDir), filepath.Join(dir, snapDir)} {
 		if err := os.MkdirAll(d, 0o700); err != nil {

@@ -57,6 +57,18 @@ func (l *Layer) newRecordTx(tx *bolt.Tx, path string, kind Kind, a Attr, target 
 		}
 	}
 	r := &record{Kind: kind, Attr: a, Target: target}
+	if kind == KindDir {
+		// Nothing in the bucket can be under a directory made here, provided its parent's
+		// listing is in (ImportListing would have shown the name, and this create would be
+		// EEXIST). Under a parent not imported yet the key may hide objects, so the new
+		// directory is not imported either and its first access lists it.
+		dir, _ := keymap.Split(path)
+		parent, err := getRec(tx, dir)
+		if err != nil {
+			return nil, err
+		}
+		r.Imported = parent.Imported
+	}
 	st, _ = syncrule.Next(st, syncrule.LocalWrite{At: l.now(), Size: int64(len(target))}, noParams)
 	r.State = st
 	if kind == KindFile {

@@ -58,6 +58,11 @@ type Info struct {
 	// OriginalPath is set for files moved into lost+found (C4): the value of the extended
 	// attribute syncrule.OriginalPathXattr.
 	OriginalPath string
+	// Imported: a directory whose bucket listing is in the layer (Y1), see ImportListing.
+	Imported bool
+	// AttrPending: a file imported from a listing whose Attr are still the defaults, because
+	// the object's metadata (Y3) has not been read yet; SetRemoteAttr clears it.
+	AttrPending bool
 }
 
 // record is the stored form of one path. Tombstones (State.Deleted) stay in the nodes bucket
@@ -71,6 +76,10 @@ type record struct {
 	Target   string         `json:"t,omitempty"`
 	State    syncrule.State `json:"s"`
 	OrigPath string         `json:"o,omitempty"`
+	// Added after format 1 shipped: absent in older records, which decode as false (a
+	// directory not imported yet, a file whose attributes are known).
+	Imported    bool `json:"i,omitempty"`
+	AttrPending bool `json:"ap,omitempty"`
 }
 
 func (r *record) visible() bool { return r.State.Exists }
@@ -84,7 +93,7 @@ func (r *record) info(path string) Info {
 		size = int64(len(r.Target))
 	}
 	return Info{Path: path, Kind: r.Kind, Attr: r.Attr, Size: size, Target: r.Target, ID: r.ID,
-		State: r.State, OriginalPath: r.OrigPath}
+		State: r.State, OriginalPath: r.OrigPath, Imported: r.Imported, AttrPending: r.AttrPending}
 }
 
 // bbolt bucket names.

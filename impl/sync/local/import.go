@@ -1,0 +1,228 @@
+package local
+
+import (
+	"os"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+
+	"github.com/mount-s3/mount-s3/spec/keymap"
+	"github.com/mount-s3/mount-s3/spec/syncrule"
+)
+
+// Remote is one entry of a directory's bucket listing, as ImportListing takes it: a file is an
+// object (Version, Size and Mtime from the listing), a directory a common prefix (only Name
+// and Kind are used). A listing cannot tell a symlink from a file; SetRemoteAttr does later.
+type Remote struct {
+	Name    string
+	Kind    Kind // KindFile or KindDir
+	Version syncrule.Version
+	Size    int64
+	Mtime   time.Time
+}
+
+// ImportListing records what the bucket listing of directory dir showed (Y1), in one
+// transaction, and marks dir imported in the same one, so that a crash leaves either no
+// record of the listing or all of it.
+//
+// Only names with no record at all are added: a file as a clean record with no local data
+// (syncrule.Next of RemoteChanged from the absent state) and default attributes (Options:
+// UID, GID, FileMode; the listing's Last-Modified as mtime) marked AttrPending until
+// SetRemoteAttr; a directory as a clean, not yet imported directory with a zero base and
+// DirMode. What a listing says about a name that already has a record (a changed ETag of a
+// clean file, an object at a tombstone, a kind that differs) is not acted on here: that is a
+// remote change, for the rules of C2-C6 through the engine. A directory's own marker gives it
+// no base either, so rmdir of an imported directory does not owe the marker's delete.
+//
+// The lost+found name of this file system is never imported (C5: it is local only).
+func (l *Layer) ImportListing(dir string, entries []Remote) error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	now := l.now()
+	err := l.update(func(tx *bolt.Tx) error {
+		d, err := visibleRec(tx, dir)
+		if err != nil {
+			return err
+		}
+		if d.Kind != KindDir {
+			return ErrNotDir
+		}
+		for _, e := range entries {
+			if !keymap.ValidName(e.Name) {
+				return ErrInvalid
+			}
+			if dir == "" && e.Name == syncrule.LostFoundDir(l.fsid) {
+				continue
+			}
+			path := keymap.Join(dir, e.Name)
+			old, err := getRec(tx, path)
+			if err != nil {
+				return err
+			}
+			if old != nil {
+				continue
+			}
+			mtime := e.Mtime
+			if mtime.IsZero() {
+				mtime = now
+			}
+			var r *record
+			switch e.Kind {
+			case KindFile:
+				if e.Version.IsZero() || e.Size < 0 {
+					return ErrInvalid
+				}
+				st, _ := syncrule.Next(syncrule.State{}, syncrule.RemoteChanged{Version: e.Version, Size: e.Size}, noParams)
+				r = &record{Kind: KindFile, Attr: Attr{Mode: l.opts.FileMode, UID: l.opts.UID, GID: l.opts.GID, Mtime: mtime},
+					State: st, AttrPending: true}
+			case KindDir:
+				r = &record{Kind: KindDir, Attr: Attr{Mode: l.opts.DirMode, UID: l.opts.UID, GID: l.opts.GID, Mtime: mtime}}
+				r.State.Exists = true
+			default:
+				return ErrInvalid
+			}
+			if err := putRec(tx, path, r); err != nil {
+				return err
+			}
+		}
+		if !d.Imported {
+			d.Imported = true
+			return putRec(tx, dir, d)
+		}
+		return nil
+	})
+	return perr("import", dir, err)
+}
+
+// Imported reports whether directory dir's listing has been imported (ImportListing).
+func (l *Layer) Imported(dir string) (bool, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	var imported bool
+	err := l.view(func(tx *bolt.Tx) error {
+		r, err := visibleRec(tx, dir)
+		if err != nil {
+			return err
+		}
+		if r.Kind != KindDir {
+			return ErrNotDir
+		}
+		imported = r.Imported
+		return nil
+	})
+	return imported, perr("imported", dir, err)
+}
+
+// AttrPending lists the files whose attributes are still the defaults ImportListing gave
+// them, in path order. The importer's reads of object metadata are not durable work: after a
+// restart this is what is left to do.
+func (l *Layer) AttrPending() ([]Info, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	var out []Info
+	err := l.view(func(tx *bolt.Tx) error {
+		return tx.Bucket(bNodes).ForEach(func(k, v []byte) error {
+			path := pathOfNodeKey(k)
+			r, err := decodeRec(path, v)
+			if err == nil && r.AttrPending && r.visible() {
+				out = append(out, r.info(path))
+			}
+			return err
+		})
+	})
+	sortInfos(out)
+	return out, err
+}
+
+// SetRemoteAttr records the attributes that version v of the object at path carries in its
+// metadata (Y3), read by a HEAD or GET after the file was imported. kind is KindSymlink when
+// the metadata's mode says symlink: the record becomes a symlink to target (the object's
+// body) and any local data file is dropped, since the record holds the target.
+//
+// It never makes the file dirty: these are the bucket's attributes, not a change. A result
+// that is no longer about the record is ignored (nil): the record is gone, dirty, busy with
+// an upload or delete, or its base is not v (a remote change came in between).
+func (l *Layer) SetRemoteAttr(path string, v syncrule.Version, a Attr, kind Kind, target string) error {
+	if kind != KindFile && kind != KindSymlink || v.IsZero() {
+		return perr("set-remote-attr", path, ErrInvalid)
+	}
+	a.Mode &= 0o7777
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	var drop uint64
+	err := l.update(func(tx *bolt.Tx) error {
+		r, err := getRec(tx, path)
+		if err != nil {
+			return err
+		}
+		if r == nil || !r.visible() || r.Kind == KindDir || r.State.Dirty() ||
+			r.State.InFlight != syncrule.OpNone || r.State.LostFound || !r.State.Base.Same(v) {
+			return nil
+		}
+		switch {
+		case kind == KindFile && r.Kind == KindSymlink:
+			// The same version cannot be both; a caller mixing two reads of it is wrong.
+			return ErrInvalid
+		case kind == KindSymlink:
+			if int64(len(target)) != r.State.Size {
+				return ErrInvalid // not the body of version v
+			}
+			if r.ID != 0 {
+				if l.files[r.ID] != nil {
+					return ErrBusy
+				}
+				if err := tx.Bucket(bIDs).Delete(u64(r.ID)); err != nil {
+					return err
+				}
+				drop, r.ID = r.ID, 0
+			}
+			// As a symlink made locally: its content is the target, held by the record.
+			r.Kind, r.Target = KindSymlink, target
+			r.State.Data = syncrule.LocalData
+		}
+		r.Attr, r.AttrPending = a, false
+		return putRec(tx, path, r)
+	})
+	if err != nil {
+		return perr("set-remote-attr", path, err)
+	}
+	if drop != 0 {
+		// After the commit (invariant 6); clean data, which the bucket has anyway.
+		os.Remove(l.dataPath(drop))
+	}
+	return nil
+}
+
+// touchResolution: Y10 measures disuse in days, so a read within this long of the recorded
+// last use is not worth a committed (fsync'd) transaction on every read.
+const touchResolution = time.Minute
+
+// Touch records a read of path's data at at (Y10: syncrule.Read), which postpones expiry. It
+// writes nothing unless the file has local data and the recorded last use is older than at
+// by more than a minute; a file whose data is not local gets its last use when it is fetched.
+func (l *Layer) Touch(path string, at time.Time) error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	stale := func(r *record) bool {
+		return r != nil && r.visible() && r.Kind == KindFile && r.State.Data == syncrule.LocalData &&
+			at.Sub(r.State.LastUsed) > touchResolution
+	}
+	var need bool
+	err := l.view(func(tx *bolt.Tx) error {
+		r, err := getRec(tx, path)
+		need = stale(r)
+		return err
+	})
+	if err != nil || !need {
+		return perr("touch", path, err)
+	}
+	err = l.update(func(tx *bolt.Tx) error {
+		r, err := getRec(tx, path)
+		if err != nil || !stale(r) {
+			return err
+		}
+		r.State, _ = syncrule.Next(r.State, syncrule.Read{At: at}, noParams)
+		return putRec(tx, path, r)
+	})
+	return perr("touch", path, err)
+}
