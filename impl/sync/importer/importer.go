@@ -1,0 +1,416 @@
+// Package importer owns the import half of sync mode (Y1-Y3): the only reads of the bucket
+// that fill the local layer. EnsureDir lists a directory once (one paginated ListObjectsV2)
+// and records its entries in the layer, then fetches in the background the data of small
+// files and the metadata (Y3 attributes, symlinks) of the others; Fetch brings one file's data
+// in on demand (Y2, and the read after expiry, Y10).
+//
+// It owns no durable state: the layer records what was imported (Imported, AttrPending,
+// the data state of each file), so everything here may be lost in a crash and redone. It does
+// not act on remote changes to names the layer already has (C2-C6 are the engine's) and does
+// not read directory markers' attributes (an imported directory keeps the default mode: a
+// HEAD per common prefix would double the cost of listing a directory of directories).
+//
+// Versions: a syncrule.Version's ETag is the ETag exactly as the Store returns it (quoted),
+// in listings, HEAD and GET alike, so that it can be given back as If-Match unchanged.
+package importer
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log"
+	"strings"
+	"sync"
+
+	"github.com/mount-s3/mount-s3/impl/s3"
+	"github.com/mount-s3/mount-s3/impl/sync/local"
+	"github.com/mount-s3/mount-s3/spec/keymap"
+	"github.com/mount-s3/mount-s3/spec/posixmeta"
+	"github.com/mount-s3/mount-s3/spec/syncrule"
+)
+
+// Config configures an Importer.
+type Config struct {
+	Layer  *local.Layer
+	Store  s3.Store
+	Prefix string // the mount prefix: "" or ending in "/" (K8)
+	// Threshold: files smaller than this are fetched whole in the background when their
+	// directory is imported (Y1, --import-threshold); 0 means the default, 128 KiB, and a
+	// negative value fetches none.
+	Threshold int64
+	// Workers is how many background fetches run at once; default 16.
+	Workers int
+	Log     *log.Logger // default: discard
+}
+
+// Importer imports directories and file data from the bucket into the layer. Its methods are
+// safe for concurrent use.
+type Importer struct {
+	cfg    Config
+	ctx    context.Context // cancelled by Close: ends background work
+	cancel context.CancelFunc
+
+	dirs    flight // EnsureDir, by directory path
+	fetches flight // fetchNow, by file path
+
+	mu      sync.Mutex
+	cond    *sync.Cond // signals queue and pending changes
+	queue   []job      // GUARDED_BY(mu)
+	pending int        // GUARDED_BY(mu): queued or running jobs
+	closed  bool       // GUARDED_BY(mu)
+	workers sync.WaitGroup
+}
+
+// job is the background work for one file from a listing: its data if small, else its
+// metadata, for the version the listing showed.
+type job struct {
+	path string
+	v    syncrule.Version
+	size int64
+}
+
+// New starts an Importer's background workers. It does no I/O.
+func New(cfg Config) *Importer {
+	if cfg.Threshold == 0 {
+		cfg.Threshold = syncrule.DefaultImportThreshold
+	}
+	if cfg.Workers <= 0 {
+		cfg.Workers = 16
+	}
+	if cfg.Log == nil {
+		cfg.Log = log.New(io.Discard, "", 0)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	im := &Importer{cfg: cfg, ctx: ctx, cancel: cancel}
+	im.cond = sync.NewCond(&im.mu)
+	im.workers.Add(cfg.Workers)
+	for i := 0; i < cfg.Workers; i++ {
+		go im.worker()
+	}
+	return im
+}
+
+// EnsureDir imports directory dir ("" is the root) if it is not imported yet (Y1): one
+// delimited listing of its key prefix, every page, recorded in the layer in one transaction.
+// It returns once the entries are recorded; data and attributes follow in the background.
+// Concurrent calls for one directory share one listing.
+func (im *Importer) EnsureDir(ctx context.Context, dir string) error {
+	done, err := im.cfg.Layer.Imported(dir)
+	if err != nil || done {
+		return err
+	}
+	return im.dirs.do(ctx, dir, func(ctx context.Context) error {
+		// Checked again inside the flight: a call that started after another's finished
+		// must not list again.
+		if done, err := im.cfg.Layer.Imported(dir); err != nil || done {
+			return err
+		}
+		return im.importDir(ctx, dir)
+	})
+}
+
+func (im *Importer) importDir(ctx context.Context, dir string) error {
+	dirKey := keymap.DirKey(im.cfg.Prefix, dir)
+	var (
+		listing keymap.Listing
+		objects = map[string]s3.ObjectInfo{}
+		token   string
+	)
+	// The same reading of a listing as streaming mode's (impl/fs listDir): keymap decides
+	// what is hidden (K3), that a directory shadows a file of its name (K4), and that the
+	// directory's own marker is not an entry (K2).
+	for {
+		page, err := im.cfg.Store.List(ctx, s3.ListInput{Prefix: dirKey, Delimiter: keymap.Delimiter, ContinuationToken: token})
+		if err != nil {
+			return fmt.Errorf("import /%s: list %q: %w", dir, dirKey, err)
+		}
+		for _, o := range page.Objects {
+			rel := strings.TrimPrefix(o.Key, dirKey)
+			listing.AddObject(rel)
+			objects[rel] = o
+		}
+		for _, p := range page.CommonPrefixes {
+			listing.AddCommonPrefix(strings.TrimPrefix(p, dirKey))
+		}
+		if page.NextContinuationToken == "" {
+			break
+		}
+		token = page.NextContinuationToken
+	}
+	var entries []local.Remote
+	var jobs []job
+	for _, e := range listing.Entries() {
+		if e.Kind == keymap.Dir {
+			entries = append(entries, local.Remote{Name: e.Name, Kind: local.KindDir})
+			continue
+		}
+		o := objects[e.Name]
+		v := versionOf(o)
+		entries = append(entries, local.Remote{Name: e.Name, Kind: local.KindFile, Version: v, Size: o.Size, Mtime: o.LastModified})
+		jobs = append(jobs, job{path: keymap.Join(dir, e.Name), v: v, size: o.Size})
+	}
+	if err := im.cfg.Layer.ImportListing(dir, entries); err != nil {
+		return err
+	}
+	im.enqueue(jobs)
+	return nil
+}
+
+// Resume queues the background work a restart interrupted: the files whose attributes are
+// still the defaults of their import (local.Layer.AttrPending).
+func (im *Importer) Resume() error {
+	infos, err := im.cfg.Layer.AttrPending()
+	if err != nil {
+		return err
+	}
+	jobs := make([]job, 0, len(infos))
+	for _, in := range infos {
+		jobs = append(jobs, job{path: in.Path, v: in.State.Base, size: in.State.Size})
+	}
+	im.enqueue(jobs)
+	return nil
+}
+
+// Fetch brings the data of the file at path into the layer now (Y2): the whole object, read
+// with If-Match on the file's base, so an object that changed since it was imported is an
+// error (wrapping s3.ErrPreconditionFailed) and never mixed into the file. It is a no-op if
+// the data is local. Concurrent calls for one path share one GET.
+func (im *Importer) Fetch(ctx context.Context, path string) error {
+	return im.fetches.do(ctx, path, func(ctx context.Context) error {
+		info, err := im.cfg.Layer.Stat(path)
+		if err != nil {
+			return err
+		}
+		switch {
+		case info.Kind != local.KindFile:
+			return nil // a symlink's target is in its record; a directory has no data
+		case info.State.Data == syncrule.LocalData:
+			return nil
+		case info.State.Base.IsZero():
+			return fmt.Errorf("fetch /%s: the bucket has no object for it", path)
+		}
+		return im.get(ctx, path, info.State.Base, info.State.Size)
+	})
+}
+
+// get reads version v of path's object (If-Match) and records it: a symlink's target and
+// attributes, or a file's data and then its attributes.
+func (im *Importer) get(ctx context.Context, path string, v syncrule.Version, size int64) error {
+	key := keymap.FileKey(im.cfg.Prefix, path)
+	body, info, err := im.cfg.Store.Get(ctx, key, 0, -1, v.ETag)
+	if err != nil {
+		if errors.Is(err, s3.ErrPreconditionFailed) {
+			return fmt.Errorf("fetch /%s: the object changed since it was imported (%s): %w", path, v.ETag, err)
+		}
+		return fmt.Errorf("fetch /%s: %w", path, err)
+	}
+	defer body.Close()
+	got := syncrule.Version{ETag: v.ETag, VersionID: info.VersionID}
+	meta := posixmeta.Decode(info.Metadata)
+	if meta.Kind == posixmeta.Symlink {
+		// s3fs stores a symlink as an object whose body is the target.
+		target, err := io.ReadAll(io.LimitReader(body, size+1))
+		if err != nil {
+			return fmt.Errorf("fetch /%s: %w", path, err)
+		}
+		return im.setAttr(path, got, meta, local.KindSymlink, string(target))
+	}
+	if err := im.cfg.Layer.PutData(path, got, body); err != nil {
+		return fmt.Errorf("fetch /%s: %w", path, err)
+	}
+	return im.setAttr(path, got, meta, local.KindFile, "")
+}
+
+// head reads version v's metadata (a file too large to fetch in the background).
+func (im *Importer) head(ctx context.Context, path string, v syncrule.Version) error {
+	info, err := im.cfg.Store.Head(ctx, keymap.FileKey(im.cfg.Prefix, path))
+	if err != nil {
+		return fmt.Errorf("head /%s: %w", path, err)
+	}
+	got := syncrule.Version{ETag: info.ETag, VersionID: info.VersionID}
+	if !got.Same(v) {
+		return nil // a remote change: not ours to import (the layer would ignore it anyway)
+	}
+	meta := posixmeta.Decode(info.Metadata)
+	if meta.Kind == posixmeta.Symlink {
+		// The target is the body: a GET, as for small files.
+		return im.get(ctx, path, v, info.Size)
+	}
+	return im.setAttr(path, got, meta, local.KindFile, "")
+}
+
+// setAttr overlays the attributes the metadata has on the record's current ones, which are
+// the S9 defaults and the listing's Last-Modified the import gave it.
+func (im *Importer) setAttr(path string, v syncrule.Version, m posixmeta.Attr, kind local.Kind, target string) error {
+	info, err := im.cfg.Layer.Stat(path)
+	if err != nil {
+		if errors.Is(err, local.ErrNotFound) {
+			return nil
+		}
+		return err
+	}
+	a := info.Attr
+	if m.HasMode {
+		a.Mode = m.Mode
+	}
+	if m.HasOwner {
+		a.UID, a.GID = m.UID, m.GID
+	}
+	if m.HasMtime {
+		a.Mtime = m.Mtime
+	}
+	return im.cfg.Layer.SetRemoteAttr(path, v, a, kind, target)
+}
+
+func versionOf(o s3.ObjectInfo) syncrule.Version {
+	return syncrule.Version{ETag: o.ETag, VersionID: o.VersionID}
+}
+
+func (im *Importer) enqueue(jobs []job) {
+	if len(jobs) == 0 {
+		return
+	}
+	im.mu.Lock()
+	defer im.mu.Unlock()
+	if im.closed {
+		return
+	}
+	im.queue = append(im.queue, jobs...)
+	im.pending += len(jobs)
+	im.cond.Broadcast()
+}
+
+func (im *Importer) worker() {
+	defer im.workers.Done()
+	for {
+		im.mu.Lock()
+		for len(im.queue) == 0 && !im.closed {
+			im.cond.Wait()
+		}
+		if im.closed {
+			im.mu.Unlock()
+			return
+		}
+		j := im.queue[0]
+		im.queue[0] = job{}
+		im.queue = im.queue[1:]
+		im.mu.Unlock()
+
+		if err := im.run(j); err != nil && im.ctx.Err() == nil {
+			im.cfg.Log.Printf("import: %v", err)
+		}
+
+		im.mu.Lock()
+		im.pending--
+		im.cond.Broadcast()
+		im.mu.Unlock()
+	}
+}
+
+// run does one job, unless the layer shows it is no longer needed: the file changed locally
+// or remotely since the listing, or its data and attributes are in already.
+func (im *Importer) run(j job) error {
+	info, err := im.cfg.Layer.Stat(j.path)
+	if errors.Is(err, local.ErrNotFound) || errors.Is(err, local.ErrNotDir) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	s := info.State
+	if info.Kind != local.KindFile || s.Dirty() || !s.Base.Same(j.v) {
+		return nil
+	}
+	small := j.size < im.cfg.Threshold
+	if small && s.Data != syncrule.LocalData {
+		// Through the same flight as Fetch, so a program opening the file meanwhile waits
+		// for this GET instead of sending its own.
+		err := im.fetches.do(im.ctx, j.path, func(ctx context.Context) error {
+			info, err := im.cfg.Layer.Stat(j.path)
+			if err != nil || info.Kind != local.KindFile || info.State.Data == syncrule.LocalData || !info.State.Base.Same(j.v) {
+				return nil
+			}
+			return im.get(ctx, j.path, info.State.Base, info.State.Size)
+		})
+		if errors.Is(err, local.ErrInvalid) {
+			return nil // the base moved under the GET: PutData refused the stale bytes
+		}
+		return err
+	}
+	if !info.AttrPending {
+		return nil
+	}
+	return im.head(im.ctx, j.path, s.Base)
+}
+
+// Wait blocks until the background work queued so far is done (or dropped by Close).
+func (im *Importer) Wait() {
+	im.mu.Lock()
+	defer im.mu.Unlock()
+	for im.pending > 0 && !im.closed {
+		im.cond.Wait()
+	}
+}
+
+// Close stops the background work and waits for the workers to exit. Work still queued is
+// dropped: data is fetched on demand, and Resume redoes the attributes after a restart.
+func (im *Importer) Close() {
+	im.mu.Lock()
+	if im.closed {
+		im.mu.Unlock()
+		return
+	}
+	im.closed = true
+	im.queue, im.pending = nil, 0
+	im.cond.Broadcast()
+	im.mu.Unlock()
+	im.cancel()
+	im.workers.Wait()
+}
+
+// flight runs one call per key at a time; callers arriving meanwhile share its result
+// (a singleflight).
+type flight struct {
+	mu    sync.Mutex
+	calls map[string]*call // GUARDED_BY(mu)
+}
+
+type call struct {
+	done chan struct{}
+	err  error
+}
+
+// do runs fn for key unless a call for key is running, in which case it waits for that one.
+// The call runs under the context of the caller that started it; a waiter whose own context
+// is live does not inherit that caller's cancellation, it tries again.
+func (f *flight) do(ctx context.Context, key string, fn func(context.Context) error) error {
+	for {
+		f.mu.Lock()
+		if f.calls == nil {
+			f.calls = map[string]*call{}
+		}
+		if c := f.calls[key]; c != nil {
+			f.mu.Unlock()
+			select {
+			case <-c.done:
+			case <-ctx.Done():
+				return ctx.Err()
+			}
+			if (errors.Is(c.err, context.Canceled) || errors.Is(c.err, context.DeadlineExceeded)) && ctx.Err() == nil {
+				continue
+			}
+			return c.err
+		}
+		c := &call{done: make(chan struct{})}
+		f.calls[key] = c
+		f.mu.Unlock()
+
+		c.err = fn(ctx)
+		f.mu.Lock()
+		delete(f.calls, key)
+		f.mu.Unlock()
+		close(c.done)
+		return c.err
+	}
+}
