@@ -438,3 +438,17 @@ func TestCloseStopsBackgroundWork(t *testing.T) {
 	require.LessOrEqual(t, e.cnt.total("GET"), 4, "queued work is dropped")
 	im.Wait() // returns at once after Close
 }
+
+func TestFetchAfterExpiry(t *testing.T) {
+	e := newEnv(t)
+	e.put("pre/f", "small data", nil)
+	im := e.importer(0)
+	ctx := context.Background()
+	require.NoError(t, im.EnsureDir(ctx, ""))
+	im.Wait()
+	require.NoError(t, e.layer.Expire("f"))
+	require.Equal(t, syncrule.ExpiredData, e.stat("f").State.Data)
+	require.NoError(t, im.Fetch(ctx, "f")) // Y10: the next read fetches the object again
+	require.Equal(t, "small data", e.read("f"))
+	require.Equal(t, 2, e.cnt.get("GET", "pre/f"))
+}
