@@ -24,6 +24,9 @@ type Options struct {
 	Logger     *slog.Logger
 	// DebugFUSE logs every kernel operation (very verbose).
 	DebugFUSE bool
+	// DefaultPermissions makes the kernel check each access against the mode and owner the
+	// core reports, as for a local file system (sync mode keeps real modes and owners, Y7).
+	DefaultPermissions bool
 }
 
 // Mounted is a live mount.
@@ -64,6 +67,9 @@ func Mount(dir string, core FileSystem, opts Options) (*Mounted, error) {
 	}
 	if opts.AllowOther {
 		cfg.Options["allow_other"] = ""
+	}
+	if opts.DefaultPermissions {
+		cfg.Options["default_permissions"] = ""
 	}
 	if opts.DebugFUSE {
 		cfg.DebugLogger = log.New(&slogWriter{logger}, "fuse-debug: ", 0)
