@@ -1,0 +1,459 @@
+package engine
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"maps"
+	"strconv"
+	"strings"
+
+	"github.com/mount-s3/mount-s3/impl/s3"
+	"github.com/mount-s3/mount-s3/impl/sync/local"
+	"github.com/mount-s3/mount-s3/impl/write"
+	"github.com/mount-s3/mount-s3/spec/syncrule"
+)
+
+// ErrConflict wraps the error of an op whose precondition failed because the bucket changed
+// (C3, C6) and that is waiting for the conflict to be resolved.
+var ErrConflict = errors.New("conflict: the bucket changed since this mount last synced the file")
+
+// OpMetaKey is the user metadata the engine adds to every object it writes: the sync dir's
+// fsid and the queue id of the op. A replay after a crash between a write and the commit of
+// its result finds its precondition failed by its own write; the marker tells it so, instead
+// of calling it a conflict and moving the file to lost+found.
+const OpMetaKey = "mount-s3-op"
+
+func (e *Engine) marker(op local.Op) string {
+	return e.cfg.Layer.FSID() + "." + strconv.FormatUint(op.ID, 10)
+}
+
+// execute runs one op and reports its result to the layer.
+func (e *Engine) execute(ctx context.Context, op local.Op) result {
+	var r result
+	switch op.Kind {
+	case local.OpUpload:
+		r = e.upload(ctx, op)
+		r.kind = "upload"
+	case local.OpDelete:
+		r = e.delete(ctx, op)
+		r.kind = "delete"
+	case local.OpRename:
+		r = e.rename(ctx, op)
+		r.kind = "rename"
+	default:
+		// Written by a newer version of the layer: keep it for a version that knows it.
+		r = result{kept: true, persistent: true, err: fmt.Errorf("queued op %d for /%s: unknown kind %v", op.ID, op.Path, op.Kind)}
+	}
+	if r.err != nil && ctx.Err() != nil {
+		return result{cancelled: true}
+	}
+	return r
+}
+
+// done removes op from the durable queue; its result is recorded by then.
+func (e *Engine) done(op local.Op, r result) result {
+	if err := e.cfg.Layer.Done(op.ID); err != nil {
+		// The op runs again and finds itself stale.
+		return result{kept: true, err: fmt.Errorf("removing op %d for /%s from the queue: %w", op.ID, op.Path, err)}
+	}
+	return r
+}
+
+// feed reports ev for op.Path to the rule, then finishes op with r. A record that is gone
+// has nothing to learn from ev.
+func (e *Engine) feed(op local.Op, ev syncrule.Event, r result) result {
+	res, err := e.cfg.Layer.Apply(op.Path, ev, e.cfg.Params)
+	if err != nil && !errors.Is(err, local.ErrNotFound) {
+		return result{kept: true, err: fmt.Errorf("recording the result of %v /%s: %w", op.Kind, op.Path, err)}
+	}
+	e.otherActions(op.Path, res.Actions)
+	return e.done(op, r)
+}
+
+// upload runs an OpUpload: a PUT of the generation's snapshot (Y6), a multipart upload for a
+// large one, or a CopyObject onto itself for an attribute change (Y7).
+func (e *Engine) upload(ctx context.Context, op local.Op) result {
+	l := e.cfg.Layer
+	info, err := l.Stat(op.Path)
+	if errors.Is(err, local.ErrNotFound) {
+		// Deleted (a tombstone now, which the rule turns into a delete or nothing) or
+		// renamed away (the rename owes the bucket its own ops): this upload has no file.
+		return e.feed(op, syncrule.UploadFailed{Gen: op.Gen}, result{})
+	}
+	if err != nil {
+		return result{kept: true, err: err}
+	}
+	if s := info.State; s.InFlight != syncrule.OpUpload || s.InFlightGen != op.Gen {
+		// A replay whose result was recorded before the crash, or an op overtaken by a
+		// rename's copy: the record says what the bucket holds.
+		e.log.Printf("sync: /%s: upload of generation %d is no longer in flight; dropped", op.Path, op.Gen)
+		return e.done(op, result{})
+	}
+	opts := s3.WriteOptions{Metadata: e.attrs(info, op)}
+	if op.IfNoneMatch {
+		opts.IfNoneMatch = "*"
+	} else {
+		opts.IfMatch = op.Base.ETag
+	}
+	var obj s3.ObjectInfo
+	size := info.Size
+	switch {
+	case op.MetadataOnly:
+		obj, err = e.copyInPlace(ctx, op, opts)
+	case info.Kind == local.KindDir:
+		obj, err = e.cfg.Store.Put(ctx, op.Key, bytes.NewReader(nil), 0, opts)
+	case info.Kind == local.KindSymlink:
+		obj, err = e.cfg.Store.Put(ctx, op.Key, strings.NewReader(info.Target), int64(len(info.Target)), opts)
+	default:
+		var snap io.ReadCloser
+		var gen uint64
+		snap, gen, size, err = l.Snapshot(op.Path)
+		switch {
+		case errors.Is(err, local.ErrNotFound):
+			return e.feed(op, syncrule.UploadFailed{Gen: op.Gen}, result{})
+		case err != nil:
+			e.log.Printf("sync: error: snapshot of /%s: %v", op.Path, err)
+			return e.feed(op, syncrule.UploadFailed{Gen: op.Gen}, result{err: err, backoff: true,
+				persistent: errors.Is(err, local.ErrNoData)})
+		case gen != op.Gen:
+			// Written between the start of the round and the snapshot: uploading these
+			// bytes as generation op.Gen would misname them. The rule restarts the round
+			// at once with the current generation (its window has passed already).
+			snap.Close()
+			return e.feed(op, syncrule.UploadFailed{Gen: op.Gen}, result{})
+		}
+		obj, err = e.put(ctx, op.Key, snap, size, opts)
+		snap.Close()
+	}
+	if err != nil {
+		return e.uploadFailed(ctx, op, opts, err)
+	}
+	return e.uploaded(ctx, op, info, obj, size)
+}
+
+// uploaded records a successful upload.
+func (e *Engine) uploaded(ctx context.Context, op local.Op, before local.Info, obj s3.ObjectInfo, size int64) result {
+	v := version(obj)
+	if v.IsZero() {
+		// Some stores answer a write without an ETag; the rule needs the base.
+		head, found, err := e.head(ctx, op.Key)
+		if err != nil || !found {
+			return result{kept: true, err: fmt.Errorf("reading the version written at %s: %w", op.Key, orNotFound(err))}
+		}
+		v = version(head)
+	}
+	e.log.Printf("sync: uploaded /%s (%d bytes, generation %d) to %s, etag %s", op.Path, size, op.Gen, op.Key, v.ETag)
+	if after, err := e.cfg.Layer.Stat(op.Path); err == nil && before.ID != 0 && after.ID != before.ID {
+		// The file was renamed away and another took its path: the result is not the
+		// new file's. The old file's rename finds our object via supersede.
+		e.supersede(op.Key, op.Base, v)
+		return e.done(op, result{})
+	}
+	res, err := e.cfg.Layer.Apply(op.Path, syncrule.UploadSucceeded{Gen: op.Gen, Version: v}, e.cfg.Params)
+	if errors.Is(err, local.ErrNotFound) {
+		e.supersede(op.Key, op.Base, v)
+		return e.done(op, result{})
+	}
+	if err != nil {
+		return result{kept: true, err: fmt.Errorf("recording the upload of /%s: %w", op.Path, err)}
+	}
+	e.otherActions(op.Path, res.Actions)
+	return e.done(op, result{})
+}
+
+func (e *Engine) supersede(key string, from, to syncrule.Version) {
+	e.mu.Lock()
+	e.superseded[key] = supersession{from: from, to: to}
+	e.mu.Unlock()
+}
+
+// uploadFailed handles a failed write: a conflict (C3) if its precondition failed, else a
+// retryable failure the rule hears of, so the next round uploads the newest generation.
+func (e *Engine) uploadFailed(ctx context.Context, op local.Op, opts s3.WriteOptions, err error) result {
+	if ctx.Err() != nil {
+		return result{cancelled: true}
+	}
+	precondition := errors.Is(err, s3.ErrPreconditionFailed) ||
+		(opts.IfMatch != "" && errors.Is(err, s3.ErrNotFound)) // If-Match on a missing object
+	if !precondition {
+		e.log.Printf("sync: error: upload of /%s to %s failed, will retry: %v", op.Path, op.Key, err)
+		return e.feed(op, syncrule.UploadFailed{Gen: op.Gen}, result{err: err, backoff: true, persistent: persistent(err)})
+	}
+	remote, found, herr := e.head(ctx, op.Key)
+	if herr != nil {
+		e.log.Printf("sync: error: upload of /%s: precondition failed and reading %s failed, will retry: %v", op.Path, op.Key, herr)
+		return e.feed(op, syncrule.UploadFailed{Gen: op.Gen}, result{err: herr, backoff: true})
+	}
+	if found && remote.Metadata[OpMetaKey] == e.marker(op) {
+		// This op's own write, made before a crash or a lost response.
+		return e.uploaded(ctx, op, local.Info{}, remote, remote.Size)
+	}
+	ev := syncrule.UploadFailed{Gen: op.Gen, Conflict: true}
+	if found {
+		ev.Remote, ev.RemoteSize = version(remote), remote.Size
+	}
+	return e.conflict(ctx, op, ev, remoteInfo(remote, found), err)
+}
+
+// conflict reports a precondition failure to the rule. The layer refuses the resolution
+// (lost+found, import) until it can carry it out; then the local version is kept, the op
+// stays queued, and OnConflict, if set, may deal with it.
+func (e *Engine) conflict(ctx context.Context, op local.Op, ev syncrule.Event, remote *s3.ObjectInfo, cause error) result {
+	e.mu.Lock()
+	e.stats.Conflicts++
+	e.mu.Unlock()
+	res, err := e.cfg.Layer.Apply(op.Path, ev, e.cfg.Params)
+	switch {
+	case err == nil:
+		// The rule resolved it: the bucket holds the base after all (retry), or the layer
+		// carried out the move and import.
+		e.otherActions(op.Path, res.Actions)
+		e.log.Printf("sync: /%s: precondition failed at %s; resolved by the rule", op.Path, op.Key)
+		return e.done(op, result{err: fmt.Errorf("%v /%s: %w", op.Kind, op.Path, cause), backoff: true})
+	case errors.Is(err, local.ErrNotFound):
+		return e.done(op, result{})
+	case !errors.Is(err, local.ErrInvalid):
+		return result{kept: true, err: fmt.Errorf("recording the conflict at /%s: %w", op.Path, err)}
+	}
+	now := "no object"
+	if remote != nil {
+		now = "etag " + remote.ETag
+	}
+	cerr := fmt.Errorf("/%s (%s, base etag %q, bucket has %s): %w", op.Path, op.Key, op.Base.ETag, now, ErrConflict)
+	if h := e.cfg.OnConflict; h != nil {
+		herr := h(ctx, Conflict{Op: op, Event: ev, Remote: remote, Err: err})
+		if herr == nil {
+			e.log.Printf("sync: conflict at /%s handled", op.Path)
+			return e.done(op, result{})
+		}
+		e.log.Printf("sync: warning: conflict handler for /%s failed: %v", op.Path, herr)
+	}
+	e.log.Printf("sync: warning: conflict: bucket changed %s since this mount last synced /%s (base etag %q, now %s); local version kept, not uploaded",
+		op.Key, op.Path, op.Base.ETag, now)
+	return result{kept: true, persistent: true, err: cerr}
+}
+
+// copyInPlace exports attributes only (Y7): CopyObject of the base onto itself with new
+// metadata. Store.Copy has no copy-source condition, so the base is checked with HEAD first;
+// a change in between is not detected (the window is one round trip).
+func (e *Engine) copyInPlace(ctx context.Context, op local.Op, opts s3.WriteOptions) (s3.ObjectInfo, error) {
+	remote, found, err := e.head(ctx, op.Key)
+	if err != nil {
+		return s3.ObjectInfo{}, err
+	}
+	if !found || !e.sameAsBase(op.Key, op.Base, remote) {
+		return s3.ObjectInfo{}, fmt.Errorf("s3 CopyObject %q onto itself: the object is not the base: %w", op.Key, s3.ErrPreconditionFailed)
+	}
+	if opts.Metadata == nil {
+		opts.Metadata = map[string]string{} // nil would copy the old metadata
+	}
+	opts.IfMatch, opts.IfNoneMatch = "", ""
+	obj, err := e.cfg.Store.Copy(ctx, op.Key, op.Key, opts)
+	if err == nil && obj.Size == 0 {
+		obj.Size = remote.Size
+	}
+	return obj, err
+}
+
+// put writes size bytes of the snapshot at key: one PUT up to PartSize, else a multipart
+// upload with a bounded number of parts in flight, aborted on failure.
+func (e *Engine) put(ctx context.Context, key string, snap io.Reader, size int64, opts s3.WriteOptions) (s3.ObjectInfo, error) {
+	if size <= e.cfg.PartSize {
+		rs, ok := snap.(io.ReadSeeker)
+		if !ok {
+			data, err := io.ReadAll(io.LimitReader(snap, size))
+			if err != nil {
+				return s3.ObjectInfo{}, err
+			}
+			rs = bytes.NewReader(data)
+		}
+		return e.cfg.Store.Put(ctx, key, rs, size, opts)
+	}
+	u := write.New(write.Config{Store: e.cfg.Store, Budget: e.cfg.Budget, PartSize: e.cfg.PartSize,
+		MaxInFlight: partsInFlight, Options: opts}, key)
+	buf := make([]byte, min(e.cfg.PartSize, 1<<20))
+	for off := int64(0); off < size; {
+		n, err := io.ReadFull(snap, buf[:min(int64(len(buf)), size-off)])
+		if err != nil {
+			u.Abort(ctx)
+			return s3.ObjectInfo{}, fmt.Errorf("reading the snapshot for %s: %w", key, err)
+		}
+		if err := u.Write(ctx, off, buf[:n]); err != nil {
+			return s3.ObjectInfo{}, err // Write aborts the upload
+		}
+		off += int64(n)
+	}
+	return u.Complete(ctx)
+}
+
+// delete runs an OpDelete (Y7, Y8). S3 has no conditional delete, so the object is checked
+// against the base first (C6); the window between HEAD and DELETE is not covered.
+//
+// A failed delete is retried as the same op instead of being reported: deletes a rename owes
+// for a file that was being uploaded have no record that would queue them again.
+func (e *Engine) delete(ctx context.Context, op local.Op) result {
+	remote, found, err := e.head(ctx, op.Key)
+	if err != nil {
+		e.log.Printf("sync: error: delete of %s (/%s): %v; will retry", op.Key, op.Path, err)
+		return result{kept: true, err: err, persistent: persistent(err)}
+	}
+	if found && !op.Base.IsZero() && !e.sameAsBase(op.Key, op.Base, remote) {
+		ev := syncrule.DeleteFailed{Gen: op.Gen, Conflict: true, Remote: version(remote), RemoteSize: remote.Size}
+		return e.conflict(ctx, op, ev, remoteInfo(remote, true), s3.ErrPreconditionFailed)
+	}
+	if found {
+		if err := e.cfg.Store.Delete(ctx, op.Key); err != nil {
+			e.log.Printf("sync: error: delete of %s (/%s): %v; will retry", op.Key, op.Path, err)
+			return result{kept: true, err: err, persistent: persistent(err)}
+		}
+		e.log.Printf("sync: deleted %s (/%s, generation %d)", op.Key, op.Path, op.Gen)
+	}
+	return e.feed(op, syncrule.DeleteSucceeded{Gen: op.Gen}, result{})
+}
+
+// rename runs an OpRename (Y9): copy the source to the destination if the source is still
+// the base, record the copy as generation Gen of the destination, then delete the source.
+// Every step is checked or idempotent, so a replay after a crash at any point converges: a
+// source already gone with the destination holding the base's bytes is a finished rename.
+func (e *Engine) rename(ctx context.Context, op local.Op) result {
+	src, srcFound, err := e.head(ctx, op.Key)
+	if err != nil {
+		return e.renameFailed(op, err)
+	}
+	switch {
+	case srcFound && e.sameAsBase(op.Key, op.Base, src):
+		// Without metadata the copy keeps the source's: the base's attributes, which are
+		// what generation Gen is; later attribute changes are later generations.
+		obj, err := e.cfg.Store.Copy(ctx, op.Key, op.DstKey, s3.WriteOptions{})
+		if err != nil {
+			return e.renameFailed(op, err)
+		}
+		v := version(obj)
+		if v.IsZero() {
+			dst, found, err := e.head(ctx, op.DstKey)
+			if err != nil || !found {
+				return e.renameFailed(op, orNotFound(err))
+			}
+			v = version(dst)
+		}
+		if r, ok := e.markCopied(op, v); !ok {
+			return r
+		}
+		if err := e.cfg.Store.Delete(ctx, op.Key); err != nil {
+			return e.renameFailed(op, err)
+		}
+		e.log.Printf("sync: renamed %s to %s (/%s)", op.Key, op.DstKey, op.Path)
+	case srcFound:
+		// Someone else wrote the source since our base: their version is not ours to move
+		// or delete (C6). The destination stays dirty and is uploaded from local data.
+		e.log.Printf("sync: warning: rename of %s to %s (/%s): the source changed in the bucket (etag %s, base %s); left in place, the destination is uploaded from local data",
+			op.Key, op.DstKey, op.Path, src.ETag, op.Base.ETag)
+	default:
+		dst, found, err := e.head(ctx, op.DstKey)
+		if err != nil {
+			return e.renameFailed(op, err)
+		}
+		if found && normETag(dst.ETag) == normETag(op.Base.ETag) {
+			// Copied and deleted before a crash; the result may not be recorded yet.
+			if r, ok := e.markCopied(op, version(dst)); !ok {
+				return r
+			}
+			e.log.Printf("sync: renamed %s to %s (/%s), finished after a restart", op.Key, op.DstKey, op.Path)
+		} else {
+			e.log.Printf("sync: warning: rename of %s to %s (/%s): the source is gone from the bucket; the destination is uploaded from local data",
+				op.Key, op.DstKey, op.Path)
+		}
+	}
+	return e.done(op, result{})
+}
+
+// markCopied records that the destination's object is generation op.Gen (the source's base).
+func (e *Engine) markCopied(op local.Op, v syncrule.Version) (result, bool) {
+	if op.Gen == 0 {
+		return result{}, true
+	}
+	_, err := e.cfg.Layer.MarkUploaded(op.Path, op.Gen, v)
+	switch {
+	case errors.Is(err, local.ErrNotFound):
+		// Renamed or removed again before this copy ran; the layer queued nothing for the
+		// copy's key then, so the object is left for the owner to clean up.
+		e.log.Printf("sync: warning: /%s moved again before its rename reached the bucket; %s is left in the bucket", op.Path, op.DstKey)
+	case err != nil:
+		return result{kept: true, err: fmt.Errorf("recording the rename to /%s: %w", op.Path, err)}, false
+	}
+	return result{}, true
+}
+
+func (e *Engine) renameFailed(op local.Op, err error) result {
+	e.log.Printf("sync: error: rename of %s to %s (/%s) failed, will retry: %v", op.Key, op.DstKey, op.Path, err)
+	return result{kept: true, err: err, persistent: persistent(err)}
+}
+
+// attrs is the metadata to write with the object of info.
+func (e *Engine) attrs(info local.Info, op local.Op) map[string]string {
+	m := map[string]string{}
+	if e.cfg.Attrs != nil {
+		maps.Copy(m, e.cfg.Attrs(info))
+	}
+	m[OpMetaKey] = e.marker(op)
+	return m
+}
+
+// sameAsBase reports whether the object at key is base, or our own upload that replaced it
+// after the file moved away.
+func (e *Engine) sameAsBase(key string, base syncrule.Version, obj s3.ObjectInfo) bool {
+	v := version(obj)
+	if v.Same(base) {
+		return true
+	}
+	e.mu.Lock()
+	sup, ok := e.superseded[key]
+	e.mu.Unlock()
+	return ok && sup.from.Same(base) && v.Same(sup.to)
+}
+
+func (e *Engine) head(ctx context.Context, key string) (s3.ObjectInfo, bool, error) {
+	info, err := e.cfg.Store.Head(ctx, key)
+	if errors.Is(err, s3.ErrNotFound) {
+		return s3.ObjectInfo{}, false, nil
+	}
+	return info, err == nil, err
+}
+
+func remoteInfo(obj s3.ObjectInfo, found bool) *s3.ObjectInfo {
+	if !found {
+		return nil
+	}
+	return &obj
+}
+
+// version is the base an object is remembered by (C1), with its ETag in the one form every
+// comparison uses.
+func version(obj s3.ObjectInfo) syncrule.Version {
+	return syncrule.Version{ETag: normETag(obj.ETag), VersionID: obj.VersionID}
+}
+
+// normETag quotes an ETag as S3 sends it. Stores return them quoted; this only makes a store
+// that does not agree with the rest.
+func normETag(etag string) string {
+	etag = strings.TrimSpace(etag)
+	if etag == "" || strings.HasPrefix(etag, `"`) || strings.HasPrefix(etag, `W/"`) {
+		return etag
+	}
+	return `"` + etag + `"`
+}
+
+// persistent: errors that retrying soon will not fix; Flush reports them at once.
+func persistent(err error) bool {
+	return errors.Is(err, s3.ErrAccessDenied) || errors.Is(err, s3.ErrNoSuchBucket)
+}
+
+func orNotFound(err error) error {
+	if err == nil {
+		return s3.ErrNotFound
+	}
+	return err
+}
