@@ -98,18 +98,19 @@ type Engine struct {
 	stepSeq     atomic.Uint64 // the kickSeq seen by the last completed loop step
 
 	mu         sync.Mutex
-	state      runState                // GUARDED_BY(mu)
-	ops        map[uint64]*opEntry     // GUARDED_BY(mu): known unfinished ops
-	byKey      map[string][]uint64     // GUARDED_BY(mu): op ids per key, in queue order
-	byPath     map[string]int          // GUARDED_BY(mu): unfinished ops per op.Path
-	finished   map[uint64]struct{}     // GUARDED_BY(mu): Done'd ids that a queue listing may still show
-	maxSeen    uint64                  // GUARDED_BY(mu): highest op id known
-	running    int                     // GUARDED_BY(mu)
-	pathRetry  map[string]retry        // GUARDED_BY(mu): paths backing off after a failure
-	superseded map[string]supersession // GUARDED_BY(mu)
-	waiters    []*flushWaiter          // GUARDED_BY(mu)
-	flushErr   error                   // GUARDED_BY(mu): a persistent failure to report to waiters
-	stats      Stats                   // GUARDED_BY(mu)
+	state      runState                    // GUARDED_BY(mu)
+	ops        map[uint64]*opEntry         // GUARDED_BY(mu): known unfinished ops
+	byKey      map[string][]uint64         // GUARDED_BY(mu): op ids per key, in queue order
+	byPath     map[string]int              // GUARDED_BY(mu): unfinished ops per op.Path
+	finished   map[uint64]struct{}         // GUARDED_BY(mu): Done'd ids that a queue listing may still show
+	maxSeen    uint64                      // GUARDED_BY(mu): highest op id known
+	running    int                         // GUARDED_BY(mu)
+	pathRetry  map[string]retry            // GUARDED_BY(mu): paths backing off after a failure
+	superseded map[string]supersession     // GUARDED_BY(mu)
+	conflicted map[uint64]syncrule.Version // GUARDED_BY(mu): kept ops -> the remote version that conflicted
+	waiters    []*flushWaiter              // GUARDED_BY(mu)
+	flushErr   error                       // GUARDED_BY(mu): a persistent failure to report to waiters
+	stats      Stats                       // GUARDED_BY(mu)
 }
 
 type runState uint8
@@ -168,6 +169,7 @@ func New(cfg Config) (*Engine, error) {
 		finished:   map[uint64]struct{}{},
 		pathRetry:  map[string]retry{},
 		superseded: map[string]supersession{},
+		conflicted: map[uint64]syncrule.Version{},
 	}
 	// Expiry drops data, which Apply does not do (Layer.Expire does): a Tick from the engine
 	// must only ever start write-backs.
@@ -412,6 +414,7 @@ func (e *Engine) removeLocked(id uint64) {
 	}
 	delete(e.ops, id)
 	e.finished[id] = struct{}{}
+	delete(e.conflicted, id)
 	for _, k := range en.keys {
 		ids := e.byKey[k]
 		for i, x := range ids {

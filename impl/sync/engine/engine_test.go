@@ -559,6 +559,62 @@ func TestConflictKeepsLocalVersion(t *testing.T) {
 	require.NotNil(t, got.Remote)
 	require.Equal(t, theirs.ETag, got.Remote.ETag)
 	mu.Unlock()
+	puts := v.puts.Load()
 	v.advance(MaxBackoff)
 	require.Equal(t, int32(2), calls.Load(), "retried after a backoff, not in a loop")
+	require.Equal(t, puts, v.puts.Load(), "the bucket still has the conflicting version: no new PUT")
+}
+
+func TestReplayOfOwnWriteThenDeleteLeavesNoObject(t *testing.T) {
+	v := newEnv(t)
+	v.write("f", "gone soon")
+	res, err := v.layer.Apply("f", syncrule.Flush{Now: v.clk.Now()}, syncrule.Params{})
+	require.NoError(t, err)
+	op := res.Ops[0]
+	// The PUT landed before the crash, then the file was deleted: only the op's marker
+	// tells the engine the object is its own and must be deleted too.
+	_, err = v.store.Put(context.Background(), "f", strings.NewReader("gone soon"), 9, s3.WriteOptions{
+		Metadata: map[string]string{OpMetaKey: v.layer.FSID() + "." + fmt.Sprint(op.ID)}, IfNoneMatch: "*"})
+	require.NoError(t, err)
+	require.NoError(t, v.layer.Remove("f"))
+
+	v.start(nil, nil)
+	v.flush()
+	require.Empty(t, v.keys())
+	v.requireSynced()
+}
+
+func TestRenameThenNewFileAtOldKeyRunInOrder(t *testing.T) {
+	v := newEnv(t)
+	v.start(nil, nil)
+	v.write("a", "first")
+	v.flush()
+	require.NoError(t, v.layer.Rename("a", "b"))
+	v.write("a", "second") // its upload (If-None-Match) must wait for the rename's delete of a
+	v.flush()
+	require.Equal(t, []string{"a", "b"}, v.keys())
+	body, _ := v.object("a")
+	require.Equal(t, "second", body)
+	body, _ = v.object("b")
+	require.Equal(t, "first", body)
+	require.Zero(t, v.e.Stats().Conflicts)
+	v.requireSynced()
+}
+
+func TestMetadataOnlyChangeIsACopy(t *testing.T) {
+	v := newEnv(t)
+	v.start(nil, nil)
+	v.write("f", "same bytes")
+	v.flush()
+	require.NoError(t, v.layer.Chmod("f", 0o600))
+	v.e.Notify()
+	v.flush()
+	require.Equal(t, int64(1), v.puts.Load(), "no second PUT for a chmod (Y7)")
+	require.Equal(t, int64(1), v.copies.Load())
+	head, err := v.store.Head(context.Background(), "f")
+	require.NoError(t, err)
+	require.Equal(t, "384", head.Metadata["mode"])
+	body, _ := v.object("f")
+	require.Equal(t, "same bytes", body)
+	v.requireSynced()
 }

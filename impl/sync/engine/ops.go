@@ -81,7 +81,7 @@ func (e *Engine) upload(ctx context.Context, op local.Op) result {
 	if errors.Is(err, local.ErrNotFound) {
 		// Deleted (a tombstone now, which the rule turns into a delete or nothing) or
 		// renamed away (the rename owes the bucket its own ops): this upload has no file.
-		return e.feed(op, syncrule.UploadFailed{Gen: op.Gen}, result{})
+		return e.notUploaded(ctx, op)
 	}
 	if err != nil {
 		return result{kept: true, err: err}
@@ -98,6 +98,9 @@ func (e *Engine) upload(ctx context.Context, op local.Op) result {
 	} else {
 		opts.IfMatch = op.Base.ETag
 	}
+	if r, ok := e.stillConflicting(ctx, op); ok {
+		return r
+	}
 	var obj s3.ObjectInfo
 	size := info.Size
 	switch {
@@ -113,7 +116,7 @@ func (e *Engine) upload(ctx context.Context, op local.Op) result {
 		snap, gen, size, err = l.Snapshot(op.Path)
 		switch {
 		case errors.Is(err, local.ErrNotFound):
-			return e.feed(op, syncrule.UploadFailed{Gen: op.Gen}, result{})
+			return e.notUploaded(ctx, op)
 		case err != nil:
 			e.log.Printf("sync: error: snapshot of /%s: %v", op.Path, err)
 			return e.feed(op, syncrule.UploadFailed{Gen: op.Gen}, result{err: err, backoff: true,
@@ -123,7 +126,7 @@ func (e *Engine) upload(ctx context.Context, op local.Op) result {
 			// bytes as generation op.Gen would misname them. The rule restarts the round
 			// at once with the current generation (its window has passed already).
 			snap.Close()
-			return e.feed(op, syncrule.UploadFailed{Gen: op.Gen}, result{})
+			return e.notUploaded(ctx, op)
 		}
 		obj, err = e.put(ctx, op.Key, snap, size, opts)
 		snap.Close()
@@ -132,6 +135,41 @@ func (e *Engine) upload(ctx context.Context, op local.Op) result {
 		return e.uploadFailed(ctx, op, opts, err)
 	}
 	return e.uploaded(ctx, op, info, obj, size)
+}
+
+// notUploaded ends an upload op without uploading. If this op's write reached the bucket
+// before a crash, the rule must learn the version it made (a tombstone deletes it, a file
+// changed since uses it as the next precondition); otherwise the rule hears of a failure.
+func (e *Engine) notUploaded(ctx context.Context, op local.Op) result {
+	remote, found, err := e.head(ctx, op.Key)
+	if err != nil {
+		return result{kept: true, err: err}
+	}
+	if found && remote.Metadata[OpMetaKey] == e.marker(op) {
+		return e.uploaded(ctx, op, local.Info{}, remote, remote.Size)
+	}
+	return e.feed(op, syncrule.UploadFailed{Gen: op.Gen}, result{})
+}
+
+// stillConflicting skips the write of an op kept after a conflict while the bucket still
+// holds the version that conflicted: re-sending a large file every backoff would only fail
+// again.
+func (e *Engine) stillConflicting(ctx context.Context, op local.Op) (result, bool) {
+	e.mu.Lock()
+	seen, ok := e.conflicted[op.ID]
+	e.mu.Unlock()
+	if !ok {
+		return result{}, false
+	}
+	remote, found, err := e.head(ctx, op.Key)
+	if err != nil {
+		return result{kept: true, err: err}, true
+	}
+	if !found || !version(remote).Same(seen) {
+		return result{}, false // changed again: try the write
+	}
+	ev := syncrule.UploadFailed{Gen: op.Gen, Conflict: true, Remote: version(remote), RemoteSize: remote.Size}
+	return e.conflict(ctx, op, ev, &remote, s3.ErrPreconditionFailed), true
 }
 
 // uploaded records a successful upload.
@@ -221,6 +259,9 @@ func (e *Engine) conflict(ctx context.Context, op local.Op, ev syncrule.Event, r
 	now := "no object"
 	if remote != nil {
 		now = "etag " + remote.ETag
+		e.mu.Lock()
+		e.conflicted[op.ID] = version(*remote)
+		e.mu.Unlock()
 	}
 	cerr := fmt.Errorf("/%s (%s, base etag %q, bucket has %s): %w", op.Path, op.Key, op.Base.ETag, now, ErrConflict)
 	if h := e.cfg.OnConflict; h != nil {
