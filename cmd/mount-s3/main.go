@@ -135,18 +135,30 @@ func serve(o *options, ready func(error)) error {
 	target := o.memoryTargetMiB << 20
 	debug.SetMemoryLimit(target)
 	budget := memory.NewBudget(target / 2)
-	core, err := fs.New(fs.Config{
-		Store: data, Logger: logger, Prefix: o.prefix, UID: o.uid, GID: o.gid,
-		FileMode: o.fileMode, DirMode: o.dirMode, MetadataTTL: o.metadataTTL, NegativeTTL: o.negativeTTL,
-		AllowOverwrite: o.allowOverwrite, AllowDelete: o.allowDelete,
-		Read: read.Config{Budget: budget, PartSize: o.downloadPartSize(), MaxInFlight: o.requestsInFlight(),
-			MaxWindow: int64(o.requestsInFlight()) * o.effectiveReadPartSize()},
-		Upload: write.Config{Budget: budget, PartSize: o.uploadPartSize(), MaxInFlight: o.requestsInFlight(), Options: s3.WriteOptions{
-			StorageClass: o.storageClass, SSE: o.sse, SSEKMSKeyID: o.sseKMSKeyID, Checksum: o.checksum(),
-		}},
-	})
-	if err != nil {
-		return err
+	readCfg := read.Config{Budget: budget, PartSize: o.downloadPartSize(), MaxInFlight: o.requestsInFlight(),
+		MaxWindow: int64(o.requestsInFlight()) * o.effectiveReadPartSize()}
+	var core mount.FileSystem
+	if o.syncDir != "" {
+		readCfg.Store = data
+		sc, err := newSyncCore(o, data, readCfg, logger)
+		if err != nil {
+			return err
+		}
+		defer sc.close()
+		core = sc.fs
+	} else {
+		core, err = fs.New(fs.Config{
+			Store: data, Logger: logger, Prefix: o.prefix, UID: o.uid, GID: o.gid,
+			FileMode: o.fileMode, DirMode: o.dirMode, MetadataTTL: o.metadataTTL, NegativeTTL: o.negativeTTL,
+			AllowOverwrite: o.allowOverwrite, AllowDelete: o.allowDelete,
+			Read: readCfg,
+			Upload: write.Config{Budget: budget, PartSize: o.uploadPartSize(), MaxInFlight: o.requestsInFlight(), Options: s3.WriteOptions{
+				StorageClass: o.storageClass, SSE: o.sse, SSEKMSKeyID: o.sseKMSKeyID, Checksum: o.checksum(),
+			}},
+		})
+		if err != nil {
+			return err
+		}
 	}
 	fsName := o.fsName
 	if fsName == "" {
@@ -154,6 +166,7 @@ func serve(o *options, ready func(error)) error {
 	}
 	m, err := mount.Mount(o.dir, core, mount.Options{
 		FSName: fsName, ReadOnly: o.readOnly, AllowOther: o.allowOther, Logger: logger, DebugFUSE: o.debugFUSE,
+		DefaultPermissions: o.syncDir != "",
 	})
 	if err != nil {
 		return err

@@ -94,11 +94,7 @@ func (f *FS) Create(ctx context.Context, parent fs.InodeID, name string, mode os
 	if err := f.ensureDir(ctx, "create", dir, false); err != nil {
 		return fs.Entry{}, 0, err
 	}
-	info, err := f.layer.Create(path, uint32(mode.Perm())|specialBits(mode), c.UID, c.GID)
-	if err != nil {
-		return fs.Entry{}, 0, localError("create", path, err)
-	}
-	lh, err := f.layer.BeginWrite(path)
+	info, lh, err := f.layer.CreateOpen(path, uint32(mode.Perm())|specialBits(mode), c.UID, c.GID)
 	if err != nil {
 		return fs.Entry{}, 0, localError("create", path, err)
 	}
@@ -167,7 +163,11 @@ func (f *FS) Fsync(ctx context.Context, h fs.HandleID) error {
 }
 
 func (f *FS) sync(h fs.HandleID, op string) error {
-	fh, ok := f.handle(h).(*fileHandle)
+	hd := f.handle(h)
+	if _, ok := hd.(*dirHandle); ok {
+		return nil // fsync of a directory: every namespace change was committed when it returned
+	}
+	fh, ok := hd.(*fileHandle)
 	if !ok {
 		return badHandle(op)
 	}

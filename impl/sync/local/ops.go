@@ -85,6 +85,28 @@ func (l *Layer) newRecordTx(tx *bolt.Tx, path string, kind Kind, a Attr, target 
 func (l *Layer) Create(path string, mode, uid, gid uint32) (Info, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	return l.createLocked(path, mode, uid, gid)
+}
+
+// CreateOpen is Create and BeginWrite in one: the creating transaction already recorded the
+// change (invariant 1), so the handle needs no second one. creat(2) is the common way to write
+// a new file, and each commit is a disk flush.
+func (l *Layer) CreateOpen(path string, mode, uid, gid uint32) (Info, *Handle, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	info, err := l.createLocked(path, mode, uid, gid)
+	if err != nil {
+		return Info{}, nil, err
+	}
+	f, err := l.acquire(info.ID)
+	if err != nil {
+		return Info{}, nil, perr("create", path, err)
+	}
+	return info, &Handle{l: l, f: f, path: path}, nil
+}
+
+// createLocked is Create. REQUIRES: l.mu held.
+func (l *Layer) createLocked(path string, mode, uid, gid uint32) (Info, error) {
 	var r *record
 	err := l.update(func(tx *bolt.Tx) (err error) {
 		r, err = l.newRecordTx(tx, path, KindFile, Attr{Mode: mode & 0o7777, UID: uid, GID: gid, Mtime: l.now()}, "")
@@ -299,6 +321,13 @@ func (l *Layer) setattr(op, path string, set func(*Attr)) error {
 	if f != nil {
 		f.mu.Lock()
 		defer f.mu.Unlock()
+		// The commit below takes the unsynced writes into the record and clears wrote, after
+		// which a close does not sync again: their bytes must be on disk first (invariant 2).
+		if f.wrote {
+			if err := f.file.Sync(); err != nil {
+				return perr(op, path, err)
+			}
+		}
 	}
 	err = l.update(func(tx *bolt.Tx) error {
 		r, err := visibleRec(tx, path)

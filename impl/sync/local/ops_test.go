@@ -215,3 +215,26 @@ func TestSymlink(t *testing.T) {
 	got, _ = l.Readlink("s")
 	require.Equal(t, "../target", got)
 }
+
+func TestCreateOpenIsDirtyAndDurable(t *testing.T) {
+	dir := t.TempDir()
+	l, err := Open(dir, Options{Bucket: "b"})
+	require.NoError(t, err)
+	info, h, err := l.CreateOpen("new", 0o600, 1, 2)
+	require.NoError(t, err)
+	require.True(t, info.State.Dirty(), "the create is the recorded intent")
+	_, err = h.WriteAt([]byte("data"), 0)
+	require.NoError(t, err)
+	require.NoError(t, h.Close())
+	require.NoError(t, l.Close())
+	l, err = Open(dir, Options{Bucket: "b"})
+	require.NoError(t, err)
+	defer l.Close()
+	got := make([]byte, 8)
+	n, _ := l.ReadAt("new", got, 0)
+	require.Equal(t, "data", string(got[:n]))
+	st, err := l.Stat("new")
+	require.NoError(t, err)
+	require.True(t, st.State.Dirty())
+	require.Equal(t, int64(4), st.Size)
+}

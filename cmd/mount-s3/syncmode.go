@@ -1,0 +1,95 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/mount-s3/mount-s3/impl/clock"
+	"github.com/mount-s3/mount-s3/impl/read"
+	"github.com/mount-s3/mount-s3/impl/s3"
+	"github.com/mount-s3/mount-s3/impl/sync/engine"
+	"github.com/mount-s3/mount-s3/impl/sync/importer"
+	"github.com/mount-s3/mount-s3/impl/sync/local"
+	"github.com/mount-s3/mount-s3/impl/syncfs"
+	"github.com/mount-s3/mount-s3/spec/posixmeta"
+	"github.com/mount-s3/mount-s3/spec/syncrule"
+)
+
+// unmountFlushTimeout bounds the write-back at unmount. What is not written back by then is
+// safe in the sync dir and is written back by the next mount of it (Y4).
+const unmountFlushTimeout = 60 * time.Second
+
+// syncCore is sync mode's stack: the local layer in --sync-dir, the importer, the write-back
+// engine and the file system over them.
+type syncCore struct {
+	fs       *syncfs.FS
+	layer    *local.Layer
+	importer *importer.Importer
+	engine   *engine.Engine
+	stop     context.CancelFunc
+	done     chan error
+	log      *slog.Logger
+}
+
+func newSyncCore(o *options, store s3.Store, rc read.Config, logger *slog.Logger) (*syncCore, error) {
+	layer, err := local.Open(o.syncDir, local.Options{Bucket: o.bucket, Prefix: o.prefix, UID: o.uid, GID: o.gid,
+		DirMode: uint32(o.dirMode.Perm()), FileMode: uint32(o.fileMode.Perm())})
+	if err != nil {
+		return nil, fmt.Errorf("--sync-dir %s: %w", o.syncDir, err)
+	}
+	stdlog := slog.NewLogLogger(logger.Handler(), slog.LevelInfo)
+	params := syncrule.Params{WriteBackDelay: o.writeBackDelay, ExpireAfter: o.expireAfter, ImportThreshold: o.importThreshold}
+	im := importer.New(importer.Config{Layer: layer, Store: store, Prefix: o.prefix, Threshold: o.importThreshold, Log: stdlog})
+	if err := im.Resume(); err != nil {
+		logger.Warn("resuming the import of object attributes", "error", err.Error())
+	}
+	eng, err := engine.New(engine.Config{Layer: layer, Store: store, Params: params, Clock: clock.Real{}, Log: stdlog,
+		PartSize: o.uploadPartSize(), Attrs: objectAttrs})
+	if err != nil {
+		im.Close()
+		layer.Close()
+		return nil, err
+	}
+	core, err := syncfs.New(syncfs.Config{Layer: layer, Importer: im, WriteBack: eng, Prefix: o.prefix, Read: rc, Logger: logger})
+	if err != nil {
+		im.Close()
+		layer.Close()
+		return nil, err
+	}
+	ctx, stop := context.WithCancel(context.Background())
+	c := &syncCore{fs: core, layer: layer, importer: im, engine: eng, stop: stop, done: make(chan error, 1), log: logger}
+	go func() { c.done <- eng.Run(ctx) }()
+	return c, nil
+}
+
+// objectAttrs is the user metadata stored with an object: its POSIX attributes in s3fs-fuse's
+// format (Y3).
+func objectAttrs(info local.Info) map[string]string {
+	a := posixmeta.Attr{Mode: info.Attr.Mode, UID: info.Attr.UID, GID: info.Attr.GID, Mtime: info.Attr.Mtime,
+		HasMode: true, HasOwner: true, HasMtime: !info.Attr.Mtime.IsZero(), Kind: posixmeta.File}
+	switch info.Kind {
+	case local.KindDir:
+		a.Kind = posixmeta.Dir
+	case local.KindSymlink:
+		a.Kind = posixmeta.Symlink
+	}
+	return posixmeta.Encode(a)
+}
+
+// close writes back what it can within unmountFlushTimeout, then stops the engine and closes
+// the layer. Nothing is lost if the flush does not finish: the sync dir keeps it.
+func (c *syncCore) close() {
+	ctx, cancel := context.WithTimeout(context.Background(), unmountFlushTimeout)
+	if err := c.engine.Flush(ctx); err != nil {
+		c.log.Warn("write-back at unmount did not finish; the changes are kept in the sync dir and are written back by the next mount", "error", err.Error())
+	}
+	cancel()
+	c.stop()
+	<-c.done
+	c.importer.Close()
+	if err := c.layer.Close(); err != nil {
+		c.log.Error("closing the sync dir", "error", err.Error())
+	}
+}
