@@ -65,6 +65,25 @@ func TestImportedDirectoryHasItsMarkerAsBase(t *testing.T) {
 	v.requireSynced()
 }
 
+// A directory seen only as a common prefix (never listed itself) has a marker nobody knew of:
+// a chmod's If-None-Match create finds it, takes it as the base and updates it, no conflict.
+func TestChmodOfUnlistedDirectoryWithMarker(t *testing.T) {
+	v := newEnv(t)
+	v.putObject("d/", "", map[string]string{"mode": "16877"})
+	v.putObject("d/x", "X", nil)
+	v.importTree("")
+	v.start(nil, nil)
+	require.NoError(t, v.layer.Chmod("d", 0o700))
+	v.e.Notify()
+	v.flush()
+	require.Zero(t, v.e.Stats().Conflicts)
+	head, err := v.store.Head(context.Background(), "d/")
+	require.NoError(t, err)
+	require.Equal(t, "448", head.Metadata["mode"])
+	require.Equal(t, []string{"d/", "d/x"}, v.keys())
+	v.requireSynced()
+}
+
 func TestRmdirOfImportedDirectoryDeletesItsMarker(t *testing.T) {
 	v := newEnv(t)
 	v.putObject("d/", "", nil)

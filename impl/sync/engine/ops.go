@@ -241,6 +241,18 @@ func (e *Engine) uploadFailed(ctx context.Context, op local.Op, opts s3.WriteOpt
 		// This op's own write, made before a crash or a lost response.
 		return e.uploaded(ctx, op, local.Info{}, remote, remote.Size)
 	}
+	if found && op.IfNoneMatch && strings.HasSuffix(op.Key, "/") {
+		// A directory's marker that no listing of the directory showed yet (it was seen as a
+		// common prefix of its parent): only attributes, nothing to lose. It becomes the base
+		// and the next round replaces it conditionally on it.
+		if aerr := e.cfg.Layer.AdoptMarker(op.Path, version(remote)); aerr != nil {
+			return e.feed(op, syncrule.UploadFailed{Gen: op.Gen}, result{err: aerr, backoff: true})
+		}
+		e.log.Printf("sync: /%s: found the directory's marker %s (etag %s); updating it", op.Path, op.Key, remote.ETag)
+		r := e.feed(op, syncrule.UploadFailed{Gen: op.Gen}, result{})
+		e.poke()
+		return r
+	}
 	ev := syncrule.UploadFailed{Gen: op.Gen, Conflict: true}
 	if found {
 		ev.Remote, ev.RemoteSize = version(remote), remote.Size

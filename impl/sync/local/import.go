@@ -117,6 +117,29 @@ func (l *Layer) ImportDir(dir string, marker syncrule.Version, entries []Remote)
 	return perr("import", dir, err)
 }
 
+// AdoptMarker records v as the base of directory path when the engine's create of its marker
+// (If-None-Match) found one already there: a directory seen only as a common prefix of its
+// parent's listing may have a marker nobody listed yet. A marker carries no data, only
+// attributes, so this is not a conflict: the next upload replaces it conditionally on v. It is
+// a no-op unless path is a visible directory with no base (and no rename's copy pending).
+func (l *Layer) AdoptMarker(path string, v syncrule.Version) error {
+	if v.IsZero() || path == "" {
+		return perr("adopt-marker", path, ErrInvalid)
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	err := l.update(func(tx *bolt.Tx) error {
+		r, err := getRec(tx, path)
+		if err != nil || r == nil || !r.visible() || r.Kind != KindDir || !r.State.Base.IsZero() ||
+			r.State.LostFound || r.PendingCopy != 0 {
+			return err
+		}
+		r.State.Base = v
+		return putRec(tx, path, r)
+	})
+	return perr("adopt-marker", path, err)
+}
+
 // Imported reports whether directory dir's listing has been imported (ImportListing).
 func (l *Layer) Imported(dir string) (bool, error) {
 	l.mu.Lock()
