@@ -32,6 +32,18 @@ func (e *Engine) marker(op local.Op) string {
 
 // execute runs one op and reports its result to the layer.
 func (e *Engine) execute(ctx context.Context, op local.Op) result {
+	if op.ChainOf != 0 {
+		// Its base is filled in when the copy it is chained to is recorded, which happened
+		// (or not) after this op was listed.
+		cur, ok, err := e.cfg.Layer.Op(op.ID)
+		if err != nil {
+			return result{kept: true, err: fmt.Errorf("reading queued op %d for /%s: %w", op.ID, op.Path, err)}
+		}
+		if !ok {
+			return e.done(op, result{})
+		}
+		op = cur
+	}
 	var r result
 	switch op.Kind {
 	case local.OpUpload:
@@ -229,6 +241,18 @@ func (e *Engine) uploadFailed(ctx context.Context, op local.Op, opts s3.WriteOpt
 		// This op's own write, made before a crash or a lost response.
 		return e.uploaded(ctx, op, local.Info{}, remote, remote.Size)
 	}
+	if found && op.IfNoneMatch && strings.HasSuffix(op.Key, "/") {
+		// A directory's marker that no listing of the directory showed yet (it was seen as a
+		// common prefix of its parent): only attributes, nothing to lose. It becomes the base
+		// and the next round replaces it conditionally on it.
+		if aerr := e.cfg.Layer.AdoptMarker(op.Path, version(remote)); aerr != nil {
+			return e.feed(op, syncrule.UploadFailed{Gen: op.Gen}, result{err: aerr, backoff: true})
+		}
+		e.log.Printf("sync: /%s: found the directory's marker %s (etag %s); updating it", op.Path, op.Key, remote.ETag)
+		r := e.feed(op, syncrule.UploadFailed{Gen: op.Gen}, result{})
+		e.poke()
+		return r
+	}
 	ev := syncrule.UploadFailed{Gen: op.Gen, Conflict: true}
 	if found {
 		ev.Remote, ev.RemoteSize = version(remote), remote.Size
@@ -336,10 +360,21 @@ func (e *Engine) put(ctx context.Context, key string, snap io.Reader, size int64
 // A failed delete is retried as the same op instead of being reported: deletes a rename owes
 // for a file that was being uploaded have no record that would queue them again.
 func (e *Engine) delete(ctx context.Context, op local.Op) result {
+	if op.ChainOf != 0 && op.Base.IsZero() {
+		// The copy this delete is chained to made nothing at the key: nothing of ours there.
+		return e.done(op, result{})
+	}
 	remote, found, err := e.head(ctx, op.Key)
 	if err != nil {
 		e.log.Printf("sync: error: delete of %s (/%s): %v; will retry", op.Key, op.Path, err)
 		return result{kept: true, err: err, persistent: persistent(err)}
+	}
+	if found && op.ChainOf != 0 && !e.sameAsBase(op.Key, op.Base, remote) {
+		// The object a rename's copy made for a path removed since was replaced by someone
+		// else: theirs, not ours to delete (C6), and no record is left to conflict.
+		e.log.Printf("sync: warning: %s (/%s) changed in the bucket since this mount copied it there (etag %s, ours %s); left in place",
+			op.Key, op.Path, remote.ETag, op.Base.ETag)
+		return e.done(op, result{})
 	}
 	if found && !op.Base.IsZero() && !e.sameAsBase(op.Key, op.Base, remote) {
 		ev := syncrule.DeleteFailed{Gen: op.Gen, Conflict: true, Remote: version(remote), RemoteSize: remote.Size}
@@ -352,6 +387,9 @@ func (e *Engine) delete(ctx context.Context, op local.Op) result {
 		}
 		e.log.Printf("sync: deleted %s (/%s, generation %d)", op.Key, op.Path, op.Gen)
 	}
+	if op.ChainOf != 0 {
+		return e.done(op, result{}) // no record's state is waiting for it
+	}
 	return e.feed(op, syncrule.DeleteSucceeded{Gen: op.Gen}, result{})
 }
 
@@ -360,6 +398,14 @@ func (e *Engine) delete(ctx context.Context, op local.Op) result {
 // Every step is checked or idempotent, so a replay after a crash at any point converges: a
 // source already gone with the destination holding the base's bytes is a finished rename.
 func (e *Engine) rename(ctx context.Context, op local.Op) result {
+	if op.ChainOf != 0 && op.Base.IsZero() {
+		// Chained to a copy that made nothing at the source key (its own source had changed
+		// or was gone): there is nothing of ours to move. The destination is uploaded from
+		// local data if it has any.
+		e.log.Printf("sync: warning: rename of %s to %s (/%s): the rename before it copied nothing there; the destination is uploaded from local data",
+			op.Key, op.DstKey, op.Path)
+		return e.done(op, result{})
+	}
 	src, srcFound, err := e.head(ctx, op.Key)
 	if err != nil {
 		return e.renameFailed(op, err)
@@ -411,16 +457,16 @@ func (e *Engine) rename(ctx context.Context, op local.Op) result {
 	return e.done(op, result{})
 }
 
-// markCopied records that the destination's object is generation op.Gen (the source's base).
+// markCopied records that the destination's object is generation op.Gen (the source's base),
+// or, if the destination moved on before this copy ran, gives v to the ops the layer chained
+// to this one (they move or delete it), before the source is deleted.
 func (e *Engine) markCopied(op local.Op, v syncrule.Version) (result, bool) {
 	if op.Gen == 0 {
 		return result{}, true
 	}
-	_, err := e.cfg.Layer.MarkUploaded(op.Path, op.Gen, v)
+	_, err := e.cfg.Layer.CopyDone(op, v)
 	switch {
 	case errors.Is(err, local.ErrNotFound):
-		// Renamed or removed again before this copy ran; the layer queued nothing for the
-		// copy's key then, so the object is left for the owner to clean up.
 		e.log.Printf("sync: warning: /%s moved again before its rename reached the bucket; %s is left in the bucket", op.Path, op.DstKey)
 	case err != nil:
 		return result{kept: true, err: fmt.Errorf("recording the rename to /%s: %w", op.Path, err)}, false

@@ -6,9 +6,12 @@
 //
 // It owns no durable state: the layer records what was imported (Imported, AttrPending,
 // the data state of each file), so everything here may be lost in a crash and redone. It does
-// not act on remote changes to names the layer already has (C2-C6 are the engine's) and does
-// not read directory markers' attributes (an imported directory keeps the default mode: a
-// HEAD per common prefix would double the cost of listing a directory of directories).
+// not act on remote changes to names the layer already has (C2-C6 are the engine's). A
+// directory's marker (Y8) is seen when the directory itself is listed (its own key is in its
+// listing): its version becomes the directory's base, and its attributes are read with one
+// HEAD in the background. A directory seen only as a common prefix of its parent keeps the
+// defaults until it is listed: a HEAD per common prefix would double the cost of listing a
+// directory of directories.
 //
 // Versions: a syncrule.Version's ETag is the ETag exactly as the Store returns it (quoted),
 // in listings, HEAD and GET alike, so that it can be given back as If-Match unchanged.
@@ -68,6 +71,7 @@ type job struct {
 	path string
 	v    syncrule.Version
 	size int64
+	dir  bool // the attributes of a directory's marker
 }
 
 // New starts an Importer's background workers. It does no I/O.
@@ -116,6 +120,7 @@ func (im *Importer) importDir(ctx context.Context, dir string) error {
 		listing keymap.Listing
 		objects = map[string]s3.ObjectInfo{}
 		token   string
+		marker  syncrule.Version // dir's own marker, the key dirKey itself
 	)
 	// The same reading of a listing as streaming mode's (impl/fs listDir): keymap decides
 	// what is hidden (K3), that a directory shadows a file of its name (K4), and that the
@@ -127,6 +132,9 @@ func (im *Importer) importDir(ctx context.Context, dir string) error {
 		}
 		for _, o := range page.Objects {
 			rel := strings.TrimPrefix(o.Key, dirKey)
+			if rel == "" && dir != "" && o.Key == dirKey {
+				marker = versionOf(o)
+			}
 			listing.AddObject(rel)
 			objects[rel] = o
 		}
@@ -150,8 +158,11 @@ func (im *Importer) importDir(ctx context.Context, dir string) error {
 		entries = append(entries, local.Remote{Name: e.Name, Kind: local.KindFile, Version: v, Size: o.Size, Mtime: o.LastModified})
 		jobs = append(jobs, job{path: keymap.Join(dir, e.Name), v: v, size: o.Size})
 	}
-	if err := im.cfg.Layer.ImportListing(dir, entries); err != nil {
+	if err := im.cfg.Layer.ImportDir(dir, marker, entries); err != nil {
 		return err
+	}
+	if !marker.IsZero() {
+		jobs = append(jobs, job{path: dir, v: marker, dir: true})
 	}
 	im.enqueue(jobs)
 	return nil
@@ -166,7 +177,7 @@ func (im *Importer) Resume() error {
 	}
 	jobs := make([]job, 0, len(infos))
 	for _, in := range infos {
-		jobs = append(jobs, job{path: in.Path, v: in.State.Base, size: in.State.Size})
+		jobs = append(jobs, job{path: in.Path, v: in.State.Base, size: in.State.Size, dir: in.Kind == local.KindDir})
 	}
 	im.enqueue(jobs)
 	return nil
@@ -238,6 +249,19 @@ func (im *Importer) head(ctx context.Context, path string, v syncrule.Version) e
 		return im.get(ctx, path, v, info.Size)
 	}
 	return im.setAttr(path, got, meta, local.KindFile, "")
+}
+
+// headDir reads the metadata of version v of directory dir's marker.
+func (im *Importer) headDir(ctx context.Context, dir string, v syncrule.Version) error {
+	info, err := im.cfg.Store.Head(ctx, keymap.DirKey(im.cfg.Prefix, dir))
+	if err != nil {
+		return fmt.Errorf("head /%s/: %w", dir, err)
+	}
+	got := syncrule.Version{ETag: info.ETag, VersionID: info.VersionID}
+	if !got.Same(v) {
+		return nil // changed since the listing: a remote change, not ours to import
+	}
+	return im.setAttr(dir, got, posixmeta.Decode(info.Metadata), local.KindDir, "")
 }
 
 // setAttr overlays the attributes the metadata has on the record's current ones, which are
@@ -319,6 +343,12 @@ func (im *Importer) run(j job) error {
 		return err
 	}
 	s := info.State
+	if j.dir {
+		if info.Kind != local.KindDir || s.Dirty() || !s.Base.Same(j.v) || !info.AttrPending {
+			return nil
+		}
+		return im.headDir(im.ctx, j.path, s.Base)
+	}
 	if info.Kind != local.KindFile || s.Dirty() || !s.Base.Same(j.v) {
 		return nil
 	}

@@ -58,6 +58,16 @@
 // # Not here yet
 //
 // Conflict handling and remote changes (MoveToLostFound, ImportRemote: Apply refuses them;
-// ImportListing leaves names that already have a record alone), and directory markers' own
-// versions and attributes (an imported directory has a zero base and default attributes).
+// ImportListing leaves names that already have a record alone). A directory's marker is known
+// only once the directory itself is listed (ImportDir): until then an imported directory has a
+// zero base and default attributes.
+//
+// # Renames before their copy ran
+//
+// A rename's destination names its queued copy (PendingCopy) until the copy's result is
+// recorded. If the destination moves on meanwhile (renamed again, removed, replaced), the
+// copy from or delete of its key is queued chained to that copy (Op.ChainOf) in the same
+// transaction, and CopyDone gives it the copy's version; a queued op is never rewritten in
+// any other way, so an op the engine is running is never changed under it (the chained op
+// shares the key, so it cannot start before the copy is done).
 package local

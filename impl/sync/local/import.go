@@ -23,19 +23,33 @@ type Remote struct {
 
 // ImportListing records what the bucket listing of directory dir showed (Y1), in one
 // transaction, and marks dir imported in the same one, so that a crash leaves either no
-// record of the listing or all of it.
+// record of the listing or all of it. It is ImportDir with no marker.
+func (l *Layer) ImportListing(dir string, entries []Remote) error {
+	return l.ImportDir(dir, syncrule.Version{}, entries)
+}
+
+// ImportDir records the listing of directory dir (Y1), in one transaction, and marks dir
+// imported in the same one, so that a crash leaves either no record of the listing or all of
+// it.
 //
 // Only names with no record at all are added: a file as a clean record with no local data
 // (syncrule.Next of RemoteChanged from the absent state) and default attributes (Options:
 // UID, GID, FileMode; the listing's Last-Modified as mtime) marked AttrPending until
 // SetRemoteAttr; a directory as a clean, not yet imported directory with a zero base and
-// DirMode. What a listing says about a name that already has a record (a changed ETag of a
-// clean file, an object at a tombstone, a kind that differs) is not acted on here: that is a
-// remote change, for the rules of C2-C6 through the engine. A directory's own marker gives it
-// no base either, so rmdir of an imported directory does not owe the marker's delete.
+// DirMode (its parent's listing shows it as a common prefix, which does not tell whether it
+// has a marker). What a listing says about a name that already has a record (a changed ETag
+// of a clean file, an object at a tombstone, a kind that differs) is not acted on here: that
+// is a remote change, for the rules of C2-C6 through the engine.
+//
+// marker is the version of dir's own marker object (Y8, K2) if the listing of dir showed one
+// (the key dir+"/" itself), else zero. It becomes dir's base if dir has none and nothing is in
+// flight for it, so that rmdir and rename of dir delete the marker (C6) and an attribute
+// change is a conditional copy onto it rather than a create that conflicts with it. A clean
+// dir is then marked AttrPending: the marker's metadata (s3fs-style mode, owner, mtime) is
+// read by a HEAD, SetRemoteAttr. The root has no marker (K8): marker is ignored for it.
 //
 // The lost+found name of this file system is never imported (C5: it is local only).
-func (l *Layer) ImportListing(dir string, entries []Remote) error {
+func (l *Layer) ImportDir(dir string, marker syncrule.Version, entries []Remote) error {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	now := l.now()
@@ -85,13 +99,45 @@ func (l *Layer) ImportListing(dir string, entries []Remote) error {
 				return err
 			}
 		}
-		if !d.Imported {
-			d.Imported = true
+		changed := !d.Imported
+		d.Imported = true
+		if dir != "" && !marker.IsZero() && d.State.Base.IsZero() && d.State.InFlight == syncrule.OpNone &&
+			!d.State.LostFound && d.PendingCopy == 0 {
+			d.State.Base = marker
+			if !d.State.Dirty() {
+				d.AttrPending = true
+			}
+			changed = true
+		}
+		if changed {
 			return putRec(tx, dir, d)
 		}
 		return nil
 	})
 	return perr("import", dir, err)
+}
+
+// AdoptMarker records v as the base of directory path when the engine's create of its marker
+// (If-None-Match) found one already there: a directory seen only as a common prefix of its
+// parent's listing may have a marker nobody listed yet. A marker carries no data, only
+// attributes, so this is not a conflict: the next upload replaces it conditionally on v. It is
+// a no-op unless path is a visible directory with no base (and no rename's copy pending).
+func (l *Layer) AdoptMarker(path string, v syncrule.Version) error {
+	if v.IsZero() || path == "" {
+		return perr("adopt-marker", path, ErrInvalid)
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	err := l.update(func(tx *bolt.Tx) error {
+		r, err := getRec(tx, path)
+		if err != nil || r == nil || !r.visible() || r.Kind != KindDir || !r.State.Base.IsZero() ||
+			r.State.LostFound || r.PendingCopy != 0 {
+			return err
+		}
+		r.State.Base = v
+		return putRec(tx, path, r)
+	})
+	return perr("adopt-marker", path, err)
 }
 
 // Imported reports whether directory dir's listing has been imported (ImportListing).
@@ -135,7 +181,8 @@ func (l *Layer) AttrPending() ([]Info, error) {
 }
 
 // SetRemoteAttr records the attributes that version v of the object at path carries in its
-// metadata (Y3), read by a HEAD or GET after the file was imported. kind is KindSymlink when
+// metadata (Y3), read by a HEAD or GET after the file was imported; kind KindDir for a
+// directory whose marker ImportDir recorded. kind is KindSymlink when
 // the metadata's mode says symlink: the record becomes a symlink to target (the object's
 // body) and any local data file is dropped, since the record holds the target.
 //
@@ -143,7 +190,7 @@ func (l *Layer) AttrPending() ([]Info, error) {
 // that is no longer about the record is ignored (nil): the record is gone, dirty, busy with
 // an upload or delete, or its base is not v (a remote change came in between).
 func (l *Layer) SetRemoteAttr(path string, v syncrule.Version, a Attr, kind Kind, target string) error {
-	if kind != KindFile && kind != KindSymlink || v.IsZero() {
+	if kind != KindFile && kind != KindSymlink && kind != KindDir || v.IsZero() {
 		return perr("set-remote-attr", path, ErrInvalid)
 	}
 	a.Mode &= 0o7777
@@ -155,8 +202,12 @@ func (l *Layer) SetRemoteAttr(path string, v syncrule.Version, a Attr, kind Kind
 		if err != nil {
 			return err
 		}
-		if r == nil || !r.visible() || r.Kind == KindDir || r.State.Dirty() ||
-			r.State.InFlight != syncrule.OpNone || r.State.LostFound || !r.State.Base.Same(v) {
+		if r != nil && r.visible() && (kind == KindDir) != (r.Kind == KindDir) && r.State.Base.Same(v) {
+			// One version cannot be both a marker and a file's object.
+			return ErrInvalid
+		}
+		if r == nil || !r.visible() || (kind == KindDir) != (r.Kind == KindDir) || r.State.Dirty() ||
+			r.State.InFlight != syncrule.OpNone || r.State.LostFound || !r.State.Base.Same(v) || r.PendingCopy != 0 {
 			return nil
 		}
 		switch {

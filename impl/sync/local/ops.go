@@ -270,6 +270,9 @@ func (l *Layer) remove(op, path string, dir bool) error {
 			}
 		}
 		id = r.ID
+		if err := l.releaseTx(tx, path, r); err != nil {
+			return err
+		}
 		if err := delRec(tx, path, r); err != nil {
 			return err
 		}

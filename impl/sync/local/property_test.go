@@ -23,6 +23,9 @@ type mnode struct {
 	target string
 	dirty  bool
 	base   bool
+	// copying: a rename queued a copy to the path whose result is not recorded yet; removing
+	// or replacing the node then owes a delete chained to that copy, not a tombstone.
+	copying bool
 }
 
 // model is the layer as a map: visible nodes, and tombstones (path -> is a directory).
@@ -62,7 +65,7 @@ func (m *model) create(p string, n *mnode) {
 }
 
 func (m *model) remove(p string) {
-	if n := m.nodes[p]; n.base {
+	if n := m.nodes[p]; n.base && !n.copying {
 		m.tomb[p] = n.kind == KindDir
 	}
 	delete(m.nodes, p)
@@ -77,9 +80,10 @@ func (m *model) rename(src, dst string) {
 		n := m.nodes[p]
 		delete(m.nodes, p)
 		isDir, ok := m.tomb[np]
+		n.copying = n.base || n.copying
 		n.base = ok && isDir == (n.kind == KindDir)
 		if p == src && replaced != nil {
-			n.base = replaced.base
+			n.base = replaced.base && !replaced.copying
 		}
 		delete(m.tomb, np)
 		n.dirty = true
@@ -221,7 +225,7 @@ func TestLayerMatchesModel(t *testing.T) {
 					n.data = []byte{0}
 				}
 				n.data[0] = 'h'
-				n.dirty, n.base = true, true
+				n.dirty, n.base, n.copying = true, true, false
 			},
 			"truncate": func(rt *rapid.T) {
 				p := pick(rt, "file", isKind(KindFile))
@@ -271,7 +275,7 @@ func TestLayerMatchesModel(t *testing.T) {
 			"upload": func(rt *rapid.T) {
 				p := pick(rt, "path", anyPath)
 				upload(rt, l, p)
-				m.nodes[p].dirty, m.nodes[p].base = false, true
+				m.nodes[p].dirty, m.nodes[p].base, m.nodes[p].copying = false, true, false
 			},
 			"reopen": func(rt *rapid.T) {
 				must(l.Close())

@@ -3,6 +3,7 @@ package local
 import (
 	"encoding/binary"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"time"
 
@@ -52,7 +53,14 @@ type Op struct {
 	Base         syncrule.Version
 	IfNoneMatch  bool
 	MetadataOnly bool
-	Queued       time.Time
+	// ChainOf, if not zero, is the id of an earlier OpRename whose copy puts the object at Key:
+	// this op was queued when the record that copy was for moved on (renamed again, removed,
+	// replaced) before the copy's result was recorded. Base is then zero when queued and is
+	// filled in by CopyDone with the version the copy made; if it is still zero when the op
+	// runs, that copy made nothing at Key, and there is nothing of ours to move or delete. The
+	// engine must read the op again (Layer.Op) before it runs it.
+	ChainOf uint64 `json:",omitempty"`
+	Queued  time.Time
 }
 
 func keyOf(prefix string, k Kind, path string) string {
@@ -112,11 +120,51 @@ func (l *Layer) Pending() ([]Op, error) {
 }
 
 // Done removes a finished operation from the queue. Removing an op twice is not an error
-// (the engine may report a replayed op again).
+// (the engine may report a replayed op again). A rename's destination stops waiting for the
+// copy's result (PendingCopy) in the same transaction: whatever the copy did is recorded by
+// now (CopyDone), or it made nothing.
 func (l *Layer) Done(id uint64) error {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	return l.update(func(tx *bolt.Tx) error { return tx.Bucket(bQueue).Delete(u64(id)) })
+	return l.update(func(tx *bolt.Tx) error {
+		b := tx.Bucket(bQueue)
+		if v := b.Get(u64(id)); v != nil {
+			var op Op
+			if err := json.Unmarshal(v, &op); err == nil && op.Kind == OpRename {
+				r, err := getRec(tx, op.Path)
+				if err != nil {
+					return err
+				}
+				if r != nil && r.PendingCopy == id {
+					r.PendingCopy, r.PendingCopyGen = 0, 0
+					if err := putRec(tx, op.Path, r); err != nil {
+						return err
+					}
+				}
+			}
+		}
+		return b.Delete(u64(id))
+	})
+}
+
+// Op returns the queued op id as it is now, with ok=false if it is not queued (any more). An
+// op with ChainOf set is completed by CopyDone of the op it is chained to, so the engine reads
+// it again before running it.
+func (l *Layer) Op(id uint64) (op Op, ok bool, err error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	err = l.view(func(tx *bolt.Tx) error {
+		v := tx.Bucket(bQueue).Get(u64(id))
+		if v == nil {
+			return nil
+		}
+		ok = true
+		if err := json.Unmarshal(v, &op); err != nil {
+			return fmt.Errorf("%w: queue entry %d: %v", ErrCorrupt, id, err)
+		}
+		return nil
+	})
+	return op, ok, err
 }
 
 // Dirty lists every record with changes the bucket lacks, tombstones included, in path order.
@@ -150,32 +198,109 @@ func (l *Layer) MarkUploaded(path string, gen uint64, base syncrule.Version) (bo
 		return false, perr("mark-uploaded", path, ErrInvalid)
 	}
 	clean := false
-	err := l.update(func(tx *bolt.Tx) error {
-		r, err := getRec(tx, path)
-		if err != nil || r == nil || !r.State.Exists {
-			if err == nil {
-				err = ErrNotFound
-			}
-			return err
-		}
-		s := r.State
-		switch {
-		case s.InFlight == syncrule.OpUpload && s.InFlightGen == gen:
-			s, _ = syncrule.Next(s, syncrule.UploadSucceeded{Gen: gen, Version: base}, noParams)
-		case s.InFlight != syncrule.OpNone || gen <= s.CleanGen || gen > s.Gen:
-			// Stale: an older snapshot than the bucket's, or an op the rule does not expect.
-			clean = !s.Dirty()
-			return nil
-		default:
-			s.Base, s.CleanGen = base, gen
-			if !s.Dirty() {
-				s.DirtySince = time.Time{}
-			}
-		}
-		r.State, clean = s, !s.Dirty()
-		return putRec(tx, path, r)
+	err := l.update(func(tx *bolt.Tx) (err error) {
+		clean, err = markUploadedTx(tx, path, gen, base)
+		return err
 	})
 	return clean, perr("mark-uploaded", path, err)
+}
+
+func markUploadedTx(tx *bolt.Tx, path string, gen uint64, base syncrule.Version) (bool, error) {
+	r, err := getRec(tx, path)
+	if err != nil || r == nil || !r.State.Exists {
+		if err == nil {
+			err = ErrNotFound
+		}
+		return false, err
+	}
+	s := r.State
+	switch {
+	case s.InFlight == syncrule.OpUpload && s.InFlightGen == gen:
+		s, _ = syncrule.Next(s, syncrule.UploadSucceeded{Gen: gen, Version: base}, noParams)
+	case s.InFlight != syncrule.OpNone || gen <= s.CleanGen || gen > s.Gen:
+		// Stale: an older snapshot than the bucket's, or an op the rule does not expect.
+		return !s.Dirty(), nil
+	default:
+		s.Base, s.CleanGen = base, gen
+		if !s.Dirty() {
+			s.DirtySince = time.Time{}
+		}
+	}
+	if r.PendingCopy != 0 && gen >= r.PendingCopyGen {
+		r.PendingCopy, r.PendingCopyGen = 0, 0
+	}
+	r.State = s
+	return !s.Dirty(), putRec(tx, path, r)
+}
+
+// CopyDone records that the copy of OpRename op succeeded and made version v at op.DstKey. If
+// the record at op.Path is still the one the copy is for, that is MarkUploaded(op.Path,
+// op.Gen, v). If the record moved on before (renamed again, removed or replaced: it queued an
+// op chained to this one, see Op.ChainOf), v is the base of those chained ops instead, filled
+// in in the same transaction, so that they move or delete exactly what this copy made. It
+// reports whether the destination is now clean (false if it moved on).
+func (l *Layer) CopyDone(op Op, v syncrule.Version) (bool, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if v.IsZero() || op.Kind != OpRename {
+		return false, perr("copy-done", op.Path, ErrInvalid)
+	}
+	clean := false
+	err := l.update(func(tx *bolt.Tx) error {
+		r, err := getRec(tx, op.Path)
+		if err != nil {
+			return err
+		}
+		if r != nil && r.PendingCopy == op.ID {
+			clean, err = markUploadedTx(tx, op.Path, op.Gen, v)
+			return err
+		}
+		b := tx.Bucket(bQueue)
+		chained := false
+		type upd struct {
+			k []byte
+			v []byte
+		}
+		var ups []upd
+		err = b.ForEach(func(k, val []byte) error {
+			var o Op
+			if err := json.Unmarshal(val, &o); err != nil {
+				return fmt.Errorf("%w: queue entry %d: %v", ErrCorrupt, binary.BigEndian.Uint64(k), err)
+			}
+			if o.ChainOf != op.ID {
+				return nil
+			}
+			chained = true
+			if !o.Base.IsZero() {
+				return nil
+			}
+			o.Base = v
+			nv, err := json.Marshal(o)
+			if err != nil {
+				return err
+			}
+			ups = append(ups, upd{append([]byte(nil), k...), nv})
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+		for _, u := range ups {
+			if err := b.Put(u.k, u.v); err != nil {
+				return err
+			}
+		}
+		if !chained && r != nil && r.PendingCopy == 0 {
+			// A rename queued before records named their copy (PendingCopy): the generation
+			// check of MarkUploaded decides, as it did then.
+			clean, err = markUploadedTx(tx, op.Path, op.Gen, v)
+			if errors.Is(err, ErrNotFound) {
+				err = nil
+			}
+		}
+		return err
+	})
+	return clean, perr("copy-done", op.Path, err)
 }
 
 // Applied is the result of Apply.
@@ -201,6 +326,15 @@ func (l *Layer) Apply(path string, ev syncrule.Event, p syncrule.Params) (Applie
 		}
 		if r == nil {
 			return ErrNotFound
+		}
+		switch ev.(type) {
+		case syncrule.Tick, syncrule.Flush:
+			if r.PendingCopy != 0 {
+				// A rename's copy will put the object at the key: starting an upload now
+				// would race it, with a precondition that is not what the bucket will hold.
+				res = Applied{State: r.State}
+				return nil
+			}
 		}
 		s, acts := syncrule.Next(r.State, ev, p)
 		var ops []Op

@@ -80,6 +80,13 @@ type record struct {
 	// directory not imported yet, a file whose attributes are known).
 	Imported    bool `json:"i,omitempty"`
 	AttrPending bool `json:"ap,omitempty"`
+	// PendingCopy is the id of the queued OpRename whose copy will put this record's object at
+	// its key (generation PendingCopyGen), while the copy's result is not recorded yet. Until
+	// then the record's base does not say what the bucket will hold at the key: a rename or
+	// removal of the record meanwhile queues an op chained to that copy (Op.ChainOf), which
+	// learns the copy's version when it is recorded (CopyDone), and no upload is started.
+	PendingCopy    uint64 `json:"pc,omitempty"`
+	PendingCopyGen uint64 `json:"pcg,omitempty"`
 }
 
 func (r *record) visible() bool { return r.State.Exists }

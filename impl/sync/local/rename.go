@@ -61,6 +61,9 @@ func (l *Layer) Rename(src, dst string) error {
 				}
 			}
 			dropID = d.ID
+			if err := l.releaseTx(tx, dst, d); err != nil {
+				return err
+			}
 			if err := delRec(tx, dst, d); err != nil {
 				return err
 			}
@@ -134,10 +137,20 @@ func subtree(tx *bolt.Tx, root string, r *record) ([]pathRec, error) {
 //
 // If the bucket has the source object, the destination goes through two generations: the
 // first is what the queued copy will put at the new key (the source's base), the second the
-// source's unsynced changes, if any. A copy that succeeds is reported with MarkUploaded for
-// the first, which makes the file clean only if there were no such changes.
+// source's unsynced changes, if any. A copy that succeeds is reported with CopyDone (or
+// MarkUploaded) for the first, which makes the file clean only if there were no such changes.
+// A file whose data is not local is thus never owed a PUT of its bytes: they move by copy, and
+// only a metadata-only generation can follow.
+//
+// If the source is itself the destination of a copy not recorded yet (PendingCopy: mv a b;
+// mv b c before the copy a->b ran), that copy will make the object at the old key. The copy
+// from the old key is then chained to it (Op.ChainOf): queued now, it learns its base from
+// CopyDone of the first, and it runs after it, since both touch the old key. The bucket so
+// ends with the object at the new key only, and nothing of the middle key is left.
 func (l *Layer) moveTx(tx *bolt.Tx, old, path string, r *record, d *record) error {
 	s := r.State
+	chain, chainGen := r.PendingCopy, r.PendingCopyGen
+	r.PendingCopy, r.PendingCopyGen = 0, 0
 	if err := delRec(tx, old, r); err != nil {
 		return err
 	}
@@ -151,16 +164,23 @@ func (l *Layer) moveTx(tx *bolt.Tx, old, path string, r *record, d *record) erro
 	}
 	at := l.now()
 	n, _ = syncrule.Next(n, syncrule.LocalWrite{At: at, Size: s.Size}, noParams)
-	copyGen := uint64(0)
-	if !s.Base.IsZero() {
-		copyGen = n.Gen
-		if s.Dirty() {
-			n, _ = syncrule.Next(n, syncrule.LocalWrite{At: at, MetadataOnly: s.ContentGen <= s.CleanGen, Size: s.Size}, noParams)
+	if chain != 0 || !s.Base.IsZero() {
+		// cleanGen is the source's generation the bucket will hold at the old key when the
+		// copy runs: its base's, or the one the copy chained to will make.
+		base, cleanGen := s.Base, s.CleanGen
+		if chain != 0 {
+			base, cleanGen = syncrule.Version{}, chainGen
 		}
-		if err := l.enqueueTx(tx, Op{Kind: OpRename, Path: path, Key: keyOf(l.opts.Prefix, r.Kind, old),
-			DstKey: keyOf(l.opts.Prefix, r.Kind, path), Gen: copyGen, Base: s.Base}); err != nil {
+		copyGen := n.Gen
+		if s.Gen > cleanGen {
+			n, _ = syncrule.Next(n, syncrule.LocalWrite{At: at, MetadataOnly: s.ContentGen <= cleanGen, Size: s.Size}, noParams)
+		}
+		op, err := l.enqueueOpTx(tx, Op{Kind: OpRename, Path: path, Key: keyOf(l.opts.Prefix, r.Kind, old),
+			DstKey: keyOf(l.opts.Prefix, r.Kind, path), Gen: copyGen, Base: base, ChainOf: chain})
+		if err != nil {
 			return err
 		}
+		r.PendingCopy, r.PendingCopyGen = op.ID, copyGen
 	} else if s.InFlight != syncrule.OpNone {
 		// The first upload of the source is running and will create the old key: owe its
 		// delete. The engine must wait for that upload's result before running it.
@@ -174,4 +194,18 @@ func (l *Layer) moveTx(tx *bolt.Tx, old, path string, r *record, d *record) erro
 	}
 	r.State = n
 	return putRec(tx, path, r)
+}
+
+// releaseTx is called for a record r leaving path for good (removed, or replaced by a rename)
+// while a rename's copy to its key is queued and not recorded (PendingCopy): the object that
+// copy makes is owed a delete, chained to the copy (Op.ChainOf), and r's base no longer names
+// anything the bucket will hold.
+func (l *Layer) releaseTx(tx *bolt.Tx, path string, r *record) error {
+	if r.PendingCopy == 0 {
+		return nil
+	}
+	chain := r.PendingCopy
+	r.PendingCopy, r.PendingCopyGen = 0, 0
+	r.State.Base = syncrule.Version{}
+	return l.enqueueTx(tx, Op{Kind: OpDelete, Path: path, Key: keyOf(l.opts.Prefix, r.Kind, path), ChainOf: chain})
 }
