@@ -1,9 +1,9 @@
 package fs
 
 import (
-	"os"
 	"context"
 	"errors"
+	"os"
 	"sync"
 	"sync/atomic"
 

@@ -94,6 +94,13 @@ type Engine struct {
 
 	wake        chan struct{}
 	needPending atomic.Bool   // reread the queue: something outside the engine may have added ops
+	// rescan: list the dirty records at the next step even if no due time has come. Set by
+	// every internal wake-up (an op's result can make a record due at once) but not by Notify:
+	// a local change is never due before now+WriteBackDelay, so it needs no listing before
+	// scanBefore. Without this every close listed every dirty record, and creating n files
+	// cost O(n^2).
+	rescan     atomic.Bool
+	scanBefore time.Time // owned by the Run goroutine
 	kickSeq     atomic.Uint64 // counts Notify calls and internal wake-ups
 	stepSeq     atomic.Uint64 // the kickSeq seen by the last completed loop step
 
@@ -182,11 +189,16 @@ func New(cfg Config) (*Engine, error) {
 // cheap and never blocks.
 func (e *Engine) Notify() {
 	e.needPending.Store(true)
-	e.poke()
+	e.wakeUp()
 }
 
-// poke wakes the loop without rereading the queue.
+// poke wakes the loop for a full round, without rereading the queue.
 func (e *Engine) poke() {
+	e.rescan.Store(true)
+	e.wakeUp()
+}
+
+func (e *Engine) wakeUp() {
 	e.kickSeq.Add(1)
 	select {
 	case e.wake <- struct{}{}:
@@ -436,7 +448,7 @@ func (e *Engine) removeLocked(id uint64) {
 
 // step does one round: start what is due, start the runnable ops, and say when the next
 // round is due (zero: nothing is, wait for Notify).
-func (e *Engine) step(ctx context.Context, wg *sync.WaitGroup) (time.Time, error) {
+func (e *Engine) step(ctx context.Context, wg *sync.WaitGroup) (next time.Time, err error) {
 	if e.needPending.Swap(false) {
 		if err := e.loadPending(); err != nil {
 			e.needPending.Store(true)
@@ -444,16 +456,34 @@ func (e *Engine) step(ctx context.Context, wg *sync.WaitGroup) (time.Time, error
 		}
 	}
 	now := e.now()
+	e.mu.Lock()
+	flushing := len(e.waiters) > 0
+	e.mu.Unlock()
+	if !flushing && !e.rescan.Swap(false) && now.Before(e.scanBefore) {
+		// Only local changes happened since the last listing: nothing new is due yet. Start
+		// the ops they queued (renames, deletes) and come back when something may be due.
+		return earliest(e.scanBefore, e.dispatch(ctx, wg, now)), nil
+	}
 	dirty, err := e.cfg.Layer.Dirty()
 	if err != nil {
+		e.rescan.Store(true)
 		return time.Time{}, fmt.Errorf("listing dirty records: %w", err)
 	}
 	e.mu.Lock()
-	flushing := len(e.waiters) > 0
 	e.stats.DirtyFiles = len(dirty)
 	e.mu.Unlock()
+	defer func() {
+		// The next listing is needed when something found now is due, or when a change made
+		// after now could be: never later than now+WriteBackDelay.
+		if err != nil {
+			e.rescan.Store(true)
+		}
+		e.scanBefore = now.Add(e.tickParams.WriteBackDelay)
+		if !next.IsZero() && next.Before(e.scanBefore) {
+			e.scanBefore = next
+		}
+	}()
 
-	var next time.Time
 	for _, info := range dirty {
 		s := info.State
 		if s.InFlight != syncrule.OpNone || s.LostFound {
