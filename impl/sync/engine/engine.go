@@ -93,16 +93,16 @@ type Engine struct {
 	realClock  bool
 
 	wake        chan struct{}
-	needPending atomic.Bool   // reread the queue: something outside the engine may have added ops
+	needPending atomic.Bool // reread the queue: something outside the engine may have added ops
 	// rescan: list the dirty records at the next step even if no due time has come. Set by
 	// every internal wake-up (an op's result can make a record due at once) but not by Notify:
 	// a local change is never due before now+WriteBackDelay, so it needs no listing before
 	// scanBefore. Without this every close listed every dirty record, and creating n files
 	// cost O(n^2).
 	rescan     atomic.Bool
-	scanBefore time.Time // owned by the Run goroutine
-	kickSeq     atomic.Uint64 // counts Notify calls and internal wake-ups
-	stepSeq     atomic.Uint64 // the kickSeq seen by the last completed loop step
+	scanBefore time.Time     // owned by the Run goroutine
+	kickSeq    atomic.Uint64 // counts Notify calls and internal wake-ups
+	stepSeq    atomic.Uint64 // the kickSeq seen by the last completed loop step
 
 	mu         sync.Mutex
 	state      runState                    // GUARDED_BY(mu)
