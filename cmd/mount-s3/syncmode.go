@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"sync"
 	"time"
 
 	"github.com/mount-s3/mount-s3/impl/clock"
@@ -30,6 +31,7 @@ type syncCore struct {
 	engine   *engine.Engine
 	stop     context.CancelFunc
 	done     chan error
+	expiring sync.WaitGroup
 	log      *slog.Logger
 }
 
@@ -61,7 +63,34 @@ func newSyncCore(o *options, store s3.Store, rc read.Config, logger *slog.Logger
 	ctx, stop := context.WithCancel(context.Background())
 	c := &syncCore{fs: core, layer: layer, importer: im, engine: eng, stop: stop, done: make(chan error, 1), log: logger}
 	go func() { c.done <- eng.Run(ctx) }()
+	c.expiring.Add(1)
+	go c.expireLoop(ctx, params)
 	return c, nil
+}
+
+// expireLoop drops unused clean data (Y10) every tenth of --expire-after, at most hourly and
+// at least every second.
+func (c *syncCore) expireLoop(ctx context.Context, p syncrule.Params) {
+	defer c.expiring.Done()
+	if p.ExpireAfter < 0 {
+		return
+	}
+	every := min(max(p.ExpireAfter/10, time.Second), time.Hour)
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case now := <-t.C:
+			n, bytes, err := c.layer.ExpireUnused(now, p)
+			if err != nil {
+				c.log.Warn("expiring unused local data", "error", err.Error())
+			} else if n > 0 {
+				c.log.Info("expired unused local data; the bucket still has it", "files", n, "bytes", bytes)
+			}
+		}
+	}
 }
 
 // objectAttrs is the user metadata stored with an object: its POSIX attributes in s3fs-fuse's
@@ -88,6 +117,7 @@ func (c *syncCore) close() {
 	cancel()
 	c.stop()
 	<-c.done
+	c.expiring.Wait()
 	c.importer.Close()
 	if err := c.layer.Close(); err != nil {
 		c.log.Error("closing the sync dir", "error", err.Error())

@@ -1,11 +1,13 @@
 package local
 
 import (
+	"errors"
 	"fmt"
 	"io"
 	"os"
 	"path/filepath"
 	"sort"
+	"time"
 
 	bolt "go.etcd.io/bbolt"
 
@@ -103,3 +105,45 @@ func (l *Layer) PutData(path string, v syncrule.Version, r io.Reader) error {
 }
 
 func sortInfos(s []Info) { sort.Slice(s, func(i, j int) bool { return s[i].Path < s[j].Path }) }
+
+// ExpireUnused drops the local data of every file the rule lets expire at now (Y10:
+// syncrule.MayExpire: clean, nothing in flight, not in lost+found, unused for p.ExpireAfter),
+// skipping open files. It lists candidates in one read transaction and expires each through
+// Expire, which checks the rule again under the write lock, so a file changed meanwhile keeps
+// its data. It returns the number of files expired and their bytes.
+func (l *Layer) ExpireUnused(now time.Time, p syncrule.Params) (files int, bytes int64, err error) {
+	if p.ExpireAfter < 0 {
+		return 0, 0, nil
+	}
+	var paths []string
+	var sizes []int64
+	l.mu.Lock()
+	err = l.view(func(tx *bolt.Tx) error {
+		return tx.Bucket(bNodes).ForEach(func(k, v []byte) error {
+			path := pathOfNodeKey(k)
+			r, err := decodeRec(path, v)
+			if err != nil {
+				return err
+			}
+			if r.Kind == KindFile && l.files[r.ID] == nil && syncrule.MayExpire(r.State, now, p) {
+				paths, sizes = append(paths, path), append(sizes, r.State.Size)
+			}
+			return nil
+		})
+	})
+	l.mu.Unlock()
+	if err != nil {
+		return 0, 0, err
+	}
+	for i, path := range paths {
+		switch err := l.Expire(path); {
+		case err == nil:
+			files, bytes = files+1, bytes+sizes[i]
+		case errors.Is(err, ErrDirty), errors.Is(err, ErrBusy), errors.Is(err, ErrNotFound), errors.Is(err, ErrNoData):
+			// Changed, opened or removed since the listing: it is not unused any more.
+		default:
+			return files, bytes, err
+		}
+	}
+	return files, bytes, nil
+}

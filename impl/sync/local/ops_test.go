@@ -238,3 +238,47 @@ func TestCreateOpenIsDirtyAndDurable(t *testing.T) {
 	require.True(t, st.State.Dirty())
 	require.Equal(t, int64(4), st.Size)
 }
+
+func TestExpireUnusedDropsOnlyCleanUnusedData(t *testing.T) {
+	now := time.Unix(1_700_000_000, 0)
+	clock := func() time.Time { return now }
+	l, err := Open(t.TempDir(), Options{Bucket: "b", Clock: clock})
+	require.NoError(t, err)
+	defer l.Close()
+	for _, name := range []string{"clean-old", "clean-read", "dirty", "open"} {
+		_, err := l.WriteAt(name, nil, 0)
+		require.Error(t, err) // no such file yet
+		_, h, err := l.CreateOpen(name, 0o644, 0, 0)
+		require.NoError(t, err)
+		_, err = h.WriteAt([]byte(name), 0)
+		require.NoError(t, err)
+		require.NoError(t, h.Close())
+	}
+	for _, name := range []string{"clean-old", "clean-read", "open"} {
+		info, err := l.Stat(name)
+		require.NoError(t, err)
+		_, err = l.MarkUploaded(name, info.State.Gen, syncrule.Version{ETag: `"e-` + name + `"`})
+		require.NoError(t, err)
+	}
+	p := syncrule.Params{ExpireAfter: time.Hour}
+	now = now.Add(30 * time.Minute)
+	require.NoError(t, l.Touch("clean-read", now))
+	h, err := l.OpenRead("open")
+	require.NoError(t, err)
+	defer h.Close()
+
+	now = now.Add(45 * time.Minute) // clean-old unused for 75 min, clean-read for 45
+	n, b, err := l.ExpireUnused(now, p)
+	require.NoError(t, err)
+	require.Equal(t, 1, n)
+	require.Equal(t, int64(len("clean-old")), b)
+	for name, want := range map[string]syncrule.DataState{"clean-old": syncrule.ExpiredData, "clean-read": syncrule.LocalData,
+		"dirty": syncrule.LocalData, "open": syncrule.LocalData} {
+		info, err := l.Stat(name)
+		require.NoError(t, err)
+		require.Equal(t, want, info.State.Data, name)
+		require.Equal(t, int64(len(name)), info.Size, "metadata stays (Y10)")
+	}
+	_, _, err = l.ExpireUnused(now, syncrule.Params{ExpireAfter: -1})
+	require.NoError(t, err)
+}
