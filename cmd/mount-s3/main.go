@@ -44,6 +44,11 @@ func run(args []string) int {
 	if len(args) > 0 && args[0] == "sync" && slices.Contains(args, "--flush") {
 		return runSyncCommand(args[1:])
 	}
+	// `status MNT` names a mount point: a bucket called "status" cannot be mounted on one, so
+	// the two readings never collide.
+	if len(args) > 0 && args[0] == "status" && statusArgs(args[1:]) {
+		return runStatusCommand(args[1:])
+	}
 	o, err := parseArgs(args)
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "error: %v\n\nFor more information, try '--help'.\n", err)
@@ -71,6 +76,24 @@ func run(args []string) int {
 		return 1
 	}
 	return 0
+}
+
+func statusArgs(rest []string) bool {
+	var pos []string
+	for _, a := range rest {
+		if a != "--json" {
+			pos = append(pos, a)
+		}
+	}
+	if len(pos) != 1 {
+		return len(pos) == 0 || slices.Contains(rest, "--help")
+	}
+	abs, err := filepath.Abs(pos[0])
+	if err != nil {
+		return false
+	}
+	mounted, _ := mount.IsMountPoint(abs)
+	return mounted
 }
 
 // checkMountDir refuses a mount point that does not exist, is not a directory, or is

@@ -10,6 +10,7 @@ import (
 	"github.com/mount-s3/mount-s3/impl/clock"
 	"github.com/mount-s3/mount-s3/impl/read"
 	"github.com/mount-s3/mount-s3/impl/s3"
+	"github.com/mount-s3/mount-s3/impl/status"
 	"github.com/mount-s3/mount-s3/impl/sync/engine"
 	"github.com/mount-s3/mount-s3/impl/sync/importer"
 	"github.com/mount-s3/mount-s3/impl/sync/local"
@@ -32,7 +33,9 @@ type syncCore struct {
 	stop     context.CancelFunc
 	done     chan error
 	expiring sync.WaitGroup
-	log      *slog.Logger
+
+	bucket, prefix, syncDir string
+	log                     *slog.Logger
 }
 
 func newSyncCore(o *options, store s3.Store, rc read.Config, logger *slog.Logger) (*syncCore, error) {
@@ -54,14 +57,17 @@ func newSyncCore(o *options, store s3.Store, rc read.Config, logger *slog.Logger
 		layer.Close()
 		return nil, err
 	}
-	core, err := syncfs.New(syncfs.Config{Layer: layer, Importer: im, WriteBack: eng, Prefix: o.prefix, Read: rc, Logger: logger})
+	c := &syncCore{layer: layer, importer: im, engine: eng, done: make(chan error, 1), log: logger,
+		bucket: o.bucket, prefix: o.prefix, syncDir: o.syncDir}
+	core, err := syncfs.New(syncfs.Config{Layer: layer, Importer: im, WriteBack: eng, Prefix: o.prefix, Read: rc, Logger: logger,
+		Status: c.report})
 	if err != nil {
 		im.Close()
 		layer.Close()
 		return nil, err
 	}
 	ctx, stop := context.WithCancel(context.Background())
-	c := &syncCore{fs: core, layer: layer, importer: im, engine: eng, stop: stop, done: make(chan error, 1), log: logger}
+	c.fs, c.stop = core, stop
 	go func() { c.done <- eng.Run(ctx) }()
 	c.expiring.Add(1)
 	go c.expireLoop(ctx, params)
@@ -122,4 +128,39 @@ func (c *syncCore) close() {
 	if err := c.layer.Close(); err != nil {
 		c.log.Error("closing the sync dir", "error", err.Error())
 	}
+}
+
+// report is the status of the mount (`mount-s3 status`): what the bucket is still owed and
+// what lost+found holds.
+func (c *syncCore) report() ([]byte, error) {
+	st := c.engine.Stats()
+	r := status.Report{Mode: "sync", Bucket: c.bucket, Prefix: c.prefix, SyncDir: c.syncDir,
+		Uploads: st.Uploads, Failures: st.Failures, Conflicts: st.Conflicts, LastError: st.LastError}
+	dirty, err := c.layer.Dirty()
+	if err != nil {
+		return nil, err
+	}
+	for _, d := range dirty {
+		if d.State.LostFound {
+			continue
+		}
+		r.Pending = append(r.Pending, status.Pending{Path: d.Path, Deleted: d.State.Deleted, DirtySince: d.State.DirtySince,
+			Uploading: d.State.InFlight != syncrule.OpNone})
+	}
+	ops, err := c.layer.Pending()
+	if err != nil {
+		return nil, err
+	}
+	for _, op := range ops {
+		if op.Kind == local.OpRename {
+			r.Renames = append(r.Renames, status.Rename{From: op.Key, To: op.DstKey, Queued: op.Queued})
+		}
+	}
+	lf := syncrule.LostFoundDir(c.layer.FSID())
+	if files, err := c.layer.List(lf); err == nil {
+		for _, f := range files {
+			r.LostFound = append(r.LostFound, status.LostFound{Path: f.Path, OriginalPath: f.OriginalPath, Size: f.Size})
+		}
+	}
+	return status.Encode(r)
 }

@@ -2,6 +2,7 @@ package fs
 
 import (
 	"context"
+	"github.com/mount-s3/mount-s3/impl/status"
 	"os"
 	"strings"
 	"time"
@@ -204,6 +205,9 @@ func (f *FS) ReadLink(ctx context.Context, id InodeID) (string, error) {
 // GetXattr: objects have no extended attributes in streaming mode. ENODATA rather than ENOTSUP
 // so that `ls -l` and `cp -a` do not complain (S8).
 func (f *FS) GetXattr(ctx context.Context, id InodeID, name string) ([]byte, error) {
+	if id == RootID && name == status.StatusXattr {
+		return status.Encode(status.Report{Mode: "streaming", Bucket: f.cfg.Store.Bucket(), Prefix: f.prefix})
+	}
 	return nil, newError("getxattr", "", CodeNoAttr, "no such attribute")
 }
 

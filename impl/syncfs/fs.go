@@ -46,6 +46,8 @@ type Config struct {
 	Read   read.Config
 	Clock  clock.Clock
 	Logger *slog.Logger
+	// Status returns the mount's status report (impl/status) for `mount-s3 status`.
+	Status func() ([]byte, error)
 	// AttrTTL is how long the kernel may keep attributes and names. The local layer answers
 	// every stat, so this only bounds how soon the kernel notices a change made behind its
 	// back (a remote change, C2). Default 1 s.

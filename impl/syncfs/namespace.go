@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/mount-s3/mount-s3/impl/fs"
+	"github.com/mount-s3/mount-s3/impl/status"
 	"github.com/mount-s3/mount-s3/impl/sync/local"
 	"github.com/mount-s3/mount-s3/spec/syncrule"
 )
@@ -187,6 +188,10 @@ func (f *FS) SetAttr(ctx context.Context, id fs.InodeID, req fs.SetAttrRequest) 
 // GetXattr answers the one extended attribute sync mode has: the original path of a file in
 // lost+found (C4).
 func (f *FS) GetXattr(ctx context.Context, id fs.InodeID, name string) ([]byte, error) {
+	if id == fs.RootID && name == status.StatusXattr && f.cfg.Status != nil {
+		b, err := f.cfg.Status()
+		return b, localError("status", "", err)
+	}
 	info, err := f.stat(id, "getxattr")
 	if err != nil {
 		return nil, err
