@@ -95,7 +95,7 @@ func expectedObjects(t *testing.T, m *harness.Mount, rel string) map[string]stri
 }
 
 // bucketObjects returns every object under prefix with its body.
-func bucketObjects(t *testing.T, store s3.Store, prefix string) map[string]string {
+func bucketObjects(t testing.TB, store s3.Store, prefix string) map[string]string {
 	t.Helper()
 	ctx := context.Background()
 	got := map[string]string{}
