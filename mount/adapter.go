@@ -62,6 +62,15 @@ type adapter struct {
 	log *slog.Logger
 }
 
+// uninterruptible detaches an operation from the kernel's interrupts. The kernel interrupts a
+// request when the calling thread receives any signal, including ones a program handles and
+// expects its system calls to survive (Go's runtime preempts threads with SIGURG all the time,
+// shells get SIGCHLD and SIGWINCH). Answering EINTR then makes ls, cp or a build fail at
+// random, which a local file system never does, and an upload or import cut short helps no
+// one: every store call has its own timeouts and retries. A fatal signal still ends the
+// program at once: the kernel stops waiting for the answer itself.
+func uninterruptible(ctx context.Context) context.Context { return context.WithoutCancel(ctx) }
+
 // fail logs err once with its context and returns the errno for the kernel. Lookups of
 // missing names are the normal case and are not logged.
 func (a *adapter) fail(err error) error {
@@ -83,6 +92,7 @@ func attrs(at fs.Attr) fuseops.InodeAttributes {
 }
 
 func (a *adapter) StatFS(ctx context.Context, op *fuseops.StatFSOp) error {
+	ctx = uninterruptible(ctx)
 	s := a.fs.StatFS(ctx)
 	op.BlockSize, op.Blocks, op.BlocksFree, op.BlocksAvailable = s.BlockSize, s.Blocks, s.BlocksFree, s.BlocksFree
 	op.Inodes, op.InodesFree, op.IoSize = s.Inodes, s.InodesFree, s.IOBlockSize
@@ -90,6 +100,7 @@ func (a *adapter) StatFS(ctx context.Context, op *fuseops.StatFSOp) error {
 }
 
 func (a *adapter) LookUpInode(ctx context.Context, op *fuseops.LookUpInodeOp) error {
+	ctx = uninterruptible(ctx)
 	e, err := a.fs.Lookup(ctx, fs.InodeID(op.Parent), op.Name)
 	if err != nil {
 		return a.fail(err)
@@ -99,6 +110,7 @@ func (a *adapter) LookUpInode(ctx context.Context, op *fuseops.LookUpInodeOp) er
 }
 
 func (a *adapter) GetInodeAttributes(ctx context.Context, op *fuseops.GetInodeAttributesOp) error {
+	ctx = uninterruptible(ctx)
 	at, exp, err := a.fs.GetAttr(ctx, fs.InodeID(op.Inode))
 	if err != nil {
 		return a.fail(err)
@@ -108,11 +120,13 @@ func (a *adapter) GetInodeAttributes(ctx context.Context, op *fuseops.GetInodeAt
 }
 
 func (a *adapter) ForgetInode(ctx context.Context, op *fuseops.ForgetInodeOp) error {
+	ctx = uninterruptible(ctx)
 	a.fs.Forget(fs.InodeID(op.Inode), op.N)
 	return nil
 }
 
 func (a *adapter) BatchForget(ctx context.Context, op *fuseops.BatchForgetOp) error {
+	ctx = uninterruptible(ctx)
 	for _, e := range op.Entries {
 		a.fs.Forget(fs.InodeID(e.Inode), e.N)
 	}
@@ -120,6 +134,7 @@ func (a *adapter) BatchForget(ctx context.Context, op *fuseops.BatchForgetOp) er
 }
 
 func (a *adapter) OpenDir(ctx context.Context, op *fuseops.OpenDirOp) error {
+	ctx = uninterruptible(ctx)
 	h, err := a.fs.OpenDir(ctx, fs.InodeID(op.Inode))
 	if err != nil {
 		return a.fail(err)
@@ -129,6 +144,7 @@ func (a *adapter) OpenDir(ctx context.Context, op *fuseops.OpenDirOp) error {
 }
 
 func (a *adapter) ReadDir(ctx context.Context, op *fuseops.ReadDirOp) error {
+	ctx = uninterruptible(ctx)
 	entries, err := a.fs.ReadDir(ctx, fs.HandleID(op.Handle), uint64(op.Offset))
 	if err != nil {
 		return a.fail(err)
@@ -156,11 +172,13 @@ func direntType(e fs.DirEntry) fuseutil.DirentType {
 }
 
 func (a *adapter) ReleaseDirHandle(ctx context.Context, op *fuseops.ReleaseDirHandleOp) error {
+	ctx = uninterruptible(ctx)
 	a.fs.ReleaseDir(fs.HandleID(op.Handle))
 	return nil
 }
 
 func (a *adapter) OpenFile(ctx context.Context, op *fuseops.OpenFileOp) error {
+	ctx = uninterruptible(ctx)
 	flags := fs.OpenFlags{
 		Write:  op.OpenFlags.IsWriteOnly() || op.OpenFlags.IsReadWrite(),
 		Read:   op.OpenFlags.IsReadOnly() || op.OpenFlags.IsReadWrite(),
@@ -176,6 +194,7 @@ func (a *adapter) OpenFile(ctx context.Context, op *fuseops.OpenFileOp) error {
 }
 
 func (a *adapter) ReadFile(ctx context.Context, op *fuseops.ReadFileOp) error {
+	ctx = uninterruptible(ctx)
 	dst := op.Dst
 	if dst == nil {
 		dst = make([]byte, op.Size)
@@ -193,11 +212,13 @@ func (a *adapter) ReadFile(ctx context.Context, op *fuseops.ReadFileOp) error {
 }
 
 func (a *adapter) ReleaseFileHandle(ctx context.Context, op *fuseops.ReleaseFileHandleOp) error {
+	ctx = uninterruptible(ctx)
 	a.fs.Release(fs.HandleID(op.Handle))
 	return nil
 }
 
 func (a *adapter) FlushFile(ctx context.Context, op *fuseops.FlushFileOp) error {
+	ctx = uninterruptible(ctx)
 	if err := a.fs.Flush(ctx, fs.HandleID(op.Handle), tgid(op.OpContext.Pid)); err != nil {
 		return a.fail(err)
 	}
@@ -205,6 +226,7 @@ func (a *adapter) FlushFile(ctx context.Context, op *fuseops.FlushFileOp) error 
 }
 
 func (a *adapter) SyncFile(ctx context.Context, op *fuseops.SyncFileOp) error {
+	ctx = uninterruptible(ctx)
 	if err := a.fs.Fsync(ctx, fs.HandleID(op.Handle)); err != nil {
 		return a.fail(err)
 	}
@@ -212,6 +234,7 @@ func (a *adapter) SyncFile(ctx context.Context, op *fuseops.SyncFileOp) error {
 }
 
 func (a *adapter) CreateFile(ctx context.Context, op *fuseops.CreateFileOp) error {
+	ctx = uninterruptible(ctx)
 	e, h, err := a.fs.Create(ctx, fs.InodeID(op.Parent), op.Name, op.Mode, caller(op.OpContext))
 	if err != nil {
 		return a.fail(err)
@@ -221,6 +244,7 @@ func (a *adapter) CreateFile(ctx context.Context, op *fuseops.CreateFileOp) erro
 }
 
 func (a *adapter) WriteFile(ctx context.Context, op *fuseops.WriteFileOp) error {
+	ctx = uninterruptible(ctx)
 	if err := a.fs.Write(ctx, fs.HandleID(op.Handle), op.Offset, op.Data); err != nil {
 		return a.fail(err)
 	}
@@ -228,6 +252,7 @@ func (a *adapter) WriteFile(ctx context.Context, op *fuseops.WriteFileOp) error 
 }
 
 func (a *adapter) MkDir(ctx context.Context, op *fuseops.MkDirOp) error {
+	ctx = uninterruptible(ctx)
 	e, err := a.fs.MkDir(ctx, fs.InodeID(op.Parent), op.Name, op.Mode, caller(op.OpContext))
 	if err != nil {
 		return a.fail(err)
@@ -237,6 +262,7 @@ func (a *adapter) MkDir(ctx context.Context, op *fuseops.MkDirOp) error {
 }
 
 func (a *adapter) RmDir(ctx context.Context, op *fuseops.RmDirOp) error {
+	ctx = uninterruptible(ctx)
 	if err := a.fs.RmDir(ctx, fs.InodeID(op.Parent), op.Name); err != nil {
 		return a.fail(err)
 	}
@@ -244,6 +270,7 @@ func (a *adapter) RmDir(ctx context.Context, op *fuseops.RmDirOp) error {
 }
 
 func (a *adapter) Unlink(ctx context.Context, op *fuseops.UnlinkOp) error {
+	ctx = uninterruptible(ctx)
 	if err := a.fs.Unlink(ctx, fs.InodeID(op.Parent), op.Name); err != nil {
 		return a.fail(err)
 	}
@@ -251,10 +278,12 @@ func (a *adapter) Unlink(ctx context.Context, op *fuseops.UnlinkOp) error {
 }
 
 func (a *adapter) Rename(ctx context.Context, op *fuseops.RenameOp) error {
+	ctx = uninterruptible(ctx)
 	return a.fail(a.fs.Rename(ctx, fs.InodeID(op.OldParent), op.OldName, fs.InodeID(op.NewParent), op.NewName))
 }
 
 func (a *adapter) SetInodeAttributes(ctx context.Context, op *fuseops.SetInodeAttributesOp) error {
+	ctx = uninterruptible(ctx)
 	req := fs.SetAttrRequest{Size: op.Size, UID: op.Uid, GID: op.Gid, Atime: op.Atime, Mtime: op.Mtime}
 	if op.Mode != nil {
 		m := *op.Mode
@@ -269,6 +298,7 @@ func (a *adapter) SetInodeAttributes(ctx context.Context, op *fuseops.SetInodeAt
 }
 
 func (a *adapter) CreateSymlink(ctx context.Context, op *fuseops.CreateSymlinkOp) error {
+	ctx = uninterruptible(ctx)
 	e, err := a.fs.Symlink(ctx, fs.InodeID(op.Parent), op.Name, op.Target, caller(op.OpContext))
 	if err != nil {
 		return a.fail(err)
@@ -278,6 +308,7 @@ func (a *adapter) CreateSymlink(ctx context.Context, op *fuseops.CreateSymlinkOp
 }
 
 func (a *adapter) ReadSymlink(ctx context.Context, op *fuseops.ReadSymlinkOp) error {
+	ctx = uninterruptible(ctx)
 	t, err := a.fs.ReadLink(ctx, fs.InodeID(op.Inode))
 	if err != nil {
 		return a.fail(err)
@@ -287,22 +318,27 @@ func (a *adapter) ReadSymlink(ctx context.Context, op *fuseops.ReadSymlinkOp) er
 }
 
 func (a *adapter) CreateLink(ctx context.Context, op *fuseops.CreateLinkOp) error {
+	ctx = uninterruptible(ctx)
 	return a.fail(a.fs.Unsupported("link"))
 }
 
 func (a *adapter) MkNode(ctx context.Context, op *fuseops.MkNodeOp) error {
+	ctx = uninterruptible(ctx)
 	return a.fail(a.fs.Unsupported("mknod"))
 }
 
 func (a *adapter) SetXattr(ctx context.Context, op *fuseops.SetXattrOp) error {
+	ctx = uninterruptible(ctx)
 	return a.fail(a.fs.SetXattr(ctx, fs.InodeID(op.Inode), op.Name, op.Value))
 }
 
 func (a *adapter) RemoveXattr(ctx context.Context, op *fuseops.RemoveXattrOp) error {
+	ctx = uninterruptible(ctx)
 	return a.fail(a.fs.Unsupported("removexattr"))
 }
 
 func (a *adapter) Fallocate(ctx context.Context, op *fuseops.FallocateOp) error {
+	ctx = uninterruptible(ctx)
 	return a.fail(a.fs.Unsupported("fallocate"))
 }
 
@@ -316,6 +352,7 @@ func childEntry(e fs.Entry) fuseops.ChildInodeEntry {
 // GetXattr and ListXattr follow getxattr(2): with an empty buffer they report the size only;
 // a buffer too small is ERANGE.
 func (a *adapter) GetXattr(ctx context.Context, op *fuseops.GetXattrOp) error {
+	ctx = uninterruptible(ctx)
 	v, err := a.fs.GetXattr(ctx, fs.InodeID(op.Inode), op.Name)
 	if err != nil {
 		if fs.CodeOf(err) == fs.CodeNoAttr {
@@ -327,6 +364,7 @@ func (a *adapter) GetXattr(ctx context.Context, op *fuseops.GetXattrOp) error {
 }
 
 func (a *adapter) ListXattr(ctx context.Context, op *fuseops.ListXattrOp) error {
+	ctx = uninterruptible(ctx)
 	names, err := a.fs.ListXattr(ctx, fs.InodeID(op.Inode))
 	if err != nil {
 		return a.fail(err)
