@@ -393,4 +393,3 @@ func (l *Layer) applyTx(tx *bolt.Tx, path string, r *record, ev syncrule.Event, 
 	}
 	return res, nil, putRec(tx, path, r)
 }
-
