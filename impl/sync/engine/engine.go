@@ -66,8 +66,9 @@ type Config struct {
 	// Budget, if set, bounds the memory held by multipart parts across all uploads.
 	Budget *memory.Budget
 	// OnConflict, if set, is called when a conditional write or delete failed because the
-	// bucket changed (C3, C6) and the layer refused the rule's resolution (it cannot yet move
-	// files to lost+found). Returning nil means the conflict was dealt with and the op is
+	// bucket changed (C3, C6) and the layer refused to carry out the rule's resolution (the
+	// move to lost+found and the import, C4); normally it carries it out and this is not
+	// called. Returning nil means the conflict was dealt with and the op is
 	// removed from the queue; an error keeps the op and the local data, and it is retried.
 	OnConflict func(ctx context.Context, c Conflict) error
 }
@@ -548,7 +549,11 @@ func (e *Engine) step(ctx context.Context, wg *sync.WaitGroup) (next time.Time, 
 func (e *Engine) otherActions(path string, acts []syncrule.Action) {
 	for _, a := range acts {
 		switch a.(type) {
-		case syncrule.StartUpload, syncrule.StartDelete:
+		case syncrule.StartUpload, syncrule.StartDelete, syncrule.MoveToLostFound, syncrule.ImportRemote:
+			// Carried out by the layer (Apply) and logged by conflict.
+		case syncrule.InvalidateKernelCache:
+			// The FUSE layer's attribute timeout bounds how long the kernel shows the old
+			// version (syncfs.Config.AttrTTL).
 		case syncrule.CheckRemote:
 			// Only a remote change seen during an op asks for this, and the engine feeds
 			// none yet (that is the poller's job).

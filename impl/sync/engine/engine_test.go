@@ -514,56 +514,86 @@ func TestReplayOfOwnWriteIsNotAConflict(t *testing.T) {
 	require.NotContains(t, v.logs.String(), "conflict:")
 }
 
-func TestConflictKeepsLocalVersion(t *testing.T) {
+// readLocal reads the file at path from the layer.
+func (v *env) readLocal(path string) string {
+	v.t.Helper()
+	info, err := v.layer.Stat(path)
+	require.NoError(v.t, err)
+	buf := make([]byte, info.Size)
+	n, err := v.layer.ReadAt(path, buf, 0)
+	if err != io.EOF {
+		require.NoError(v.t, err)
+	}
+	return string(buf[:n])
+}
+
+func TestConflictBucketWins(t *testing.T) {
 	v := newEnv(t)
-	var calls atomic.Int32
-	var got Conflict
-	var mu sync.Mutex
-	v.start(nil, nil)
+	v.start(nil, func(c *Config) { c.Params.ImportThreshold = 1 << 10 })
+	lf := syncrule.LostFoundDir(v.layer.FSID())
+	ctx := context.Background()
+
+	// (a) changed here and there: the bucket's version at the path, ours in lost+found.
 	v.write("f", "base")
 	v.flush()
-
-	theirs, err := v.store.Put(context.Background(), "f", strings.NewReader("theirs"), 6, s3.WriteOptions{})
+	theirs, err := v.store.Put(ctx, "f", strings.NewReader("theirs"), 6,
+		s3.WriteOptions{Metadata: map[string]string{"mode": "33216"}})
 	require.NoError(t, err)
 	v.write("f", "mine")
-	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
-	defer cancel()
-	err = v.e.Flush(ctx)
-	require.ErrorIs(t, err, ErrConflict)
-	require.Contains(t, v.logs.String(), "conflict: bucket changed f since this mount last synced /f")
-
+	v.flush() // resolved, not pending
 	body, _ := v.object("f")
 	require.Equal(t, "theirs", body, "the bucket's version is not overwritten (C3)")
-	buf := make([]byte, 8)
-	n, _ := v.layer.ReadAt("f", buf, 0)
-	require.Equal(t, "mine", string(buf[:n]), "the local version is kept")
-	ops, err := v.layer.Pending()
+	require.Equal(t, "theirs", v.readLocal("f"), "and is imported at the path (C4)")
+	info, err := v.layer.Stat("f")
 	require.NoError(t, err)
-	require.Len(t, ops, 1, "the op stays queued until the conflict is resolved")
+	require.EqualValues(t, 0o700, info.Attr.Mode, "with its attributes")
+	require.Equal(t, normETag(theirs.ETag), info.State.Base.ETag)
+	lost := keymapJoin(lf, syncrule.LostFoundName(1, "f"))
+	require.Equal(t, "mine", v.readLocal(lost), "the local version is in lost+found")
+	info, err = v.layer.Stat(lost)
+	require.NoError(t, err)
+	require.Equal(t, "f", info.OriginalPath)
+	require.Contains(t, v.logs.String(), "sync: conflict: /f changed in the bucket")
+	require.Contains(t, v.logs.String(), "moved to /"+lost)
+	v.requireSynced()
+	require.EqualValues(t, 1, v.e.Stats().Conflicts)
 
-	// A restart with a conflict handler hands it the conflict.
-	v.reopen()
-	v.start(nil, func(c *Config) {
-		c.OnConflict = func(_ context.Context, c Conflict) error {
-			mu.Lock()
-			got = c
-			mu.Unlock()
-			calls.Add(1)
-			return errors.New("not yet")
-		}
-	})
-	v.settle()
-	require.Equal(t, int32(1), calls.Load())
-	mu.Lock()
-	require.Equal(t, "f", got.Op.Path)
-	require.NotNil(t, got.Remote)
-	require.Equal(t, theirs.ETag, got.Remote.ETag)
-	mu.Unlock()
-	puts := v.puts.Load()
-	v.advance(MaxBackoff)
-	require.Equal(t, int32(2), calls.Load(), "retried after a backoff, not in a loop")
-	require.Equal(t, puts, v.puts.Load(), "the bucket still has the conflicting version: no new PUT")
+	// (b) changed here, deleted there: the path disappears.
+	v.write("g", "base")
+	v.flush()
+	require.NoError(t, v.store.Delete(ctx, "g"))
+	v.write("g", "mine too")
+	v.flush()
+	_, err = v.layer.Stat("g")
+	require.ErrorIs(t, err, local.ErrNotFound, "the bucket's absence wins")
+	require.Equal(t, "mine too", v.readLocal(keymapJoin(lf, syncrule.LostFoundName(2, "g"))))
+	_, ok := v.object("g")
+	require.False(t, ok)
+
+	// (c) deleted here, changed there: the delete is dropped (C6).
+	v.write("h", "base")
+	v.flush()
+	_, err = v.store.Put(ctx, "h", strings.NewReader("theirs"), 6, s3.WriteOptions{})
+	require.NoError(t, err)
+	require.NoError(t, v.layer.Remove("h"))
+	v.e.Notify()
+	v.flush()
+	body, ok = v.object("h")
+	require.True(t, ok, "nothing was deleted")
+	require.Equal(t, "theirs", body)
+	info, err = v.layer.Stat("h")
+	require.NoError(t, err, "the bucket's version reappears")
+	require.EqualValues(t, 6, info.Size)
+	require.Contains(t, v.logs.String(), "the local delete of /h was dropped")
+	v.requireSynced()
+
+	// Nothing in lost+found is ever uploaded (C5).
+	for _, k := range v.keys() {
+		require.False(t, strings.HasPrefix(k, lf), k)
+	}
 }
+
+func keymapJoin(dir, name string) string { return dir + "/" + name }
 
 func TestReplayOfOwnWriteThenDeleteLeavesNoObject(t *testing.T) {
 	v := newEnv(t)

@@ -13,6 +13,7 @@ import (
 	"github.com/mount-s3/mount-s3/impl/s3"
 	"github.com/mount-s3/mount-s3/impl/sync/local"
 	"github.com/mount-s3/mount-s3/impl/write"
+	"github.com/mount-s3/mount-s3/spec/posixmeta"
 	"github.com/mount-s3/mount-s3/spec/syncrule"
 )
 
@@ -260,24 +261,32 @@ func (e *Engine) uploadFailed(ctx context.Context, op local.Op, opts s3.WriteOpt
 	return e.conflict(ctx, op, ev, remoteInfo(remote, found), err)
 }
 
-// conflict reports a precondition failure to the rule. The layer refuses the resolution
-// (lost+found, import) until it can carry it out; then the local version is kept, the op
-// stays queued, and OnConflict, if set, may deal with it.
+// conflict reports a precondition failure to the rule, which resolves it: the bucket wins (C4).
+// The layer carries the outcome out in one transaction with the op's removal: a dirty file's
+// local version moves to lost+found and the bucket's version (or its absence) is imported at
+// the path; a local delete is dropped and the bucket's version reappears (C6). The conflict is
+// then resolved, not pending: the op is done and a Flush succeeds. Only if the layer refuses
+// the outcome is the local version kept and the op left queued (OnConflict may deal with it).
 func (e *Engine) conflict(ctx context.Context, op local.Op, ev syncrule.Event, remote *s3.ObjectInfo, cause error) result {
 	e.mu.Lock()
 	e.stats.Conflicts++
 	e.mu.Unlock()
 	res, err := e.cfg.Layer.Apply(op.Path, ev, e.cfg.Params)
 	switch {
-	case err == nil:
-		// The rule resolved it: the bucket holds the base after all (retry), or the layer
-		// carried out the move and import.
+	case err == nil && resolved(res):
+		e.logConflict(op, remote, res)
+		e.importAfter(ctx, op.Path, op.Key, remote, res.Actions)
 		e.otherActions(op.Path, res.Actions)
-		e.log.Printf("sync: /%s: precondition failed at %s; resolved by the rule", op.Path, op.Key)
+		return e.done(op, result{})
+	case err == nil:
+		// No conflict after all: the bucket holds the base (changed and changed back), so
+		// the rule retries; or the op was stale.
+		e.otherActions(op.Path, res.Actions)
+		e.log.Printf("sync: /%s: precondition failed at %s but the bucket holds the base; retrying", op.Path, op.Key)
 		return e.done(op, result{err: fmt.Errorf("%v /%s: %w", op.Kind, op.Path, cause), backoff: true})
 	case errors.Is(err, local.ErrNotFound):
 		return e.done(op, result{})
-	case !errors.Is(err, local.ErrInvalid):
+	case !errors.Is(err, local.ErrInvalid) && !errors.Is(err, local.ErrBusy):
 		return result{kept: true, err: fmt.Errorf("recording the conflict at /%s: %w", op.Path, err)}
 	}
 	now := "no object"
@@ -296,9 +305,108 @@ func (e *Engine) conflict(ctx context.Context, op local.Op, ev syncrule.Event, r
 		}
 		e.log.Printf("sync: warning: conflict handler for /%s failed: %v", op.Path, herr)
 	}
-	e.log.Printf("sync: warning: conflict: bucket changed %s since this mount last synced /%s (base etag %q, now %s); local version kept, not uploaded",
-		op.Key, op.Path, op.Base.ETag, now)
+	e.log.Printf("sync: warning: conflict: bucket changed %s since this mount last synced /%s (base etag %q, now %s); local version kept, not uploaded: %v",
+		op.Key, op.Path, op.Base.ETag, now, err)
 	return result{kept: true, persistent: true, err: cerr}
+}
+
+// resolved: the rule decided a conflict and the layer carried it out.
+func resolved(res local.Applied) bool {
+	for _, a := range res.Actions {
+		switch a.(type) {
+		case syncrule.MoveToLostFound, syncrule.ImportRemote:
+			return true
+		}
+	}
+	return false
+}
+
+// logConflict writes the one line a conflict gets: the original path, where the local version
+// went, and what the path shows now.
+func (e *Engine) logConflict(op local.Op, remote *s3.ObjectInfo, res local.Applied) {
+	what := "was deleted in the bucket"
+	now := "/" + op.Path + " is gone, as in the bucket"
+	if remote != nil {
+		what = "changed in the bucket (etag " + remote.ETag + ")"
+		now = "the bucket's version is at /" + op.Path
+	}
+	switch {
+	case res.LostFound != "":
+		extra := ""
+		if res.NoBaseData {
+			extra = " (only its attributes had changed, over bytes the bucket no longer serves: the lost+found file keeps the attributes and is empty)"
+		}
+		e.log.Printf("sync: conflict: /%s %s since this mount last synced it; the local version was moved to /%s%s; %s",
+			op.Path, what, res.LostFound, extra, now)
+	case op.Kind == local.OpDelete && !strings.HasSuffix(op.Key, "/"):
+		e.log.Printf("sync: conflict: the local delete of /%s was dropped: the object %s since this mount last synced it; %s (C6)",
+			op.Path, what, now)
+	default:
+		e.log.Printf("sync: conflict: the directory marker of /%s %s; the bucket's attributes win and the local change to them was dropped",
+			op.Path, what)
+	}
+}
+
+// importAfter brings in what an import of a conflict left pending: the data of a small file
+// (ImportRemote.FetchData, Y1) and the object's attributes (Y3). Best effort: a failure leaves
+// the record metadata-only with default attributes, which reads stream and the importer's
+// Resume completes at the next start.
+func (e *Engine) importAfter(ctx context.Context, path, key string, remote *s3.ObjectInfo, acts []syncrule.Action) {
+	var imp *syncrule.ImportRemote
+	for _, a := range acts {
+		if a, ok := a.(syncrule.ImportRemote); ok {
+			imp = &a
+		}
+	}
+	if imp == nil || imp.Version.IsZero() {
+		return
+	}
+	info, err := e.cfg.Layer.Stat(path)
+	if err != nil || !info.AttrPending || !info.State.Base.Same(imp.Version) {
+		return
+	}
+	meta := posixmeta.Attr{}
+	if remote != nil && version(*remote).Same(imp.Version) {
+		meta = posixmeta.Decode(remote.Metadata)
+	}
+	kind, target := info.Kind, ""
+	switch {
+	case info.Kind == local.KindFile && (imp.FetchData || meta.Kind == posixmeta.Symlink):
+		body, obj, err := e.cfg.Store.Get(ctx, key, 0, -1, imp.Version.ETag)
+		if err != nil {
+			e.log.Printf("sync: /%s: fetching the bucket's version after the conflict: %v; reads stream it", path, err)
+			return
+		}
+		defer body.Close()
+		got := syncrule.Version{ETag: imp.Version.ETag, VersionID: obj.VersionID}
+		if meta = posixmeta.Decode(obj.Metadata); meta.Kind == posixmeta.Symlink {
+			b, err := io.ReadAll(io.LimitReader(body, info.Size+1))
+			if err != nil {
+				return
+			}
+			kind, target = local.KindSymlink, string(b)
+		} else if err := e.cfg.Layer.PutData(path, got, body); err != nil {
+			e.log.Printf("sync: /%s: storing the bucket's version after the conflict: %v; reads stream it", path, err)
+			return
+		}
+	case remote == nil:
+		return
+	}
+	a := info.Attr
+	if meta.HasMode {
+		a.Mode = meta.Mode
+	}
+	if meta.HasOwner {
+		a.UID, a.GID = meta.UID, meta.GID
+	}
+	if meta.HasMtime {
+		a.Mtime = meta.Mtime
+	} else if remote != nil && !remote.LastModified.IsZero() {
+		a.Mtime = remote.LastModified
+	}
+	if err := e.cfg.Layer.SetRemoteAttr(path, imp.Version, a, kind, target); err != nil {
+		e.log.Printf("sync: /%s: recording the bucket's attributes after the conflict: %v", path, err)
+	}
 }
 
 // copyInPlace exports attributes only (Y7): CopyObject of the base onto itself with new

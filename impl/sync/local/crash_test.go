@@ -107,6 +107,28 @@ func TestCrashHelper(t *testing.T) {
 			}
 		}
 		l.Create("new", 0o644, 0, 0)
+	case "mid-conflict", "after-conflict":
+		// "closed" is dirty; its upload fails on a precondition: the bucket has another version.
+		res, err := l.Apply("closed", syncrule.Flush{}, syncrule.DefaultParams())
+		require.NoError(t, err)
+		if scenario == "mid-conflict" {
+			crashHook = func(p string) {
+				if p == "conflict-mid" {
+					die()
+				}
+			}
+		}
+		_, err = l.Apply("closed", syncrule.UploadFailed{Gen: res.Ops[0].Gen, Conflict: true, Remote: v2, RemoteSize: 6},
+			syncrule.DefaultParams())
+		require.NoError(t, err)
+		die()
+	case "remote-before-drop":
+		crashHook = func(p string) {
+			if p == "conflict-before-drop" {
+				die()
+			}
+		}
+		l.ApplyRemote("clean", KindFile, syncrule.RemoteChanged{Version: v2, Size: 6}, syncrule.DefaultParams())
 	case "after-apply":
 		_, err := l.Apply("closed", syncrule.Flush{}, syncrule.DefaultParams())
 		require.NoError(t, err)
@@ -218,6 +240,49 @@ func TestCrash(t *testing.T) {
 		require.Equal(t, "", readFile(t, l, "new"), "recovery recreates the empty data file")
 		_, err := l.WriteAt("new", []byte("ok"), 0)
 		require.NoError(t, err)
+	})
+	t.Run("mid-conflict", func(t *testing.T) {
+		l := crash(t, "mid-conflict")
+		// One transaction: nothing moved, the dirty version and its op are as before.
+		checkCommon(t, l)
+		ops, _ := l.Pending()
+		require.Len(t, ops, 1)
+		_, err := l.Stat(syncrule.LostFoundDir(l.FSID()))
+		require.ErrorIs(t, err, ErrNotFound)
+		// The replayed op meets the conflict again and resolves it.
+		res, err := l.Apply("closed", syncrule.UploadFailed{Gen: ops[0].Gen, Conflict: true, Remote: v2, RemoteSize: 6},
+			syncrule.DefaultParams())
+		require.NoError(t, err)
+		require.Equal(t, lostFoundPath(l, 1, "closed"), res.LostFound)
+		require.Equal(t, "closed data", readFile(t, l, res.LostFound))
+	})
+	t.Run("after-conflict", func(t *testing.T) {
+		l := crash(t, "after-conflict")
+		lf := lostFoundPath(l, 1, "closed")
+		require.Equal(t, "closed data", readFile(t, l, lf), "the local version is in lost+found, durably")
+		info, err := l.Stat(lf)
+		require.NoError(t, err)
+		require.Equal(t, "closed", info.OriginalPath)
+		info, err = l.Stat("closed")
+		require.NoError(t, err)
+		require.True(t, info.State.Base.Same(v2))
+		ops, _ := l.Pending()
+		require.Empty(t, ops, "the op was settled with the outcome")
+		require.Empty(t, dirtyPaths(t, l))
+		// Ids keep increasing after a restart.
+		writeFile(t, l, "closed2", "x")
+		op := startUpload(t, l, "closed2")
+		res, err := l.Apply("closed2", syncrule.UploadFailed{Gen: op.Gen, Conflict: true, Remote: v2}, syncrule.DefaultParams())
+		require.NoError(t, err)
+		require.Equal(t, lostFoundPath(l, 2, "closed2"), res.LostFound)
+	})
+	t.Run("remote-before-drop", func(t *testing.T) {
+		l := crash(t, "remote-before-drop")
+		checkCommon(t, l)
+		info, err := l.Stat("clean")
+		require.NoError(t, err)
+		require.True(t, info.State.Base.Same(v2))
+		require.Equal(t, syncrule.NoData, info.State.Data, "the stale data file is an orphan, removed at Open")
 	})
 	t.Run("after-apply", func(t *testing.T) {
 		l := crash(t, "after-apply")

@@ -55,12 +55,23 @@
 // Touch change only clean records' attributes and last use, and SetRemoteAttr removes a data
 // file only after the commit that turns its record into a symlink.
 //
+// # Conflicts (conflict.go)
+//
+// Apply carries out the rule's MoveToLostFound and ImportRemote in the transaction that
+// records the conflict, and removes the failed op from the queue in the same one: the dirty
+// record moves to /<LostFoundDir>/<id>-<base> with its id, so its data file (named by id) and
+// any open handle follow it untouched, and the path gets a clean metadata-only record of the
+// bucket's version, or none. A crash leaves either the dirty version at its path with its op
+// queued, or all of it done (invariant 6 of SYNC.md). Lost+found records are clean (never
+// uploaded, C5) yet the only copy: recovery treats their data files as it treats dirty ones
+// (their size wins; a missing non-empty one is corruption), and MayExpire never drops them.
+// ApplyRemote is the same for a poller's RemoteChanged/RemoteDeleted; a clean file's stale
+// data file is removed only after the commit (6 above).
+//
 // # Not here yet
 //
-// Conflict handling and remote changes (MoveToLostFound, ImportRemote: Apply refuses them;
-// ImportListing leaves names that already have a record alone). A directory's marker is known
-// only once the directory itself is listed (ImportDir): until then an imported directory has a
-// zero base and default attributes.
+// A directory's marker is known only once the directory itself is listed (ImportDir): until
+// then an imported directory has a zero base and default attributes.
 //
 // # Renames before their copy ran
 //

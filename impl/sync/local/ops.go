@@ -38,6 +38,9 @@ func (l *Layer) newRecordTx(tx *bolt.Tx, path string, kind Kind, a Attr, target 
 	if path == "" || !keymap.ValidPath(path) {
 		return nil, ErrInvalid
 	}
+	if l.inLostFound(path) {
+		return nil, ErrPermitted // only conflicts put files there (C4, C5)
+	}
 	if err := lookupDir(tx, path); err != nil {
 		return nil, err
 	}
@@ -246,8 +249,8 @@ func (l *Layer) remove(op, path string, dir bool) error {
 	defer l.mu.Unlock()
 	var id uint64
 	err := l.update(func(tx *bolt.Tx) error {
-		if path == "" {
-			return ErrPermitted
+		if path == "" || dir && path == syncrule.LostFoundDir(l.fsid) {
+			return ErrPermitted // the root, and lost+found (C5)
 		}
 		r, err := visibleRec(tx, path)
 		if err != nil {
@@ -258,8 +261,6 @@ func (l *Layer) remove(op, path string, dir bool) error {
 			return ErrNotDir
 		case !dir && r.Kind == KindDir:
 			return ErrIsDir
-		case dir && path == syncrule.LostFoundDir(l.fsid):
-			return ErrPermitted
 		}
 		if dir {
 			if busy, err := hasChildren(tx, path); err != nil || busy {

@@ -303,22 +303,29 @@ func (l *Layer) CopyDone(op Op, v syncrule.Version) (bool, error) {
 	return clean, perr("copy-done", op.Path, err)
 }
 
-// Applied is the result of Apply.
+// Applied is the result of Apply and ApplyRemote.
 type Applied struct {
 	State   syncrule.State
 	Actions []syncrule.Action
 	Ops     []Op // the queued operations for StartUpload and StartDelete actions
+	// LostFound is the path in lost+found the local version was moved to (MoveToLostFound,
+	// C4), or "" if nothing moved.
+	LostFound string
+	// NoBaseData: the local version moved to LostFound changed only attributes over bytes that
+	// were not local (syncrule.MoveToLostFound.DataLocal false). The base's bytes cannot be read
+	// back from the bucket by version, so the lost+found file keeps the attributes and is empty.
+	NoBaseData bool
 }
 
 // Apply runs syncrule.Next for path and commits the new state together with the bucket
-// operations it starts (invariant 5), before returning them to the engine. Events that move
-// or drop local data (conflicts, remote changes, expiry) are not accepted here: they need the
-// layer to move data files (lost+found, C4) in the same transaction, which is not built yet;
-// use Expire for expiry.
+// operations it starts (invariant 5), before returning them to the engine. A conflict's
+// outcome (MoveToLostFound, ImportRemote: C4, C6) is carried out in the same transaction, see
+// conflictTx. Expiry is not accepted here (DropData): use Expire.
 func (l *Layer) Apply(path string, ev syncrule.Event, p syncrule.Params) (Applied, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	var res Applied
+	var drop []uint64
 	err := l.update(func(tx *bolt.Tx) error {
 		r, err := getRec(tx, path)
 		if err != nil {
@@ -336,31 +343,53 @@ func (l *Layer) Apply(path string, ev syncrule.Event, p syncrule.Params) (Applie
 				return nil
 			}
 		}
-		s, acts := syncrule.Next(r.State, ev, p)
-		var ops []Op
-		for _, a := range acts {
-			switch a := a.(type) {
-			case syncrule.StartUpload:
-				ops = append(ops, Op{Kind: OpUpload, Path: path, Key: keyOf(l.opts.Prefix, r.Kind, path), Gen: a.Gen,
-					Base: a.Base, IfNoneMatch: a.IfNoneMatch != "", MetadataOnly: a.MetadataOnly})
-			case syncrule.StartDelete:
-				ops = append(ops, Op{Kind: OpDelete, Path: path, Key: keyOf(l.opts.Prefix, r.Kind, path), Gen: a.Gen, Base: a.Base})
-			case syncrule.CheckRemote, syncrule.InvalidateKernelCache:
-			default:
-				return fmt.Errorf("%w: action %T is not supported by the local layer yet", ErrInvalid, a)
-			}
-		}
-		for i := range ops {
-			if ops[i], err = l.enqueueOpTx(tx, ops[i]); err != nil {
-				return err
-			}
-		}
-		res = Applied{State: s, Actions: acts, Ops: ops}
-		r.State = s
-		if s.Absent() {
-			return delRec(tx, path, r)
-		}
-		return putRec(tx, path, r)
+		res, drop, err = l.applyTx(tx, path, r, ev, p)
+		return err
 	})
-	return res, perr("apply", path, err)
+	if err != nil {
+		return Applied{}, perr("apply", path, err)
+	}
+	l.dropData(drop)
+	return res, nil
+}
+
+// applyTx runs the rule for the record r at path and carries out its actions in tx. It
+// returns the data files to remove once tx is committed (invariant 6).
+func (l *Layer) applyTx(tx *bolt.Tx, path string, r *record, ev syncrule.Event, p syncrule.Params) (Applied, []uint64, error) {
+	s, acts := syncrule.Next(r.State, ev, p)
+	var ops []Op
+	var move *syncrule.MoveToLostFound
+	var imp *syncrule.ImportRemote
+	for _, a := range acts {
+		switch a := a.(type) {
+		case syncrule.StartUpload:
+			ops = append(ops, Op{Kind: OpUpload, Path: path, Key: keyOf(l.opts.Prefix, r.Kind, path), Gen: a.Gen,
+				Base: a.Base, IfNoneMatch: a.IfNoneMatch != "", MetadataOnly: a.MetadataOnly})
+		case syncrule.StartDelete:
+			ops = append(ops, Op{Kind: OpDelete, Path: path, Key: keyOf(l.opts.Prefix, r.Kind, path), Gen: a.Gen, Base: a.Base})
+		case syncrule.MoveToLostFound:
+			move = &a
+		case syncrule.ImportRemote:
+			imp = &a
+		case syncrule.CheckRemote, syncrule.InvalidateKernelCache:
+		default:
+			return Applied{}, nil, fmt.Errorf("%w: action %T is not supported by Apply", ErrInvalid, a)
+		}
+	}
+	for i := range ops {
+		var err error
+		if ops[i], err = l.enqueueOpTx(tx, ops[i]); err != nil {
+			return Applied{}, nil, err
+		}
+	}
+	res := Applied{State: s, Actions: acts, Ops: ops}
+	if move != nil || imp != nil {
+		drop, err := l.conflictTx(tx, path, r, ev, s, move, imp, &res)
+		return res, drop, err
+	}
+	r.State = s
+	if s.Absent() {
+		return res, nil, delRec(tx, path, r)
+	}
+	return res, nil, putRec(tx, path, r)
 }

@@ -17,11 +17,12 @@ import (
 // record says about dirtiness or the queue: those were committed before any data moved
 // (invariants 1 and 5), so they are already right. It only settles the data files:
 //
-//   - a dirty file's data file is what programs wrote, closed or not: its size wins;
+//   - a dirty file's data file is what programs wrote, closed or not: its size wins; the same
+//     for a lost+found file, the only copy of what it holds;
 //   - a missing data file of an empty file is recreated (a crash between Create's commit and
 //     the file's creation);
 //   - a missing or altered data file of a clean file is dropped: the bucket has the bytes;
-//   - a missing data file of a dirty, non-empty file cannot be explained by a crash: Open
+//   - a missing data file of a dirty or lost+found, non-empty file cannot be explained by a crash: Open
 //     refuses rather than pretend the file is empty;
 //   - data files no record owns (a crash between a commit and the unlink it allowed), stale
 //     imports and snapshots are removed.
@@ -52,7 +53,7 @@ func (l *Layer) recover() error {
 			switch {
 			case err == nil && fi.Size() == r.State.Size:
 				owned[filepath.Base(name)] = true
-			case err == nil && r.State.Dirty():
+			case err == nil && onlyCopy(r):
 				r.State.Size = fi.Size()
 				fixes = append(fixes, fix{path, r})
 				owned[filepath.Base(name)] = true
@@ -61,7 +62,7 @@ func (l *Layer) recover() error {
 					return err
 				}
 				owned[filepath.Base(name)] = true
-			case (err == nil || errors.Is(err, os.ErrNotExist)) && !r.State.Dirty():
+			case (err == nil || errors.Is(err, os.ErrNotExist)) && !onlyCopy(r):
 				r.State.Data = syncrule.NoData
 				fixes = append(fixes, fix{path, r})
 			case errors.Is(err, os.ErrNotExist):
@@ -102,6 +103,10 @@ func (l *Layer) recover() error {
 	}
 	return nil
 }
+
+// onlyCopy: the record's data file holds bytes the bucket does not have: a dirty file's, or a
+// lost+found file's (C5: never uploaded, so clean, yet the only copy).
+func onlyCopy(r *record) bool { return r.State.Dirty() || r.State.LostFound }
 
 // isDataName: only names this package makes are ever removed, so a stray file a user put in
 // the data dir is left alone.

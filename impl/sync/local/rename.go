@@ -26,6 +26,9 @@ func (l *Layer) Rename(src, dst string) error {
 		if src == "" || dst == "" || !keymap.ValidPath(dst) {
 			return ErrInvalid
 		}
+		if l.inLostFound(src) || l.inLostFound(dst) {
+			return ErrPermitted // C5
+		}
 		r, err := visibleRec(tx, src)
 		if err != nil {
 			return err
@@ -39,7 +42,7 @@ func (l *Layer) Rename(src, dst string) error {
 		if strings.HasPrefix(dst, src+"/") {
 			return ErrInvalid
 		}
-		if l.inLostFound(src) || l.inLostFound(dst) || r.State.LostFound {
+		if r.State.LostFound {
 			return ErrPermitted // C5
 		}
 		d, err := getRec(tx, dst)
