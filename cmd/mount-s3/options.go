@@ -47,6 +47,7 @@ type options struct {
 	writeBackDelay, expireAfter time.Duration
 	importThreshold             int64
 	syncFlagSet                 string // the first sync-only flag given, for the error without --sync-dir
+	watchOptions
 
 	help, version bool
 }
@@ -71,7 +72,7 @@ type flag struct {
 }
 
 func flags() []flag {
-	return []flag{
+	return append([]flag{
 		{name: "prefix", value: "PREFIX", help: "Prefix inside the bucket to mount, ending in '/'", apply: func(o *options, v string) error {
 			if err := keymap.ValidatePrefix(v); err != nil {
 				return usagef("invalid value '%s' for '--prefix <PREFIX>': %v", v, err)
@@ -202,7 +203,7 @@ func flags() []flag {
 		{name: "embedded-store", value: "DIR", help: "Serve the bucket from an in-process S3 store persisted in DIR (no cloud account needed)", apply: func(o *options, v string) error { o.embeddedStore = v; return nil }},
 		{name: "help", short: "h", help: "Print help", apply: func(o *options, _ string) error { o.help = true; return nil }},
 		{name: "version", short: "V", help: "Print version", apply: func(o *options, _ string) error { o.version = true; return nil }},
-	}
+	}, watchFlags()...)
 }
 
 // parseArgs parses Mountpoint's command line: `[OPTIONS] BUCKET DIR`, options and positional

@@ -32,6 +32,7 @@ type syncCore struct {
 	engine   *engine.Engine
 	stop     context.CancelFunc
 	done     chan error
+	watching func() // stops the remote-change watcher (C2)
 	expiring sync.WaitGroup
 
 	bucket, prefix, syncDir string
@@ -62,6 +63,11 @@ func newSyncCore(o *options, store s3.Store, rc read.Config, logger *slog.Logger
 	core, err := syncfs.New(syncfs.Config{Layer: layer, Importer: im, WriteBack: eng, Prefix: o.prefix, Read: rc, Logger: logger,
 		Status: c.report})
 	if err != nil {
+		im.Close()
+		layer.Close()
+		return nil, err
+	}
+	if c.watching, err = startWatcher(context.Background(), o, layer, store, logger); err != nil {
 		im.Close()
 		layer.Close()
 		return nil, err
@@ -121,6 +127,7 @@ func (c *syncCore) close() {
 		c.log.Warn("write-back at unmount did not finish; the changes are kept in the sync dir and are written back by the next mount", "error", err.Error())
 	}
 	cancel()
+	c.watching()
 	c.stop()
 	<-c.done
 	c.expiring.Wait()

@@ -16,33 +16,15 @@ import (
 	"github.com/mount-s3/mount-s3/spec/syncrule"
 )
 
-// watchOptions are the options of sync mode's remote-change watcher (C2). They are embedded
-// in options (the one line `watchOptions` in its struct), which gives options the method
-// watchOpts; the code here finds them through it, so this file builds whether or not the
-// embedding is there yet.
+// watchOptions are the options of sync mode's remote-change watcher (C2), embedded in options.
 type watchOptions struct {
 	pollInterval    time.Duration
 	pollIntervalSet bool // --poll-interval given; else watch.DefaultInterval
 	eventsAddr      string
 }
 
-func (w *watchOptions) watchOpts() *watchOptions { return w }
-
-// watchOptionsOf returns o's watch options, or nil if options does not embed them.
-func watchOptionsOf(o *options) *watchOptions {
-	if h, ok := any(o).(interface{ watchOpts() *watchOptions }); ok {
-		return h.watchOpts()
-	}
-	return nil
-}
-
-// wired is the watch options of o for a flag's apply, or the error that they are not.
-func wired(o *options, flag string) (*watchOptions, error) {
-	if w := watchOptionsOf(o); w != nil {
-		return w, nil
-	}
-	return nil, usagef("'%s' is not available in this build", flag)
-}
+// The local layer is what the watcher applies remote changes to.
+var _ watch.Sink = (*local.Layer)(nil)
 
 // pollEvery is the effective --poll-interval; zero disables polling.
 func (w watchOptions) pollEvery() time.Duration {
@@ -56,10 +38,7 @@ func (w watchOptions) pollEvery() time.Duration {
 func watchFlags() []flag {
 	return []flag{
 		{name: "poll-interval", value: "DURATION", help: "Sync mode: list every directory the mount has imported this often, to see other writers' changes; 0 disables (e.g. 10, 30s, 5m) [default: 10s]", apply: func(o *options, v string) error {
-			w, err := wired(o, "--poll-interval")
-			if err != nil {
-				return err
-			}
+			w := &o.watchOptions
 			d, err := parseDuration(v)
 			if err != nil {
 				return usagef("invalid value '%s' for '--poll-interval <DURATION>': %v", v, err)
@@ -69,10 +48,7 @@ func watchFlags() []flag {
 			return nil
 		}},
 		{name: "events-addr", value: "HOST:PORT", help: "Sync mode: accept S3 event notifications (JSON POSTed by an S3 to SNS or webhook forwarder, or a MinIO webhook target) on this address, e.g. 127.0.0.1:8901 [default: off]", apply: func(o *options, v string) error {
-			w, err := wired(o, "--events-addr")
-			if err != nil {
-				return err
-			}
+			w := &o.watchOptions
 			if err := checkHostPort(v); err != nil {
 				return usagef("invalid value '%s' for '--events-addr <HOST:PORT>': %v", v, err)
 			}
@@ -103,23 +79,12 @@ const eventsShutdownTimeout = 5 * time.Second
 // done. stop waits for both to end; call it before the layer is closed. An address that
 // cannot be listened on is an error, so the mount fails at once rather than run deaf.
 func startWatcher(ctx context.Context, o *options, layer *local.Layer, store s3.Store, logger *slog.Logger) (stop func(), err error) {
-	wo := watchOptionsOf(o)
-	if wo == nil {
-		wo = &watchOptions{} // not embedded yet: the defaults
-	}
-	interval, addr := wo.pollEvery(), wo.eventsAddr
+	interval, addr := o.pollEvery(), o.eventsAddr
 	if interval <= 0 && addr == "" {
 		return func() {}, nil
 	}
-	// Until the layer can apply remote changes (Layer.ApplyRemote), the mount runs without
-	// the watcher, as before it existed.
-	sink, ok := any(layer).(watch.Sink)
-	if !ok {
-		logger.Warn("other writers' changes are not watched: this build's sync layer cannot apply them yet")
-		return func() {}, nil
-	}
 	w := watch.New(watch.Config{
-		Layer: sink, Store: store, Prefix: o.prefix, Bucket: o.bucket, Interval: interval,
+		Layer: layer, Store: store, Prefix: o.prefix, Bucket: o.bucket, Interval: interval,
 		Params: syncrule.Params{WriteBackDelay: o.writeBackDelay, ExpireAfter: o.expireAfter, ImportThreshold: o.importThreshold},
 		Log:    slog.NewLogLogger(logger.Handler(), slog.LevelInfo),
 	})

@@ -212,8 +212,19 @@ func (w *Watcher) eventWorker(ctx context.Context) {
 				continue
 			}
 		}
-		if err := w.checkKey(ctx, key); err != nil && ctx.Err() == nil {
-			w.cfg.Log.Printf("event notification for %q: %v", key, err)
+		err := w.checkKey(ctx, key)
+		if err == nil {
+			w.mu.Lock()
+			delete(w.busy, key)
+			w.mu.Unlock()
+		}
+		if err != nil && ctx.Err() == nil {
+			if errors.Is(err, local.ErrBusy) && w.busyRetry(ctx, key) {
+				// The file is open (often only until the kernel's release of a close that
+				// already returned): try again shortly rather than wait for the next poll.
+			} else {
+				w.cfg.Log.Printf("event notification for %q: %v", key, err)
+			}
 		}
 		w.mu.Lock()
 		w.active--
@@ -380,4 +391,34 @@ func (w *Watcher) anyKeyBelow(ctx context.Context, dirKey string) (bool, error) 
 		return false, fmt.Errorf("list %q: %w", dirKey, err)
 	}
 	return len(page.Objects) > 0 || len(page.CommonPrefixes) > 0, nil
+}
+
+// Retries of a key whose file was open when its notification was handled.
+const (
+	busyRetryEvery = 250 * time.Millisecond
+	busyRetries    = 40 // 10 s; after that the next poll sees the change
+)
+
+// busyRetry queues key again after busyRetryEvery, at most busyRetries times in a row, and
+// reports whether it did.
+func (w *Watcher) busyRetry(ctx context.Context, key string) bool {
+	w.mu.Lock()
+	if w.busy == nil {
+		w.busy = map[string]int{}
+	}
+	w.busy[key]++
+	n := w.busy[key]
+	if n > busyRetries {
+		delete(w.busy, key)
+	}
+	w.mu.Unlock()
+	if n > busyRetries {
+		return false
+	}
+	time.AfterFunc(busyRetryEvery, func() {
+		if ctx.Err() == nil {
+			w.enqueue([]string{key})
+		}
+	})
+	return true
 }

@@ -69,6 +69,7 @@ type Watcher struct {
 	mu     sync.Mutex
 	queue  []string        // GUARDED_BY(mu)
 	queued map[string]bool // GUARDED_BY(mu): the keys in queue
+	busy   map[string]int  // GUARDED_BY(mu): retries of keys whose file was open
 	active int             // GUARDED_BY(mu): keys being checked
 	wake   chan struct{}   // a key was queued
 	polls  sync.Mutex      // one PollOnce at a time

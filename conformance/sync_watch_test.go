@@ -1,0 +1,102 @@
+package conformance
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/mount-s3/mount-s3/conformance/harness"
+	"github.com/mount-s3/mount-s3/impl/s3"
+)
+
+// eventually polls cond every 50 ms until it holds or limit passes, and returns how long it
+// took. Behaviour bounds like "within the poll interval plus one second" are checked with a
+// margin for a loaded machine; the figure is logged.
+func eventually(t *testing.T, limit time.Duration, what string, cond func() bool) time.Duration {
+	t.Helper()
+	start := time.Now()
+	for !cond() {
+		if time.Since(start) > limit {
+			t.Fatalf("%s: not seen within %v", what, limit)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	d := time.Since(start)
+	t.Logf("%s: seen after %v", what, d.Round(time.Millisecond))
+	return d
+}
+
+func readString(path string) string {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return "error: " + err.Error()
+	}
+	return string(b)
+}
+
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	addr := ln.Addr().String()
+	ln.Close()
+	return addr
+}
+
+// TestSyncRemoteChanges: another writer's put and delete of an imported file show on the sync
+// mount within the poll interval plus a second, and at once when an S3 event notification is
+// posted (C2).
+func TestSyncRemoteChanges(t *testing.T) {
+	srv, store := harness.NewServer(t)
+	ctx := context.Background()
+	put := func(key, body string) {
+		_, err := store.Put(ctx, key, strings.NewReader(body), int64(len(body)), s3.WriteOptions{})
+		require.NoError(t, err)
+	}
+
+	t.Run("poll", func(t *testing.T) {
+		put("poll/a", "version 1")
+		m := syncMount(t, srv, store, t.TempDir(), "--poll-interval", "1s")
+		require.Equal(t, "version 1", readString(m.Path("poll/a")))
+		put("poll/a", "version 2, longer")
+		put("poll/new", "appeared")
+		eventually(t, 6*time.Second, "a remote change to a clean file", func() bool {
+			return readString(m.Path("poll/a")) == "version 2, longer"
+		})
+		eventually(t, 6*time.Second, "a new remote object", func() bool { return readString(m.Path("poll/new")) == "appeared" })
+		require.NoError(t, store.Delete(ctx, "poll/a"))
+		eventually(t, 6*time.Second, "a remote delete", func() bool {
+			_, err := os.Stat(m.Path("poll/a"))
+			return os.IsNotExist(err)
+		})
+	})
+
+	t.Run("events", func(t *testing.T) {
+		put("ev/a", "version 1")
+		addr := freeAddr(t)
+		m := syncMount(t, srv, store, t.TempDir(), "--poll-interval", "0", "--events-addr", addr)
+		require.Equal(t, "version 1", readString(m.Path("ev/a")))
+		put("ev/a", "version 2 from elsewhere")
+		body := fmt.Sprintf(`{"Records":[{"eventVersion":"2.1","eventSource":"aws:s3","eventName":"ObjectCreated:Put",
+			"s3":{"bucket":{"name":%q},"object":{"key":"ev/a","size":24}}}]}`, harness.Bucket)
+		resp, err := http.Post("http://"+addr+"/", "application/json", bytes.NewReader([]byte(body)))
+		require.NoError(t, err)
+		resp.Body.Close()
+		require.Equal(t, http.StatusOK, resp.StatusCode)
+		eventually(t, 3*time.Second, "a change announced by an event notification", func() bool {
+			return readString(m.Path("ev/a")) == "version 2 from elsewhere"
+		})
+		resp, err = http.Post("http://"+addr+"/", "application/json", strings.NewReader("{not json"))
+		require.NoError(t, err)
+		resp.Body.Close()
+		require.Equal(t, http.StatusBadRequest, resp.StatusCode)
+	})
+}
