@@ -47,6 +47,8 @@ type options struct {
 	writeBackDelay, expireAfter time.Duration
 	importThreshold             int64
 	syncFlagSet                 string // the first sync-only flag given, for the error without --sync-dir
+	acceptBucketWarning         bool
+	bucketWarningLimit          int64
 	watchOptions
 
 	help, version bool
@@ -147,6 +149,18 @@ func flags() []flag {
 			o.importThreshold, o.syncFlagSet = n, firstNonEmpty(o.syncFlagSet, "--import-threshold")
 			return nil
 		}},
+		{name: "accept-bucket-warning", help: "Sync mode: mount even if the prefix holds more objects than the warning limit (125 million)", apply: func(o *options, _ string) error {
+			o.acceptBucketWarning, o.syncFlagSet = true, firstNonEmpty(o.syncFlagSet, "--accept-bucket-warning")
+			return nil
+		}},
+		{name: "bucket-warning-limit", value: "N", help: "Sync mode: how many objects under the prefix make it warn (and need --accept-bucket-warning) [default: 125000000]", apply: func(o *options, v string) error {
+			n, err := strconv.ParseInt(v, 10, 64)
+			if err != nil || n < 1 {
+				return usagef("invalid value '%s' for '--bucket-warning-limit <N>': expected a positive number", v)
+			}
+			o.bucketWarningLimit = n
+			return nil
+		}},
 		{name: "cache", value: "DIR", help: "Keep a cache of object data in DIR on local disk (survives remounts)", apply: func(o *options, v string) error { o.cacheDir = v; return nil }},
 		{name: "max-cache-size", value: "MiB", help: "Largest size of the --cache directory, in MiB [default: 5% of the free space, at most 16 GiB]", apply: func(o *options, v string) error {
 			n, err := strconv.ParseInt(v, 10, 64)
@@ -210,7 +224,8 @@ func flags() []flag {
 // arguments in any order, `--name value` and `--name=value`, and `-o a,b=c` (fstab form).
 func parseArgs(args []string) (*options, error) {
 	o := &options{metadataTTL: fs.MinimalTTL, memoryTargetMiB: 512, throughputGbps: 10,
-		writeBackDelay: syncrule.DefaultWriteBackDelay, expireAfter: syncrule.DefaultExpireAfter, importThreshold: syncrule.DefaultImportThreshold, uid: uint32(os.Getuid()), gid: uint32(os.Getgid())}
+		writeBackDelay: syncrule.DefaultWriteBackDelay, expireAfter: syncrule.DefaultExpireAfter, importThreshold: syncrule.DefaultImportThreshold,
+		bucketWarningLimit: defaultBucketWarningLimit, uid: uint32(os.Getuid()), gid: uint32(os.Getgid())}
 	table := flags()
 	byName := map[string]*flag{}
 	for i := range table {

@@ -19,6 +19,13 @@ import (
 	"github.com/mount-s3/mount-s3/spec/syncrule"
 )
 
+// defaultBucketWarningLimit is Y11's limit: more objects than this under the mounted prefix
+// make sync mode warn, and refuse to start unless --accept-bucket-warning.
+const defaultBucketWarningLimit = 125_000_000
+
+// bucketCheckEvery is how often the imported record count is compared with the limit.
+const bucketCheckEvery = 30 * time.Second
+
 // unmountFlushTimeout bounds the write-back at unmount. What is not written back by then is
 // safe in the sync dir and is written back by the next mount of it (Y4).
 const unmountFlushTimeout = 60 * time.Second
@@ -44,6 +51,10 @@ func newSyncCore(o *options, store s3.Store, rc read.Config, logger *slog.Logger
 		DirMode: uint32(o.dirMode.Perm()), FileMode: uint32(o.fileMode.Perm())})
 	if err != nil {
 		return nil, fmt.Errorf("--sync-dir %s: %w", o.syncDir, err)
+	}
+	if err := checkBucketSize(o, layer, logger); err != nil {
+		layer.Close()
+		return nil, err
 	}
 	stdlog := slog.NewLogLogger(logger.Handler(), slog.LevelInfo)
 	params := syncrule.Params{WriteBackDelay: o.writeBackDelay, ExpireAfter: o.expireAfter, ImportThreshold: o.importThreshold}
@@ -75,8 +86,9 @@ func newSyncCore(o *options, store s3.Store, rc read.Config, logger *slog.Logger
 	ctx, stop := context.WithCancel(context.Background())
 	c.fs, c.stop = core, stop
 	go func() { c.done <- eng.Run(ctx) }()
-	c.expiring.Add(1)
+	c.expiring.Add(2)
 	go c.expireLoop(ctx, params)
+	go c.sizeLoop(ctx, o)
 	return c, nil
 }
 
@@ -170,4 +182,45 @@ func (c *syncCore) report() ([]byte, error) {
 		}
 	}
 	return status.Encode(r)
+}
+
+// bucketWarning is Y11's message.
+func bucketWarning(o *options, n int) string {
+	return fmt.Sprintf("the mounted prefix holds more than %d objects (%d known so far in the sync dir); "+
+		"sync mode keeps a record of each, and renaming a large directory copies every object in it", o.bucketWarningLimit, n)
+}
+
+// checkBucketSize is Y11's guard at start. The count is the sync dir's, built up lazily by
+// imports: the bucket is never listed in full to start.
+func checkBucketSize(o *options, layer *local.Layer, logger *slog.Logger) error {
+	n, err := layer.Count()
+	if err != nil || int64(n) <= o.bucketWarningLimit {
+		return err
+	}
+	if !o.acceptBucketWarning {
+		return fmt.Errorf("%s; mount again with --accept-bucket-warning to go on", bucketWarning(o, n))
+	}
+	logger.Warn(bucketWarning(o, n) + "; going on (--accept-bucket-warning)")
+	return nil
+}
+
+// sizeLoop warns once when imports take the record count over the limit while mounted.
+func (c *syncCore) sizeLoop(ctx context.Context, o *options) {
+	defer c.expiring.Done()
+	if n, _ := c.layer.Count(); int64(n) > o.bucketWarningLimit {
+		return // already said at start
+	}
+	t := time.NewTicker(bucketCheckEvery)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			if n, err := c.layer.Count(); err == nil && int64(n) > o.bucketWarningLimit {
+				c.log.Warn(bucketWarning(o, n) + "; the next mount of this sync dir needs --accept-bucket-warning")
+				return
+			}
+		}
+	}
 }

@@ -253,3 +253,17 @@ func (l *Layer) Close() error {
 func (l *Layer) dataPath(id uint64) string {
 	return filepath.Join(l.dir, DataDir, fmt.Sprintf("%016x", id))
 }
+
+// Count returns how many records the layer holds: every file, directory and symlink imported
+// or made here, tombstones and lost+found included. It is the lazy count of Y11's guard: it
+// grows as directories are imported and never needs a listing of the bucket.
+func (l *Layer) Count() (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	n := 0
+	err := l.view(func(tx *bolt.Tx) error {
+		n = tx.Bucket(bNodes).Stats().KeyN
+		return nil
+	})
+	return n, err
+}
