@@ -3,11 +3,11 @@ package conformance
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"os"
 	"os/exec"
 	"syscall"
-	"testing"
 	"time"
 
 	"github.com/mount-s3/mount-s3/conformance/harness"
@@ -15,7 +15,20 @@ import (
 )
 
 // apply performs one table operation through the kernel and returns what it observed.
-func apply(m *harness.Mount, o op) (result, error) {
+func apply(e *env, o op) (result, error) {
+	r, err := apply1(e, o)
+	if err == nil && o.after != "" {
+		b, rerr := os.ReadFile(e.m.Path(o.after))
+		if rerr != nil {
+			return r, fmt.Errorf("reading %s after %s: %w", o.after, o.kind, rerr)
+		}
+		r.data = string(b)
+	}
+	return r, err
+}
+
+func apply1(e *env, o op) (result, error) {
+	m := e.m
 	p := m.Path(o.path)
 	switch o.kind {
 	case "readdir":
@@ -142,8 +155,208 @@ func apply(m *harness.Mount, o op) (result, error) {
 	case "utimens":
 		now := time.Now()
 		return result{}, os.Chtimes(p, now, now)
+	case "seek-rewrite":
+		// write, seek back, rewrite the first byte, read back after close
+		f, err := os.OpenFile(p, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
+		if err != nil {
+			return result{}, err
+		}
+		if _, err := f.Write([]byte(o.data)); err != nil {
+			f.Close()
+			return result{}, err
+		}
+		if _, err := f.Seek(0, io.SeekStart); err != nil {
+			f.Close()
+			return result{}, err
+		}
+		if _, err := f.Write([]byte("J")); err != nil {
+			f.Close()
+			return result{}, err
+		}
+		if err := f.Close(); err != nil {
+			return result{}, err
+		}
+		return readBack(p)
+	case "inplace-write":
+		// pwrite o.data at o.off into an existing file opened O_RDWR, then read it back
+		f, err := os.OpenFile(p, os.O_RDWR, 0)
+		if err != nil {
+			return result{}, err
+		}
+		if _, err := f.WriteAt([]byte(o.data), o.off); err != nil {
+			f.Close()
+			return result{}, err
+		}
+		if err := f.Close(); err != nil {
+			return result{}, err
+		}
+		return readBack(p)
+	case "truncate-to":
+		if err := os.Truncate(p, o.n); err != nil {
+			return result{}, err
+		}
+		return readBack(p)
+	case "ftruncate-write":
+		// O_RDWR, ftruncate to o.n, write o.data at the end, read back
+		f, err := os.OpenFile(p, os.O_RDWR, 0)
+		if err != nil {
+			return result{}, err
+		}
+		defer f.Close()
+		if err := f.Truncate(o.n); err != nil {
+			return result{}, err
+		}
+		if _, err := f.WriteAt([]byte(o.data), o.n); err != nil {
+			return result{}, err
+		}
+		if err := f.Close(); err != nil {
+			return result{}, err
+		}
+		return readBack(p)
+	case "append-twice":
+		// O_APPEND writes go to the end even after a seek to the start
+		f, err := os.OpenFile(p, os.O_WRONLY|os.O_APPEND, 0)
+		if err != nil {
+			return result{}, err
+		}
+		defer f.Close()
+		if _, err := f.Write([]byte(o.data)); err != nil {
+			return result{}, err
+		}
+		if _, err := f.Seek(0, io.SeekStart); err != nil {
+			return result{}, err
+		}
+		if _, err := f.Write([]byte(o.data)); err != nil {
+			return result{}, err
+		}
+		if err := f.Close(); err != nil {
+			return result{}, err
+		}
+		return readBack(p)
+	case "rename-read":
+		if err := syscall.Rename(p, m.Path(o.to)); err != nil {
+			return result{}, err
+		}
+		if _, err := os.Lstat(p); !errors.Is(err, syscall.ENOENT) {
+			return result{}, fmt.Errorf("after rename, lstat of the old name: %v, want ENOENT", err)
+		}
+		return readBack(m.Path(o.to))
+	case "rename-dir":
+		if err := syscall.Rename(p, m.Path(o.to)); err != nil {
+			return result{}, err
+		}
+		if _, err := os.Lstat(p); !errors.Is(err, syscall.ENOENT) {
+			return result{}, fmt.Errorf("after rename, lstat of the old name: %v, want ENOENT", err)
+		}
+		n, err := getdents(m.Path(o.to))
+		return result{names: n}, err
+	case "unlink-open-read":
+		// a descriptor open on an unlinked file still reads its data
+		f, err := os.Open(p)
+		if err != nil {
+			return result{}, err
+		}
+		defer f.Close()
+		if err := syscall.Unlink(p); err != nil {
+			return result{}, err
+		}
+		if _, err := os.Lstat(p); !errors.Is(err, syscall.ENOENT) {
+			return result{}, fmt.Errorf("after unlink, lstat: %v, want ENOENT", err)
+		}
+		b, err := io.ReadAll(f)
+		return result{data: string(b)}, err
+	case "symlink-readlink":
+		if err := syscall.Symlink(o.data, p); err != nil {
+			return result{}, err
+		}
+		st, err := os.Lstat(p)
+		if err != nil {
+			return result{}, err
+		}
+		k := "not a symlink"
+		if st.Mode()&os.ModeSymlink != 0 {
+			k = "symlink"
+		}
+		target, err := os.Readlink(p)
+		return result{kind: k, data: target}, err
+	case "chmod-stat":
+		if err := syscall.Chmod(p, 0o600); err != nil {
+			return result{}, err
+		}
+		return stat(p)
+	case "chown-stat":
+		if err := syscall.Chown(p, 1234, 1234); err != nil {
+			return result{}, err
+		}
+		return stat(p)
+	case "utimens-stat":
+		t := time.Unix(1000000000, 0)
+		if err := os.Chtimes(p, t, t); err != nil {
+			return result{}, err
+		}
+		return stat(p)
+	case "attrs-remount":
+		// chmod, chown and utimens, then unmount and mount the same sync dir again
+		if err := syscall.Chmod(p, 0o600); err != nil {
+			return result{}, err
+		}
+		if err := syscall.Chown(p, 1234, 1234); err != nil {
+			return result{}, err
+		}
+		t := time.Unix(1000000000, 0)
+		if err := os.Chtimes(p, t, t); err != nil {
+			return result{}, err
+		}
+		e.remount()
+		return stat(e.m.Path(o.path))
+	case "statfs":
+		return result{}, statfsMatches(p, e.syncDir)
+	case "mknod":
+		return result{}, syscall.Mknod(p, syscall.S_IFIFO|0o644, 0)
+	case "write-nonseq-read":
+		f, err := os.OpenFile(p, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
+		if err != nil {
+			return result{}, err
+		}
+		defer f.Close()
+		if _, err := f.Write([]byte("abc")); err != nil {
+			return result{}, err
+		}
+		if _, err := f.WriteAt([]byte("x"), 10); err != nil {
+			return result{}, err
+		}
+		if err := f.Close(); err != nil {
+			return result{}, err
+		}
+		return readBack(p)
 	}
 	panic("unknown op " + o.kind)
+}
+
+// readBack reads a whole file into result.data.
+func readBack(p string) (result, error) {
+	b, err := os.ReadFile(p)
+	return result{data: string(b)}, err
+}
+
+// statfsMatches checks that statfs of the mount reports the disk of dir: the same block
+// size and total, and free space within what other writers could change meanwhile.
+func statfsMatches(mnt, dir string) error {
+	var a, b syscall.Statfs_t
+	if err := syscall.Statfs(mnt, &a); err != nil {
+		return err
+	}
+	if err := syscall.Statfs(dir, &b); err != nil {
+		return err
+	}
+	if a.Bsize != b.Bsize || a.Blocks != b.Blocks || a.Files != b.Files {
+		return fmt.Errorf("statfs: mount bsize %d blocks %d files %d, sync dir's disk bsize %d blocks %d files %d",
+			a.Bsize, a.Blocks, a.Files, b.Bsize, b.Blocks, b.Files)
+	}
+	if d := int64(a.Bavail) - int64(b.Bavail); d > 1<<16 || d < -(1<<16) {
+		return fmt.Errorf("statfs: mount has %d blocks available, the sync dir's disk %d", a.Bavail, b.Bavail)
+	}
+	return nil
 }
 
 func stat(p string) (result, error) {
@@ -155,7 +368,8 @@ func stat(p string) (result, error) {
 	if st.IsDir() {
 		k = "dir"
 	}
-	return result{kind: k, size: st.Size(), perm: st.Mode().Perm()}, nil
+	sys := st.Sys().(*syscall.Stat_t)
+	return result{kind: k, size: st.Size(), perm: st.Mode().Perm(), uid: sys.Uid, gid: sys.Gid, mtime: st.ModTime().Unix()}, nil
 }
 
 func writeFile(p string, flags int, data string) error {
@@ -183,8 +397,8 @@ func whileWriting(m *harness.Mount, o op) (result, error) {
 	}
 	switch o.kind {
 	case "read-while-writing":
-		_, err := os.ReadFile(p)
-		return result{}, err
+		b, err := os.ReadFile(p)
+		return result{data: string(b)}, err
 	case "write-twice":
 		g, err := os.OpenFile(p, os.O_WRONLY|os.O_TRUNC, 0)
 		if err == nil {
@@ -202,23 +416,22 @@ func whileWriting(m *harness.Mount, o op) (result, error) {
 	panic("unknown op " + o.kind)
 }
 
-// checkBucket asserts what the bucket holds at key, waiting a little: a file closed without
+// bucketHolds checks what the bucket holds at key, waiting a little: a file closed without
 // a write is committed at release, which the kernel sends after close(2) returns (S5).
-func checkBucket(t *testing.T, m *harness.Mount, key string, want *string) {
-	t.Helper()
+func bucketHolds(m *harness.Mount, key string, want *string) error {
 	deadline := time.Now().Add(3 * time.Second)
 	for {
 		got, err := readKey(m, key)
 		switch {
 		case want == absent && errors.Is(err, s3.ErrNotFound):
-			return
+			return nil
 		case want != absent && err == nil && got == *want:
-			return
+			return nil
 		case time.Now().After(deadline):
 			if err != nil {
-				t.Fatalf("bucket key %q: %v, want %s", key, err, describe(want))
+				return fmt.Errorf("bucket key %q: %v, want %s", key, err, describe(want))
 			}
-			t.Fatalf("bucket key %q holds %d bytes %.40q, want %s", key, len(got), got, describe(want))
+			return fmt.Errorf("bucket key %q holds %d bytes %.40q, want %s", key, len(got), got, describe(want))
 		}
 		time.Sleep(50 * time.Millisecond)
 	}

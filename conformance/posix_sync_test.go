@@ -1,0 +1,61 @@
+package conformance
+
+import "syscall"
+
+// syncRows are the rows about behaviour only sync mode has: a local file system's semantics
+// (Y1-Y11). Each also states what streaming mode gives for the same calls.
+func syncRows() []row {
+	return []row{
+		{rule: "Y4", name: "seek back and rewrite a new file", op: op{kind: "seek-rewrite", path: "f", data: "hello world"},
+			want: errno(syscall.EINVAL), sync: ok(result{data: "Jello world", bucket: content("Jello world")})},
+		{rule: "Y4", name: "write in place into an imported file", keys: map[string]string{"f": "hello world"},
+			op:   op{kind: "inplace-write", path: "f", data: "W", off: 6},
+			want: errno(syscall.EBADF), sync: ok(result{data: "hello World", bucket: content("hello World")})},
+		{rule: "Y4", name: "truncate down", keys: map[string]string{"f": "0123456789"}, op: op{kind: "truncate-to", path: "f", n: 4},
+			want: errno(syscall.ENOTSUP), sync: ok(result{data: "0123", bucket: content("0123")})},
+		{rule: "Y4", name: "truncate up fills with zeros", keys: map[string]string{"f": "abc"}, op: op{kind: "truncate-to", path: "f", n: 6},
+			want: errno(syscall.ENOTSUP), sync: ok(result{data: "abc\x00\x00\x00", bucket: content("abc\x00\x00\x00")})},
+		{rule: "Y4", name: "ftruncate then write at the new end", keys: map[string]string{"f": "0123456789"}, op: op{kind: "ftruncate-write", path: "f", n: 2, data: "ab"},
+			want: errno(syscall.ENOTSUP), sync: ok(result{data: "01ab", bucket: content("01ab")})},
+		{rule: "Y4", name: "O_APPEND writes at the end even after a seek", keys: map[string]string{"f": "old"}, op: op{kind: "append-twice", path: "f", data: "+"},
+			want: errno(syscall.EPERM), sync: ok(result{data: "old++", bucket: content("old++")})},
+		{rule: "Y4", name: "write at another offset leaves a hole", op: op{kind: "write-nonseq-read", path: "f"},
+			want: errno(syscall.EINVAL), sync: ok(result{data: "abc\x00\x00\x00\x00\x00\x00\x00x", bucket: content("abc\x00\x00\x00\x00\x00\x00\x00x")})},
+		{rule: "Y4", name: "a descriptor reads an unlinked file", keys: map[string]string{"f": "still here"}, op: op{kind: "unlink-open-read", path: "f"},
+			want: errno(syscall.EPERM), sync: ok(result{data: "still here", bucket: absent})},
+		{rule: "Y9", name: "rename over an existing file", keys: map[string]string{"f": "new", "g": "old"}, op: op{kind: "rename-read", path: "f", to: "g"},
+			want: errno(syscall.ENOTSUP), sync: ok(result{data: "new"}).with(map[string]*string{"f": absent, "g": content("new")})},
+		{rule: "Y9", name: "rename a file into another directory", keys: map[string]string{"f": "moving", "d/x": "1"}, op: op{kind: "rename-read", path: "f", to: "d/f"},
+			want: errno(syscall.ENOTSUP), sync: ok(result{data: "moving"}).with(map[string]*string{"f": absent, "d/f": content("moving")})},
+		{rule: "Y9", name: "rename a directory with contents", keys: map[string]string{"d/a": "1", "d/sub/b": "2"},
+			op:   op{kind: "rename-dir", path: "d", to: "e", after: "e/sub/b"},
+			want: errno(syscall.ENOTSUP),
+			sync: ok(result{names: names("a", "sub").names, data: "2"}).with(map[string]*string{
+				"d/a": absent, "d/sub/b": absent, "e/a": content("1"), "e/sub/b": content("2")})},
+		{rule: "Y9", name: "rename a directory over an empty one", keys: map[string]string{"d/a": "1", "e/": ""},
+			op:   op{kind: "rename-dir", path: "d", to: "e", after: "e/a"},
+			want: errno(syscall.ENOTSUP), sync: ok(result{names: names("a").names, data: "1"}).with(map[string]*string{"d/a": absent, "e/a": content("1")})},
+		{rule: "Y9", name: "rename a directory over a non-empty one", keys: map[string]string{"d/a": "1", "e/b": "2"}, op: op{kind: "rename", path: "d", to: "e"},
+			want: errno(syscall.ENOTSUP), sync: errno(syscall.ENOTEMPTY)},
+		{rule: "Y3", name: "chmod shows in stat", keys: map[string]string{"f": "1"}, op: op{kind: "chmod-stat", path: "f"},
+			want: errno(syscall.EPERM), sync: ok(result{kind: "file", size: 1, perm: 0o600})},
+		{rule: "Y3", name: "chown shows in stat", keys: map[string]string{"f": "1"}, op: op{kind: "chown-stat", path: "f"},
+			want: errno(syscall.EPERM), sync: ok(result{kind: "file", size: 1, perm: 0o644, uid: 1234, gid: 1234})},
+		{rule: "Y3", name: "utimens sets the mtime", keys: map[string]string{"f": "1"}, op: op{kind: "utimens-stat", path: "f"},
+			want: errno(syscall.EPERM), sync: ok(result{kind: "file", size: 1, perm: 0o644, mtime: 1000000000})},
+		{rule: "Y3", name: "chmod, chown and utimens persist through a remount of the sync dir", keys: map[string]string{"f": "1"}, op: op{kind: "attrs-remount", path: "f"},
+			want: errno(syscall.EPERM),
+			sync: expect{result: result{kind: "file", size: 1, perm: 0o600, uid: 1234, gid: 1234, mtime: 1000000000, bucket: content("1")},
+				meta: map[string]string{"mode": "33152", "uid": "1234", "gid": "1234", "mtime": "1000000000"}, stated: true}},
+		{rule: "Y3", name: "symlink round trip", op: op{kind: "symlink-readlink", path: "l", data: "some/target"},
+			want: errno(syscall.ENOTSUP), sync: ok(result{kind: "symlink", data: "some/target", bucket: content("some/target")})},
+		{rule: "Y8", name: "mkdir makes a marker", op: op{kind: "mkdir", path: "d", key: "d/"},
+			want: bucket(absent), sync: bucket(content(""))},
+		{rule: "Y8", name: "rmdir deletes the marker", keys: map[string]string{"d/": ""}, op: op{kind: "rmdir", path: "d", key: "d/"},
+			want: errno(syscall.EPERM), sync: bucket(absent)},
+		{rule: "Y4", name: "statfs reports the sync dir's disk", op: op{kind: "statfs", path: ""},
+			want: notRun("streaming mode has no sync dir"), sync: ok(result{})},
+		{rule: "S8", name: "mknod", op: op{kind: "mknod", path: "p"},
+			want: errno(syscall.ENOTSUP), sync: errno(syscall.ENOTSUP)},
+	}
+}
