@@ -31,7 +31,7 @@ func apply1(e *env, o op) (result, error) {
 	m := e.m
 	p := m.Path(o.path)
 	switch o.kind {
-	case "readdir":
+	case "readdir", "readdir-dots":
 		n, err := getdents(p)
 		return result{names: n}, err
 	case "stat":
@@ -110,48 +110,48 @@ func apply1(e *env, o op) (result, error) {
 		_, err = f.Write([]byte("more"))
 		return result{}, err
 	case "unlink":
-		return result{}, syscall.Unlink(p)
+		return result{}, noEINTR(func() error { return syscall.Unlink(p) })
 	case "unlink-then-stat":
-		if err := syscall.Unlink(p); err != nil {
+		if err := noEINTR(func() error { return syscall.Unlink(p) }); err != nil {
 			return result{}, err
 		}
 		time.Sleep(1100 * time.Millisecond) // the kernel's cached entry for the directory (S3)
 		return stat(m.Path(o.to))
 	case "mkdir":
-		if err := syscall.Mkdir(p, 0o755); err != nil {
+		if err := noEINTR(func() error { return syscall.Mkdir(p, 0o755) }); err != nil {
 			return result{}, err
 		}
 		n, err := getdents(p)
 		return result{names: n}, err
 	case "mkdir-write":
-		if err := syscall.Mkdir(m.Path("d"), 0o755); err != nil {
+		if err := noEINTR(func() error { return syscall.Mkdir(m.Path("d"), 0o755) }); err != nil {
 			return result{}, err
 		}
 		return result{}, writeFile(p, os.O_WRONLY|os.O_CREATE|os.O_EXCL, o.data)
 	case "mkdir-rmdir":
-		if err := syscall.Mkdir(p, 0o755); err != nil {
+		if err := noEINTR(func() error { return syscall.Mkdir(p, 0o755) }); err != nil {
 			return result{}, err
 		}
-		if err := syscall.Rmdir(p); err != nil {
+		if err := noEINTR(func() error { return syscall.Rmdir(p) }); err != nil {
 			return result{}, err
 		}
 		return stat(p)
 	case "rmdir":
-		return result{}, syscall.Rmdir(p)
+		return result{}, noEINTR(func() error { return syscall.Rmdir(p) })
 	case "rename":
-		return result{}, syscall.Rename(p, m.Path(o.to))
+		return result{}, noEINTR(func() error { return syscall.Rename(p, m.Path(o.to)) })
 	case "link":
-		return result{}, syscall.Link(p, m.Path(o.to))
+		return result{}, noEINTR(func() error { return syscall.Link(p, m.Path(o.to)) })
 	case "symlink":
-		return result{}, syscall.Symlink(p, m.Path(o.to))
+		return result{}, noEINTR(func() error { return syscall.Symlink(p, m.Path(o.to)) })
 	case "chmod":
-		return result{}, syscall.Chmod(p, 0o600)
+		return result{}, noEINTR(func() error { return syscall.Chmod(p, 0o600) })
 	case "chown":
-		return result{}, syscall.Chown(p, 1234, 1234)
+		return result{}, noEINTR(func() error { return syscall.Chown(p, 1234, 1234) })
 	case "truncate":
 		return result{}, os.Truncate(p, 1)
 	case "setxattr":
-		return result{}, syscall.Setxattr(p, "user.test", []byte("v"), 0)
+		return result{}, noEINTR(func() error { return syscall.Setxattr(p, "user.test", []byte("v"), 0) })
 	case "utimens":
 		now := time.Now()
 		return result{}, os.Chtimes(p, now, now)
@@ -234,7 +234,7 @@ func apply1(e *env, o op) (result, error) {
 		}
 		return readBack(p)
 	case "rename-read":
-		if err := syscall.Rename(p, m.Path(o.to)); err != nil {
+		if err := noEINTR(func() error { return syscall.Rename(p, m.Path(o.to)) }); err != nil {
 			return result{}, err
 		}
 		if _, err := os.Lstat(p); !errors.Is(err, syscall.ENOENT) {
@@ -242,7 +242,7 @@ func apply1(e *env, o op) (result, error) {
 		}
 		return readBack(m.Path(o.to))
 	case "rename-dir":
-		if err := syscall.Rename(p, m.Path(o.to)); err != nil {
+		if err := noEINTR(func() error { return syscall.Rename(p, m.Path(o.to)) }); err != nil {
 			return result{}, err
 		}
 		if _, err := os.Lstat(p); !errors.Is(err, syscall.ENOENT) {
@@ -257,7 +257,7 @@ func apply1(e *env, o op) (result, error) {
 			return result{}, err
 		}
 		defer f.Close()
-		if err := syscall.Unlink(p); err != nil {
+		if err := noEINTR(func() error { return syscall.Unlink(p) }); err != nil {
 			return result{}, err
 		}
 		if _, err := os.Lstat(p); !errors.Is(err, syscall.ENOENT) {
@@ -266,7 +266,7 @@ func apply1(e *env, o op) (result, error) {
 		b, err := io.ReadAll(f)
 		return result{data: string(b)}, err
 	case "symlink-readlink":
-		if err := syscall.Symlink(o.data, p); err != nil {
+		if err := noEINTR(func() error { return syscall.Symlink(o.data, p) }); err != nil {
 			return result{}, err
 		}
 		st, err := os.Lstat(p)
@@ -280,12 +280,12 @@ func apply1(e *env, o op) (result, error) {
 		target, err := os.Readlink(p)
 		return result{kind: k, data: target}, err
 	case "chmod-stat":
-		if err := syscall.Chmod(p, 0o600); err != nil {
+		if err := noEINTR(func() error { return syscall.Chmod(p, 0o600) }); err != nil {
 			return result{}, err
 		}
 		return stat(p)
 	case "chown-stat":
-		if err := syscall.Chown(p, 1234, 1234); err != nil {
+		if err := noEINTR(func() error { return syscall.Chown(p, 1234, 1234) }); err != nil {
 			return result{}, err
 		}
 		return stat(p)
@@ -297,10 +297,10 @@ func apply1(e *env, o op) (result, error) {
 		return stat(p)
 	case "attrs-remount":
 		// chmod, chown and utimens, then unmount and mount the same sync dir again
-		if err := syscall.Chmod(p, 0o600); err != nil {
+		if err := noEINTR(func() error { return syscall.Chmod(p, 0o600) }); err != nil {
 			return result{}, err
 		}
-		if err := syscall.Chown(p, 1234, 1234); err != nil {
+		if err := noEINTR(func() error { return syscall.Chown(p, 1234, 1234) }); err != nil {
 			return result{}, err
 		}
 		t := time.Unix(1000000000, 0)
@@ -312,7 +312,7 @@ func apply1(e *env, o op) (result, error) {
 	case "statfs":
 		return result{}, statfsMatches(p, e.syncDir)
 	case "mknod":
-		return result{}, syscall.Mknod(p, syscall.S_IFIFO|0o644, 0)
+		return result{}, noEINTR(func() error { return syscall.Mknod(p, syscall.S_IFIFO|0o644, 0) })
 	case "write-nonseq-read":
 		f, err := os.OpenFile(p, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
 		if err != nil {
@@ -349,9 +349,9 @@ func statfsMatches(mnt, dir string) error {
 	if err := syscall.Statfs(dir, &b); err != nil {
 		return err
 	}
-	if a.Bsize != b.Bsize || a.Blocks != b.Blocks || a.Files != b.Files {
-		return fmt.Errorf("statfs: mount bsize %d blocks %d files %d, sync dir's disk bsize %d blocks %d files %d",
-			a.Bsize, a.Blocks, a.Files, b.Bsize, b.Blocks, b.Files)
+	if a.Frsize != b.Frsize || a.Blocks != b.Blocks || a.Files != b.Files {
+		return fmt.Errorf("statfs: mount frsize %d blocks %d files %d, sync dir's disk frsize %d blocks %d files %d",
+			a.Frsize, a.Blocks, a.Files, b.Frsize, b.Blocks, b.Files)
 	}
 	if d := int64(a.Bavail) - int64(b.Bavail); d > 1<<16 || d < -(1<<16) {
 		return fmt.Errorf("statfs: mount has %d blocks available, the sync dir's disk %d", a.Bavail, b.Bavail)
@@ -408,7 +408,7 @@ func whileWriting(m *harness.Mount, o op) (result, error) {
 	case "stat-while-writing":
 		return stat(p)
 	case "unlink-while-writing":
-		return result{}, syscall.Unlink(p)
+		return result{}, noEINTR(func() error { return syscall.Unlink(p) })
 	case "utimens-while-writing":
 		now := time.Now()
 		return result{}, os.Chtimes(p, now, now)

@@ -1,11 +1,23 @@
 package conformance
 
-import "syscall"
+import (
+	"os"
+	"testing"
+
+	"github.com/mount-s3/mount-s3/conformance/harness"
+	"strings"
+	"syscall"
+)
+
+// bigNew is larger than the import threshold (128 KiB): its data stays in the bucket until read (Y2).
+var bigNew = strings.Repeat("new data ", 20000)
 
 // syncRows are the rows about behaviour only sync mode has: a local file system's semantics
 // (Y1-Y11). Each also states what streaming mode gives for the same calls.
 func syncRows() []row {
 	return []row{
+		{rule: "K1", name: "readdir lists . and ..", keys: map[string]string{"a": "1"}, op: op{kind: "readdir-dots", path: ""},
+			want: ok(names("a")), sync: ok(names("a")), knownBug: "getdents64 on a sync mount returns no \".\" and \"..\" entries"},
 		{rule: "Y4", name: "seek back and rewrite a new file", op: op{kind: "seek-rewrite", path: "f", data: "hello world"},
 			want: errno(syscall.EINVAL), sync: ok(result{data: "Jello world", bucket: content("Jello world")})},
 		{rule: "Y4", name: "write in place into an imported file", keys: map[string]string{"f": "hello world"},
@@ -23,8 +35,12 @@ func syncRows() []row {
 			want: errno(syscall.EINVAL), sync: ok(result{data: "abc\x00\x00\x00\x00\x00\x00\x00x", bucket: content("abc\x00\x00\x00\x00\x00\x00\x00x")})},
 		{rule: "Y4", name: "a descriptor reads an unlinked file", keys: map[string]string{"f": "still here"}, op: op{kind: "unlink-open-read", path: "f"},
 			want: errno(syscall.EPERM), sync: ok(result{data: "still here", bucket: absent})},
-		{rule: "Y9", name: "rename over an existing file", keys: map[string]string{"f": "new", "g": "old"}, op: op{kind: "rename-read", path: "f", to: "g"},
+		{rule: "Y9", name: "rename over an existing file", op: op{kind: "rename-read", path: "f", to: "g", then: writeFiles(map[string]string{"f": "new", "g": "old"})},
 			want: errno(syscall.ENOTSUP), sync: ok(result{data: "new"}).with(map[string]*string{"f": absent, "g": content("new")})},
+		{rule: "Y9", name: "rename over an existing file whose data is not local yet", keys: map[string]string{"f": bigNew, "g": "old"},
+			op:   op{kind: "rename-read", path: "f", to: "g"},
+			want: errno(syscall.ENOTSUP), sync: ok(result{data: bigNew}).with(map[string]*string{"f": absent, "g": content(bigNew)}),
+			knownBug: "a renamed file whose data is still in the bucket is read from the new key: read(2) of g gives EIO (GetObject 412) or the replaced object's bytes"},
 		{rule: "Y9", name: "rename a file into another directory", keys: map[string]string{"f": "moving", "d/x": "1"}, op: op{kind: "rename-read", path: "f", to: "d/f"},
 			want: errno(syscall.ENOTSUP), sync: ok(result{data: "moving"}).with(map[string]*string{"f": absent, "d/f": content("moving")})},
 		{rule: "Y9", name: "rename a directory with contents", keys: map[string]string{"d/a": "1", "d/sub/b": "2"},
@@ -34,7 +50,8 @@ func syncRows() []row {
 				"d/a": absent, "d/sub/b": absent, "e/a": content("1"), "e/sub/b": content("2")})},
 		{rule: "Y9", name: "rename a directory over an empty one", keys: map[string]string{"d/a": "1", "e/": ""},
 			op:   op{kind: "rename-dir", path: "d", to: "e", after: "e/a"},
-			want: errno(syscall.ENOTSUP), sync: ok(result{names: names("a").names, data: "1"}).with(map[string]*string{"d/a": absent, "e/a": content("1")})},
+			want: errno(syscall.ENOTSUP), sync: ok(result{names: names("a").names, data: "1"}).with(map[string]*string{"d/a": absent, "e/a": content("1")}),
+			knownBug: "rename of a directory over an empty directory imported from a marker: write-back of e/ is a false conflict (base etag \"\"), so `mount-s3 sync --flush` fails with EIO"},
 		{rule: "Y9", name: "rename a directory over a non-empty one", keys: map[string]string{"d/a": "1", "e/b": "2"}, op: op{kind: "rename", path: "d", to: "e"},
 			want: errno(syscall.ENOTSUP), sync: errno(syscall.ENOTEMPTY)},
 		{rule: "Y3", name: "chmod shows in stat", keys: map[string]string{"f": "1"}, op: op{kind: "chmod-stat", path: "f"},
@@ -51,11 +68,21 @@ func syncRows() []row {
 			want: errno(syscall.ENOTSUP), sync: ok(result{kind: "symlink", data: "some/target", bucket: content("some/target")})},
 		{rule: "Y8", name: "mkdir makes a marker", op: op{kind: "mkdir", path: "d", key: "d/"},
 			want: bucket(absent), sync: bucket(content(""))},
-		{rule: "Y8", name: "rmdir deletes the marker", keys: map[string]string{"d/": ""}, op: op{kind: "rmdir", path: "d", key: "d/"},
-			want: errno(syscall.EPERM), sync: bucket(absent)},
 		{rule: "Y4", name: "statfs reports the sync dir's disk", op: op{kind: "statfs", path: ""},
 			want: notRun("streaming mode has no sync dir"), sync: ok(result{})},
 		{rule: "S8", name: "mknod", op: op{kind: "mknod", path: "p"},
 			want: errno(syscall.ENOTSUP), sync: errno(syscall.ENOTSUP)},
+	}
+}
+
+// writeFiles returns a row setup that writes files through the mount, so that their data is
+// local in sync mode.
+func writeFiles(files map[string]string) func(t *testing.T, m *harness.Mount) {
+	return func(t *testing.T, m *harness.Mount) {
+		for name, data := range files {
+			if err := writeFile(m.Path(name), os.O_WRONLY|os.O_CREATE|os.O_EXCL, data); err != nil {
+				t.Fatal(err)
+			}
+		}
 	}
 }

@@ -11,7 +11,8 @@ import (
 // getdents lists a directory with raw getdents64 calls, in the order the file system
 // returns the entries, with "." and "..": os.ReadDir would sort them and hide ordering bugs.
 func getdents(dir string) ([]string, error) {
-	fd, err := syscall.Open(dir, syscall.O_RDONLY|syscall.O_DIRECTORY, 0)
+	var fd int
+	err := noEINTR(func() (err error) { fd, err = syscall.Open(dir, syscall.O_RDONLY|syscall.O_DIRECTORY, 0); return err })
 	if err != nil {
 		return nil, err
 	}
@@ -19,7 +20,8 @@ func getdents(dir string) ([]string, error) {
 	var names []string
 	buf := make([]byte, 8192) // small, so that large directories take several calls
 	for {
-		n, err := syscall.ReadDirent(fd, buf)
+		var n int
+		err := noEINTR(func() (err error) { n, err = syscall.ReadDirent(fd, buf); return err })
 		if err != nil {
 			return nil, err
 		}
