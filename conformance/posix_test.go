@@ -214,8 +214,7 @@ func posixTable() []row {
 		{rule: "S7", name: "file written in a new directory", op: op{kind: "mkdir-write", path: "d/f", data: "in dir"}, want: bucket(content("in dir")), sync: asStreaming},
 		{rule: "S7", name: "rmdir of an empty local directory", op: op{kind: "mkdir-rmdir", path: "d"}, want: errno(syscall.ENOENT), sync: asStreaming},
 		{rule: "S7", name: "rmdir of a directory with entries", keys: map[string]string{"d/x": "1"}, op: op{kind: "rmdir", path: "d"}, want: errno(syscall.ENOTEMPTY), sync: asStreaming},
-		{rule: "S7", name: "rmdir of a directory marker in the bucket", keys: map[string]string{"d/": ""}, op: op{kind: "rmdir", path: "d", key: "d/"}, want: errno(syscall.EPERM), sync: bucket(absent), /* Y8 */
-			knownBug: "rmdir of a directory imported from a marker leaves the marker d/ in the bucket after write-back"},
+		{rule: "S7", name: "rmdir of a directory marker in the bucket", keys: map[string]string{"d/": ""}, op: op{kind: "rmdir", path: "d", key: "d/"}, want: errno(syscall.EPERM), sync: bucket(absent) /* Y8 */},
 		{rule: "S7", name: "rmdir of a file", keys: map[string]string{"f": "1"}, op: op{kind: "rmdir", path: "f"}, want: errno(syscall.ENOTDIR), sync: asStreaming},
 		// S8: not supported.
 		{rule: "S8", name: "rename", keys: map[string]string{"f": "1"}, op: op{kind: "rename", path: "f", to: "g"}, want: errno(syscall.ENOTSUP), sync: objects(map[string]*string{"f": absent, "g": content("1")})},
