@@ -134,10 +134,14 @@ func (f *FS) ReadDir(ctx context.Context, h fs.HandleID, offset uint64) ([]fs.Di
 		if err != nil {
 			return nil, localError("readdir", dh.path, err)
 		}
-		dh.entries = make([]fs.DirEntry, 0, len(list))
+		dh.entries = make([]fs.DirEntry, 0, len(list)+2)
 		f.mu.Lock()
+		parent, _ := keymap.Split(dh.path)
+		dh.entries = append(dh.entries,
+			fs.DirEntry{Offset: 1, Inode: f.inodeForLocked(dh.path).id, Name: ".", Kind: keymap.Dir},
+			fs.DirEntry{Offset: 2, Inode: f.inodeForLocked(parent).id, Name: "..", Kind: keymap.Dir})
 		for i, e := range list {
-			de := fs.DirEntry{Offset: uint64(i + 1), Inode: f.inodeForLocked(e.Path).id, Name: lastName(e.Path), Kind: keymap.File}
+			de := fs.DirEntry{Offset: uint64(i + 3), Inode: f.inodeForLocked(e.Path).id, Name: lastName(e.Path), Kind: keymap.File}
 			switch e.Kind {
 			case local.KindDir:
 				de.Kind = keymap.Dir

@@ -9,8 +9,8 @@ import (
 
 	"github.com/mount-s3/mount-s3/impl/fs"
 	"github.com/mount-s3/mount-s3/impl/read"
+	"github.com/mount-s3/mount-s3/impl/s3"
 	"github.com/mount-s3/mount-s3/impl/sync/local"
-	"github.com/mount-s3/mount-s3/spec/keymap"
 	"github.com/mount-s3/mount-s3/spec/syncrule"
 )
 
@@ -23,7 +23,10 @@ type fileHandle struct {
 	path   string // for errors; the file may be renamed while open
 	write  bool
 	local  *local.Handle
-	remote *read.Reader
+	remote *read.Reader // GUARDED_BY(mu) for the swap in readRemote
+	key    string       // where remote reads from
+	// retired are readers replaced by readRemote, closed at release. GUARDED_BY(mu)
+	retired []*read.Reader
 }
 
 // Open opens a file. A file opened for writing has its bytes brought into the local layer
@@ -46,7 +49,13 @@ func (f *FS) Open(ctx context.Context, id fs.InodeID, flags fs.OpenFlags, pid ui
 	h := &fileHandle{ino: id, path: path, write: flags.Write}
 	if !flags.Write && !flags.Trunc {
 		if info.State.Data != syncrule.LocalData && f.cfg.Importer != nil {
-			h.remote = read.NewReader(f.cfg.Read, keymap.FileKey(f.cfg.Prefix, path), info.State.Base.ETag, info.State.Size)
+			// The bytes are in the bucket, at the file's key or, right after a rename, still at
+			// the key the rename's copy reads from (Y9).
+			key, v, err := f.layer.RemoteSource(path)
+			if err != nil {
+				return 0, localError("open", path, err)
+			}
+			h.remote, h.key = read.NewReader(f.cfg.Read, key, v.ETag, info.State.Size), key
 			return f.addHandle(h), nil
 		}
 		if h.local, err = f.layer.OpenRead(path); err != nil {
@@ -126,8 +135,8 @@ func (f *FS) Read(ctx context.Context, h fs.HandleID, off int64, dst []byte) (in
 	}
 	var n int
 	var err error
-	if fh.remote != nil {
-		n, err = fh.remote.ReadAt(ctx, dst, off)
+	if fh.local == nil {
+		n, err = f.readRemote(ctx, fh, dst, off)
 	} else {
 		n, err = fh.local.ReadAt(dst, off)
 	}
@@ -189,6 +198,9 @@ func (f *FS) Release(h fs.HandleID) {
 		return
 	}
 	if fh.remote != nil {
+		for _, r := range fh.retired {
+			r.Close()
+		}
 		fh.remote.Close()
 		return
 	}
@@ -198,4 +210,37 @@ func (f *FS) Release(h fs.HandleID) {
 	if fh.write {
 		f.notify()
 	}
+}
+
+// readRemote reads a file whose bytes are in the bucket. A rename's copy can move the object
+// while the file is open (the handle was opened at the source key, and the engine then copies
+// it to the new key and deletes the source): the read then finds the source gone, and is
+// retried once from wherever the layer now says the bytes are. The copy is of the very
+// version the handle was reading, so the bytes do not change.
+func (f *FS) readRemote(ctx context.Context, fh *fileHandle, dst []byte, off int64) (int, error) {
+	fh.mu.Lock()
+	r, key := fh.remote, fh.key
+	fh.mu.Unlock()
+	n, err := r.ReadAt(ctx, dst, off)
+	if err == nil || errors.Is(err, io.EOF) || !(errors.Is(err, s3.ErrNotFound) || errors.Is(err, s3.ErrPreconditionFailed)) {
+		return n, err
+	}
+	path, perr := f.pathOf(fh.ino, "read")
+	if perr != nil {
+		return n, err
+	}
+	info, serr := f.layer.Stat(path)
+	newKey, v, rerr := f.layer.RemoteSource(path)
+	if serr != nil || rerr != nil || newKey == key {
+		return n, err
+	}
+	fh.mu.Lock()
+	if fh.remote == r {
+		// The old reader may be in use by a concurrent read: it is closed at release.
+		fh.retired = append(fh.retired, r)
+		fh.remote, fh.key = read.NewReader(f.cfg.Read, newKey, v.ETag, info.State.Size), newKey
+	}
+	r = fh.remote
+	fh.mu.Unlock()
+	return r.ReadAt(ctx, dst, off)
 }

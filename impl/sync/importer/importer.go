@@ -201,14 +201,29 @@ func (im *Importer) Fetch(ctx context.Context, path string) error {
 		case info.State.Base.IsZero():
 			return fmt.Errorf("fetch /%s: the bucket has no object for it", path)
 		}
-		return im.get(ctx, path, info.State.Base, info.State.Size)
+		err = im.get(ctx, path, info.State.Base, info.State.Size)
+		if errors.Is(err, s3.ErrNotFound) || errors.Is(err, s3.ErrPreconditionFailed) {
+			// A rename's copy may have moved the object between RemoteSource and the GET;
+			// the layer then names the new key and version. One more try from there.
+			if again, serr := im.cfg.Layer.Stat(path); serr == nil && again.State.Data != syncrule.LocalData && !again.State.Base.IsZero() {
+				err = im.get(ctx, path, again.State.Base, again.State.Size)
+			}
+		}
+		return err
 	})
 }
 
 // get reads version v of path's object (If-Match) and records it: a symlink's target and
 // attributes, or a file's data and then its attributes.
 func (im *Importer) get(ctx context.Context, path string, v syncrule.Version, size int64) error {
-	key := keymap.FileKey(im.cfg.Prefix, path)
+	// A file renamed before its rename's copy ran is still at the source key (Y9).
+	key, src, err := im.cfg.Layer.RemoteSource(path)
+	if err != nil {
+		return fmt.Errorf("fetch /%s: %w", path, err)
+	}
+	if !src.Same(v) {
+		return fmt.Errorf("fetch /%s: the file changed since it was listed (%s, now %s)", path, v.ETag, src.ETag)
+	}
 	body, info, err := im.cfg.Store.Get(ctx, key, 0, -1, v.ETag)
 	if err != nil {
 		if errors.Is(err, s3.ErrPreconditionFailed) {
