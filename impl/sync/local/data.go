@@ -281,7 +281,7 @@ func (l *Layer) syncLocked(f *openFile) (syncrule.State, error) {
 		}
 		r.State.Size = f.size
 		if f.wrote {
-			r.Attr.Mtime = f.mtime
+			r.Attr.Mtime, r.Attr.Ctime = f.mtime, f.mtime
 		}
 		st = r.State
 		return putRec(tx, path, r)

@@ -59,6 +59,10 @@ func (l *Layer) newRecordTx(tx *bolt.Tx, path string, kind Kind, a Attr, target 
 			return nil, err
 		}
 	}
+	a.Ctime = a.Mtime
+	if err := touchParentTx(tx, path, l.now()); err != nil {
+		return nil, err
+	}
 	r := &record{Kind: kind, Attr: a, Target: target}
 	if kind == KindDir {
 		// Nothing in the bucket can be under a directory made here, provided its parent's
@@ -169,7 +173,7 @@ func (l *Layer) Stat(path string) (Info, error) {
 		f.mu.Lock()
 		info.Size = f.size
 		if f.wrote {
-			info.Attr.Mtime = f.mtime
+			info.Attr.Mtime, info.Attr.Ctime = f.mtime, f.mtime
 		}
 		f.mu.Unlock()
 	}
@@ -271,6 +275,9 @@ func (l *Layer) remove(op, path string, dir bool) error {
 			}
 		}
 		id = r.ID
+		if err := touchParentTx(tx, path, l.now()); err != nil {
+			return err
+		}
 		if err := l.releaseTx(tx, path, r); err != nil {
 			return err
 		}
@@ -346,6 +353,7 @@ func (l *Layer) setattr(op, path string, set func(*Attr)) error {
 			}
 		}
 		set(&r.Attr)
+		r.Attr.Ctime = l.now()
 		if path != "" { // the root is the prefix itself and is never uploaded (K8)
 			r.State, _ = syncrule.Next(r.State, syncrule.LocalWrite{At: l.now(), MetadataOnly: true, Size: r.State.Size}, noParams)
 		}

@@ -31,7 +31,7 @@ func TestCreateStatLookupList(t *testing.T) {
 	info, err := l.Lookup("d", "a")
 	require.NoError(t, err)
 	require.Equal(t, KindFile, info.Kind)
-	require.Equal(t, Attr{Mode: 0o600, UID: 1, GID: 2, Mtime: info.Attr.Mtime}, info.Attr)
+	require.Equal(t, Attr{Mode: 0o600, UID: 1, GID: 2, Mtime: info.Attr.Mtime, Ctime: info.Attr.Mtime}, info.Attr)
 	require.True(t, info.State.Dirty())
 	require.Equal(t, syncrule.LocalData, info.State.Data)
 
@@ -171,7 +171,8 @@ func TestSetattrIsMetadataOnlyChange(t *testing.T) {
 	mt := time.Date(2020, 1, 2, 3, 4, 5, 0, time.UTC)
 	require.NoError(t, l.Utimens("f", mt))
 	info, _ := l.Stat("f")
-	require.Equal(t, Attr{Mode: 0o600, UID: 7, GID: 8, Mtime: mt}, info.Attr)
+	require.False(t, info.Attr.Ctime.Before(info.Attr.Mtime), "utimens sets the mtime and changes the ctime")
+	require.Equal(t, Attr{Mode: 0o600, UID: 7, GID: 8, Mtime: mt, Ctime: info.Attr.Ctime}, info.Attr)
 	require.True(t, info.State.Dirty())
 	a, err := l.Apply("f", syncrule.Flush{Now: time.Now()}, syncrule.DefaultParams())
 	require.NoError(t, err)
@@ -281,4 +282,39 @@ func TestExpireUnusedDropsOnlyCleanUnusedData(t *testing.T) {
 	}
 	_, _, err = l.ExpireUnused(now, syncrule.Params{ExpireAfter: -1})
 	require.NoError(t, err)
+}
+
+func TestTimesFollowChanges(t *testing.T) {
+	now := time.Unix(1_700_000_000, 0)
+	l, err := Open(t.TempDir(), Options{Bucket: "b", Clock: func() time.Time { return now }})
+	require.NoError(t, err)
+	defer l.Close()
+	_, err = l.Mkdir("d", 0o755, 0, 0)
+	require.NoError(t, err)
+	now = now.Add(time.Minute)
+	_, err = l.Create("d/f", 0o644, 0, 0)
+	require.NoError(t, err)
+	d, _ := l.Stat("d")
+	require.WithinDuration(t, now, d.Attr.Mtime, 0, "a create changes its directory's mtime")
+	require.False(t, d.State.Dirty() && d.State.Gen > 1, "but does not make the directory dirty again")
+
+	now = now.Add(time.Minute)
+	require.NoError(t, l.Chmod("d/f", 0o600))
+	f, _ := l.Stat("d/f")
+	require.WithinDuration(t, now, f.Attr.ChangeTime(), 0, "chmod changes the ctime")
+	require.WithinDuration(t, now.Add(-time.Minute), f.Attr.Mtime, 0, "but not the mtime")
+
+	now = now.Add(time.Minute)
+	require.NoError(t, l.Rename("d/f", "g"))
+	d, _ = l.Stat("d")
+	root, _ := l.Stat("")
+	g, _ := l.Stat("g")
+	require.WithinDuration(t, now, d.Attr.Mtime, 0)
+	require.WithinDuration(t, now, root.Attr.Mtime, 0)
+	require.WithinDuration(t, now, g.Attr.ChangeTime(), 0)
+
+	now = now.Add(time.Minute)
+	require.NoError(t, l.Remove("g"))
+	root, _ = l.Stat("")
+	require.WithinDuration(t, now, root.Attr.Mtime, 0, "an unlink changes its directory's mtime")
 }

@@ -44,6 +44,33 @@ type Attr struct {
 	UID   uint32
 	GID   uint32
 	Mtime time.Time
+	// Ctime is when the file last changed, data or attributes (stat's st_ctime); local only,
+	// S3 has no place for it. Zero in records written before it existed: Mtime stands in.
+	Ctime time.Time `json:",omitempty"`
+}
+
+// ChangeTime is st_ctime: Ctime, or Mtime for records that have none.
+func (a Attr) ChangeTime() time.Time {
+	if a.Ctime.IsZero() {
+		return a.Mtime
+	}
+	return a.Ctime
+}
+
+// touchParentTx gives path's directory the mtime and ctime now, as a local file system does
+// when an entry is made, removed or renamed in it. Only locally: a directory's times are not
+// worth a write of its marker object for every file created in it.
+func touchParentTx(tx *bolt.Tx, path string, now time.Time) error {
+	if path == "" {
+		return nil
+	}
+	dir, _ := keymap.Split(path)
+	r, err := getRec(tx, dir)
+	if err != nil || r == nil || !r.visible() {
+		return err
+	}
+	r.Attr.Mtime, r.Attr.Ctime = now, now
+	return putRec(tx, dir, r)
 }
 
 // Info is what Stat and List report about one record.

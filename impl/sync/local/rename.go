@@ -71,6 +71,14 @@ func (l *Layer) Rename(src, dst string) error {
 				return err
 			}
 		}
+		now := l.now()
+		if err := touchParentTx(tx, src, now); err != nil {
+			return err
+		}
+		if err := touchParentTx(tx, dst, now); err != nil {
+			return err
+		}
+		r.Attr.Ctime = now // rename(2) changes the moved inode's ctime
 		moved, err := subtree(tx, src, r)
 		if err != nil {
 			return err
