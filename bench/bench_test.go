@@ -37,7 +37,7 @@ func TestQuick(t *testing.T) {
 	if err != nil {
 		t.Fatalf("%v\nprogress:\n%s", err, logs.String())
 	}
-	for _, want := range []string{"seq read", "concurrent seq read", "rand 4 KiB read", "seq write", "create", "ls -l", "--cache"} {
+	for _, want := range []string{"seq read", "concurrent seq read", "rand 4 KiB read", "seq write", "create", "ls -l", "--cache", "sync: create", "sync: ls -l"} {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("table has no %q row", want)
 		}

@@ -34,13 +34,13 @@ func (e *env) workloads() []workload {
 	for _, t := range c.randThreads {
 		ws = append(ws, one(fmt.Sprintf("rand 4 KiB read, %d thread(s)", t), func(r *row) { e.randRead(r, t) }))
 	}
-	return append(ws,
+	return append(append(ws,
 		one(fmt.Sprintf("seq write %s incl. close", size(c.bigSize)), e.seqWrite),
 		one(fmt.Sprintf("create %d x %s, %d writers", c.smallFiles, size(int64(c.smallSize)), c.workers), e.createSmall),
 		one(fmt.Sprintf("read %d x %s, %d readers", c.smallFiles, size(int64(c.smallSize)), c.workers), e.readSmall),
 		workload{fmt.Sprintf("ls -l %d entries", c.dirEntries), e.listDir},
 		one(fmt.Sprintf("re-read %s with --cache", size(c.bigSize)), e.cacheReread),
-	)
+	), e.syncWorkloads()...)
 }
 
 // onMount runs body on a fresh mount with a cold page cache and records the mount's peak

@@ -51,7 +51,9 @@ func (l *Layer) acquire(id uint64) (*openFile, error) {
 		return nil, err
 	}
 	f := &openFile{id: id, refs: 1, file: file, size: fi.Size()}
+	l.filesMu.Lock()
 	l.files[id] = f
+	l.filesMu.Unlock()
 	return f, nil
 }
 
@@ -59,7 +61,9 @@ func (l *Layer) acquire(id uint64) (*openFile, error) {
 func (l *Layer) release(f *openFile) {
 	f.refs--
 	if f.refs == 0 && l.files[f.id] == f {
+		l.filesMu.Lock()
 		delete(l.files, f.id)
+		l.filesMu.Unlock()
 		f.file.Close()
 	}
 }

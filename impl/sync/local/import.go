@@ -142,8 +142,6 @@ func (l *Layer) AdoptMarker(path string, v syncrule.Version) error {
 
 // Imported reports whether directory dir's listing has been imported (ImportListing).
 func (l *Layer) Imported(dir string) (bool, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
 	var imported bool
 	err := l.view(func(tx *bolt.Tx) error {
 		r, err := visibleRec(tx, dir)

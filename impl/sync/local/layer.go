@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -53,9 +54,12 @@ type Layer struct {
 
 	// mu orders namespace changes and guards files. Lock order: mu, then an openFile's mu,
 	// then bbolt's writer lock (taken inside Update).
-	mu     sync.Mutex
-	files  map[uint64]*openFile // GUARDED_BY(mu)
-	closed bool                 // GUARDED_BY(mu)
+	mu    sync.Mutex
+	files map[uint64]*openFile // GUARDED_BY(mu)
+	// filesMu also guards files, for Stat, which reads it without mu: a reader of attributes
+	// must not wait for mu, which is held across commits. Writers of files hold both.
+	filesMu sync.RWMutex
+	closed  atomic.Bool // set under mu; read without it by views
 }
 
 // crashHook is called at named points of multi-step operations; the crash tests set it to
@@ -237,13 +241,15 @@ func (l *Layer) Dir() string { return l.dir }
 func (l *Layer) Close() error {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if l.closed {
+	if l.closed.Load() {
 		return nil
 	}
-	l.closed = true
+	l.closed.Store(true)
 	for id, f := range l.files {
 		f.file.Close()
+		l.filesMu.Lock()
 		delete(l.files, id)
+		l.filesMu.Unlock()
 	}
 	err := l.db.Close()
 	l.lock.Close()
@@ -258,8 +264,6 @@ func (l *Layer) dataPath(id uint64) string {
 // or made here, tombstones and lost+found included. It is the lazy count of Y11's guard: it
 // grows as directories are imported and never needs a listing of the bucket.
 func (l *Layer) Count() (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
 	n := 0
 	err := l.view(func(tx *bolt.Tx) error {
 		n = tx.Bucket(bNodes).Stats().KeyN

@@ -15,14 +15,17 @@ var noParams = syncrule.Params{}
 
 // update runs fn in one committed bbolt transaction (fsync'd by bbolt before Update returns).
 func (l *Layer) update(fn func(tx *bolt.Tx) error) error {
-	if l.closed {
+	if l.closed.Load() {
 		return ErrClosed
 	}
 	return l.db.Update(fn)
 }
 
+// view runs fn in a read transaction. It needs no lock: bbolt gives every read transaction a
+// consistent snapshot while one update commits, so the read-only methods that call it without
+// l.mu never wait for a commit's fsync (an import of many small files commits one each).
 func (l *Layer) view(fn func(tx *bolt.Tx) error) error {
-	if l.closed {
+	if l.closed.Load() {
 		return ErrClosed
 	}
 	return l.db.View(fn)
@@ -158,8 +161,6 @@ func (l *Layer) mknode(op, path string, k Kind, a Attr, target string) (Info, er
 // Stat returns the record at path ("" is the root). For a file open for writing, size and
 // mtime include writes not yet synced.
 func (l *Layer) Stat(path string) (Info, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
 	var r *record
 	err := l.view(func(tx *bolt.Tx) (err error) {
 		r, err = visibleRec(tx, path)
@@ -169,7 +170,10 @@ func (l *Layer) Stat(path string) (Info, error) {
 		return Info{}, perr("stat", path, err)
 	}
 	info := r.info(path)
-	if f := l.files[r.ID]; r.ID != 0 && f != nil {
+	l.filesMu.RLock()
+	f := l.files[r.ID]
+	l.filesMu.RUnlock()
+	if r.ID != 0 && f != nil {
 		f.mu.Lock()
 		info.Size = f.size
 		if f.wrote {
@@ -203,8 +207,6 @@ func (l *Layer) Readlink(path string) (string, error) {
 // List returns the visible entries of directory dir in byte order of their names (K6): the
 // node keys of one directory differ only in the name, so bbolt's key order is that order.
 func (l *Layer) List(dir string) ([]Info, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
 	var out []Info
 	err := l.view(func(tx *bolt.Tx) error {
 		d, err := visibleRec(tx, dir)

@@ -103,8 +103,6 @@ func (l *Layer) queueDeleteTx(tx *bolt.Tx, path string, old *record) error {
 
 // Pending lists the queued operations in queue order.
 func (l *Layer) Pending() ([]Op, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
 	var ops []Op
 	err := l.view(func(tx *bolt.Tx) error {
 		return tx.Bucket(bQueue).ForEach(func(k, v []byte) error {
@@ -169,8 +167,6 @@ func (l *Layer) Op(id uint64) (op Op, ok bool, err error) {
 
 // Dirty lists every record with changes the bucket lacks, tombstones included, in path order.
 func (l *Layer) Dirty() ([]Info, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
 	var out []Info
 	err := l.view(func(tx *bolt.Tx) error {
 		return tx.Bucket(bNodes).ForEach(func(k, v []byte) error {

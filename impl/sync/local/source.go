@@ -14,8 +14,6 @@ import (
 // it has not run (PendingCopy), the key the copy reads from, following chained renames back to
 // the object that exists (mv a b; mv b c before any copy: the bytes are still at a).
 func (l *Layer) RemoteSource(path string) (key string, v syncrule.Version, err error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
 	err = l.view(func(tx *bolt.Tx) error {
 		r, err := visibleRec(tx, path)
 		if err != nil {
