@@ -24,6 +24,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"regexp"
 	"runtime"
 	"strings"
 	"sync/atomic"
@@ -43,8 +44,9 @@ type config struct {
 	dirEntries  int           // objects in the listed directory
 	randDur     time.Duration // per thread count of the random-read rows
 	randThreads []int
-	partSize    int64 // ranged GET and multipart part size of the baselines (the mount's default)
-	inFlight    int   // requests in flight per stream, as the mount's default (10 Gbit/s / 80 MB/s)
+	partSize    int64          // ranged GET and multipart part size of the baselines (the mount's default)
+	inFlight    int            // requests in flight per stream, as the mount's default (10 Gbit/s / 80 MB/s)
+	only        *regexp.Regexp // nil: every workload
 }
 
 func fullConfig() config {
@@ -86,6 +88,7 @@ func (r row) ratio() float64 {
 func main() {
 	quick := flag.Bool("quick", false, "tiny sizes and data checks, for CI")
 	randSecs := flag.Float64("rand-seconds", 0, "duration of each random-read row (default 20, 1 with --quick)")
+	only := flag.String("only", "", "run only the workloads whose name matches this regular expression")
 	flag.Parse()
 	cfg := fullConfig()
 	if *quick {
@@ -93,6 +96,14 @@ func main() {
 	}
 	if *randSecs > 0 {
 		cfg.randDur = time.Duration(*randSecs * float64(time.Second))
+	}
+	if *only != "" {
+		re, err := regexp.Compile(*only)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "bench: --only:", err)
+			os.Exit(2)
+		}
+		cfg.only = re
 	}
 	srv := serverOptions{endpoint: os.Getenv("BENCH_ENDPOINT"), bucket: os.Getenv("BENCH_BUCKET"), region: os.Getenv("BENCH_REGION")}
 	if err := run(context.Background(), cfg, srv, os.Stdout, os.Stderr); err != nil {
@@ -138,6 +149,9 @@ func run(ctx context.Context, cfg config, so serverOptions, out, logw io.Writer)
 
 	var rows []row
 	for _, w := range e.workloads() {
+		if cfg.only != nil && !cfg.only.MatchString(w.name) {
+			continue
+		}
 		fmt.Fprintf(logw, "== %s\n", w.name)
 		for _, r := range w.fn() {
 			if r.err != nil {

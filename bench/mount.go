@@ -99,6 +99,13 @@ func (e *env) mount(extra ...string) (*mounted, error) {
 	m.cmd = exec.Command(e.bin, args...)
 	m.cmd.Env = append(append(os.Environ(), "MOUNT_S3_DAEMON_READY_FD=3"), e.mountEnv...)
 	m.cmd.Stdout, m.cmd.Stderr = m.logs, m.logs
+	if p := os.Getenv("BENCH_MOUNT_LOG"); p != "" {
+		// The whole log of every mount, appended to a file, for a closer look at a row.
+		// The file stays open for the life of the bench: the child writes to it until it exits.
+		if f, err := os.OpenFile(p, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644); err == nil {
+			m.cmd.Stdout, m.cmd.Stderr = io.MultiWriter(m.logs, f), io.MultiWriter(m.logs, f)
+		}
+	}
 	m.cmd.ExtraFiles = []*os.File{w}
 	// Its own process group: a terminal's Ctrl-C reaches only the bench, whose handler then
 	// unmounts in order, instead of racing the child's own unmount-on-SIGINT.
