@@ -60,6 +60,8 @@ type adapter struct {
 	fuseutil.NotImplementedFileSystem
 	fs  FileSystem
 	log *slog.Logger
+	// directReads opens read-only files with direct I/O (see Options.CachedReads).
+	directReads bool
 }
 
 // uninterruptible detaches an operation from the kernel's interrupts. The kernel interrupts a
@@ -190,6 +192,7 @@ func (a *adapter) OpenFile(ctx context.Context, op *fuseops.OpenFileOp) error {
 		return a.fail(err)
 	}
 	op.Handle = fuseops.HandleID(h)
+	op.UseDirectIO = a.directReads && !flags.Write
 	return nil
 }
 

@@ -41,6 +41,7 @@ type options struct {
 
 	memoryTargetMiB int64
 	throughputGbps  float64
+	maxThreads      int
 
 	// Sync mode (Y, C rules).
 	syncDir                     string
@@ -161,6 +162,14 @@ func flags() []flag {
 			o.bucketWarningLimit = n
 			return nil
 		}},
+		{name: "max-threads", value: "N", help: "Maximum number of FUSE operations handled at once [default: 16]", apply: func(o *options, v string) error {
+			n, err := strconv.Atoi(v)
+			if err != nil || n < 1 || n > 65536 {
+				return usagef("invalid value '%s' for '--max-threads <N>': expected a number from 1 to 65536", v)
+			}
+			o.maxThreads = n
+			return nil
+		}},
 		{name: "cache", value: "DIR", help: "Keep a cache of object data in DIR on local disk (survives remounts)", apply: func(o *options, v string) error { o.cacheDir = v; return nil }},
 		{name: "max-cache-size", value: "MiB", help: "Largest size of the --cache directory, in MiB [default: 5% of the free space, at most 16 GiB]", apply: func(o *options, v string) error {
 			n, err := strconv.ParseInt(v, 10, 64)
@@ -223,7 +232,7 @@ func flags() []flag {
 // parseArgs parses Mountpoint's command line: `[OPTIONS] BUCKET DIR`, options and positional
 // arguments in any order, `--name value` and `--name=value`, and `-o a,b=c` (fstab form).
 func parseArgs(args []string) (*options, error) {
-	o := &options{metadataTTL: fs.MinimalTTL, memoryTargetMiB: 512, throughputGbps: 10,
+	o := &options{metadataTTL: fs.MinimalTTL, memoryTargetMiB: 512, throughputGbps: 10, maxThreads: 16,
 		writeBackDelay: syncrule.DefaultWriteBackDelay, expireAfter: syncrule.DefaultExpireAfter, importThreshold: syncrule.DefaultImportThreshold,
 		bucketWarningLimit: defaultBucketWarningLimit, uid: uint32(os.Getuid()), gid: uint32(os.Getgid())}
 	table := flags()

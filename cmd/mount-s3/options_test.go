@@ -53,6 +53,7 @@ func TestParseArgsDefaults(t *testing.T) {
 		{"region", o.region, ""},
 		{"help", o.help, false},
 		{"version", o.version, false},
+		{"max-threads (Mountpoint's default)", o.maxThreads, 16},
 	}
 	for _, c := range checks {
 		if !reflect.DeepEqual(c.got, c.want) {
@@ -191,6 +192,11 @@ func TestParseArgs(t *testing.T) {
 		{name: "--uid and --gid", args: []string{"--uid", "0", "--gid=42", "b", "/mnt"}, want: parsed("b", "/mnt", func(o *options) { o.uid, o.gid = 0, 42 })},
 		{name: "--uid not a number", args: []string{"--uid", "root", "b", "/mnt"}, wantErr: "invalid value 'root' for '--uid <UID>': expected a number"},
 		{name: "--gid negative", args: []string{"--gid=-1", "b", "/mnt"}, wantErr: "invalid value '-1' for '--gid <GID>'"},
+
+		{name: "--max-threads", args: []string{"--max-threads", "4", "b", "/mnt"}, want: parsed("b", "/mnt", func(o *options) { o.maxThreads = 4 })},
+		{name: "--max-threads in -o", args: []string{"-o", "max-threads=64", "b", "/mnt"}, want: parsed("b", "/mnt", func(o *options) { o.maxThreads = 64 })},
+		{name: "--max-threads zero", args: []string{"--max-threads", "0", "b", "/mnt"}, wantErr: "invalid value '0' for '--max-threads <N>'"},
+		{name: "--max-threads not a number", args: []string{"--max-threads=many", "b", "/mnt"}, wantErr: "invalid value 'many' for '--max-threads <N>'"},
 
 		// --help and --version need no positionals.
 		{name: "--help alone", args: []string{"--help"}, want: &options{help: true}},
