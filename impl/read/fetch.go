@@ -48,8 +48,8 @@ func (r *Reader) start(start, end int64) {
 // LOCKS_EXCLUDED(r.mu)
 func (r *Reader) run(ctx context.Context, c *chunk) {
 	defer r.wg.Done()
-	// Allocated here, not under the lock: zeroing a part takes a while.
-	buf := make([]byte, c.end-c.start)
+	// Taken here, not under the lock: a new buffer is zeroed first, which takes a while.
+	buf := getBuf(c.end - c.start)
 	err := r.fetch(ctx, buf, c.start, func(filled int) {
 		r.mu.Lock()
 		c.buf, c.filled = buf, int64(filled)
@@ -58,6 +58,8 @@ func (r *Reader) run(ctx context.Context, c *chunk) {
 	})
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	// Set also when no byte arrived, so that the last unref recycles it.
+	c.buf = buf
 	c.cancel()
 	r.inflight--
 	if err != nil && !c.dropped {

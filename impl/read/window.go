@@ -179,6 +179,11 @@ func (r *Reader) remove(c *chunk) {
 func (r *Reader) unref(c *chunk) {
 	c.refs--
 	if c.refs == 0 {
+		// Nobody reads buf any more: the GET has ended (it held a reference) and every copy
+		// out of it has too.
+		if c.buf != nil {
+			putBuf(c.buf)
+		}
 		c.buf = nil
 		r.cfg.Budget.Release(c.end - c.start)
 	}
