@@ -2,7 +2,6 @@ package mount
 
 import (
 	"context"
-	"syscall"
 
 	"github.com/jacobsa/fuse/fuseops"
 	"github.com/jacobsa/fuse/fuseutil"
@@ -11,7 +10,7 @@ import (
 // limited bounds how many FUSE operations inner handles at once (--max-threads, like
 // Mountpoint's FUSE worker threads). jacobsa/fuse runs every operation on its own goroutine;
 // past the bound, an operation's goroutine waits here, in arrival order as far as the Go
-// scheduler goes, and an interrupted wait answers EINTR. Forgets are not counted: the
+// scheduler goes. Forgets are not counted: the
 // library calls ForgetInode on the goroutine that reads /dev/fuse, which must never wait.
 type limited struct {
 	fuseutil.FileSystem
@@ -22,13 +21,12 @@ func newLimited(inner fuseutil.FileSystem, n int) *limited {
 	return &limited{FileSystem: inner, slots: make(chan struct{}, n)}
 }
 
-// run calls f once a slot is free.
+// run calls f once a slot is free. An interrupt does not end the wait: the kernel sends one
+// whenever the calling thread takes a signal (Go's runtime signals its threads all the time),
+// and answering EINTR there would fail a close or a readdir that the core would have
+// completed; the operation runs, and sees its canceled context, as without the bound.
 func run[Op any](l *limited, ctx context.Context, op Op, f func(context.Context, Op) error) error {
-	select {
-	case l.slots <- struct{}{}:
-	case <-ctx.Done():
-		return syscall.EINTR
-	}
+	l.slots <- struct{}{}
 	defer func() { <-l.slots }()
 	return f(ctx, op)
 }
