@@ -29,6 +29,7 @@ func (e *env) workloads() []workload {
 	c := e.cfg
 	ws := []workload{
 		one("seq read "+size(c.bigSize), e.seqRead),
+		one("seq read "+size(c.bigSize)+", O_DIRECT", e.seqReadDirect),
 		one(fmt.Sprintf("%d x %s concurrent seq read", c.readers, size(c.multiSize)), e.multiRead),
 	}
 	for _, t := range c.randThreads {
@@ -75,8 +76,12 @@ func baseline(r *row, v float64, err error) {
 }
 
 // readSeq reads o's file like cat: read(2) with a 1 MiB buffer to EOF, checking the bytes.
-func readSeq(path string, o obj) error {
-	f, err := os.Open(path)
+func readSeq(path string, o obj) error { return readSeqFlags(path, o, 0) }
+
+// readSeqFlags is readSeq with extra open flags (O_DIRECT: the kernel sends each read(2) to
+// the mount as it is, without page-cache readahead).
+func readSeqFlags(path string, o obj, flags int) error {
+	f, err := os.OpenFile(path, os.O_RDONLY|flags, 0)
 	if err != nil {
 		return err
 	}
@@ -109,6 +114,18 @@ func (e *env) seqRead(r *row) {
 	e.onMount(r, nil, func(m *mounted) error {
 		t0 := time.Now()
 		err := readSeq(m.path(bigKey), e.big())
+		r.ours = mbps(e.cfg.bigSize, time.Since(t0))
+		return err
+	})
+	v, err := e.timedGet(e.big())
+	baseline(r, v, err)
+}
+
+func (e *env) seqReadDirect(r *row) {
+	r.unit = "MB/s"
+	e.onMount(r, nil, func(m *mounted) error {
+		t0 := time.Now()
+		err := readSeqFlags(m.path(bigKey), e.big(), syscall.O_DIRECT)
 		r.ours = mbps(e.cfg.bigSize, time.Since(t0))
 		return err
 	})

@@ -60,7 +60,7 @@ type adapter struct {
 	fuseutil.NotImplementedFileSystem
 	fs  FileSystem
 	log *slog.Logger
-	// directReads opens read-only files with direct I/O (see Options.CachedReads).
+	// directReads opens read-only files with direct I/O (see Options.DirectReads).
 	directReads bool
 }
 
@@ -192,7 +192,7 @@ func (a *adapter) OpenFile(ctx context.Context, op *fuseops.OpenFileOp) error {
 		return a.fail(err)
 	}
 	op.Handle = fuseops.HandleID(h)
-	op.UseDirectIO = a.directReads && !flags.Write
+	op.UseDirectIO = flags.Direct || a.directReads && !flags.Write
 	return nil
 }
 

@@ -190,7 +190,7 @@ func serve(o *options, ready func(error)) error {
 	m, err := mount.Mount(o.dir, core, mount.Options{
 		FSName: fsName, ReadOnly: o.readOnly, AllowOther: o.allowOther, Logger: logger, DebugFUSE: o.debugFUSE,
 		DefaultPermissions: o.syncDir != "",
-		CachedReads:        o.syncDir != "", MaxThreads: o.maxThreads,
+		MaxThreads:         o.maxThreads,
 	})
 	if err != nil {
 		return err
