@@ -76,8 +76,14 @@ func (l *Layer) PutData(path string, v syncrule.Version, r io.Reader) error {
 		if err != nil {
 			return err
 		}
-		if rec.Kind != KindFile || rec.State.Data == syncrule.LocalData {
+		if rec.Kind != KindFile {
 			return ErrInvalid
+		}
+		if rec.State.Data == syncrule.LocalData {
+			// Another fetch of the same bytes (the importer's, the engine's after a
+			// conflict) got there first, or a program has written newer ones: either way
+			// there is nothing to import, and these bytes are dropped.
+			return errAlreadyLocal
 		}
 		st, _ := syncrule.Next(rec.State, syncrule.DataImported{Version: v, At: l.now()}, noParams)
 		if st.Data != syncrule.LocalData || n != st.Size {
@@ -101,8 +107,14 @@ func (l *Layer) PutData(path string, v syncrule.Version, r io.Reader) error {
 	if err != nil && placed != "" {
 		os.Remove(placed)
 	}
+	if err == errAlreadyLocal {
+		return nil
+	}
 	return perr("put-data", path, err)
 }
+
+// errAlreadyLocal ends PutData's transaction without a change when the data is already local.
+var errAlreadyLocal = errors.New("data already local")
 
 func sortInfos(s []Info) { sort.Slice(s, func(i, j int) bool { return s[i].Path < s[j].Path }) }
 
