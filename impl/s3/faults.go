@@ -133,6 +133,13 @@ func (f *Faults) UploadPart(ctx context.Context, key, uploadID string, number in
 	return f.Store.UploadPart(ctx, key, uploadID, number, data, checksum)
 }
 
+func (f *Faults) UploadPartCopy(ctx context.Context, key, uploadID string, number int32, src string, first, last int64, srcIfMatch string) (CompletedPart, error) {
+	if _, err := f.check("UploadPartCopy", key); err != nil {
+		return CompletedPart{}, err
+	}
+	return f.Store.UploadPartCopy(ctx, key, uploadID, number, src, first, last, srcIfMatch)
+}
+
 func (f *Faults) CompleteMultipart(ctx context.Context, key, uploadID string, parts []CompletedPart, opts WriteOptions) (ObjectInfo, error) {
 	if _, err := f.check("CompleteMultipart", key); err != nil {
 		return ObjectInfo{}, err

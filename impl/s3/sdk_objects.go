@@ -181,6 +181,9 @@ func (s *SDKStore) Copy(ctx context.Context, src, dst string, opts WriteOptions)
 	if opts.Checksum == "crc32c" {
 		in.ChecksumAlgorithm = types.ChecksumAlgorithmCrc32c
 	}
+	if opts.SourceIfMatch != "" {
+		in.CopySourceIfMatch = aws.String(opts.SourceIfMatch)
+	}
 	out, err := s.client.CopyObject(ctx, in)
 	if err != nil {
 		return ObjectInfo{}, mapError("CopyObject", src+" -> "+dst, err)

@@ -69,6 +69,9 @@ type WriteOptions struct {
 	Checksum     string // "" (off) or "crc32c"
 	IfMatch      string // write only if the current ETag equals this
 	IfNoneMatch  string // "*": write only if no object exists
+	// SourceIfMatch, on Copy only: copy only if the source's ETag equals this
+	// (x-amz-copy-source-if-match), so a copy never takes a version the caller did not see.
+	SourceIfMatch string
 }
 
 // CompletedPart names one uploaded part of a multipart upload.
@@ -117,6 +120,11 @@ type Store interface {
 	CreateMultipart(ctx context.Context, key string, opts WriteOptions) (string, error)
 	// UploadPart uploads part number (1-based) of an upload. data is not retained.
 	UploadPart(ctx context.Context, key, uploadID string, number int32, data []byte, checksum string) (CompletedPart, error)
+	// UploadPartCopy makes part number (1-based) of an upload from bytes [first, last] (both
+	// inclusive) of the object src in the same bucket, server-side. If srcIfMatch is not empty
+	// the copy fails with ErrPreconditionFailed when src's ETag differs, so parts copied at
+	// different times all come from one version. ErrNotFound if src or the upload is gone.
+	UploadPartCopy(ctx context.Context, key, uploadID string, number int32, src string, first, last int64, srcIfMatch string) (CompletedPart, error)
 	// CompleteMultipart assembles the parts, in the order given, into the object.
 	CompleteMultipart(ctx context.Context, key, uploadID string, parts []CompletedPart, opts WriteOptions) (ObjectInfo, error)
 	// AbortMultipart discards an upload and its parts. Aborting an unknown upload is not an error.
@@ -125,7 +133,8 @@ type Store interface {
 	ListMultipartUploads(ctx context.Context, prefix string) ([]Upload, error)
 
 	// Copy copies src to dst within the bucket. With opts.Metadata non-nil the metadata is
-	// replaced, otherwise it is copied from src.
+	// replaced, otherwise it is copied from src. opts.SourceIfMatch makes it conditional on
+	// the source's ETag. S3 refuses sources over 5 GiB: CopyLarge copies any size.
 	Copy(ctx context.Context, src, dst string, opts WriteOptions) (ObjectInfo, error)
 
 	// Delete removes the object. Deleting a missing key is not an error (as in S3).

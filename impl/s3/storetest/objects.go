@@ -131,6 +131,16 @@ func testCopy(t *testing.T, c *Case) {
 
 	_, err = c.S.Copy(ctx(t), c.K("missing"), c.K("dst-missing"), s3.WriteOptions{})
 	RequireErr(t, err, s3.ErrNotFound, "")
+
+	// The source condition.
+	srcInfo, err := c.S.Head(ctx(t), c.K(src))
+	require.NoError(t, err)
+	_, err = c.S.Copy(ctx(t), c.K(src), c.K("dst-if-match"), s3.WriteOptions{SourceIfMatch: srcInfo.ETag})
+	require.NoError(t, err)
+	_, err = c.S.Copy(ctx(t), c.K(src), c.K("dst-if-mismatch"), s3.WriteOptions{SourceIfMatch: `"00000000000000000000000000000000"`})
+	RequireErr(t, err, s3.ErrPreconditionFailed, "")
+	_, err = c.S.Head(ctx(t), c.K("dst-if-mismatch"))
+	RequireErr(t, err, s3.ErrNotFound, "")
 }
 
 func testConditionalPut(t *testing.T, c *Case) {

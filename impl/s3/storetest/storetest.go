@@ -40,6 +40,7 @@ func Run(t *testing.T, newStore func(t *testing.T) s3.Store) {
 		{"ListStartAfter", testListStartAfter},
 		{"Multipart", testMultipart},
 		{"MultipartAbort", testMultipartAbort},
+		{"UploadPartCopy", testUploadPartCopy},
 		{"ListMultipartUploadsEmpty", testListUploadsEmpty},
 		{"Copy", testCopy},
 		{"ConditionalPut", testConditionalPut},
