@@ -179,8 +179,20 @@ func (f *fixes) uploadPartCopy(w http.ResponseWriter, r *http.Request, bucket, k
 	}
 	// One read gives the bytes and the hash they belong to: the condition and the data
 	// cannot come from two versions.
+	ifMatch := r.Header.Get("X-Amz-Copy-Source-If-Match")
 	obj, err := f.backend.GetObject(srcBucket, srcKey, rng)
 	if err != nil {
+		// S3 checks the condition before the range: a source replaced by a shorter one
+		// is a failed precondition, not a bad range.
+		if head, herr := f.backend.HeadObject(srcBucket, srcKey); herr == nil {
+			head.Contents.Close()
+			if ifMatch != "" && !etagMatches(ifMatch, head.Hash) {
+				err = gofakes3.ErrorMessage(gofakes3.ErrPreconditionFailed, "At least one of the pre-conditions you specified did not hold")
+			} else if gofakes3.HasErrorCode(err, gofakes3.ErrInvalidRange) {
+				err = gofakes3.ErrorMessage(gofakes3.ErrInvalidArgument,
+					fmt.Sprintf("Range specified is not valid for source object of size: %d", head.Size))
+			}
+		}
 		writeError(w, r, err)
 		return
 	}
@@ -190,7 +202,7 @@ func (f *fixes) uploadPartCopy(w http.ResponseWriter, r *http.Request, bucket, k
 		writeError(w, r, err)
 		return
 	}
-	if m := r.Header.Get("X-Amz-Copy-Source-If-Match"); m != "" && !etagMatches(m, obj.Hash) {
+	if ifMatch != "" && !etagMatches(ifMatch, obj.Hash) {
 		writeError(w, r, gofakes3.ErrorMessage(gofakes3.ErrPreconditionFailed, "At least one of the pre-conditions you specified did not hold"))
 		return
 	}
