@@ -36,6 +36,15 @@ type CopyConfig struct {
 	Concurrency int
 }
 
+// Multipart reports whether CopyLarge copies a source of size bytes in parts.
+func (c CopyConfig) Multipart(size int64) bool {
+	threshold := c.Threshold
+	if threshold <= 0 {
+		threshold = CopyThreshold
+	}
+	return size > min(threshold, MaxCopyObjectSize)
+}
+
 // CopyLarge copies the object src, as a Head of it returned it (Key, Size, ETag and, for a
 // copy that keeps the metadata, Metadata and ContentType), to dst, whatever its size:
 // Store.Copy up to cfg.Threshold, else CreateMultipart, UploadPartCopy in parts and
@@ -48,13 +57,8 @@ type CopyConfig struct {
 // headers, such as Content-Encoding, are not carried over). opts.IfMatch / IfNoneMatch
 // make a multipart copy's completion conditional on the destination (Copy ignores them).
 func CopyLarge(ctx context.Context, st Store, src ObjectInfo, dst string, opts WriteOptions, cfg CopyConfig) (ObjectInfo, error) {
-	threshold := cfg.Threshold
-	if threshold <= 0 {
-		threshold = CopyThreshold
-	}
-	threshold = min(threshold, MaxCopyObjectSize)
 	opts.SourceIfMatch = src.ETag
-	if src.Size <= threshold {
+	if !cfg.Multipart(src.Size) {
 		info, err := st.Copy(ctx, src.Key, dst, opts)
 		if err == nil && info.Size == 0 {
 			info.Size = src.Size

@@ -60,6 +60,13 @@ type Config struct {
 	// PartSize: objects larger than this are uploaded multipart in parts of this size
 	// (default 8 MiB; S3 needs at least 5 MiB for every part but the last).
 	PartSize int64
+	// CopyThreshold: a rename's copy or an attribute change's copy onto itself of an object
+	// larger than this is a multipart upload of server-side part copies (S3's CopyObject
+	// refuses sources over 5 GiB). 0 = s3.CopyThreshold (5 GiB); tests lower it.
+	CopyThreshold int64
+	// CopyPartSize is the part size of such a copy (0 = s3.DefaultCopyPartSize, 512 MiB;
+	// raised as needed to stay within 10,000 parts).
+	CopyPartSize int64
 	// Attrs is the user metadata to store with an object (s3fs-style POSIX headers); nil =
 	// none. The caller passes the posixmeta encoding.
 	Attrs func(info local.Info) map[string]string

@@ -409,9 +409,10 @@ func (e *Engine) importAfter(ctx context.Context, path, key string, remote *s3.O
 	}
 }
 
-// copyInPlace exports attributes only (Y7): CopyObject of the base onto itself with new
-// metadata. Store.Copy has no copy-source condition, so the base is checked with HEAD first;
-// a change in between is not detected (the window is one round trip).
+// copyInPlace exports attributes only (Y7): a copy of the base onto itself with new
+// metadata, conditional on the source still being the version the HEAD saw (and so the
+// base), which closes the window between the check and the copy. An object over the copy
+// threshold is copied in parts (s3.CopyLarge), each part and the completion conditional.
 func (e *Engine) copyInPlace(ctx context.Context, op local.Op, opts s3.WriteOptions) (s3.ObjectInfo, error) {
 	remote, found, err := e.head(ctx, op.Key)
 	if err != nil {
@@ -423,12 +424,34 @@ func (e *Engine) copyInPlace(ctx context.Context, op local.Op, opts s3.WriteOpti
 	if opts.Metadata == nil {
 		opts.Metadata = map[string]string{} // nil would copy the old metadata
 	}
-	opts.IfMatch, opts.IfNoneMatch = "", ""
-	obj, err := e.cfg.Store.Copy(ctx, op.Key, op.Key, opts)
-	if err == nil && obj.Size == 0 {
-		obj.Size = remote.Size
+	// The completion of a multipart copy checks the key still holds what was copied; a
+	// plain copy has its source condition, on the same key.
+	opts.IfMatch, opts.IfNoneMatch = remote.ETag, ""
+	return s3.CopyLarge(ctx, e.cfg.Store, remote, op.Key, opts, e.copyConfig())
+}
+
+func (e *Engine) copyConfig() s3.CopyConfig {
+	return s3.CopyConfig{Threshold: e.cfg.CopyThreshold, PartSize: e.cfg.CopyPartSize, Concurrency: partsInFlight}
+}
+
+// renameCopy copies the rename's source, as src (its HEAD) describes it, to the destination,
+// conditional on the source still being that version. A plain copy keeps the source's
+// metadata and, for a source that was not uploaded in parts, its ETag: a replay recognises
+// the finished copy by it. A multipart copy (over the copy threshold) has to write the
+// metadata and gets a new ETag, so it writes the source's metadata with this op's marker,
+// which a replay recognises instead.
+func (e *Engine) renameCopy(ctx context.Context, op local.Op, src s3.ObjectInfo) (s3.ObjectInfo, error) {
+	cfg := e.copyConfig()
+	var opts s3.WriteOptions
+	if cfg.Multipart(src.Size) {
+		opts.Metadata = maps.Clone(src.Metadata)
+		if opts.Metadata == nil {
+			opts.Metadata = map[string]string{}
+		}
+		opts.Metadata[OpMetaKey] = e.marker(op)
+		opts.ContentType = src.ContentType
 	}
-	return obj, err
+	return s3.CopyLarge(ctx, e.cfg.Store, src, op.DstKey, opts, cfg)
 }
 
 // put writes size bytes of the snapshot at key: one PUT up to PartSize, else a multipart
@@ -522,7 +545,7 @@ func (e *Engine) rename(ctx context.Context, op local.Op) result {
 	case srcFound && e.sameAsBase(op.Key, op.Base, src):
 		// Without metadata the copy keeps the source's: the base's attributes, which are
 		// what generation Gen is; later attribute changes are later generations.
-		obj, err := e.cfg.Store.Copy(ctx, op.Key, op.DstKey, s3.WriteOptions{})
+		obj, err := e.renameCopy(ctx, op, src)
 		if err != nil {
 			return e.renameFailed(op, err)
 		}
@@ -551,7 +574,7 @@ func (e *Engine) rename(ctx context.Context, op local.Op) result {
 		if err != nil {
 			return e.renameFailed(op, err)
 		}
-		if found && normETag(dst.ETag) == normETag(op.Base.ETag) {
+		if found && (normETag(dst.ETag) == normETag(op.Base.ETag) || dst.Metadata[OpMetaKey] == e.marker(op)) {
 			// Copied and deleted before a crash; the result may not be recorded yet.
 			if r, ok := e.markCopied(op, version(dst)); !ok {
 				return r
