@@ -187,3 +187,34 @@ func TestRecoveryFinishesMultipartCopyRename(t *testing.T) {
 	require.NotContains(t, v.logs.String(), "the source is gone")
 	v.requireSynced()
 }
+
+func TestReplayDoesNotRedoAFinishedMultipartCopy(t *testing.T) {
+	v := newEnv(t)
+	v.start(nil, smallCopies)
+	data := v.writeBig("a", 13<<20)
+	v.flush()
+	v.stop()
+
+	require.NoError(t, v.layer.Rename("a", "b"))
+	ops, err := v.layer.Pending()
+	require.NoError(t, err)
+	require.Len(t, ops, 1)
+	// The crash came after the multipart copy, before its result was recorded and the source
+	// deleted.
+	src, err := v.store.Head(context.Background(), "a")
+	require.NoError(t, err)
+	src.Metadata[OpMetaKey] = fmt.Sprintf("%s.%d", v.layer.FSID(), ops[0].ID)
+	_, err = s3.CopyLarge(context.Background(), v.store, src, "b", s3.WriteOptions{Metadata: src.Metadata, ContentType: src.ContentType},
+		s3.CopyConfig{Threshold: 6 << 20, PartSize: 5 << 20})
+	require.NoError(t, err)
+	v.reopen()
+
+	copies := v.copies.Load()
+	v.start(nil, smallCopies)
+	v.settle()
+	require.Equal(t, copies, v.copies.Load(), "the finished copy is not made again")
+	require.Equal(t, []string{"b"}, v.keys())
+	body, _ := v.object("b")
+	require.True(t, body == string(data))
+	v.requireSynced()
+}

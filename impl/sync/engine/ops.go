@@ -444,6 +444,11 @@ func (e *Engine) renameCopy(ctx context.Context, op local.Op, src s3.ObjectInfo)
 	cfg := e.copyConfig()
 	var opts s3.WriteOptions
 	if cfg.Multipart(src.Size) {
+		// A replay after a crash between the completion and its record: the copy is there
+		// (only this op writes its marker, and only from the base), and is long to redo.
+		if dst, found, err := e.head(ctx, op.DstKey); err == nil && found && dst.Metadata[OpMetaKey] == e.marker(op) {
+			return dst, nil
+		}
 		opts.Metadata = maps.Clone(src.Metadata)
 		if opts.Metadata == nil {
 			opts.Metadata = map[string]string{}
