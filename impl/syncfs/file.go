@@ -48,7 +48,14 @@ func (f *FS) Open(ctx context.Context, id fs.InodeID, flags fs.OpenFlags, pid ui
 	}
 	h := &fileHandle{ino: id, path: path, write: flags.Write}
 	if !flags.Write && !flags.Trunc {
-		if info.State.Data != syncrule.LocalData && f.cfg.Importer != nil {
+		h.local, err = f.layer.OpenRead(path)
+		if errors.Is(err, local.ErrNoData) && info.State.Data == syncrule.LocalData {
+			// A remote change (C2) dropped the data after the Stat: take the new version.
+			if info, err = f.layer.Stat(path); err != nil {
+				return 0, localError("open", path, err)
+			}
+		}
+		if h.local == nil && info.State.Data != syncrule.LocalData && f.cfg.Importer != nil {
 			// The bytes are in the bucket, at the file's key or, right after a rename, still at
 			// the key the rename's copy reads from (Y9).
 			key, v, err := f.layer.RemoteSource(path)
@@ -58,8 +65,10 @@ func (f *FS) Open(ctx context.Context, id fs.InodeID, flags fs.OpenFlags, pid ui
 			h.remote, h.key = read.NewReader(f.cfg.Read, key, v.ETag, info.State.Size), key
 			return f.addHandle(h), nil
 		}
-		if h.local, err = f.layer.OpenRead(path); err != nil {
-			return 0, localError("open", path, err)
+		if h.local == nil {
+			if h.local, err = f.layer.OpenRead(path); err != nil {
+				return 0, localError("open", path, err)
+			}
 		}
 		// Reads keep the data from expiring (Y10); the layer writes at most one record a minute.
 		if err := f.layer.Touch(path, f.cfg.Clock.Now()); err != nil {
@@ -67,11 +76,8 @@ func (f *FS) Open(ctx context.Context, id fs.InodeID, flags fs.OpenFlags, pid ui
 		}
 		return f.addHandle(h), nil
 	}
-	if err := f.fetch(ctx, "open", path, info); err != nil {
+	if h.local, err = f.beginWrite(ctx, "open", path, info); err != nil {
 		return 0, err
-	}
-	if h.local, err = f.layer.BeginWrite(path); err != nil {
-		return 0, localError("open", path, err)
 	}
 	if flags.Trunc {
 		if err := h.local.Truncate(0); err != nil {
@@ -81,6 +87,24 @@ func (f *FS) Open(ctx context.Context, id fs.InodeID, flags fs.OpenFlags, pid ui
 	}
 	f.notify()
 	return f.addHandle(h), nil
+}
+
+// beginWrite fetches the file's bytes if they are not local (Y2) and opens it for writing. A
+// remote change can replace the file's data between the two (C2: the bucket's new version is
+// imported without data); the fetch is then done again, for the new version.
+func (f *FS) beginWrite(ctx context.Context, op, path string, info local.Info) (*local.Handle, error) {
+	for attempt := 0; ; attempt++ {
+		if err := f.fetch(ctx, op, path, info); err != nil {
+			return nil, err
+		}
+		h, err := f.layer.BeginWrite(path)
+		if err == nil || !errors.Is(err, local.ErrNoData) || attempt == 3 {
+			return h, localError(op, path, err)
+		}
+		if info, err = f.layer.Stat(path); err != nil {
+			return nil, localError(op, path, err)
+		}
+	}
 }
 
 // fetch brings a file's bytes into the local layer if they are not there (Y2).

@@ -152,10 +152,12 @@ func (f *FS) SetAttr(ctx context.Context, id fs.InodeID, req fs.SetAttrRequest) 
 		if info.Kind != local.KindFile {
 			return fs.Attr{}, time.Time{}, &fs.Error{Op: "truncate", Path: path, Code: fs.CodeIsDir, Err: errors.New("not a regular file")}
 		}
-		if err := f.fetch(ctx, "truncate", path, info); err != nil {
+		h, err := f.beginWrite(ctx, "truncate", path, info)
+		if err != nil {
 			return fs.Attr{}, time.Time{}, err
 		}
-		if err := f.layer.Truncate(path, int64(*req.Size)); err != nil {
+		err = errors.Join(h.Truncate(int64(*req.Size)), h.Close())
+		if err != nil {
 			return fs.Attr{}, time.Time{}, localError("truncate", path, err)
 		}
 	}
