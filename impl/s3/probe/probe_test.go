@@ -1,0 +1,120 @@
+package probe_test
+
+import (
+	"context"
+	"errors"
+	"io"
+	"strings"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/mount-s3/mount-s3/impl/s3"
+	"github.com/mount-s3/mount-s3/impl/s3/probe"
+	"github.com/mount-s3/mount-s3/impl/s3/probe/probetest"
+	"github.com/mount-s3/mount-s3/spec/keymap"
+)
+
+func TestKeyIsHidden(t *testing.T) {
+	for _, prefix := range []string{"", "a/", "a/b/", strings.Repeat("p", 700) + "/", strings.Repeat("q", 900) + "/"} {
+		k, err := probe.Key(prefix)
+		require.NoError(t, err, "prefix of %d bytes", len(prefix))
+		require.True(t, strings.HasPrefix(k, prefix))
+		require.LessOrEqual(t, len(k), probe.MaxKeyLen)
+		require.Contains(t, k, probe.NamePrefix)
+		require.False(t, keymap.Visible(prefix, k), "probe key %q is visible under %q", k, prefix)
+		_, _, err = keymap.PathOfKey(prefix, k)
+		require.ErrorIs(t, err, keymap.ErrHiddenKey)
+		k2, err := probe.Key(prefix)
+		require.NoError(t, err)
+		require.NotEqual(t, k, k2, "two probes must not share a key")
+	}
+	_, err := probe.Key(strings.Repeat("r", 1020) + "/")
+	require.Error(t, err, "no room for a hidden key")
+}
+
+func listAll(t *testing.T, store s3.Store) []string {
+	t.Helper()
+	page, err := store.List(context.Background(), s3.ListInput{Prefix: ""})
+	require.NoError(t, err)
+	var keys []string
+	for _, o := range page.Objects {
+		keys = append(keys, o.Key)
+	}
+	return keys
+}
+
+func TestProbeHonoured(t *testing.T) {
+	_, store := probetest.StartServer(t, nil)
+	for _, prefix := range []string{"", "mnt/"} {
+		key, err := probe.Key(prefix)
+		require.NoError(t, err)
+		ok, err := probe.ProbeConditionalWrites(context.Background(), store, key)
+		require.NoError(t, err)
+		require.True(t, ok, "the embedded server honours conditions")
+	}
+	require.Empty(t, listAll(t, store), "the probe object is deleted")
+}
+
+func TestProbeIgnored(t *testing.T) {
+	var strip probetest.StripConditions
+	_, store := probetest.StartServer(t, strip.Middleware)
+	key, err := probe.Key("mnt/")
+	require.NoError(t, err)
+	ok, err := probe.ProbeConditionalWrites(context.Background(), store, key)
+	require.NoError(t, err)
+	require.False(t, ok, "a store that drops the conditions ignores them")
+	require.Positive(t, strip.Stripped.Load())
+	require.Empty(t, listAll(t, store), "the probe object is deleted")
+}
+
+// alwaysPreconditionFailed refuses every conditional write, even one whose condition holds.
+type alwaysPreconditionFailed struct{ s3.Store }
+
+func (a alwaysPreconditionFailed) Put(ctx context.Context, key string, body io.ReadSeeker, size int64, opts s3.WriteOptions) (s3.ObjectInfo, error) {
+	if opts.IfMatch != "" || opts.IfNoneMatch != "" {
+		return s3.ObjectInfo{}, s3.ErrPreconditionFailed
+	}
+	return a.Store.Put(ctx, key, body, size, opts)
+}
+
+func TestProbeRefusesAll(t *testing.T) {
+	_, store := probetest.StartServer(t, nil)
+	ok, err := probe.ProbeConditionalWrites(context.Background(), alwaysPreconditionFailed{store}, "k")
+	require.False(t, ok)
+	require.ErrorIs(t, err, s3.ErrPreconditionFailed, "a store that refuses a condition that holds is not trusted")
+	require.Empty(t, listAll(t, store))
+}
+
+// failing fails every call with err.
+type failing struct {
+	s3.Store
+	err error
+}
+
+func (f failing) Put(context.Context, string, io.ReadSeeker, int64, s3.WriteOptions) (s3.ObjectInfo, error) {
+	return s3.ObjectInfo{}, f.err
+}
+
+func TestProbeError(t *testing.T) {
+	_, store := probetest.StartServer(t, nil)
+	boom := errors.New("connection refused")
+	ok, err := probe.ProbeConditionalWrites(context.Background(), failing{store, boom}, "k")
+	require.False(t, ok)
+	require.ErrorIs(t, err, boom)
+}
+
+// noDelete makes the cleanup fail.
+type noDelete struct{ s3.Store }
+
+func (noDelete) Delete(context.Context, string) error { return s3.ErrAccessDenied }
+
+func TestProbeLeftBehind(t *testing.T) {
+	_, store := probetest.StartServer(t, nil)
+	key, err := probe.Key("")
+	require.NoError(t, err)
+	ok, err := probe.ProbeConditionalWrites(context.Background(), noDelete{store}, key)
+	require.True(t, ok, "the verdict stands")
+	require.ErrorIs(t, err, probe.ErrLeftBehind)
+	require.Equal(t, []string{key}, listAll(t, store))
+}

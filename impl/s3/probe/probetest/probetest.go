@@ -1,0 +1,57 @@
+// Package probetest has test helpers for stores that ignore conditional writes.
+package probetest
+
+import (
+	"context"
+	"net/http"
+	"sync/atomic"
+	"testing"
+
+	"github.com/mount-s3/mount-s3/impl/s3"
+	"github.com/mount-s3/mount-s3/impl/s3/embedded"
+)
+
+// Bucket is the bucket StartServer creates.
+const Bucket = "bkt"
+
+// StripConditions is an embedded.Options.Middleware that removes If-Match and If-None-Match
+// from every write (PUT, and POST for CompleteMultipartUpload) before the server sees it, as
+// an S3-compatible store that ignores conditional writes behaves. GET and HEAD keep theirs.
+// It never answers by itself, so the body is always read by the server (a middleware that
+// answered with an error first would have to drain it). Stripped counts the requests changed.
+type StripConditions struct {
+	Stripped atomic.Int64
+}
+
+// Middleware wraps next.
+func (s *StripConditions) Middleware(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method == http.MethodPut || r.Method == http.MethodPost {
+			if r.Header.Get("If-Match") != "" || r.Header.Get("If-None-Match") != "" {
+				s.Stripped.Add(1)
+			}
+			r.Header.Del("If-Match")
+			r.Header.Del("If-None-Match")
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+// StartServer starts an embedded server with Bucket, wrapped in middleware if not nil, and
+// returns it with an SDK store for the bucket; both are closed at the end of the test.
+func StartServer(t testing.TB, middleware func(http.Handler) http.Handler) (*embedded.Server, s3.Store) {
+	t.Helper()
+	srv, err := embedded.Start(embedded.Options{Buckets: []string{Bucket}, Middleware: middleware})
+	if err != nil {
+		t.Fatalf("embedded server: %v", err)
+	}
+	t.Cleanup(func() { srv.Close() })
+	store, err := s3.NewSDKStore(context.Background(), s3.Config{
+		Bucket: Bucket, EndpointURL: srv.URL(), ForcePathStyle: true,
+		StaticCredentials: embedded.Credentials, MaxAttempts: 2,
+	})
+	if err != nil {
+		t.Fatalf("store: %v", err)
+	}
+	return srv, store
+}
