@@ -62,8 +62,9 @@ func newSyncCore(o *options, store s3.Store, rc read.Config, logger *slog.Logger
 	if err := im.Resume(); err != nil {
 		logger.Warn("resuming the import of object attributes", "error", err.Error())
 	}
+	conditions := conditionalWrites(context.Background(), store, o.prefix, logger)
 	eng, err := engine.New(engine.Config{Layer: layer, Store: store, Params: params, Clock: clock.Real{}, Log: stdlog,
-		PartSize: o.uploadPartSize(), Attrs: objectAttrs})
+		PartSize: o.uploadPartSize(), Attrs: objectAttrs, ConditionsUnsupported: !conditions})
 	if err != nil {
 		im.Close()
 		layer.Close()
