@@ -61,11 +61,14 @@ func Key(prefix string) (string, error) {
 	return key, nil
 }
 
-// ProbeConditionalWrites reports whether store honours If-None-Match and If-Match on PUT. At
+// ProbeConditionalWrites reports whether store honours If-None-Match and If-Match on PUT, and
+// x-amz-copy-source-if-match on a copy. At
 // key (which should come from Key) it writes a tiny object, then
 //
 //   - PUTs with If-None-Match: * (the object exists: must fail with 412),
 //   - PUTs with If-Match: <an ETag the object does not have> (must fail with 412),
+//   - copies it onto itself with x-amz-copy-source-if-match: <a wrong ETag> (must fail with
+//     412: renames and attribute changes rely on it),
 //   - PUTs with If-Match: <the object's ETag> (must succeed: a store that refuses every
 //     conditional write would make every upload a conflict),
 //
@@ -105,6 +108,13 @@ func probe(ctx context.Context, store s3.Store, key string, first s3.ObjectInfo,
 		case !errors.Is(err, s3.ErrPreconditionFailed):
 			return false, fmt.Errorf("probing conditional writes (%s): %w", c.what, err)
 		}
+	}
+	_, err := store.Copy(ctx, key, key, s3.WriteOptions{Metadata: map[string]string{"mount-s3-probe": "copy"}, SourceIfMatch: wrongETag})
+	switch {
+	case err == nil:
+		return false, nil
+	case !errors.Is(err, s3.ErrPreconditionFailed):
+		return false, fmt.Errorf("probing conditional writes (a copy with x-amz-copy-source-if-match and a wrong ETag): %w", err)
 	}
 	etag := first.ETag
 	if etag == "" {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"io"
+	"net/http"
 	"strings"
 	"testing"
 
@@ -117,4 +118,22 @@ func TestProbeLeftBehind(t *testing.T) {
 	require.True(t, ok, "the verdict stands")
 	require.ErrorIs(t, err, probe.ErrLeftBehind)
 	require.Equal(t, []string{key}, listAll(t, store))
+}
+
+// A store that honours conditions on PUT but ignores them on a copy's source is not trusted
+// either: renames rely on them.
+func TestProbeIgnoredCopySourceCondition(t *testing.T) {
+	stripCopySource := func(next http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			r.Header.Del("X-Amz-Copy-Source-If-Match")
+			next.ServeHTTP(w, r)
+		})
+	}
+	_, store := probetest.StartServer(t, stripCopySource)
+	key, err := probe.Key("")
+	require.NoError(t, err)
+	ok, err := probe.ProbeConditionalWrites(context.Background(), store, key)
+	require.NoError(t, err)
+	require.False(t, ok)
+	require.Empty(t, listAll(t, store))
 }

@@ -14,9 +14,13 @@ import (
 // Bucket is the bucket StartServer creates.
 const Bucket = "bkt"
 
-// StripConditions is an embedded.Options.Middleware that removes If-Match and If-None-Match
-// from every write (PUT, and POST for CompleteMultipartUpload) before the server sees it, as
-// an S3-compatible store that ignores conditional writes behaves. GET and HEAD keep theirs.
+// conditionHeaders are the conditions StripConditions removes.
+var conditionHeaders = []string{"If-Match", "If-None-Match", "X-Amz-Copy-Source-If-Match", "X-Amz-Copy-Source-If-None-Match"}
+
+// StripConditions is an embedded.Options.Middleware that removes If-Match, If-None-Match and
+// the copy-source conditions from every write (PUT, including copies, and POST for
+// CompleteMultipartUpload) before the server sees it, as an S3-compatible store that ignores
+// conditional writes behaves. GET and HEAD keep theirs.
 // It never answers by itself, so the body is always read by the server (a middleware that
 // answered with an error first would have to drain it). Stripped counts the requests changed.
 type StripConditions struct {
@@ -27,11 +31,16 @@ type StripConditions struct {
 func (s *StripConditions) Middleware(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.Method == http.MethodPut || r.Method == http.MethodPost {
-			if r.Header.Get("If-Match") != "" || r.Header.Get("If-None-Match") != "" {
+			stripped := false
+			for _, h := range conditionHeaders {
+				if r.Header.Get(h) != "" {
+					stripped = true
+					r.Header.Del(h)
+				}
+			}
+			if stripped {
 				s.Stripped.Add(1)
 			}
-			r.Header.Del("If-Match")
-			r.Header.Del("If-None-Match")
 		}
 		next.ServeHTTP(w, r)
 	})
