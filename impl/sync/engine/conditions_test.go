@@ -175,3 +175,56 @@ func TestHeadCheckBeforeCompletingMultipart(t *testing.T) {
 	require.Zero(t, strip.Stripped.Load())
 	v.requireSynced()
 }
+
+// headChecked answers every kind of condition as a store that honours it would, and sends
+// none of them.
+func TestHeadCheckedStore(t *testing.T) {
+	strip := &probetest.StripConditions{}
+	_, raw := probetest.StartServer(t, strip.Middleware)
+	h := headChecked{raw}
+	ctx := context.Background()
+	put := func(key, body string, opts s3.WriteOptions) (s3.ObjectInfo, error) {
+		return h.Put(ctx, key, strings.NewReader(body), int64(len(body)), opts)
+	}
+	const wrong = `"00000000000000000000000000000000"`
+
+	v1, err := put("k", "v1", s3.WriteOptions{IfNoneMatch: "*"})
+	require.NoError(t, err)
+	_, err = put("k", "x", s3.WriteOptions{IfNoneMatch: "*"})
+	require.ErrorIs(t, err, s3.ErrPreconditionFailed)
+	_, err = put("k", "x", s3.WriteOptions{IfMatch: wrong})
+	require.ErrorIs(t, err, s3.ErrPreconditionFailed)
+	_, err = put("gone", "x", s3.WriteOptions{IfMatch: v1.ETag})
+	require.ErrorIs(t, err, s3.ErrPreconditionFailed, "If-Match on a missing object")
+	v2, err := put("k", "v2", s3.WriteOptions{IfMatch: v1.ETag})
+	require.NoError(t, err)
+
+	// Copies: the destination's conditions and the source's.
+	_, err = h.Copy(ctx, "k", "k", s3.WriteOptions{Metadata: map[string]string{"a": "1"}, IfMatch: v2.ETag, SourceIfMatch: v1.ETag})
+	require.ErrorIs(t, err, s3.ErrPreconditionFailed, "the source changed")
+	_, err = h.Copy(ctx, "nosuch", "d", s3.WriteOptions{SourceIfMatch: v1.ETag})
+	require.ErrorIs(t, err, s3.ErrNotFound)
+	_, err = h.Copy(ctx, "k", "d", s3.WriteOptions{SourceIfMatch: v2.ETag, IfMatch: v2.ETag})
+	require.ErrorIs(t, err, s3.ErrPreconditionFailed, "If-Match on a missing destination")
+	_, err = h.Copy(ctx, "k", "d", s3.WriteOptions{SourceIfMatch: v2.ETag, IfNoneMatch: "*"})
+	require.NoError(t, err)
+	_, err = h.Copy(ctx, "k", "k", s3.WriteOptions{Metadata: map[string]string{"a": "1"}, IfMatch: v2.ETag, SourceIfMatch: v2.ETag})
+	require.NoError(t, err)
+
+	// Multipart: the part copies' source and the completion.
+	cur, err := raw.Head(ctx, "k")
+	require.NoError(t, err)
+	id, err := h.CreateMultipart(ctx, "m", s3.WriteOptions{IfNoneMatch: "*"})
+	require.NoError(t, err)
+	_, err = h.UploadPartCopy(ctx, "m", id, 1, "k", 0, 1, v1.ETag)
+	require.ErrorIs(t, err, s3.ErrPreconditionFailed)
+	part, err := h.UploadPartCopy(ctx, "m", id, 1, "k", 0, 1, cur.ETag)
+	require.NoError(t, err)
+	_, err = raw.Put(ctx, "m", strings.NewReader("theirs"), 6, s3.WriteOptions{})
+	require.NoError(t, err)
+	_, err = h.CompleteMultipart(ctx, "m", id, []s3.CompletedPart{part}, s3.WriteOptions{IfNoneMatch: "*"})
+	require.ErrorIs(t, err, s3.ErrPreconditionFailed, "another writer came first")
+	require.NoError(t, raw.AbortMultipart(ctx, "m", id))
+
+	require.Zero(t, strip.Stripped.Load(), "no condition reached the store")
+}

@@ -78,10 +78,11 @@ type Config struct {
 	// called. Returning nil means the conflict was dealt with and the op is
 	// removed from the queue; an error keeps the op and the local data, and it is retried.
 	OnConflict func(ctx context.Context, c Conflict) error
-	// ConditionsUnsupported: the store ignores If-Match / If-None-Match on writes (see
-	// impl/s3/probe). Each conditional write is then checked with a HEAD right before it and
-	// sent without the condition; a mismatch is a conflict as a 412 would be. Between the HEAD
-	// and the write another writer's version can still be overwritten (see headChecked).
+	// ConditionsUnsupported: the store ignores conditional requests (If-Match /
+	// If-None-Match, x-amz-copy-source-if-match; see impl/s3/probe). Each conditional request
+	// is then checked with a HEAD right before it and sent without the condition; a mismatch
+	// is a conflict as a 412 would be. Between the HEAD and the request another writer's
+	// version can still be overwritten (see headChecked).
 	ConditionsUnsupported bool
 }
 
