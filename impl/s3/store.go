@@ -10,6 +10,7 @@ import (
 	"context"
 	"errors"
 	"io"
+	"strings"
 	"time"
 )
 
@@ -40,6 +41,16 @@ type ObjectInfo struct {
 	VersionID    string
 	Metadata     map[string]string // user metadata, lower-case names without "x-amz-meta-"
 	ContentType  string
+}
+
+// NormalizeETag returns an ETag in the one form the product compares and sends back as
+// If-Match: quoted, as S3 sends it. Some S3-compatible stores answer some calls unquoted.
+func NormalizeETag(etag string) string {
+	etag = strings.TrimSpace(etag)
+	if etag == "" || strings.HasPrefix(etag, `"`) || strings.HasPrefix(etag, `W/"`) {
+		return etag
+	}
+	return `"` + etag + `"`
 }
 
 // ListInput is one ListObjectsV2 page request.

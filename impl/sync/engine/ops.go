@@ -661,13 +661,7 @@ func version(obj s3.ObjectInfo) syncrule.Version {
 
 // normETag quotes an ETag as S3 sends it. Stores return them quoted; this only makes a store
 // that does not agree with the rest.
-func normETag(etag string) string {
-	etag = strings.TrimSpace(etag)
-	if etag == "" || strings.HasPrefix(etag, `"`) || strings.HasPrefix(etag, `W/"`) {
-		return etag
-	}
-	return `"` + etag + `"`
-}
+func normETag(etag string) string { return s3.NormalizeETag(etag) }
 
 // persistent: errors that retrying soon will not fix; Flush reports them at once.
 func persistent(err error) bool {

@@ -209,12 +209,46 @@ func (im *Importer) Fetch(ctx context.Context, path string) error {
 				err = im.get(ctx, path, again.State.Base, again.State.Size)
 			}
 		}
+		if errors.Is(err, s3.ErrNotFound) || errors.Is(err, s3.ErrPreconditionFailed) {
+			// Another writer changed or deleted the object since it was imported, and no
+			// poll has told the layer yet. The bucket wins (C2): import what it holds now,
+			// then fetch that.
+			return im.refetch(ctx, path)
+		}
 		return err
 	})
 }
 
 // get reads version v of path's object (If-Match) and records it: a symlink's target and
 // attributes, or a file's data and then its attributes.
+// refetch reads what the bucket holds at path's key now, applies it to the layer as a remote
+// change, and fetches the new version's data if the file is still there.
+func (im *Importer) refetch(ctx context.Context, path string) error {
+	key, _, err := im.cfg.Layer.RemoteSource(path)
+	if err != nil {
+		return err
+	}
+	params := syncrule.Params{ImportThreshold: im.cfg.Threshold}
+	obj, err := im.cfg.Store.Head(ctx, key)
+	switch {
+	case errors.Is(err, s3.ErrNotFound):
+		if _, err := im.cfg.Layer.ApplyRemote(path, local.KindFile, syncrule.RemoteDeleted{}, params); err != nil {
+			return fmt.Errorf("fetch /%s: the object was deleted in the bucket: %w", path, err)
+		}
+		return fmt.Errorf("fetch /%s: the object was deleted in the bucket: %w", path, s3.ErrNotFound)
+	case err != nil:
+		return fmt.Errorf("fetch /%s: %w", path, err)
+	}
+	if _, err := im.cfg.Layer.ApplyRemote(path, local.KindFile, syncrule.RemoteChanged{Version: versionOf(obj), Size: obj.Size}, params); err != nil {
+		return fmt.Errorf("fetch /%s: importing the bucket's new version: %w", path, err)
+	}
+	info, err := im.cfg.Layer.Stat(path)
+	if err != nil || info.Kind != local.KindFile || info.State.Data == syncrule.LocalData || info.State.Base.IsZero() {
+		return err
+	}
+	return im.get(ctx, path, info.State.Base, info.State.Size)
+}
+
 func (im *Importer) get(ctx context.Context, path string, v syncrule.Version, size int64) error {
 	// A file renamed before its rename's copy ran is still at the source key (Y9).
 	key, src, err := im.cfg.Layer.RemoteSource(path)
@@ -254,7 +288,7 @@ func (im *Importer) head(ctx context.Context, path string, v syncrule.Version) e
 	if err != nil {
 		return fmt.Errorf("head /%s: %w", path, err)
 	}
-	got := syncrule.Version{ETag: info.ETag, VersionID: info.VersionID}
+	got := syncrule.Version{ETag: s3.NormalizeETag(info.ETag), VersionID: info.VersionID}
 	if !got.Same(v) {
 		return nil // a remote change: not ours to import (the layer would ignore it anyway)
 	}
@@ -272,7 +306,7 @@ func (im *Importer) headDir(ctx context.Context, dir string, v syncrule.Version)
 	if err != nil {
 		return fmt.Errorf("head /%s/: %w", dir, err)
 	}
-	got := syncrule.Version{ETag: info.ETag, VersionID: info.VersionID}
+	got := syncrule.Version{ETag: s3.NormalizeETag(info.ETag), VersionID: info.VersionID}
 	if !got.Same(v) {
 		return nil // changed since the listing: a remote change, not ours to import
 	}
@@ -303,7 +337,7 @@ func (im *Importer) setAttr(path string, v syncrule.Version, m posixmeta.Attr, k
 }
 
 func versionOf(o s3.ObjectInfo) syncrule.Version {
-	return syncrule.Version{ETag: o.ETag, VersionID: o.VersionID}
+	return syncrule.Version{ETag: s3.NormalizeETag(o.ETag), VersionID: o.VersionID}
 }
 
 func (im *Importer) enqueue(jobs []job) {

@@ -347,19 +347,28 @@ func TestFetchLargeFileOnce(t *testing.T) {
 	require.Error(t, im.Fetch(ctx, "missing"))
 }
 
-func TestFetchRefusesChangedObject(t *testing.T) {
+// A fetch that finds the object changed since its import (a remote change no poll has
+// reported yet) takes the bucket's new version whole (C2): never bytes of the old base, never
+// a mix. A remote delete makes the file disappear.
+func TestFetchTakesTheBucketsNewVersion(t *testing.T) {
 	e := newEnv(t)
 	e.put("pre/f", "version one", nil)
+	e.put("pre/g", "doomed", nil)
 	im := e.importer(-1)
 	ctx := context.Background()
 	require.NoError(t, im.EnsureDir(ctx, ""))
+	old := e.stat("f").State.Base
 	e.put("pre/f", "VERSION TWO", nil) // same size, other bytes
-	err := im.Fetch(ctx, "f")
-	require.ErrorIs(t, err, s3.ErrPreconditionFailed)
+	require.NoError(t, im.Fetch(ctx, "f"))
 	info := e.stat("f")
-	require.Equal(t, syncrule.NoData, info.State.Data, "no data of another version is recorded")
-	_, err = e.layer.ReadAt("f", make([]byte, 4), 0)
-	require.ErrorIs(t, err, local.ErrNoData)
+	require.Equal(t, syncrule.LocalData, info.State.Data)
+	require.False(t, info.State.Base.Same(old), "the base is the new version")
+	require.Equal(t, "VERSION TWO", e.read("f"))
+
+	require.NoError(t, e.store.Delete(ctx, "pre/g"))
+	require.ErrorIs(t, im.Fetch(ctx, "g"), s3.ErrNotFound)
+	_, err := e.layer.Stat("g")
+	require.ErrorIs(t, err, local.ErrNotFound, "the bucket's absence wins")
 }
 
 func TestBackgroundFetchRefusesChangedObject(t *testing.T) {

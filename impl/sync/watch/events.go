@@ -381,7 +381,7 @@ func (w *Watcher) head(ctx context.Context, key string) (v syncrule.Version, siz
 	if err != nil {
 		return v, 0, mtime, false, fmt.Errorf("head %q: %w", key, err)
 	}
-	return syncrule.Version{ETag: info.ETag, VersionID: info.VersionID}, info.Size, info.LastModified, true, nil
+	return syncrule.Version{ETag: s3.NormalizeETag(info.ETag), VersionID: info.VersionID}, info.Size, info.LastModified, true, nil
 }
 
 // anyKeyBelow reports whether any key starts with dirKey.

@@ -429,7 +429,7 @@ func (w *Watcher) keyOf(k local.Kind, path string) string {
 }
 
 func versionOf(o s3.ObjectInfo) syncrule.Version {
-	return syncrule.Version{ETag: o.ETag, VersionID: o.VersionID}
+	return syncrule.Version{ETag: s3.NormalizeETag(o.ETag), VersionID: o.VersionID}
 }
 
 // isLostFound: a name in the root that is a lost+found directory (C5), this mount's or, should
