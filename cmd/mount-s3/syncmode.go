@@ -62,7 +62,10 @@ func newSyncCore(o *options, store s3.Store, rc read.Config, logger *slog.Logger
 	if err := im.Resume(); err != nil {
 		logger.Warn("resuming the import of object attributes", "error", err.Error())
 	}
-	conditions := conditionalWrites(context.Background(), store, o.prefix, logger)
+	conditions := true // a read-only mount writes nothing, and must not write the probe
+	if !o.readOnly {
+		conditions = conditionalWrites(context.Background(), store, o.prefix, logger)
+	}
 	eng, err := engine.New(engine.Config{Layer: layer, Store: store, Params: params, Clock: clock.Real{}, Log: stdlog,
 		PartSize: o.uploadPartSize(), Attrs: objectAttrs, ConditionsUnsupported: !conditions})
 	if err != nil {
