@@ -62,8 +62,16 @@ func setRapidFlag(t *testing.T, name, value string) string {
 	if f == nil {
 		t.Fatalf("flag %s not registered", name)
 	}
+	// Given on the command line? flag.Visit cannot tell: a flag an earlier test set (and
+	// restored) counts as set for the rest of the run, which made every later test run the
+	// first one's number of checks.
 	explicit := false
-	flag.Visit(func(f *flag.Flag) { explicit = explicit || f.Name == name })
+	for _, a := range os.Args[1:] {
+		a = strings.TrimLeft(a, "-")
+		if a == name || strings.HasPrefix(a, name+"=") {
+			explicit = true
+		}
+	}
 	if explicit {
 		return f.Value.String()
 	}
