@@ -151,7 +151,9 @@ func (l *Layer) openDB() (err error) {
 			err = l.corrupt(fmt.Errorf("reading the database panicked: %v", r))
 		}
 	}()
-	db, err := bolt.Open(dbPath, 0o600, &bolt.Options{Timeout: time.Second})
+	// A large initial mapping (address space, not memory) spares readers the remaps a growing
+	// file forces on every commit that extends it: a remap waits for every open read.
+	db, err := bolt.Open(dbPath, 0o600, &bolt.Options{Timeout: time.Second, InitialMmapSize: 1 << 30})
 	if err != nil {
 		if errors.Is(err, bolt.ErrTimeout) {
 			return fmt.Errorf("%w: %s", ErrLocked, dbPath)
