@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"os/exec"
@@ -64,10 +65,21 @@ func TestSyncModel(t *testing.T) {
 		path := rapid.SampledFrom(names)
 		data := rapid.SliceOfN(rapid.Byte(), 0, 300)
 		steps := rapid.IntRange(1, 25).Draw(rt, "steps")
+		// kept is a descriptor per side that stays open across steps, so that writes and reads
+		// through it meet renames, unlinks and truncates by path.
+		var kept [2]*os.File
+		rt.Cleanup(func() {
+			for _, f := range kept {
+				if f != nil {
+					f.Close()
+				}
+			}
+		})
 		for i := 0; i < steps; i++ {
-			op := rapid.IntRange(0, 10).Draw(rt, "op")
+			op := rapid.IntRange(0, 14).Draw(rt, "op")
 			var desc string
 			var do func(root string) error
+			var doFd func(side int) (string, error)
 			switch op {
 			case 0, 1: // write at an offset, creating the file if needed
 				p, off, b := path.Draw(rt, "path"), rapid.IntRange(0, 400).Draw(rt, "off"), data.Draw(rt, "data")
@@ -119,11 +131,71 @@ func TestSyncModel(t *testing.T) {
 				p, mode := path.Draw(rt, "path"), rapid.SampledFrom([]uint32{0o600, 0o644, 0o755, 0o700}).Draw(rt, "mode")
 				desc = fmt.Sprintf("chmod %s %o", p, mode)
 				do = func(root string) error { return syscall.Chmod(filepath.Join(root, p), mode) }
+			case 11:
+				p := path.Draw(rt, "path")
+				desc = "open and keep " + p
+				doFd = func(side int) (string, error) {
+					if kept[side] != nil {
+						kept[side].Close()
+						kept[side] = nil
+					}
+					f, err := os.OpenFile(filepath.Join(sides[side], p), os.O_RDWR|os.O_CREATE, 0o644)
+					if err == nil {
+						kept[side] = f
+					}
+					return "", err
+				}
+			case 12:
+				off, b := rapid.IntRange(0, 400).Draw(rt, "off"), data.Draw(rt, "data")
+				desc = fmt.Sprintf("pwrite through the kept descriptor @%d %d bytes", off, len(b))
+				doFd = func(side int) (string, error) {
+					if kept[side] == nil {
+						return "", syscall.EBADF
+					}
+					_, err := kept[side].WriteAt(b, int64(off))
+					return "", err
+				}
+			case 13:
+				desc = "read through the kept descriptor"
+				doFd = func(side int) (string, error) {
+					if kept[side] == nil {
+						return "", syscall.EBADF
+					}
+					buf := make([]byte, 2048)
+					n, err := kept[side].ReadAt(buf, 0)
+					if errors.Is(err, io.EOF) {
+						err = nil
+					}
+					return string(buf[:n]), err
+				}
+			case 14:
+				desc = "close the kept descriptor"
+				doFd = func(side int) (string, error) {
+					if kept[side] == nil {
+						return "", nil
+					}
+					err := kept[side].Close()
+					kept[side] = nil
+					return "", err
+				}
 			}
-			want := errnoOf(do(sides[0]))
-			got := errnoOf(noEINTR(func() error { return do(sides[1]) }))
-			if want != got {
+			if doFd == nil {
+				doFd = func(side int) (string, error) { return "", do(sides[side]) }
+			}
+			wantOut, wantErr := doFd(0)
+			gotOut, gotErr := doFd(1)
+			if want, got := errnoOf(wantErr), errnoOf(gotErr); want != got {
 				rt.Fatalf("step %d: %s: local disk says %v, the sync mount says %v\n%s", i, desc, want, got, m.Logs())
+			}
+			if wantOut != gotOut {
+				rt.Fatalf("step %d: %s: local disk reads %d bytes %q, the sync mount %d bytes %q\n%s", i, desc,
+					len(wantOut), trunc(wantOut), len(gotOut), trunc(gotOut), m.Logs())
+			}
+		}
+		for side, f := range kept {
+			if f != nil {
+				must(rt, f.Close())
+				kept[side] = nil
 			}
 		}
 		refTree, err := treeOf(refTop)
