@@ -114,46 +114,66 @@ func (im *Importer) EnsureDir(ctx context.Context, dir string) error {
 	})
 }
 
-func (im *Importer) importDir(ctx context.Context, dir string) error {
-	dirKey := keymap.DirKey(im.cfg.Prefix, dir)
+// DirListing is one directory's delimited listing, read as every part of the product reads
+// one (streaming mode's impl/fs listDir too): keymap decides what is hidden (K3), that a
+// directory shadows a file of its name (K4), and that the directory's own marker is not an
+// entry (K2).
+type DirListing struct {
+	Entries []keymap.Entry
+	Objects map[string]s3.ObjectInfo // by valid name
+	Marker  syncrule.Version         // the directory's own marker "dir/", if the bucket has one
+}
+
+// ListDir reads directory dir (a path, "" for the mount's root) under prefix, every page. The
+// importer reads it once per directory (Y1), the watcher at every poll (C2).
+func ListDir(ctx context.Context, store s3.Store, prefix, dir string) (DirListing, error) {
+	dirKey := keymap.DirKey(prefix, dir)
 	var (
-		listing keymap.Listing
-		objects = map[string]s3.ObjectInfo{}
-		token   string
-		marker  syncrule.Version // dir's own marker, the key dirKey itself
+		kl    keymap.Listing
+		out   = DirListing{Objects: map[string]s3.ObjectInfo{}}
+		token string
 	)
-	// The same reading of a listing as streaming mode's (impl/fs listDir): keymap decides
-	// what is hidden (K3), that a directory shadows a file of its name (K4), and that the
-	// directory's own marker is not an entry (K2).
 	for {
-		page, err := im.cfg.Store.List(ctx, s3.ListInput{Prefix: dirKey, Delimiter: keymap.Delimiter, ContinuationToken: token})
+		page, err := store.List(ctx, s3.ListInput{Prefix: dirKey, Delimiter: keymap.Delimiter, ContinuationToken: token})
 		if err != nil {
-			return fmt.Errorf("import /%s: list %q: %w", dir, dirKey, err)
+			return out, fmt.Errorf("list %q: %w", dirKey, err)
 		}
 		for _, o := range page.Objects {
 			rel := strings.TrimPrefix(o.Key, dirKey)
 			if rel == "" && dir != "" && o.Key == dirKey {
-				marker = versionOf(o)
+				out.Marker = versionOf(o)
 			}
-			listing.AddObject(rel)
-			objects[rel] = o
+			kl.AddObject(rel)
+			if keymap.ValidName(rel) {
+				out.Objects[rel] = o
+			}
 		}
 		for _, p := range page.CommonPrefixes {
-			listing.AddCommonPrefix(strings.TrimPrefix(p, dirKey))
+			kl.AddCommonPrefix(strings.TrimPrefix(p, dirKey))
 		}
 		if page.NextContinuationToken == "" {
 			break
 		}
 		token = page.NextContinuationToken
 	}
+	out.Entries = kl.Entries()
+	return out, nil
+}
+
+func (im *Importer) importDir(ctx context.Context, dir string) error {
+	l, err := ListDir(ctx, im.cfg.Store, im.cfg.Prefix, dir)
+	if err != nil {
+		return fmt.Errorf("import /%s: %w", dir, err)
+	}
+	marker := l.Marker
 	var entries []local.Remote
 	var jobs []job
-	for _, e := range listing.Entries() {
+	for _, e := range l.Entries {
 		if e.Kind == keymap.Dir {
 			entries = append(entries, local.Remote{Name: e.Name, Kind: local.KindDir})
 			continue
 		}
-		o := objects[e.Name]
+		o := l.Objects[e.Name]
 		v := versionOf(o)
 		entries = append(entries, local.Remote{Name: e.Name, Kind: local.KindFile, Version: v, Size: o.Size, Mtime: o.LastModified})
 		jobs = append(jobs, job{path: keymap.Join(dir, e.Name), v: v, size: o.Size})

@@ -100,6 +100,16 @@ type Handle struct {
 // the file is renamed or unlinked, and keeps Expire from dropping the data while open. It
 // records no change: the file stays clean. ErrNoData if the bytes are not local.
 func (l *Layer) OpenRead(path string) (*Handle, error) {
+	f, err := l.acquireLocal(path)
+	if err != nil {
+		return nil, perr("open", path, err)
+	}
+	return &Handle{l: l, f: f, path: path, readOnly: true}, nil
+}
+
+// acquireLocal opens (or shares) the data file of the visible file at path, whose bytes must
+// be local (ErrNoData otherwise). The caller releases it.
+func (l *Layer) acquireLocal(path string) (*openFile, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	var id uint64
@@ -111,13 +121,9 @@ func (l *Layer) OpenRead(path string) (*Handle, error) {
 		return err
 	})
 	if err != nil {
-		return nil, perr("open", path, err)
+		return nil, err
 	}
-	f, err := l.acquire(id)
-	if err != nil {
-		return nil, perr("open", path, err)
-	}
-	return &Handle{l: l, f: f, path: path, readOnly: true}, nil
+	return l.acquire(id)
 }
 
 // BeginWrite opens path for writing. Before it returns, the change is recorded durably: the
@@ -362,20 +368,7 @@ func (l *Layer) Truncate(path string, size int64) error {
 
 // ReadAt reads the file at path. It fails with ErrNoData if the bytes are not local.
 func (l *Layer) ReadAt(path string, p []byte, off int64) (int, error) {
-	l.mu.Lock()
-	var id uint64
-	err := l.view(func(tx *bolt.Tx) error {
-		r, err := localFile(tx, path)
-		if err == nil {
-			id = r.ID
-		}
-		return err
-	})
-	var f *openFile
-	if err == nil {
-		f, err = l.acquire(id)
-	}
-	l.mu.Unlock()
+	f, err := l.acquireLocal(path)
 	if err != nil {
 		return 0, perr("read", path, err)
 	}
@@ -393,20 +386,7 @@ func (l *Layer) ReadAt(path string, p []byte, off int64) (int, error) {
 // The copy is unlinked at once: it lives until closed and a crash leaves nothing behind. The
 // ReadCloser is an *os.File, so it is also an io.ReaderAt for ranged multipart uploads.
 func (l *Layer) Snapshot(path string) (io.ReadCloser, uint64, int64, error) {
-	l.mu.Lock()
-	var id uint64
-	err := l.view(func(tx *bolt.Tx) error {
-		r, err := localFile(tx, path)
-		if err == nil {
-			id = r.ID
-		}
-		return err
-	})
-	var f *openFile
-	if err == nil {
-		f, err = l.acquire(id)
-	}
-	l.mu.Unlock()
+	f, err := l.acquireLocal(path)
 	if err != nil {
 		return nil, 0, 0, perr("snapshot", path, err)
 	}
@@ -421,7 +401,7 @@ func (l *Layer) Snapshot(path string) (io.ReadCloser, uint64, int64, error) {
 	if err != nil {
 		return nil, 0, 0, perr("snapshot", path, err)
 	}
-	snap, err := os.CreateTemp(filepath.Join(l.dir, snapDir), fmt.Sprintf("%016x-%d-", id, st.Gen))
+	snap, err := os.CreateTemp(filepath.Join(l.dir, snapDir), fmt.Sprintf("%016x-%d-", f.id, st.Gen))
 	if err != nil {
 		return nil, 0, 0, perr("snapshot", path, err)
 	}

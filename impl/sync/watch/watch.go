@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/mount-s3/mount-s3/impl/s3"
+	"github.com/mount-s3/mount-s3/impl/sync/importer"
 	"github.com/mount-s3/mount-s3/impl/sync/local"
 	"github.com/mount-s3/mount-s3/spec/keymap"
 	"github.com/mount-s3/mount-s3/spec/syncrule"
@@ -221,7 +222,7 @@ func (w *Watcher) pollDir(ctx context.Context, self local.Info, busy map[string]
 		}
 	}
 
-	l, err := w.list(ctx, dir)
+	l, err := importer.ListDir(ctx, w.cfg.Store, w.cfg.Prefix, dir)
 	if err != nil {
 		return subdirs, err
 	}
@@ -234,7 +235,7 @@ func (w *Watcher) pollDir(ctx context.Context, self local.Info, busy map[string]
 		if busy[keymap.FileKey(w.cfg.Prefix, r.Path)] {
 			continue
 		}
-		o, ok := l.objects[name]
+		o, ok := l.Objects[name]
 		switch {
 		case ok && !versionOf(o).Same(r.State.Base):
 			changes = append(changes, change{r, syncrule.RemoteChanged{Version: versionOf(o), Size: o.Size}})
@@ -245,17 +246,17 @@ func (w *Watcher) pollDir(ctx context.Context, self local.Info, busy map[string]
 	// The directory's own marker (Y8). The root has none (K8). A vanished marker is left
 	// alone, as is a vanished directory (package doc).
 	var adopt syncrule.Version
-	if dir != "" && !l.marker.IsZero() && !busy[keymap.DirKey(w.cfg.Prefix, dir)] {
+	if dir != "" && !l.Marker.IsZero() && !busy[keymap.DirKey(w.cfg.Prefix, dir)] {
 		if self.State.Base.IsZero() {
-			adopt = l.marker
-		} else if !l.marker.Same(self.State.Base) {
-			changes = append(changes, change{self, syncrule.RemoteChanged{Version: l.marker}})
+			adopt = l.Marker
+		} else if !l.Marker.Same(self.State.Base) {
+			changes = append(changes, change{self, syncrule.RemoteChanged{Version: l.Marker}})
 		}
 	}
 
 	// Names with no visible record: imported as the first listing would (package doc).
 	var add []local.Remote
-	for _, e := range l.entries {
+	for _, e := range l.Entries {
 		if _, ok := byName[e.Name]; ok || dir == "" && isLostFound(e.Name) {
 			continue
 		}
@@ -269,7 +270,7 @@ func (w *Watcher) pollDir(ctx context.Context, self local.Info, busy map[string]
 		if busy[keymap.FileKey(w.cfg.Prefix, path)] {
 			continue
 		}
-		o := l.objects[e.Name]
+		o := l.Objects[e.Name]
 		add = append(add, local.Remote{Name: e.Name, Kind: local.KindFile, Version: versionOf(o), Size: o.Size, Mtime: o.LastModified})
 	}
 
@@ -288,50 +289,6 @@ func (w *Watcher) pollDir(ctx context.Context, self local.Info, busy map[string]
 		errs = append(errs, w.importNew(dir, adopt, add))
 	}
 	return subdirs, errors.Join(errs...)
-}
-
-// listing is one directory's delimited listing, read as keymap reads it.
-type listing struct {
-	entries []keymap.Entry
-	objects map[string]s3.ObjectInfo // by valid name
-	marker  syncrule.Version         // the directory's own marker, if listed
-}
-
-// list reads directory dir's listing, every page. It is the reading of the importer (and of
-// streaming mode's listDir): keymap decides what is hidden (K3), that a directory shadows a
-// file of its name (K4), and that the directory's own marker is not an entry (K2).
-func (w *Watcher) list(ctx context.Context, dir string) (listing, error) {
-	dirKey := keymap.DirKey(w.cfg.Prefix, dir)
-	var (
-		kl    keymap.Listing
-		out   = listing{objects: map[string]s3.ObjectInfo{}}
-		token string
-	)
-	for {
-		page, err := w.cfg.Store.List(ctx, s3.ListInput{Prefix: dirKey, Delimiter: keymap.Delimiter, ContinuationToken: token})
-		if err != nil {
-			return out, fmt.Errorf("poll /%s: list %q: %w", dir, dirKey, err)
-		}
-		for _, o := range page.Objects {
-			rel := strings.TrimPrefix(o.Key, dirKey)
-			if rel == "" && dir != "" && o.Key == dirKey {
-				out.marker = versionOf(o)
-			}
-			kl.AddObject(rel)
-			if keymap.ValidName(rel) {
-				out.objects[rel] = o
-			}
-		}
-		for _, p := range page.CommonPrefixes {
-			kl.AddCommonPrefix(strings.TrimPrefix(p, dirKey))
-		}
-		if page.NextContinuationToken == "" {
-			break
-		}
-		token = page.NextContinuationToken
-	}
-	out.entries = kl.Entries()
-	return out, nil
 }
 
 // applyChecked applies c if the record still has the base and class it had before the
