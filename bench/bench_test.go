@@ -9,6 +9,15 @@ import (
 	"time"
 )
 
+// TestMain lets the test binary be the FUSE floor row's child process, as the bench
+// binary is.
+func TestMain(m *testing.M) {
+	if floorChild() {
+		return
+	}
+	os.Exit(m.Run())
+}
+
 // TestQuick runs the whole benchmark at --quick sizes over the embedded server, so `make
 // test` keeps the harness working: every workload must run on a real mount and read back
 // exactly what was written. It asserts nothing about speed.
@@ -37,7 +46,7 @@ func TestQuick(t *testing.T) {
 	if err != nil {
 		t.Fatalf("%v\nprogress:\n%s", err, logs.String())
 	}
-	for _, want := range []string{"seq read", "concurrent seq read", "rand 4 KiB read", "seq write", "create", "ls -l", "--cache", "sync: create", "sync: ls -l"} {
+	for _, want := range []string{"seq read", "concurrent seq read", "rand 4 KiB read", "seq write", "create", "ls -l", "--cache", "sync: create", "sync: ls -l", "FUSE floor"} {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("table has no %q row", want)
 		}

@@ -86,6 +86,9 @@ func (r row) ratio() float64 {
 }
 
 func main() {
+	if floorChild() {
+		return
+	}
 	quick := flag.Bool("quick", false, "tiny sizes and data checks, for CI")
 	randSecs := flag.Float64("rand-seconds", 0, "duration of each random-read row (default 20, 1 with --quick)")
 	only := flag.String("only", "", "run only the workloads whose name matches this regular expression")
@@ -214,6 +217,9 @@ func printTable(w io.Writer, rows []row, e *env) {
 	fmt.Fprintf(w, "server: %s; %d CPUs shared by the server, the SDK client, the mount and the kernel;\n", e.serverDesc, runtime.NumCPU())
 	fmt.Fprintf(w, "load average %s at the start, %s at the end (well above the CPU count, every figure is noisy).\n", e.loadStart, loadAvg())
 	fmt.Fprintln(w, bottleneck(rows))
+	for _, n := range floorNotes(rows, e) {
+		fmt.Fprintln(w, n)
+	}
 	fmt.Fprintf(w, "server latency, one request at a time: HEAD %.2f ms, LIST (max-keys 1) %.2f ms; every lookup the mount does sends both.\n",
 		e.headLat.Seconds()*1e3, e.listLat.Seconds()*1e3)
 	if e.listLat > 3*e.headLat {

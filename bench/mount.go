@@ -89,6 +89,12 @@ func (e *env) mount(extra ...string) (*mounted, error) {
 	}
 	args := append([]string{"--foreground", "--fs-name", "mount-s3-bench"}, e.mountArgs...)
 	args = append(append(args, extra...), e.bucket, dir)
+	return e.spawn(dir, e.bin, args, append([]string{"MOUNT_S3_DAEMON_READY_FD=3"}, e.mountEnv...))
+}
+
+// spawn starts bin with args and env (on top of the bench's), which mounts at dir and says
+// "ready" on its fd 3 once the mount is up; close unmounts dir and removes it.
+func (e *env) spawn(dir, bin string, args, env []string) (*mounted, error) {
 	r, w, err := os.Pipe()
 	if err != nil {
 		os.Remove(dir)
@@ -96,8 +102,8 @@ func (e *env) mount(extra ...string) (*mounted, error) {
 	}
 	defer r.Close()
 	m := &mounted{dir: dir, logs: &capBuffer{max: 1 << 20}}
-	m.cmd = exec.Command(e.bin, args...)
-	m.cmd.Env = append(append(os.Environ(), "MOUNT_S3_DAEMON_READY_FD=3"), e.mountEnv...)
+	m.cmd = exec.Command(bin, args...)
+	m.cmd.Env = append(os.Environ(), env...)
 	m.cmd.Stdout, m.cmd.Stderr = m.logs, m.logs
 	if p := os.Getenv("BENCH_MOUNT_LOG"); p != "" {
 		// The whole log of every mount, appended to a file, for a closer look at a row.
@@ -128,10 +134,10 @@ func (e *env) mount(extra ...string) (*mounted, error) {
 			return m, nil
 		}
 		m.close()
-		return nil, fmt.Errorf("mount-s3 %s: %q\n%s", strings.Join(args, " "), line, m.logs)
+		return nil, fmt.Errorf("%s %s: %q\n%s", filepath.Base(bin), strings.Join(args, " "), line, m.logs)
 	case <-time.After(30 * time.Second):
 		m.close()
-		return nil, fmt.Errorf("mount-s3 not ready after 30 s\n%s", m.logs)
+		return nil, fmt.Errorf("%s not ready after 30 s\n%s", filepath.Base(bin), m.logs)
 	}
 }
 

@@ -31,6 +31,7 @@ func (e *env) workloads() []workload {
 		one("seq read "+size(c.bigSize), e.seqRead),
 		one("seq read "+size(c.bigSize)+", O_DIRECT", e.seqReadDirect),
 		one(fmt.Sprintf("%d x %s concurrent seq read", c.readers, size(c.multiSize)), e.multiRead),
+		one(floorPrefix+size(c.bigSize), e.fuseFloor),
 	}
 	for _, t := range c.randThreads {
 		ws = append(ws, one(fmt.Sprintf("rand 4 KiB read, %d thread(s)", t), func(r *row) { e.randRead(r, t) }))
@@ -350,6 +351,10 @@ func (e *env) cacheReread(r *row) {
 		t0 := time.Now()
 		err := readSeq(m.path(bigKey), e.big())
 		r.ours = mbps(e.cfg.bigSize, time.Since(t0))
+		if err != nil {
+			return err
+		}
+		e.cacheDiskBytes, e.cacheDiskMBps, err = e.readTreeCold(dir)
 		return err
 	})
 	v, err := e.timedGet(e.big())

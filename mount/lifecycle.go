@@ -29,8 +29,8 @@ type Options struct {
 	DefaultPermissions bool
 	// DirectReads opens every read-only file with direct I/O (FOPEN_DIRECT_IO): each read(2)
 	// reaches the mount as one request of the caller's size (up to 1 MiB), instead of
-	// synchronous 128 KiB readahead requests whose data the kernel also copies into and out of
-	// the page cache; about 2.5x the sequential throughput on the bench. Off by default: with
+	// readahead requests whose data the kernel also copies into and out of the page cache;
+	// about 2x the sequential throughput on the bench. Off by default: with
 	// it a shared mapping (mmap MAP_SHARED) of the file fails with ENODEV, which breaks
 	// numpy.memmap, Arrow and safetensors loaders, and jacobsa/fuse cannot ask the kernel for
 	// FUSE_DIRECT_IO_ALLOW_MMAP. A file opened with O_DIRECT always gets direct I/O.
@@ -78,7 +78,11 @@ func Mount(dir string, core FileSystem, opts Options) (*Mounted, error) {
 		// O_TRUNC arrives with the open instead of as a separate truncate, which streaming
 		// mode could not honour (S6).
 		EnableAtomicTrunc: true,
-		Options:           map[string]string{},
+		// The kernel may send a file's readahead requests together instead of one after
+		// another; impl/read takes them in any order. The bench's FUSE floor row reads about
+		// 1.8x faster with it, and the mount's seq read about 1.4x.
+		EnableAsyncReads: true,
+		Options:          map[string]string{},
 	}
 	if opts.AllowOther {
 		cfg.Options["allow_other"] = ""

@@ -39,6 +39,7 @@ func TestReadAtProperty(t *testing.T) {
 			tune: &tuning{
 				randomAlign:  part / 8,
 				seqSlack:     part / 4,
+				aheadSlack:   rapid.Int64Range(part/4, 2*part).Draw(rt, "aheadSlack"),
 				keepBehind:   part / 2,
 				rewindReads:  rapid.IntRange(1, 4).Draw(rt, "rewindReads"),
 				publishEvery: int(part / 16),

@@ -96,6 +96,29 @@ func TestSequentialReadUsesParallelGets(t *testing.T) {
 	require.Zero(t, budget.InUse())
 }
 
+// With async reads the kernel sends a whole readahead burst at once (4 requests of 1 MiB
+// with read_ahead_kb raised to 4 MiB) after the first, synchronous read, and they reach the
+// handle in any order: a read far ahead of the last one, or far behind the furthest, is
+// still the stream, not a seek that would drop the window and fetch everything again.
+func TestReadaheadBurstsInAnyOrderStayOneStream(t *testing.T) {
+	const size = 96 * MiB
+	data := randomBytes(size, 3)
+	fake := newFakeStore()
+	fake.put("big", data, `"v1"`)
+	budget := memory.NewBudget(256 * MiB)
+	r := NewReader(Config{Store: fake, Budget: budget}, "big", `"v1"`, size)
+	offs := append([]int64{0}, kernelOrder(size-MiB, MiB, 4, 4)...)
+	for i := range offs[1:] {
+		offs[1+i] += MiB
+	}
+	got := readConcurrently(t, r, offs, MiB, 4)
+	r.Close()
+	require.True(t, bytes.Equal(data, got), "bytes differ")
+	gets, requested, _ := fake.stats()
+	require.LessOrEqual(t, requested, int64(size+4*MiB), "bytes requested (%d GETs): bursts restarted the stream", gets)
+	require.Zero(t, budget.InUse())
+}
+
 func TestRandomReadsFetchLittle(t *testing.T) {
 	const size = 64 * MiB
 	data := randomBytes(size, 3)

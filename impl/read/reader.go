@@ -44,6 +44,11 @@ type tuning struct {
 	// seqSlack: outside a stream, a read this close to the previous one starts a stream.
 	// It absorbs the kernel's first few reads arriving out of order.
 	seqSlack int64
+	// aheadSlack: a read this far past the frontier is still part of the stream, and the
+	// bytes it skips are still fetched. With async reads the kernel sends a readahead burst
+	// of several requests at once and they reach us in any order, so a read well ahead of the
+	// last one is no seek.
+	aheadSlack int64
 	// keepBehind: buffered bytes kept behind the furthest read, for reads the kernel sent
 	// earlier but that reached us later, and for short backward seeks. A read this close
 	// behind is part of the stream.
@@ -59,7 +64,8 @@ type tuning struct {
 var defaultTuning = tuning{
 	randomAlign:  64 << 10,
 	seqSlack:     1 << 20,
-	keepBehind:   2 << 20,
+	aheadSlack:   16 << 20,
+	keepBehind:   8 << 20,
 	rewindReads:  4,
 	publishEvery: 64 << 10,
 }
@@ -213,7 +219,7 @@ func (r *Reader) plan(off, end int64) ([]segment, error) {
 		return nil, ErrClosed
 	}
 	switch {
-	case r.streaming && off >= r.frontier-r.cfg.tune.keepBehind && off <= r.frontier+r.window:
+	case r.streaming && off >= r.frontier-r.cfg.tune.keepBehind && off <= r.frontier+max(r.window, r.cfg.tune.aheadSlack):
 		r.advance(off, end)
 	case r.buffered(off):
 		// A backward seek into what is still held: reuse it, leave the stream alone.

@@ -30,9 +30,10 @@ func (r *Reader) advance(off, end int64) {
 // [off, end) a second time.
 // LOCKS_REQUIRED(r.mu)
 func (r *Reader) move(off, end int64) {
-	if off > r.next+r.cfg.tune.seqSlack {
+	if off > r.next+r.cfg.tune.aheadSlack {
 		// A forward skip inside the window: do not fetch the bytes skipped over; a late read
-		// of them is served directly.
+		// of them is served directly. A shorter skip is a read the kernel sent ahead of
+		// others of its burst, which are on their way.
 		r.next = off
 	}
 	r.freeBehind(min(off, r.frontier-r.cfg.tune.keepBehind))
