@@ -65,13 +65,10 @@ func (f *fixes) listV2(w http.ResponseWriter, r *http.Request, bucket string) {
 		ContinuationToken: q.Get("continuation-token"),
 		StartAfter:        q.Get("start-after"),
 	}
-	if prefix != "" && marker < prefix {
-		marker = "" // seeking from the prefix itself is the same and cheaper
-	}
-
 	count := 0
 	for maxKeys > 0 { // max-keys=0 is an empty, untruncated page
-		entries, err := f.flat(bucket, prefix, marker, batchSize)
+		// One more than the page needs tells whether it is truncated.
+		entries, err := f.flat(bucket, prefix, marker, min(batchSize, maxKeys-count+1))
 		if err != nil {
 			writeError(w, r, err)
 			return
@@ -108,12 +105,45 @@ func (f *fixes) listV2(w http.ResponseWriter, r *http.Request, bucket string) {
 }
 
 // flat returns up to n keys after marker that start with prefix, in byte order.
+//
+// The bundled backends scan every key from the marker on (from the first key without one)
+// and test the prefix on each, to the end of the bucket. A lookup's LIST of a name that
+// has no keys under it then costs a scan of the whole bucket. So the backend is asked for
+// unfiltered runs of keys starting just before the prefix, and the scan stops at the
+// first key past the prefix's range.
 func (f *fixes) flat(bucket, prefix, marker string, n int) ([]*gofakes3.Content, error) {
-	p := gofakes3.Prefix{HasPrefix: prefix != "", Prefix: prefix}
-	page := gofakes3.ListBucketPage{Marker: marker, HasMarker: marker != "", MaxKeys: int64(n)}
-	list, err := f.backend.ListBucket(bucket, &p, page)
-	if err != nil {
-		return nil, err
+	if prefix != "" && marker < prefix {
+		marker = beforePrefix(prefix)
 	}
-	return list.Contents, nil
+	var out []*gofakes3.Content
+	for {
+		page := gofakes3.ListBucketPage{Marker: marker, HasMarker: marker != "", MaxKeys: int64(n)}
+		list, err := f.backend.ListBucket(bucket, &gofakes3.Prefix{}, page)
+		if err != nil {
+			return nil, err
+		}
+		for _, c := range list.Contents {
+			switch {
+			case strings.HasPrefix(c.Key, prefix):
+				out = append(out, c)
+			case c.Key > prefix:
+				return out, nil // past every key under prefix
+			}
+			marker = c.Key
+		}
+		if len(out) > 0 || len(list.Contents) < n {
+			return out, nil
+		}
+		// A whole run of keys before the prefix: go on after it.
+	}
+}
+
+// beforePrefix returns a marker just before prefix: the backend starts after it, and a key
+// it skips (one equal to it) does not start with prefix.
+func beforePrefix(prefix string) string {
+	last := prefix[len(prefix)-1]
+	if last == 0 {
+		return prefix[:len(prefix)-1]
+	}
+	return prefix[:len(prefix)-1] + string([]byte{last - 1})
 }

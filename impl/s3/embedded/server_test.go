@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"sort"
 	"sync"
 	"testing"
 	"time"
@@ -189,4 +190,53 @@ func TestBackendObjectsOutliveWrites(t *testing.T) {
 	require.Equal(t, want, got)
 	require.Equal(t, hash, obj.Hash)
 	require.Equal(t, hash, head.Hash)
+}
+
+// A prefix's neighbours in byte order (more of them than one backend batch) must neither
+// hide its keys nor leak into its listing, for every page size and with or without a
+// delimiter: the listing seeks to just before the prefix and stops past its range.
+func TestListSeeksToPrefixAndStopsAfterIt(t *testing.T) {
+	srv, st := start(t, embedded.Options{Buckets: []string{"bkt"}})
+	defer srv.Close()
+	ctx := context.Background()
+	var keys []string
+	for i := 0; i < 1100; i++ {
+		keys = append(keys, fmt.Sprintf("dir.%04d", i)) // '.' sorts just before '/'
+	}
+	under := []string{"dir/", "dir/a", "dir/b/c", "dir/b/d", "dir/c"}
+	keys = append(keys, "dir", "dir0", "dis", "di")
+	keys = append(keys, under...)
+	for _, k := range keys {
+		_, err := st.Put(ctx, k, bytes.NewReader(nil), 0, s3.WriteOptions{})
+		require.NoError(t, err)
+	}
+	for _, tc := range []struct {
+		delim string
+		want  []string
+	}{
+		{"", under},
+		{"/", []string{"dir/", "dir/a", "dir/b/", "dir/c"}},
+	} {
+		for _, maxKeys := range []int{1, 2, 3, 1000} {
+			var got []string
+			token := ""
+			for {
+				page, err := st.List(ctx, s3.ListInput{Prefix: "dir/", Delimiter: tc.delim, MaxKeys: maxKeys, ContinuationToken: token})
+				require.NoError(t, err)
+				for _, o := range page.Objects {
+					got = append(got, o.Key)
+				}
+				got = append(got, page.CommonPrefixes...)
+				if token = page.NextContinuationToken; token == "" {
+					break
+				}
+			}
+			sort.Strings(got)
+			require.Equal(t, tc.want, got, "delimiter %q, max-keys %d", tc.delim, maxKeys)
+		}
+	}
+	page, err := st.List(ctx, s3.ListInput{Prefix: "dir/zz", MaxKeys: 1})
+	require.NoError(t, err)
+	require.Empty(t, page.Objects)
+	require.Empty(t, page.NextContinuationToken)
 }
