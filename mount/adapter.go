@@ -163,6 +163,52 @@ func (a *adapter) ReadDir(ctx context.Context, op *fuseops.ReadDirOp) error {
 	return nil
 }
 
+// ReadDirPlus answers READDIRPLUS as READDIR plus the core's Lookup of each entry, so an
+// `ls -l` of a large directory costs one kernel round trip per buffer of entries instead of
+// one LOOKUP per entry. The kernel counts every entry sent with a non-zero inode as one
+// lookup and forgets it later, exactly as after a LOOKUP. An entry whose lookup fails goes with inode 0 and no
+// attributes, which the kernel takes as "look it up yourself later".
+func (a *adapter) ReadDirPlus(ctx context.Context, op *fuseops.ReadDirPlusOp) error {
+	ctx = uninterruptible(ctx)
+	entries, err := a.fs.ReadDir(ctx, fs.HandleID(op.Handle), uint64(op.Offset))
+	if err != nil {
+		return a.fail(err)
+	}
+	for _, e := range entries {
+		d := fuseutil.DirentPlus{Dirent: fuseutil.Dirent{
+			Offset: fuseops.DirOffset(e.Offset), Inode: fuseops.InodeID(e.Inode), Name: e.Name, Type: direntType(e),
+		}}
+		// Written once without attributes to see whether it fits (the attributes have a
+		// fixed size): a lookup of an entry that does not would be forgotten at once, and
+		// with it what the listing said about the entry, so its next lookup would go to
+		// the bucket.
+		dst := op.Dst[op.BytesRead:]
+		n := fuseutil.WriteDirentPlus(dst, d)
+		if n == 0 {
+			break
+		}
+		if e.Name != "." && e.Name != ".." {
+			if ent, err := a.fs.Lookup(ctx, fs.InodeID(op.Inode), e.Name); err == nil {
+				d.Entry = childEntry(ent)
+				d.Dirent.Inode, d.Dirent.Type = d.Entry.Child, modeType(d.Entry.Attributes.Mode)
+				n = fuseutil.WriteDirentPlus(dst, d)
+			}
+		}
+		op.BytesRead += n
+	}
+	return nil
+}
+
+func modeType(m os.FileMode) fuseutil.DirentType {
+	switch {
+	case m&os.ModeSymlink != 0:
+		return fuseutil.DT_Link
+	case m.IsDir():
+		return fuseutil.DT_Directory
+	}
+	return fuseutil.DT_File
+}
+
 func direntType(e fs.DirEntry) fuseutil.DirentType {
 	if e.Symlink {
 		return fuseutil.DT_Link
