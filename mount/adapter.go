@@ -166,8 +166,10 @@ func (a *adapter) ReadDir(ctx context.Context, op *fuseops.ReadDirOp) error {
 // ReadDirPlus answers READDIRPLUS as READDIR plus the core's Lookup of each entry, so an
 // `ls -l` of a large directory costs one kernel round trip per buffer of entries instead of
 // one LOOKUP per entry. The kernel counts every entry sent with a non-zero inode as one
-// lookup and forgets it later, exactly as after a LOOKUP. An entry whose lookup fails goes with inode 0 and no
-// attributes, which the kernel takes as "look it up yourself later".
+// lookup and forgets it later, exactly as after a LOOKUP. An entry whose lookup fails, or
+// whose attributes are provisional, goes without them (node 0), which the kernel takes as
+// "look it up yourself when needed"; its dirent keeps its inode number, since readdir(3)
+// callers such as Go's skip a d_ino of 0.
 func (a *adapter) ReadDirPlus(ctx context.Context, op *fuseops.ReadDirPlusOp) error {
 	ctx = uninterruptible(ctx)
 	entries, err := a.fs.ReadDir(ctx, fs.HandleID(op.Handle), uint64(op.Offset))
@@ -188,7 +190,10 @@ func (a *adapter) ReadDirPlus(ctx context.Context, op *fuseops.ReadDirPlusOp) er
 			break
 		}
 		if e.Name != "." && e.Name != ".." {
-			if ent, err := a.fs.Lookup(ctx, fs.InodeID(op.Inode), e.Name); err == nil {
+			ent, err := a.fs.Lookup(ctx, fs.InodeID(op.Inode), e.Name)
+			if err == nil && ent.Provisional {
+				a.fs.Forget(fs.InodeID(ent.Attr.Inode), 1)
+			} else if err == nil {
 				d.Entry = childEntry(ent)
 				d.Dirent.Inode, d.Dirent.Type = d.Entry.Child, modeType(d.Entry.Attributes.Mode)
 				n = fuseutil.WriteDirentPlus(dst, d)
