@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"syscall"
 	"testing"
 	"time"
 
@@ -77,5 +78,41 @@ func TestLsLongThenStatAgain(t *testing.T) {
 				require.Equal(t, bytes.Repeat([]byte{'x'}, i), got)
 			}
 		})
+	}
+}
+
+// Y3 at the first stat: right after a sync mount lists a directory, while the background
+// import is still reading the objects' metadata, a stat must already show the bucket's
+// attributes; above all a symlink must never reach the kernel as a regular file, a type the
+// kernel would then keep for the inode.
+func TestSyncFirstStatShowsBucketAttributes(t *testing.T) {
+	srv, store := harness.NewServer(t)
+	ctx := context.Background()
+	const n = 200
+	for i := 0; i < n; i++ {
+		target := fmt.Sprintf("target-%03d", i)
+		_, err := store.Put(ctx, fmt.Sprintf("d/ln%03d", i), bytes.NewReader([]byte(target)), int64(len(target)),
+			s3.WriteOptions{Metadata: map[string]string{"mode": "41471"}}) // 0120777
+		require.NoError(t, err)
+		_, err = store.Put(ctx, fmt.Sprintf("d/run%03d.sh", i), bytes.NewReader([]byte("#!/bin/sh\n")), 10,
+			s3.WriteOptions{Metadata: map[string]string{"mode": "33261", "uid": "1234"}}) // 0100755
+		require.NoError(t, err)
+	}
+	m := harness.MountServer(t, srv, store, harness.Options{Args: []string{"--sync-dir", t.TempDir(), "--write-back-delay", "1h"}})
+	entries, err := os.ReadDir(m.Path("d"))
+	require.NoError(t, err)
+	require.Len(t, entries, 2*n)
+	for i := n - 1; i >= 0; i-- { // the background import goes in order: start from its end
+		ln := m.Path(fmt.Sprintf("d/ln%03d", i))
+		info, err := os.Lstat(ln)
+		require.NoError(t, err)
+		require.Equal(t, os.ModeSymlink, info.Mode().Type(), "%s", ln)
+		target, err := os.Readlink(ln)
+		require.NoError(t, err)
+		require.Equal(t, fmt.Sprintf("target-%03d", i), target)
+		var st syscall.Stat_t
+		require.NoError(t, syscall.Lstat(m.Path(fmt.Sprintf("d/run%03d.sh", i)), &st))
+		require.Equal(t, uint32(0o100755), st.Mode, "run%03d.sh", i)
+		require.Equal(t, uint32(1234), st.Uid)
 	}
 }

@@ -24,6 +24,9 @@ import (
 type FileSystem interface {
 	StatFS(ctx context.Context) fs.StatFS
 	Lookup(ctx context.Context, parent fs.InodeID, name string) (fs.Entry, error)
+	// LookupListed is Lookup for an entry ReadDir has just returned, for READDIRPLUS: it
+	// must not cost a request per entry, and may answer fs.Entry.Provisional.
+	LookupListed(ctx context.Context, parent fs.InodeID, name string) (fs.Entry, error)
 	GetAttr(ctx context.Context, id fs.InodeID) (fs.Attr, time.Time, error)
 	SetAttr(ctx context.Context, id fs.InodeID, req fs.SetAttrRequest) (fs.Attr, time.Time, error)
 	Forget(id fs.InodeID, n uint64)
@@ -163,7 +166,7 @@ func (a *adapter) ReadDir(ctx context.Context, op *fuseops.ReadDirOp) error {
 	return nil
 }
 
-// ReadDirPlus answers READDIRPLUS as READDIR plus the core's Lookup of each entry, so an
+// ReadDirPlus answers READDIRPLUS as READDIR plus the core's LookupListed of each entry, so an
 // `ls -l` of a large directory costs one kernel round trip per buffer of entries instead of
 // one LOOKUP per entry. The kernel counts every entry sent with a non-zero inode as one
 // lookup and forgets it later, exactly as after a LOOKUP. An entry whose lookup fails, or
@@ -190,7 +193,7 @@ func (a *adapter) ReadDirPlus(ctx context.Context, op *fuseops.ReadDirPlusOp) er
 			break
 		}
 		if e.Name != "." && e.Name != ".." {
-			ent, err := a.fs.Lookup(ctx, fs.InodeID(op.Inode), e.Name)
+			ent, err := a.fs.LookupListed(ctx, fs.InodeID(op.Inode), e.Name)
 			if err == nil && ent.Provisional {
 				a.fs.Forget(fs.InodeID(ent.Attr.Inode), 1)
 			} else if err == nil {

@@ -10,6 +10,12 @@ import (
 	"github.com/mount-s3/mount-s3/spec/keymap"
 )
 
+// LookupListed is Lookup for an entry a ReadDir has just returned (READDIRPLUS); the listing
+// has recorded what it says about the entry, so it is answered without a request.
+func (f *FS) LookupListed(ctx context.Context, parent InodeID, name string) (Entry, error) {
+	return f.Lookup(ctx, parent, name)
+}
+
 // Lookup resolves name in directory parent and counts one kernel reference to the result.
 // LOCKS_EXCLUDED(f.mu)
 func (f *FS) Lookup(ctx context.Context, parent InodeID, name string) (Entry, error) {

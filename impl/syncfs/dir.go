@@ -51,6 +51,17 @@ func (f *FS) ensureTree(ctx context.Context, op, dir string) error {
 
 // Lookup finds name in parent, importing parent's entries on first access (Y1).
 func (f *FS) Lookup(ctx context.Context, parent fs.InodeID, name string) (fs.Entry, error) {
+	return f.lookup(ctx, parent, name, true)
+}
+
+// LookupListed is Lookup for an entry a ReadDir has just returned (READDIRPLUS): it answers
+// from the layer alone, so listing a directory sends no request per entry, and an entry whose
+// metadata is not read yet comes back Provisional.
+func (f *FS) LookupListed(ctx context.Context, parent fs.InodeID, name string) (fs.Entry, error) {
+	return f.lookup(ctx, parent, name, false)
+}
+
+func (f *FS) lookup(ctx context.Context, parent fs.InodeID, name string, importAttrs bool) (fs.Entry, error) {
 	dir, err := f.pathOf(parent, "lookup")
 	if err != nil {
 		return fs.Entry{}, err
@@ -68,6 +79,14 @@ func (f *FS) Lookup(ctx context.Context, parent fs.InodeID, name string) (fs.Ent
 	info, err := f.layer.Lookup(dir, name)
 	if err != nil {
 		return fs.Entry{}, localError("lookup", path, err)
+	}
+	if info.AttrPending && importAttrs && f.cfg.Importer != nil {
+		// The kernel keeps the type it is told first: read the metadata before answering.
+		if err := f.cfg.Importer.ImportAttrs(ctx, path); err != nil {
+			f.log.Warn("reading the attributes of an entry failed; answering the defaults", "path", "/"+path, "error", err.Error())
+		} else if again, err := f.layer.Lookup(dir, name); err == nil {
+			info = again
+		}
 	}
 	return f.entry(info), nil
 }

@@ -56,6 +56,7 @@ type Importer struct {
 
 	dirs    flight // EnsureDir, by directory path
 	fetches flight // fetchNow, by file path
+	attrs   flight // ImportAttrs, by path
 
 	mu      sync.Mutex
 	cond    *sync.Cond // signals queue and pending changes
@@ -236,6 +237,30 @@ func (im *Importer) Fetch(ctx context.Context, path string) error {
 			return im.refetch(ctx, path)
 		}
 		return err
+	})
+}
+
+// ImportAttrs reads the metadata (Y3) of the file or directory at path now, if its import
+// left the defaults in place and the background import has not read it yet: a lookup must
+// not hand the kernel defaults, least of all a symlink as a regular file, a type the kernel
+// then keeps for the inode. Concurrent calls for one path share one HEAD. Errors leave the
+// defaults, as the background import does; they are for the log.
+func (im *Importer) ImportAttrs(ctx context.Context, path string) error {
+	if info, err := im.cfg.Layer.Stat(path); err != nil || !info.AttrPending {
+		return nil
+	}
+	return im.attrs.do(ctx, path, func(ctx context.Context) error {
+		info, err := im.cfg.Layer.Stat(path)
+		if err != nil || !info.AttrPending || info.State.Dirty() || info.State.Base.IsZero() {
+			return nil
+		}
+		switch info.Kind {
+		case local.KindDir:
+			return im.headDir(ctx, path, info.State.Base)
+		case local.KindFile:
+			return im.head(ctx, path, info.State.Base)
+		}
+		return nil
 	})
 }
 
