@@ -157,3 +157,46 @@ func TestNegativeLookupTTL(t *testing.T) {
 		t.Fatalf("after the negative TTL: %v", err)
 	}
 }
+
+// LookupListed answers READDIRPLUS from what the listing recorded and never asks the store:
+// an entry whose metadata has expired, or that appeared after the listing, is left to a
+// LOOKUP of its own.
+func TestLookupListedAnswersFromTheListingOnly(t *testing.T) {
+	ctx := context.Background()
+	x := newFixture(t, "", map[string]string{"d/a": "alpha", "d/b": "bb"})
+	d, err := x.fs.Lookup(ctx, fs.RootID, "d")
+	if err != nil {
+		t.Fatal(err)
+	}
+	h, err := x.fs.OpenDir(ctx, d.Attr.Inode)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer x.fs.ReleaseDir(h)
+	if _, err := x.fs.ReadDir(ctx, h, 0); err != nil {
+		t.Fatal(err)
+	}
+	// The bucket changes after the listing: LookupListed still says what the listing said.
+	if _, err := x.store.Put(ctx, "d/a", bytes.NewReader([]byte("changed!!")), 9, s3.WriteOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := x.store.Put(ctx, "d/c", bytes.NewReader([]byte("c")), 1, s3.WriteOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	e, err := x.fs.LookupListed(ctx, d.Attr.Inode, "a")
+	if err != nil || e.Attr.Size != 5 {
+		t.Fatalf("listed entry: size %d err %v, want the listing's 5", e.Attr.Size, err)
+	}
+	x.fs.Forget(e.Attr.Inode, 1)
+	if _, err := x.fs.LookupListed(ctx, d.Attr.Inode, "c"); err == nil {
+		t.Fatal("an entry the listing did not have was answered")
+	}
+	x.clock.Advance(2 * time.Second)
+	if _, err := x.fs.LookupListed(ctx, d.Attr.Inode, "b"); err == nil {
+		t.Fatal("an entry whose metadata expired was answered without asking the store")
+	}
+	// A plain Lookup asks the store.
+	if e, err := x.fs.Lookup(ctx, d.Attr.Inode, "a"); err != nil || e.Attr.Size != 9 {
+		t.Fatalf("lookup: size %d err %v, want 9", e.Attr.Size, err)
+	}
+}

@@ -10,10 +10,29 @@ import (
 	"github.com/mount-s3/mount-s3/spec/keymap"
 )
 
-// LookupListed is Lookup for an entry a ReadDir has just returned (READDIRPLUS); the listing
-// has recorded what it says about the entry, so it is answered without a request.
-func (f *FS) LookupListed(ctx context.Context, parent InodeID, name string) (Entry, error) {
-	return f.Lookup(ctx, parent, name)
+// LookupListed is Lookup for an entry a ReadDir has just returned (READDIRPLUS). It never
+// sends a request: it answers from what the listing recorded while that is fresh (a short
+// --metadata-ttl may have run out during a long listing), and otherwise fails, which leaves
+// the entry to a LOOKUP of its own. So does a file being written, whose lookup checks the
+// bucket for a directory that now shadows it.
+// LOCKS_EXCLUDED(f.mu)
+func (f *FS) LookupListed(_ context.Context, parent InodeID, name string) (Entry, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	dir := f.inodes.get(parent)
+	if dir == nil || dir.kind != keymap.Dir {
+		return Entry{}, newError("lookup", name, CodeBadHandle, "unknown parent directory")
+	}
+	path := keymap.Join(dir.path, name)
+	if in := f.local[path]; in != nil && in.kind == keymap.File {
+		return Entry{}, newError("lookup", path, CodeNotFound, "a file being written is looked up on its own")
+	}
+	in := f.freshChildLocked(path, f.clock.Now())
+	if in == nil {
+		return Entry{}, newError("lookup", path, CodeNotFound, "what the listing said has expired")
+	}
+	in.lookups++
+	return f.entryLocked(in), nil
 }
 
 // Lookup resolves name in directory parent and counts one kernel reference to the result.
