@@ -82,10 +82,10 @@ func (f *FS) lookup(ctx context.Context, parent fs.InodeID, name string, importA
 	}
 	if info.AttrPending && importAttrs && f.cfg.Importer != nil {
 		// The kernel keeps the type it is told first: read the metadata before answering.
-		if err := f.cfg.Importer.ImportAttrs(ctx, path); err != nil {
+		if got, err := f.cfg.Importer.ImportAttrs(ctx, path); err != nil {
 			f.log.Warn("reading the attributes of an entry failed; answering the defaults", "path", "/"+path, "error", err.Error())
-		} else if again, err := f.layer.Lookup(dir, name); err == nil {
-			info = again
+		} else if got.Path == info.Path {
+			info = got
 		}
 	}
 	return f.entry(info), nil

@@ -25,8 +25,9 @@ type Importer interface {
 	EnsureDir(ctx context.Context, dir string) error
 	// Fetch brings a file's data into the local layer now (Y2).
 	Fetch(ctx context.Context, path string) error
-	// ImportAttrs reads an entry's metadata now (Y3) if its import has not yet.
-	ImportAttrs(ctx context.Context, path string) error
+	// ImportAttrs returns the entry at path with its object's attributes (Y3), reading them
+	// now if its import has not yet.
+	ImportAttrs(ctx context.Context, path string) (local.Info, error)
 }
 
 // WriteBack is the write-back engine (impl/sync/engine).

@@ -56,7 +56,6 @@ type Importer struct {
 
 	dirs    flight // EnsureDir, by directory path
 	fetches flight // fetchNow, by file path
-	attrs   flight // ImportAttrs, by path
 
 	mu      sync.Mutex
 	cond    *sync.Cond // signals queue and pending changes
@@ -240,28 +239,65 @@ func (im *Importer) Fetch(ctx context.Context, path string) error {
 	})
 }
 
-// ImportAttrs reads the metadata (Y3) of the file or directory at path now, if its import
-// left the defaults in place and the background import has not read it yet: a lookup must
-// not hand the kernel defaults, least of all a symlink as a regular file, a type the kernel
-// then keeps for the inode. Concurrent calls for one path share one HEAD. Errors leave the
-// defaults, as the background import does; they are for the log.
-func (im *Importer) ImportAttrs(ctx context.Context, path string) error {
-	if info, err := im.cfg.Layer.Stat(path); err != nil || !info.AttrPending {
-		return nil
+// ImportAttrs returns the entry at path with the attributes of its object's metadata (Y3),
+// reading them now if its import left the defaults in place and the background import has not
+// read them yet: a lookup must not hand the kernel defaults, least of all a symlink as a
+// regular file, a type the kernel then keeps for the inode. A file or directory is answered
+// as soon as its HEAD is back, and the layer records the attributes right after, without the
+// lookup waiting for that commit; a symlink's target is fetched and recorded first, since a
+// readlink must find it.
+func (im *Importer) ImportAttrs(ctx context.Context, path string) (local.Info, error) {
+	info, err := im.cfg.Layer.Stat(path)
+	if err != nil || !info.AttrPending || info.State.Dirty() || info.State.Base.IsZero() {
+		return info, err
 	}
-	return im.attrs.do(ctx, path, func(ctx context.Context) error {
-		info, err := im.cfg.Layer.Stat(path)
-		if err != nil || !info.AttrPending || info.State.Dirty() || info.State.Base.IsZero() {
-			return nil
+	var key string
+	switch info.Kind {
+	case local.KindFile:
+		key = keymap.FileKey(im.cfg.Prefix, path)
+	case local.KindDir:
+		key = keymap.DirKey(im.cfg.Prefix, path)
+	default:
+		return info, nil
+	}
+	o, err := im.cfg.Store.Head(ctx, key)
+	if err != nil {
+		return info, fmt.Errorf("head %s: %w", key, err)
+	}
+	v := versionOf(o)
+	if !v.Same(info.State.Base) {
+		return info, nil // changed since the listing: a remote change, not ours to import
+	}
+	meta := posixmeta.Decode(o.Metadata)
+	if info.Kind == local.KindFile && meta.Kind == posixmeta.Symlink {
+		if err := im.get(ctx, path, v, o.Size); err != nil {
+			return info, err
 		}
-		switch info.Kind {
-		case local.KindDir:
-			return im.headDir(ctx, path, info.State.Base)
-		case local.KindFile:
-			return im.head(ctx, path, info.State.Base)
+		return im.cfg.Layer.Stat(path)
+	}
+	kind := info.Kind
+	if !im.later(func() error { return im.setAttr(path, v, meta, kind, "") }) {
+		return info, nil
+	}
+	info.Attr, info.AttrPending = overlay(info.Attr, meta), false
+	return info, nil
+}
+
+// later runs fn in the background, unless the importer is closed; Close waits for it.
+func (im *Importer) later(fn func() error) bool {
+	im.mu.Lock()
+	defer im.mu.Unlock()
+	if im.closed {
+		return false
+	}
+	im.workers.Add(1)
+	go func() {
+		defer im.workers.Done()
+		if err := fn(); err != nil && im.ctx.Err() == nil {
+			im.cfg.Log.Printf("import: recording the attributes of an entry a lookup read: %v (the import reads them again)", err)
 		}
-		return nil
-	})
+	}()
+	return true
 }
 
 // get reads version v of path's object (If-Match) and records it: a symlink's target and
@@ -368,7 +404,11 @@ func (im *Importer) setAttr(path string, v syncrule.Version, m posixmeta.Attr, k
 		}
 		return err
 	}
-	a := info.Attr
+	return im.cfg.Layer.SetRemoteAttr(path, v, overlay(info.Attr, m), kind, target)
+}
+
+// overlay puts on a what the metadata m says.
+func overlay(a local.Attr, m posixmeta.Attr) local.Attr {
 	if m.HasMode {
 		a.Mode = m.Mode
 	}
@@ -378,7 +418,7 @@ func (im *Importer) setAttr(path string, v syncrule.Version, m posixmeta.Attr, k
 	if m.HasMtime {
 		a.Mtime = m.Mtime
 	}
-	return im.cfg.Layer.SetRemoteAttr(path, v, a, kind, target)
+	return a
 }
 
 func versionOf(o s3.ObjectInfo) syncrule.Version {
