@@ -58,10 +58,11 @@ type Importer struct {
 	fetches flight // fetchNow, by file path
 
 	mu      sync.Mutex
-	cond    *sync.Cond // signals queue and pending changes
-	queue   []job      // GUARDED_BY(mu)
-	pending int        // GUARDED_BY(mu): queued or running jobs
-	closed  bool       // GUARDED_BY(mu)
+	cond    *sync.Cond         // signals queue and pending changes
+	queue   []job              // GUARDED_BY(mu)
+	attrQ   []local.RemoteAttr // GUARDED_BY(mu): read by lookups, for the committer
+	pending int                // GUARDED_BY(mu): queued or running jobs
+	closed  bool               // GUARDED_BY(mu)
 	workers sync.WaitGroup
 }
 
@@ -88,10 +89,11 @@ func New(cfg Config) *Importer {
 	ctx, cancel := context.WithCancel(context.Background())
 	im := &Importer{cfg: cfg, ctx: ctx, cancel: cancel}
 	im.cond = sync.NewCond(&im.mu)
-	im.workers.Add(cfg.Workers)
+	im.workers.Add(cfg.Workers + 1)
 	for i := 0; i < cfg.Workers; i++ {
 		go im.worker()
 	}
+	go im.committer()
 	return im
 }
 
@@ -275,29 +277,47 @@ func (im *Importer) ImportAttrs(ctx context.Context, path string) (local.Info, e
 		}
 		return im.cfg.Layer.Stat(path)
 	}
-	kind := info.Kind
-	if !im.later(func() error { return im.setAttr(path, v, meta, kind, "") }) {
+	a := overlay(info.Attr, meta)
+	if !im.recordLater(local.RemoteAttr{Path: path, Version: v, Attr: a, Kind: info.Kind}) {
 		return info, nil
 	}
-	info.Attr, info.AttrPending = overlay(info.Attr, meta), false
+	info.Attr, info.AttrPending = a, false
 	return info, nil
 }
 
-// later runs fn in the background, unless the importer is closed; Close waits for it.
-func (im *Importer) later(fn func() error) bool {
+// recordLater queues u for the committer, which records queued attributes in one
+// transaction each time it comes round, unless the importer is closed.
+func (im *Importer) recordLater(u local.RemoteAttr) bool {
 	im.mu.Lock()
 	defer im.mu.Unlock()
 	if im.closed {
 		return false
 	}
-	im.workers.Add(1)
-	go func() {
-		defer im.workers.Done()
-		if err := fn(); err != nil && im.ctx.Err() == nil {
-			im.cfg.Log.Printf("import: recording the attributes of an entry a lookup read: %v (the import reads them again)", err)
-		}
-	}()
+	im.attrQ = append(im.attrQ, u)
+	im.cond.Broadcast()
 	return true
+}
+
+// committer records the attributes lookups read (recordLater), a batch per transaction.
+// What is queued at Close is dropped: the records stay AttrPending, which Resume redoes.
+func (im *Importer) committer() {
+	defer im.workers.Done()
+	for {
+		im.mu.Lock()
+		for len(im.attrQ) == 0 && !im.closed {
+			im.cond.Wait()
+		}
+		if im.closed {
+			im.mu.Unlock()
+			return
+		}
+		batch := im.attrQ
+		im.attrQ = nil
+		im.mu.Unlock()
+		if err := im.cfg.Layer.SetRemoteAttrs(batch); err != nil {
+			im.cfg.Log.Printf("import: recording the attributes of %d entries lookups read: %v (the import reads them again)", len(batch), err)
+		}
+	}
 }
 
 // get reads version v of path's object (If-Match) and records it: a symlink's target and

@@ -1,6 +1,7 @@
 package local
 
 import (
+	"errors"
 	"os"
 	"time"
 
@@ -191,46 +192,13 @@ func (l *Layer) SetRemoteAttr(path string, v syncrule.Version, a Attr, kind Kind
 	if kind != KindFile && kind != KindSymlink && kind != KindDir || v.IsZero() {
 		return perr("set-remote-attr", path, ErrInvalid)
 	}
-	a.Mode &= 0o7777
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	var drop uint64
 	err := l.update(func(tx *bolt.Tx) error {
-		r, err := getRec(tx, path)
-		if err != nil {
-			return err
-		}
-		if r != nil && r.visible() && (kind == KindDir) != (r.Kind == KindDir) && r.State.Base.Same(v) {
-			// One version cannot be both a marker and a file's object.
-			return ErrInvalid
-		}
-		if r == nil || !r.visible() || (kind == KindDir) != (r.Kind == KindDir) || r.State.Dirty() ||
-			r.State.InFlight != syncrule.OpNone || r.State.LostFound || !r.State.Base.Same(v) || r.PendingCopy != 0 {
-			return nil
-		}
-		switch {
-		case kind == KindFile && r.Kind == KindSymlink:
-			// The same version cannot be both; a caller mixing two reads of it is wrong.
-			return ErrInvalid
-		case kind == KindSymlink:
-			if int64(len(target)) != r.State.Size {
-				return ErrInvalid // not the body of version v
-			}
-			if r.ID != 0 {
-				if l.files[r.ID] != nil {
-					return ErrBusy
-				}
-				if err := tx.Bucket(bIDs).Delete(u64(r.ID)); err != nil {
-					return err
-				}
-				drop, r.ID = r.ID, 0
-			}
-			// As a symlink made locally: its content is the target, held by the record.
-			r.Kind, r.Target = KindSymlink, target
-			r.State.Data = syncrule.LocalData
-		}
-		r.Attr, r.AttrPending = a, false
-		return putRec(tx, path, r)
+		var err error
+		drop, err = l.setRemoteAttrTx(tx, path, v, a, kind, target)
+		return err
 	})
 	if err != nil {
 		return perr("set-remote-attr", path, err)
@@ -240,6 +208,76 @@ func (l *Layer) SetRemoteAttr(path string, v syncrule.Version, a Attr, kind Kind
 		os.Remove(l.dataPath(drop))
 	}
 	return nil
+}
+
+// RemoteAttr is one file's or directory's attributes for SetRemoteAttrs.
+type RemoteAttr struct {
+	Path    string
+	Version syncrule.Version
+	Attr    Attr
+	Kind    Kind // KindFile or KindDir
+}
+
+// SetRemoteAttrs is SetRemoteAttr for many files and directories in one transaction: one
+// commit for the attributes that lookups read ahead of the background import, instead of one
+// each queued behind the import's own. An entry SetRemoteAttr would refuse is skipped.
+func (l *Layer) SetRemoteAttrs(batch []RemoteAttr) error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	err := l.update(func(tx *bolt.Tx) error {
+		for _, u := range batch {
+			if u.Kind != KindFile && u.Kind != KindDir || u.Version.IsZero() {
+				continue
+			}
+			if _, err := l.setRemoteAttrTx(tx, u.Path, u.Version, u.Attr, u.Kind, ""); err != nil && !errors.Is(err, ErrInvalid) {
+				return err
+			}
+		}
+		return nil
+	})
+	return perr("set-remote-attrs", "", err)
+}
+
+// setRemoteAttrTx is SetRemoteAttr's change of one record in tx; it returns the data file to
+// remove after the commit, if any.
+// LOCKS_REQUIRED(l.mu)
+func (l *Layer) setRemoteAttrTx(tx *bolt.Tx, path string, v syncrule.Version, a Attr, kind Kind, target string) (drop uint64, err error) {
+	a.Mode &= 0o7777
+	r, err := getRec(tx, path)
+	if err != nil {
+		return 0, err
+	}
+	if r != nil && r.visible() && (kind == KindDir) != (r.Kind == KindDir) && r.State.Base.Same(v) {
+		// One version cannot be both a marker and a file's object.
+		return 0, ErrInvalid
+	}
+	if r == nil || !r.visible() || (kind == KindDir) != (r.Kind == KindDir) || r.State.Dirty() ||
+		r.State.InFlight != syncrule.OpNone || r.State.LostFound || !r.State.Base.Same(v) || r.PendingCopy != 0 {
+		return 0, nil
+	}
+	switch {
+	case kind == KindFile && r.Kind == KindSymlink:
+		// The same version cannot be both; a caller mixing two reads of it is wrong.
+		return 0, ErrInvalid
+	case kind == KindSymlink:
+		if int64(len(target)) != r.State.Size {
+			return 0, ErrInvalid // not the body of version v
+		}
+		if r.ID != 0 {
+			if l.files[r.ID] != nil {
+				return 0, ErrBusy
+			}
+			if err := tx.Bucket(bIDs).Delete(u64(r.ID)); err != nil {
+				return 0, err
+			}
+			drop, r.ID = r.ID, 0
+		}
+		// As a symlink made locally: its content is the target, held by the record.
+		r.Kind, r.Target = KindSymlink, target
+		r.State.Data = syncrule.LocalData
+	}
+	r.Attr, r.AttrPending = a, false
+	return drop, putRec(tx, path, r)
 }
 
 // touchResolution: Y10 measures disuse in days, so a read within this long of the recorded

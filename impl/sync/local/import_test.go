@@ -293,3 +293,31 @@ func TestTouch(t *testing.T) {
 
 	require.NoError(t, l.Touch("missing", later), "nothing to record for a path with no file")
 }
+
+// SetRemoteAttrs applies each entry as SetRemoteAttr would, in one transaction: stale and
+// invalid entries are skipped without spoiling the others.
+func TestSetRemoteAttrsBatch(t *testing.T) {
+	l, _ := newLayer(t)
+	require.NoError(t, l.ImportListing("", []Remote{
+		{Name: "a", Kind: KindFile, Version: v("ea"), Size: 1, Mtime: t0},
+		{Name: "b", Kind: KindFile, Version: v("eb"), Size: 1, Mtime: t0},
+		{Name: "c", Kind: KindFile, Version: v("ec"), Size: 1, Mtime: t0},
+	}))
+	require.NoError(t, l.SetRemoteAttrs([]RemoteAttr{
+		{Path: "a", Version: v("ea"), Attr: Attr{Mode: 0o100755, UID: 5, Mtime: t0}, Kind: KindFile},
+		{Path: "b", Version: v("stale"), Attr: Attr{Mode: 0o600, Mtime: t0}, Kind: KindFile},
+		{Path: "c", Version: v("ec"), Attr: Attr{Mode: 0o700, Mtime: t0}, Kind: KindDir}, // a file is no marker
+		{Path: "gone", Version: v("e"), Attr: Attr{Mode: 0o600}, Kind: KindFile},
+	}))
+	info, err := l.Stat("a")
+	require.NoError(t, err)
+	require.Equal(t, Attr{Mode: 0o755, UID: 5, Mtime: t0}, info.Attr)
+	require.False(t, info.AttrPending)
+	for _, p := range []string{"b", "c"} {
+		info, err := l.Stat(p)
+		require.NoError(t, err)
+		require.True(t, info.AttrPending, p)
+		require.EqualValues(t, 0o644, info.Attr.Mode, p)
+	}
+	require.Empty(t, dirtyPaths(t, l))
+}
