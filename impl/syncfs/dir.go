@@ -80,6 +80,11 @@ func (f *FS) lookup(ctx context.Context, parent fs.InodeID, name string, importA
 	if err != nil {
 		return fs.Entry{}, localError("lookup", path, err)
 	}
+	if info.AttrPending && !importAttrs && f.cfg.Importer != nil {
+		// Listed to the kernel without attributes: read them now, ahead of the stat that
+		// an `ls -l` sends next.
+		f.cfg.Importer.PrefetchAttrs(path)
+	}
 	if info.AttrPending && importAttrs && f.cfg.Importer != nil {
 		// The kernel keeps the type it is told first: read the metadata before answering.
 		if got, err := f.cfg.Importer.ImportAttrs(ctx, path); err != nil {

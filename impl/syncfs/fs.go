@@ -28,6 +28,8 @@ type Importer interface {
 	// ImportAttrs returns the entry at path with its object's attributes (Y3), reading them
 	// now if its import has not yet.
 	ImportAttrs(ctx context.Context, path string) (local.Info, error)
+	// PrefetchAttrs queues the reading of an entry's attributes, without waiting for it.
+	PrefetchAttrs(path string)
 }
 
 // WriteBack is the write-back engine (impl/sync/engine).

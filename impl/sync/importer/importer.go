@@ -57,13 +57,18 @@ type Importer struct {
 	dirs    flight // EnsureDir, by directory path
 	fetches flight // fetchNow, by file path
 
-	mu      sync.Mutex
-	cond    *sync.Cond         // signals queue and pending changes
-	queue   []job              // GUARDED_BY(mu)
-	attrQ   []local.RemoteAttr // GUARDED_BY(mu): read by lookups, for the committer
-	pending int                // GUARDED_BY(mu): queued or running jobs
-	closed  bool               // GUARDED_BY(mu)
-	workers sync.WaitGroup
+	mu    sync.Mutex
+	cond  *sync.Cond         // signals queue and pending changes
+	queue []job              // GUARDED_BY(mu)
+	attrQ []local.RemoteAttr // GUARDED_BY(mu): read by lookups, for the committer
+	// recent holds what attrQ held until the committer has recorded it, by path, so that a
+	// lookup meanwhile answers what was read instead of reading it again.
+	recent   map[string]local.RemoteAttr // GUARDED_BY(mu)
+	attrJobs []string                    // GUARDED_BY(mu): PrefetchAttrs, run before queue
+	attrs    flight                      // importAttrs, by path
+	pending  int                         // GUARDED_BY(mu): queued or running jobs
+	closed   bool                        // GUARDED_BY(mu)
+	workers  sync.WaitGroup
 }
 
 // job is the background work for one file from a listing: its data if small, else its
@@ -87,7 +92,7 @@ func New(cfg Config) *Importer {
 		cfg.Log = log.New(io.Discard, "", 0)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	im := &Importer{cfg: cfg, ctx: ctx, cancel: cancel}
+	im := &Importer{cfg: cfg, ctx: ctx, cancel: cancel, recent: map[string]local.RemoteAttr{}}
 	im.cond = sync.NewCond(&im.mu)
 	im.workers.Add(cfg.Workers + 1)
 	for i := 0; i < cfg.Workers; i++ {
@@ -253,6 +258,56 @@ func (im *Importer) ImportAttrs(ctx context.Context, path string) (local.Info, e
 	if err != nil || !info.AttrPending || info.State.Dirty() || info.State.Base.IsZero() {
 		return info, err
 	}
+	if got, ok := im.readAhead(info); ok {
+		return got, nil
+	}
+	// One HEAD per path at a time: a lookup arriving while PrefetchAttrs reads the same
+	// entry waits for it and takes its result.
+	err = im.attrs.do(ctx, path, func(ctx context.Context) error {
+		var err error
+		info, err = im.importAttrs(ctx, info)
+		return err
+	})
+	if err != nil {
+		return info, err
+	}
+	if got, ok := im.readAhead(info); ok {
+		return got, nil
+	}
+	return im.cfg.Layer.Stat(path)
+}
+
+// readAhead returns info with the attributes a HEAD read for its version and the committer
+// has not recorded yet, if there are such.
+func (im *Importer) readAhead(info local.Info) (local.Info, bool) {
+	im.mu.Lock()
+	u, ok := im.recent[info.Path]
+	im.mu.Unlock()
+	if !ok || !u.Version.Same(info.State.Base) || u.Kind != info.Kind {
+		return info, false
+	}
+	info.Attr, info.AttrPending = u.Attr, false
+	return info, true
+}
+
+// PrefetchAttrs queues the reading of path's attributes ahead of the background import, for
+// an entry a directory listing has just shown the kernel: an `ls -l` then finds them read
+// when it stats the entry, instead of waiting for one HEAD after another.
+func (im *Importer) PrefetchAttrs(path string) {
+	im.mu.Lock()
+	defer im.mu.Unlock()
+	if im.closed {
+		return
+	}
+	im.attrJobs = append(im.attrJobs, path)
+	im.pending++
+	im.cond.Broadcast()
+}
+
+// importAttrs reads info's attributes with a HEAD (a symlink's target with a GET) and
+// returns info as they make it.
+func (im *Importer) importAttrs(ctx context.Context, info local.Info) (local.Info, error) {
+	path := info.Path
 	var key string
 	switch info.Kind {
 	case local.KindFile:
@@ -293,6 +348,7 @@ func (im *Importer) recordLater(u local.RemoteAttr) bool {
 	if im.closed {
 		return false
 	}
+	im.recent[u.Path] = u
 	im.attrQ = append(im.attrQ, u)
 	im.cond.Broadcast()
 	return true
@@ -317,6 +373,13 @@ func (im *Importer) committer() {
 		if err := im.cfg.Layer.SetRemoteAttrs(batch); err != nil {
 			im.cfg.Log.Printf("import: recording the attributes of %d entries lookups read: %v (the import reads them again)", len(batch), err)
 		}
+		im.mu.Lock()
+		for _, u := range batch {
+			if r, ok := im.recent[u.Path]; ok && r.Version.Same(u.Version) {
+				delete(im.recent, u.Path)
+			}
+		}
+		im.mu.Unlock()
 	}
 }
 
@@ -463,19 +526,27 @@ func (im *Importer) worker() {
 	defer im.workers.Done()
 	for {
 		im.mu.Lock()
-		for len(im.queue) == 0 && !im.closed {
+		for len(im.queue) == 0 && len(im.attrJobs) == 0 && !im.closed {
 			im.cond.Wait()
 		}
 		if im.closed {
 			im.mu.Unlock()
 			return
 		}
-		j := im.queue[0]
-		im.queue[0] = job{}
-		im.queue = im.queue[1:]
-		im.mu.Unlock()
-
-		if err := im.run(j); err != nil && im.ctx.Err() == nil {
+		var err error
+		if len(im.attrJobs) > 0 {
+			path := im.attrJobs[0]
+			im.attrJobs = im.attrJobs[1:]
+			im.mu.Unlock()
+			_, err = im.ImportAttrs(im.ctx, path)
+		} else {
+			j := im.queue[0]
+			im.queue[0] = job{}
+			im.queue = im.queue[1:]
+			im.mu.Unlock()
+			err = im.run(j)
+		}
+		if err != nil && im.ctx.Err() == nil {
 			im.cfg.Log.Printf("import: %v", err)
 		}
 
@@ -546,7 +617,7 @@ func (im *Importer) Close() {
 		return
 	}
 	im.closed = true
-	im.queue, im.pending = nil, 0
+	im.queue, im.attrJobs, im.pending = nil, nil, 0
 	im.cond.Broadcast()
 	im.mu.Unlock()
 	im.cancel()
