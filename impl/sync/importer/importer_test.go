@@ -461,3 +461,35 @@ func TestFetchAfterExpiry(t *testing.T) {
 	require.Equal(t, "small data", e.read("f"))
 	require.Equal(t, 2, e.cnt.get("GET", "pre/f"))
 }
+
+// ImportAttrs answers a lookup with the object's attributes whether or not the background
+// import got there first, a symlink with its target, and the layer records them soon after.
+func TestImportAttrsAnswersTheBucketsAttributes(t *testing.T) {
+	e := newEnv(t)
+	e.put("pre/run.sh", "#!/bin/sh\n", map[string]string{"mode": "33261", "uid": "9", "gid": "10"})
+	e.put("pre/ln", "run.sh", map[string]string{"mode": "41471"})
+	e.put("pre/plain", "p", nil)
+	im := e.importer(-1) // no data in the background: attributes only
+	ctx := context.Background()
+	require.NoError(t, im.EnsureDir(ctx, ""))
+
+	got, err := im.ImportAttrs(ctx, "run.sh")
+	require.NoError(t, err)
+	require.False(t, got.AttrPending)
+	require.EqualValues(t, 0o755, got.Attr.Mode)
+	require.EqualValues(t, 9, got.Attr.UID)
+	require.EqualValues(t, 10, got.Attr.GID)
+
+	got, err = im.ImportAttrs(ctx, "ln")
+	require.NoError(t, err)
+	require.Equal(t, local.KindSymlink, got.Kind)
+	require.Equal(t, "run.sh", got.Target)
+
+	im.PrefetchAttrs("plain")
+	im.Wait()
+	require.Eventually(t, func() bool {
+		return !e.stat("run.sh").AttrPending && !e.stat("plain").AttrPending
+	}, 5*time.Second, 10*time.Millisecond, "the layer records what lookups and prefetches read")
+	require.EqualValues(t, 0o755, e.stat("run.sh").Attr.Mode)
+	require.LessOrEqual(t, e.cnt.get("HEAD", "pre/run.sh"), 2, "the lookup and the background import at most")
+}
