@@ -25,7 +25,8 @@ type FileSystem interface {
 	StatFS(ctx context.Context) fs.StatFS
 	Lookup(ctx context.Context, parent fs.InodeID, name string) (fs.Entry, error)
 	// LookupListed is Lookup for an entry ReadDir has just returned, for READDIRPLUS: it
-	// must not cost a request per entry, and may answer fs.Entry.Provisional.
+	// must not cost a request per entry, and fails for an entry it cannot answer so, which
+	// the kernel then looks up on its own.
 	LookupListed(ctx context.Context, parent fs.InodeID, name string) (fs.Entry, error)
 	GetAttr(ctx context.Context, id fs.InodeID) (fs.Attr, time.Time, error)
 	SetAttr(ctx context.Context, id fs.InodeID, req fs.SetAttrRequest) (fs.Attr, time.Time, error)
@@ -169,8 +170,8 @@ func (a *adapter) ReadDir(ctx context.Context, op *fuseops.ReadDirOp) error {
 // ReadDirPlus answers READDIRPLUS as READDIR plus the core's LookupListed of each entry, so an
 // `ls -l` of a large directory costs one kernel round trip per buffer of entries instead of
 // one LOOKUP per entry. The kernel counts every entry sent with a non-zero inode as one
-// lookup and forgets it later, exactly as after a LOOKUP. An entry whose lookup fails, or
-// whose attributes are provisional, goes without them (node 0), which the kernel takes as
+// lookup and forgets it later, exactly as after a LOOKUP. An entry LookupListed cannot
+// answer goes without attributes (node 0), which the kernel takes as
 // "look it up yourself when needed"; its dirent keeps its inode number, since readdir(3)
 // callers such as Go's skip a d_ino of 0.
 func (a *adapter) ReadDirPlus(ctx context.Context, op *fuseops.ReadDirPlusOp) error {
@@ -193,10 +194,7 @@ func (a *adapter) ReadDirPlus(ctx context.Context, op *fuseops.ReadDirPlusOp) er
 			break
 		}
 		if e.Name != "." && e.Name != ".." {
-			ent, err := a.fs.LookupListed(ctx, fs.InodeID(op.Inode), e.Name)
-			if err == nil && ent.Provisional {
-				a.fs.Forget(fs.InodeID(ent.Attr.Inode), 1)
-			} else if err == nil {
+			if ent, err := a.fs.LookupListed(ctx, fs.InodeID(op.Inode), e.Name); err == nil {
 				d.Entry = childEntry(ent)
 				d.Dirent.Inode, d.Dirent.Type = d.Entry.Child, modeType(d.Entry.Attributes.Mode)
 				n = fuseutil.WriteDirentPlus(dst, d)

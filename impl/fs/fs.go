@@ -83,10 +83,6 @@ type Caller struct {
 type Entry struct {
 	Attr    Attr
 	Expires time.Time
-	// Provisional: Attr are defaults that may still change, even the file type (sync mode,
-	// before an object's metadata has been read). Given to a LOOKUP, not volunteered with a
-	// directory listing (READDIRPLUS), since the kernel never changes an inode's type.
-	Provisional bool
 }
 
 // FS is the file system. All methods are safe for concurrent use.

@@ -51,41 +51,11 @@ func (f *FS) ensureTree(ctx context.Context, op, dir string) error {
 
 // Lookup finds name in parent, importing parent's entries on first access (Y1).
 func (f *FS) Lookup(ctx context.Context, parent fs.InodeID, name string) (fs.Entry, error) {
-	return f.lookup(ctx, parent, name, true)
-}
-
-// LookupListed is Lookup for an entry a ReadDir has just returned (READDIRPLUS): it answers
-// from the layer alone, so listing a directory sends no request per entry, and an entry whose
-// metadata is not read yet comes back Provisional.
-func (f *FS) LookupListed(ctx context.Context, parent fs.InodeID, name string) (fs.Entry, error) {
-	return f.lookup(ctx, parent, name, false)
-}
-
-func (f *FS) lookup(ctx context.Context, parent fs.InodeID, name string, importAttrs bool) (fs.Entry, error) {
-	dir, err := f.pathOf(parent, "lookup")
+	path, info, err := f.find(ctx, parent, name)
 	if err != nil {
 		return fs.Entry{}, err
 	}
-	path := keymap.Join(dir, name)
-	if len(name) > keymap.MaxNameLen {
-		return fs.Entry{}, &fs.Error{Op: "lookup", Path: path, Code: fs.CodeNameTooLong, Err: errors.New("name longer than 255 bytes")}
-	}
-	if !keymap.ValidName(name) {
-		return fs.Entry{}, &fs.Error{Op: "lookup", Path: path, Code: fs.CodeNotFound, Err: errors.New("no such name")}
-	}
-	if err := f.ensureDir(ctx, "lookup", dir, false); err != nil {
-		return fs.Entry{}, err
-	}
-	info, err := f.layer.Lookup(dir, name)
-	if err != nil {
-		return fs.Entry{}, localError("lookup", path, err)
-	}
-	if info.AttrPending && !importAttrs && f.cfg.Importer != nil {
-		// Listed to the kernel without attributes: read them now, ahead of the stat that
-		// an `ls -l` sends next.
-		f.cfg.Importer.PrefetchAttrs(path)
-	}
-	if info.AttrPending && importAttrs && f.cfg.Importer != nil {
+	if info.AttrPending && f.cfg.Importer != nil {
 		// The kernel keeps the type it is told first: read the metadata before answering.
 		if got, err := f.cfg.Importer.ImportAttrs(ctx, path); err != nil {
 			f.log.Warn("reading the attributes of an entry failed; answering the defaults", "path", "/"+path, "error", err.Error())
@@ -94,6 +64,47 @@ func (f *FS) lookup(ctx context.Context, parent fs.InodeID, name string, importA
 		}
 	}
 	return f.entry(info), nil
+}
+
+// LookupListed is Lookup for an entry a ReadDir has just returned (READDIRPLUS): it answers
+// from the layer alone, so listing a directory sends no request per entry. An entry whose
+// metadata is not read yet is left to a LOOKUP of its own (an error here), and its metadata
+// is read ahead of the stat an `ls -l` sends next.
+func (f *FS) LookupListed(ctx context.Context, parent fs.InodeID, name string) (fs.Entry, error) {
+	path, info, err := f.find(ctx, parent, name)
+	if err != nil {
+		return fs.Entry{}, err
+	}
+	if info.AttrPending {
+		if f.cfg.Importer != nil {
+			f.cfg.Importer.PrefetchAttrs(path)
+		}
+		return fs.Entry{}, &fs.Error{Op: "lookup", Path: path, Code: fs.CodeNotFound, Err: errors.New("attributes not read yet")}
+	}
+	return f.entry(info), nil
+}
+
+// find resolves name in parent from the layer, importing parent's entries on first access.
+func (f *FS) find(ctx context.Context, parent fs.InodeID, name string) (string, local.Info, error) {
+	dir, err := f.pathOf(parent, "lookup")
+	if err != nil {
+		return "", local.Info{}, err
+	}
+	path := keymap.Join(dir, name)
+	if len(name) > keymap.MaxNameLen {
+		return "", local.Info{}, &fs.Error{Op: "lookup", Path: path, Code: fs.CodeNameTooLong, Err: errors.New("name longer than 255 bytes")}
+	}
+	if !keymap.ValidName(name) {
+		return "", local.Info{}, &fs.Error{Op: "lookup", Path: path, Code: fs.CodeNotFound, Err: errors.New("no such name")}
+	}
+	if err := f.ensureDir(ctx, "lookup", dir, false); err != nil {
+		return "", local.Info{}, err
+	}
+	info, err := f.layer.Lookup(dir, name)
+	if err != nil {
+		return "", local.Info{}, localError("lookup", path, err)
+	}
+	return path, info, nil
 }
 
 // GetAttr answers from the local layer; an inode removed while open answers its last

@@ -163,7 +163,7 @@ func (f *FS) entry(info local.Info) fs.Entry {
 	in := f.inodeForLocked(info.Path)
 	in.lookups++
 	in.last = attrOf(in.id, info)
-	return fs.Entry{Attr: in.last, Expires: f.cfg.Clock.Now().Add(f.cfg.AttrTTL), Provisional: info.AttrPending}
+	return fs.Entry{Attr: in.last, Expires: f.cfg.Clock.Now().Add(f.cfg.AttrTTL)}
 }
 
 // dropPath marks the inode at path (and, for a directory, every inode below it) as removed.

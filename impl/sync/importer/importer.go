@@ -56,6 +56,7 @@ type Importer struct {
 
 	dirs    flight // EnsureDir, by directory path
 	fetches flight // fetchNow, by file path
+	attrs   flight // importAttrs, by path
 
 	mu    sync.Mutex
 	cond  *sync.Cond         // signals queue and pending changes
@@ -65,7 +66,6 @@ type Importer struct {
 	// lookup meanwhile answers what was read instead of reading it again.
 	recent   map[string]local.RemoteAttr // GUARDED_BY(mu)
 	attrJobs []string                    // GUARDED_BY(mu): PrefetchAttrs, run before queue
-	attrs    flight                      // importAttrs, by path
 	pending  int                         // GUARDED_BY(mu): queued or running jobs
 	closed   bool                        // GUARDED_BY(mu)
 	workers  sync.WaitGroup
@@ -304,36 +304,21 @@ func (im *Importer) PrefetchAttrs(path string) {
 	im.cond.Broadcast()
 }
 
-// importAttrs reads info's attributes with a HEAD (a symlink's target with a GET) and
-// returns info as they make it.
+// importAttrs reads info's attributes (a symlink's target too) and returns info as they make
+// it, leaving the recording of a file's or directory's attributes to the committer.
 func (im *Importer) importAttrs(ctx context.Context, info local.Info) (local.Info, error) {
-	path := info.Path
-	var key string
-	switch info.Kind {
-	case local.KindFile:
-		key = keymap.FileKey(im.cfg.Prefix, path)
-	case local.KindDir:
-		key = keymap.DirKey(im.cfg.Prefix, path)
-	default:
+	if info.Kind != local.KindFile && info.Kind != local.KindDir {
 		return info, nil
 	}
-	o, err := im.cfg.Store.Head(ctx, key)
+	meta, done, err := im.headAttrs(ctx, info.Path, info.Kind, info.State.Base)
 	if err != nil {
-		return info, fmt.Errorf("head %s: %w", key, err)
+		return info, err
 	}
-	v := versionOf(o)
-	if !v.Same(info.State.Base) {
-		return info, nil // changed since the listing: a remote change, not ours to import
-	}
-	meta := posixmeta.Decode(o.Metadata)
-	if info.Kind == local.KindFile && meta.Kind == posixmeta.Symlink {
-		if err := im.get(ctx, path, v, o.Size); err != nil {
-			return info, err
-		}
-		return im.cfg.Layer.Stat(path)
+	if done {
+		return im.cfg.Layer.Stat(info.Path)
 	}
 	a := overlay(info.Attr, meta)
-	if !im.recordLater(local.RemoteAttr{Path: path, Version: v, Attr: a, Kind: info.Kind}) {
+	if !im.recordLater(local.RemoteAttr{Path: info.Path, Version: info.State.Base, Attr: a, Kind: info.Kind}) {
 		return info, nil
 	}
 	info.Attr, info.AttrPending = a, false
@@ -446,35 +431,37 @@ func (im *Importer) get(ctx context.Context, path string, v syncrule.Version, si
 	return im.setAttr(path, got, meta, local.KindFile, "")
 }
 
-// head reads version v's metadata (a file too large to fetch in the background).
-func (im *Importer) head(ctx context.Context, path string, v syncrule.Version) error {
-	info, err := im.cfg.Store.Head(ctx, keymap.FileKey(im.cfg.Prefix, path))
-	if err != nil {
-		return fmt.Errorf("head /%s: %w", path, err)
+// head reads the metadata of version v of the file or directory at path (a file too large to
+// fetch in the background, a directory's marker) and records it.
+func (im *Importer) head(ctx context.Context, path string, kind local.Kind, v syncrule.Version) error {
+	meta, done, err := im.headAttrs(ctx, path, kind, v)
+	if err != nil || done {
+		return err
 	}
-	got := syncrule.Version{ETag: s3.NormalizeETag(info.ETag), VersionID: info.VersionID}
-	if !got.Same(v) {
-		return nil // a remote change: not ours to import (the layer would ignore it anyway)
-	}
-	meta := posixmeta.Decode(info.Metadata)
-	if meta.Kind == posixmeta.Symlink {
-		// The target is the body: a GET, as for small files.
-		return im.get(ctx, path, v, info.Size)
-	}
-	return im.setAttr(path, got, meta, local.KindFile, "")
+	return im.setAttr(path, v, meta, kind, "")
 }
 
-// headDir reads the metadata of version v of directory dir's marker.
-func (im *Importer) headDir(ctx context.Context, dir string, v syncrule.Version) error {
-	info, err := im.cfg.Store.Head(ctx, keymap.DirKey(im.cfg.Prefix, dir))
+// headAttrs reads the metadata of version v of the object behind path: its key, or its marker
+// for a directory. done: nothing is left to record, because the object is no longer v (a
+// remote change, not ours to import) or it is a symlink, recorded here with its target (the
+// body: a GET, as for small files).
+func (im *Importer) headAttrs(ctx context.Context, path string, kind local.Kind, v syncrule.Version) (posixmeta.Attr, bool, error) {
+	key := keymap.FileKey(im.cfg.Prefix, path)
+	if kind == local.KindDir {
+		key = keymap.DirKey(im.cfg.Prefix, path)
+	}
+	o, err := im.cfg.Store.Head(ctx, key)
 	if err != nil {
-		return fmt.Errorf("head /%s/: %w", dir, err)
+		return posixmeta.Attr{}, false, fmt.Errorf("head %s: %w", key, err)
 	}
-	got := syncrule.Version{ETag: s3.NormalizeETag(info.ETag), VersionID: info.VersionID}
-	if !got.Same(v) {
-		return nil // changed since the listing: a remote change, not ours to import
+	if !versionOf(o).Same(v) {
+		return posixmeta.Attr{}, true, nil
 	}
-	return im.setAttr(dir, got, posixmeta.Decode(info.Metadata), local.KindDir, "")
+	meta := posixmeta.Decode(o.Metadata)
+	if kind == local.KindFile && meta.Kind == posixmeta.Symlink {
+		return meta, true, im.get(ctx, path, v, o.Size)
+	}
+	return meta, false, nil
 }
 
 // setAttr overlays the attributes the metadata has on the record's current ones, which are
@@ -572,7 +559,7 @@ func (im *Importer) run(j job) error {
 		if info.Kind != local.KindDir || s.Dirty() || !s.Base.Same(j.v) || !info.AttrPending {
 			return nil
 		}
-		return im.headDir(im.ctx, j.path, s.Base)
+		return im.head(im.ctx, j.path, local.KindDir, s.Base)
 	}
 	if info.Kind != local.KindFile || s.Dirty() || !s.Base.Same(j.v) {
 		return nil
@@ -596,7 +583,7 @@ func (im *Importer) run(j job) error {
 	if !info.AttrPending {
 		return nil
 	}
-	return im.head(im.ctx, j.path, s.Base)
+	return im.head(im.ctx, j.path, local.KindFile, s.Base)
 }
 
 // Wait blocks until the background work queued so far is done (or dropped by Close).
