@@ -14,7 +14,6 @@ import (
 
 	"github.com/mount-s3/mount-s3/conformance/harness"
 	"github.com/mount-s3/mount-s3/impl/s3"
-	"github.com/mount-s3/mount-s3/impl/s3/embedded"
 )
 
 // A row of the POSIX table: keys put in the bucket, one operation through the kernel, and
@@ -325,7 +324,7 @@ type env struct {
 	mode    string
 	m       *harness.Mount
 	opts    harness.Options
-	srv     *embedded.Server
+	srv     harness.Endpoint
 	store   s3.Store
 	syncDir string // sync mode
 }

@@ -27,7 +27,7 @@ func TestStatus(t *testing.T) {
 		m := harness.MountServer(t, srv, store, harness.Options{Prefix: "p/"})
 		var r status.Report
 		require.NoError(t, json.Unmarshal([]byte(mountStatus(t, m, "--json")), &r))
-		require.Equal(t, status.Report{Mode: "streaming", Bucket: harness.Bucket, Prefix: "p/"}, r)
+		require.Equal(t, status.Report{Mode: "streaming", Bucket: store.Bucket(), Prefix: "p/"}, r)
 		require.Contains(t, mountStatus(t, m), "mode:      streaming")
 	})
 	t.Run("sync", func(t *testing.T) {

@@ -201,3 +201,15 @@ func TestSyncConflictTwoMounts(t *testing.T) {
 	requireBucketMatches(t, a, "d")
 	requireBucketMatches(t, b, "d")
 }
+
+// TestSyncProbeQuiet: on a store that honours conditional writes (the embedded server, and
+// MinIO when MOUNT_S3_TEST_ENDPOINT names it) a sync mount finds out at start without a
+// warning, and its probe leaves no object in the bucket (C3).
+func TestSyncProbeQuiet(t *testing.T) {
+	srv, store := harness.NewServer(t)
+	m := syncMount(t, srv, store, t.TempDir())
+	require.NoError(t, os.WriteFile(m.Path("a"), []byte("x"), 0o644))
+	flush(t, m)
+	require.NotContains(t, m.Logs(), "conditional writes", "the probe found the conditions honoured")
+	require.Equal(t, map[string]string{"a": "x"}, bucketObjects(t, store, ""), "the probe object is gone")
+}

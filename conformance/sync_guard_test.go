@@ -11,7 +11,6 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/mount-s3/mount-s3/conformance/harness"
-	"github.com/mount-s3/mount-s3/impl/s3/embedded"
 )
 
 // TestSyncBucketWarning: once the sync dir knows more objects than the warning limit, the
@@ -28,9 +27,8 @@ func TestSyncBucketWarning(t *testing.T) {
 
 	dir := t.TempDir()
 	cmd := exec.Command(harness.Binary(t), "--foreground", "--endpoint-url", srv.URL(), "--force-path-style",
-		"--region", "us-east-1", "--sync-dir", syncDir, "--bucket-warning-limit", "5", harness.Bucket, dir)
-	cmd.Env = append(os.Environ(), "AWS_ACCESS_KEY_ID="+embedded.Credentials.AccessKeyID,
-		"AWS_SECRET_ACCESS_KEY="+embedded.Credentials.SecretAccessKey)
+		"--region", "us-east-1", "--sync-dir", syncDir, "--bucket-warning-limit", "5", store.Bucket(), dir)
+	cmd.Env = harness.Env(srv)
 	out, err := cmd.CombinedOutput()
 	require.Error(t, err, "the mount must refuse: %s", out)
 	require.Contains(t, string(out), "--accept-bucket-warning")

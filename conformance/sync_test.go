@@ -19,14 +19,13 @@ import (
 
 	"github.com/mount-s3/mount-s3/conformance/harness"
 	"github.com/mount-s3/mount-s3/impl/s3"
-	"github.com/mount-s3/mount-s3/impl/s3/embedded"
 	"github.com/mount-s3/mount-s3/spec/posixmeta"
 )
 
 // syncMount mounts the server's bucket in sync mode with the sync dir syncDir. The window is
 // an hour so that nothing is uploaded until the test flushes: what reaches the bucket is then
 // exactly what one write-back of the final state gives.
-func syncMount(t *testing.T, srv *embedded.Server, store s3.Store, syncDir string, extra ...string) *harness.Mount {
+func syncMount(t *testing.T, srv harness.Endpoint, store s3.Store, syncDir string, extra ...string) *harness.Mount {
 	t.Helper()
 	args := append([]string{"--sync-dir", syncDir, "--write-back-delay", "1h"}, extra...)
 	return harness.MountServer(t, srv, store, harness.Options{Args: args})

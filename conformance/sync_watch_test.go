@@ -86,7 +86,7 @@ func TestSyncRemoteChanges(t *testing.T) {
 		require.Equal(t, "version 1", readString(m.Path("ev/a")))
 		put("ev/a", "version 2 from elsewhere")
 		body := fmt.Sprintf(`{"Records":[{"eventVersion":"2.1","eventSource":"aws:s3","eventName":"ObjectCreated:Put",
-			"s3":{"bucket":{"name":%q},"object":{"key":"ev/a","size":24}}}]}`, harness.Bucket)
+			"s3":{"bucket":{"name":%q},"object":{"key":"ev/a","size":24}}}]}`, store.Bucket())
 		resp, err := http.Post("http://"+addr+"/", "application/json", bytes.NewReader([]byte(body)))
 		require.NoError(t, err)
 		resp.Body.Close()

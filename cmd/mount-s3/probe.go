@@ -18,7 +18,8 @@ const conditionsWarning = "the store ignores conditional writes (If-Match/If-Non
 	"just before each upload instead, which leaves a window of one request in which another writer's change can be overwritten"
 
 // conditionalWrites reports whether sync mode can rely on the store's If-Match /
-// If-None-Match (C3). It probes the store with a hidden object under prefix (impl/s3/probe).
+// If-None-Match (C3). It probes the store with a hidden object under prefix (impl/s3/probe), or a
+// short-lived dot-file where the store refuses hidden names.
 // When it cannot tell (a network or access error), it answers false: wrongly assuming the
 // conditions work would overwrite other writers' versions without a conflict, while wrongly
 // assuming they do not only costs a HEAD per upload and opens a window of one request. A false
@@ -26,11 +27,7 @@ const conditionsWarning = "the store ignores conditional writes (If-Match/If-Non
 func conditionalWrites(ctx context.Context, store s3.Store, prefix string, logger *slog.Logger) bool {
 	ctx, cancel := context.WithTimeout(ctx, probeTimeout)
 	defer cancel()
-	key, err := probe.Key(prefix)
-	ok := false
-	if err == nil {
-		ok, err = probe.ProbeConditionalWrites(ctx, store, key)
-	}
+	ok, key, err := probe.Probe(ctx, store, prefix)
 	switch {
 	case errors.Is(err, probe.ErrLeftBehind):
 		// The verdict stands; the object is hidden from every mount (K3).

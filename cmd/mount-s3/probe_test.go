@@ -38,4 +38,13 @@ func TestConditionalWrites(t *testing.T) {
 	require.False(t, conditionalWrites(context.Background(), downStore{honours}, "", logger), "unknown: assume they do not work")
 	require.Contains(t, logs.String(), "assuming it does not")
 	require.Contains(t, logs.String(), "leaves a window of one request")
+
+	// A store with MinIO's key rules refuses the hidden key; the probe's fallback still finds
+	// the conditions honoured, and nothing is logged.
+	logs.Reset()
+	var rules probetest.FileKeyRules
+	_, fileKeys := probetest.StartServer(t, rules.Middleware)
+	require.True(t, conditionalWrites(context.Background(), fileKeys, "p/", logger))
+	require.Empty(t, logs.String())
+	require.Positive(t, rules.Refused.Load())
 }

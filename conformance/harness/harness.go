@@ -1,5 +1,6 @@
-// Package harness mounts the product for real, through the kernel's FUSE, over the embedded
-// S3 server, for the conformance suites. Every mount is unmounted in the test's cleanup, even
+// Package harness mounts the product for real, through the kernel's FUSE, for the conformance
+// suites: over the embedded S3 server, or over an external S3-compatible server (MinIO in CI)
+// when MOUNT_S3_TEST_ENDPOINT names one. Every mount is unmounted in the test's cleanup, even
 // when the test fails.
 //
 // The mount runs in a child process (the real mount-s3 binary, built once per test run), not
@@ -41,11 +42,14 @@ type Options struct {
 	Args        []string // more command-line flags
 }
 
+// Endpoint is the S3 server behind a test mount: an *embedded.Server, or an external server.
+type Endpoint interface{ URL() string }
+
 // Mount is a live test mount and the store behind it.
 type Mount struct {
 	Dir    string
 	Store  s3.Store
-	Server *embedded.Server
+	Server Endpoint
 	cmd    *exec.Cmd
 	log    *syncBuffer
 	killed bool
@@ -83,7 +87,9 @@ func (m *Mount) Kill(t testing.TB) {
 	}
 }
 
-// Bucket is the bucket every test mount uses.
+// Bucket is the bucket of every test mount on the embedded server. On an external server each
+// NewServer makes a bucket of its own (Mount.Store.Bucket() names it), so tests that run in
+// parallel do not see each other's objects.
 const Bucket = "conformance"
 
 // RequireFUSE reports whether a test that cannot mount must fail rather than skip.
@@ -99,8 +105,13 @@ func cannotMount(t testing.TB, why string, err error) {
 }
 
 // NewServer starts an in-memory embedded S3 server with the test bucket, closed at cleanup.
-func NewServer(t testing.TB) (*embedded.Server, s3.Store) {
+// With MOUNT_S3_TEST_ENDPOINT set it uses that server instead, with a fresh bucket that is
+// emptied and removed at cleanup (see external.go).
+func NewServer(t testing.TB) (Endpoint, s3.Store) {
 	t.Helper()
+	if ExternalURL() != "" {
+		return newExternal(t)
+	}
 	srv, err := embedded.Start(embedded.Options{Buckets: []string{Bucket}})
 	if err != nil {
 		t.Fatalf("embedded server: %v", err)
@@ -158,9 +169,9 @@ func Binary(t testing.TB) string {
 	return binPath
 }
 
-// MountServer mounts the embedded server's bucket at a fresh temporary directory with the
-// mount-s3 binary running in the foreground.
-func MountServer(t testing.TB, srv *embedded.Server, store s3.Store, opts Options) *Mount {
+// MountServer mounts store's bucket on srv at a fresh temporary directory with the mount-s3
+// binary running in the foreground.
+func MountServer(t testing.TB, srv Endpoint, store s3.Store, opts Options) *Mount {
 	t.Helper()
 	if _, err := os.Stat("/dev/fuse"); err != nil {
 		cannotMount(t, "/dev/fuse", err)
@@ -177,7 +188,7 @@ func MountServer(t testing.TB, srv *embedded.Server, store s3.Store, opts Option
 	if opts.ReadOnly {
 		args = append(args, "--read-only")
 	}
-	args = append(append(args, opts.Args...), Bucket, dir)
+	args = append(append(args, opts.Args...), store.Bucket(), dir)
 
 	r, w, err := os.Pipe()
 	if err != nil {
@@ -191,8 +202,7 @@ func MountServer(t testing.TB, srv *embedded.Server, store s3.Store, opts Option
 	if !strings.Contains(gorace, "atexit_sleep_ms") {
 		gorace = strings.TrimSpace(gorace + " atexit_sleep_ms=0")
 	}
-	cmd.Env = append(os.Environ(), "GORACE="+gorace, "MOUNT_S3_DAEMON_READY_FD=3",
-		"AWS_ACCESS_KEY_ID="+embedded.Credentials.AccessKeyID, "AWS_SECRET_ACCESS_KEY="+embedded.Credentials.SecretAccessKey)
+	cmd.Env = append(Env(srv), "GORACE="+gorace, "MOUNT_S3_DAEMON_READY_FD=3")
 	cmd.Stdout, cmd.Stderr = logs, logs
 	cmd.ExtraFiles = []*os.File{w}
 	if err := cmd.Start(); err != nil {
@@ -213,6 +223,16 @@ func MountServer(t testing.TB, srv *embedded.Server, store s3.Store, opts Option
 		cannotMount(t, "mount-s3 "+strings.Join(args, " "), fmt.Errorf("%s\n%s", strings.TrimSpace(line), logs.String()))
 	}
 	return m
+}
+
+// Env is the environment a mount-s3 process needs to reach srv: the embedded server's fixed
+// credentials, or for an external server the test's own AWS environment.
+func Env(srv Endpoint) []string {
+	env := os.Environ()
+	if _, ok := srv.(*embedded.Server); ok {
+		env = append(env, "AWS_ACCESS_KEY_ID="+embedded.Credentials.AccessKeyID, "AWS_SECRET_ACCESS_KEY="+embedded.Credentials.SecretAccessKey)
+	}
+	return env
 }
 
 // Logs returns what the mount process has logged so far.

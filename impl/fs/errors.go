@@ -63,6 +63,8 @@ func storeError(op, path string, err error) *Error {
 		code = CodeNotFound
 	case errors.Is(err, s3.ErrAccessDenied):
 		code = CodeAccess
+	case errors.Is(err, s3.ErrInvalidKey):
+		code = CodeInvalid
 	case errors.Is(err, context.Canceled):
 		code = CodeInterrupted
 	}

@@ -76,6 +76,9 @@ func CopyLarge(ctx context.Context, st Store, src ObjectInfo, dst string, opts W
 			opts.ContentType = src.ContentType
 		}
 	}
+	// No client checksum: a part copy sends no bytes for one to protect, and some stores
+	// (MinIO) refuse part copies into an upload that names a checksum algorithm.
+	opts.Checksum = ""
 	complete := opts
 	opts.IfMatch, opts.IfNoneMatch, opts.SourceIfMatch = "", "", ""
 	id, err := st.CreateMultipart(ctx, dst, opts)

@@ -35,6 +35,10 @@ var errorCodes = map[string]error{
 	"RequestLimitExceeded":       ErrThrottled,
 	"TooManyRequestsException":   ErrThrottled,
 	"ServiceUnavailable":         ErrThrottled,
+	"KeyTooLongError":            ErrInvalidKey,
+	"XMinioInvalidObjectName":    ErrInvalidKey,
+	"InvalidObjectName":          ErrInvalidKey,
+	"XMinioInvalidResourceName":  ErrInvalidKey,
 }
 
 // Responses without a body (HEAD, some proxies) carry no error code; the status is all

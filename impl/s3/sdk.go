@@ -154,7 +154,18 @@ func newRetryer(maxAttempts int) aws.Retryer {
 		o.MaxAttempts = maxAttempts
 		o.MaxBackoff = maxBackoff
 		o.RateLimiter = ratelimit.None
+		o.Retryables = append(append([]retry.IsErrorRetryable(nil), o.Retryables...), retry.RetryableErrorCode{Codes: damagedInTransit})
 	})
+}
+
+// damagedInTransit are the codes of a request the store refused because its body did not
+// arrive whole or intact (a connection cut mid-upload, a flipped byte caught by Content-MD5):
+// sending it again is the fix, as for a 5xx.
+var damagedInTransit = map[string]struct{}{
+	"BadDigest":                 {},
+	"IncompleteBody":            {},
+	"XAmzContentSHA256Mismatch": {},
+	"InvalidDigest":             {},
 }
 
 // Bucket implements Store.

@@ -3,6 +3,8 @@ package s3
 import (
 	"bytes"
 	"context"
+	"crypto/md5"
+	"encoding/base64"
 	"errors"
 	"fmt"
 
@@ -49,6 +51,9 @@ func (s *SDKStore) UploadPart(ctx context.Context, key, uploadID string, number 
 	}
 	if checksum == "crc32c" {
 		in.ChecksumAlgorithm = types.ChecksumAlgorithmCrc32c
+	} else {
+		sum := md5.Sum(data)
+		in.ContentMD5 = aws.String(base64.StdEncoding.EncodeToString(sum[:]))
 	}
 	out, err := s.client.UploadPart(ctx, in)
 	if err != nil {

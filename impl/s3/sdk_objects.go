@@ -2,6 +2,8 @@ package s3
 
 import (
 	"context"
+	"crypto/md5"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"io"
@@ -133,6 +135,12 @@ func (s *SDKStore) Put(ctx context.Context, key string, body io.ReadSeeker, size
 	}
 	if opts.Checksum == "crc32c" {
 		in.ChecksumAlgorithm = types.ChecksumAlgorithmCrc32c
+	} else {
+		sum, err := contentMD5(body)
+		if err != nil {
+			return ObjectInfo{}, fmt.Errorf("s3 PutObject %q: reading the body for its MD5: %w", key, err)
+		}
+		in.ContentMD5 = &sum
 	}
 	if opts.IfMatch != "" {
 		in.IfMatch = aws.String(opts.IfMatch)
@@ -153,6 +161,20 @@ func (s *SDKStore) Put(ctx context.Context, key string, body io.ReadSeeker, size
 		Metadata:     lowerKeys(opts.Metadata),
 		ContentType:  opts.ContentType,
 	}, nil
+}
+
+// contentMD5 is the base64 MD5 of body's bytes, for Content-MD5, and seeks body back to its
+// start. Every store checks it (BadDigest), so a body damaged between here and the store is
+// refused instead of stored; the retryer then sends it again.
+func contentMD5(body io.ReadSeeker) (string, error) {
+	h := md5.New()
+	if _, err := io.Copy(h, body); err != nil {
+		return "", err
+	}
+	if _, err := body.Seek(0, io.SeekStart); err != nil {
+		return "", err
+	}
+	return base64.StdEncoding.EncodeToString(h.Sum(nil)), nil
 }
 
 // Copy implements Store. The returned info has ETag and LastModified only.

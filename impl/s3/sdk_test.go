@@ -56,20 +56,8 @@ func TestSDKStoreEmbeddedPersistent(t *testing.T) {
 // Credentials come from the usual AWS environment. Each test works under a unique prefix
 // and deletes what it wrote.
 func TestSDKStoreReal(t *testing.T) {
-	endpoint, bucket := os.Getenv("MOUNT_S3_TEST_ENDPOINT"), os.Getenv("MOUNT_S3_TEST_BUCKET")
-	if endpoint == "" || bucket == "" {
-		t.Skip("set MOUNT_S3_TEST_ENDPOINT and MOUNT_S3_TEST_BUCKET (optionally MOUNT_S3_TEST_REGION) to run against a real S3 endpoint")
-	}
-	cfg := s3.Config{
-		Bucket:         bucket,
-		EndpointURL:    endpoint,
-		Region:         os.Getenv("MOUNT_S3_TEST_REGION"),
-		ForcePathStyle: os.Getenv("MOUNT_S3_TEST_PATH_STYLE") != "",
-	}
-	st, err := s3.NewSDKStore(context.Background(), cfg)
-	require.NoError(t, err)
-	require.NoError(t, st.CheckBucket(context.Background()))
-	storetest.Run(t, func(t *testing.T) s3.Store { return st })
+	st := storetest.External(t)
+	storetest.RunQuirks(t, storetest.QuirksOf(os.Getenv("MOUNT_S3_TEST_STORE")), func(t *testing.T) s3.Store { return st })
 }
 
 func TestCheckBucket(t *testing.T) {

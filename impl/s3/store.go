@@ -28,6 +28,10 @@ var (
 	ErrInvalidRange = errors.New("invalid range")
 	// ErrThrottled: the store asked us to slow down and retries were exhausted.
 	ErrThrottled = errors.New("throttled")
+	// ErrInvalidKey: the store refuses the key as a name (S3 takes any key up to 1,024
+	// bytes; MinIO and stores built on a file system refuse components over 255 bytes, "."
+	// and "..", empty components and invalid UTF-8).
+	ErrInvalidKey = errors.New("the store refuses this key name")
 )
 
 // ObjectInfo describes one object as Head, Get, List or a write returned it.

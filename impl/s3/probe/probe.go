@@ -39,11 +39,10 @@ var ErrLeftBehind = errors.New("the probe object could not be deleted")
 // is too long for that within MaxKeyLen, the key has an empty component instead (PREFIX + "/"
 // + name), which is hidden too. The random part keeps two mounts probing at once apart.
 func Key(prefix string) (string, error) {
-	var r [8]byte
-	if _, err := rand.Read(r[:]); err != nil {
-		return "", fmt.Errorf("probe key: %w", err)
+	name, err := randomName()
+	if err != nil {
+		return "", err
 	}
-	name := NamePrefix + hex.EncodeToString(r[:]) + "-"
 	long := name + strings.Repeat("x", keymap.MaxNameLen+1-len(name))
 	var key string
 	switch {
@@ -59,6 +58,45 @@ func Key(prefix string) (string, error) {
 		return "", fmt.Errorf("probe key %q would be visible under prefix %q", key, prefix)
 	}
 	return key, nil
+}
+
+// FallbackKey returns a fresh probe key for stores that refuse every hidden key (MinIO and
+// other stores that keep objects as files refuse components over 255 bytes, empty components,
+// "." and ".."): a dot-name directly under the prefix, random so that it never names a user's
+// object. It is visible to a listing for the few requests the probe takes.
+func FallbackKey(prefix string) (string, error) {
+	name, err := randomName()
+	if err != nil {
+		return "", err
+	}
+	return prefix + strings.TrimSuffix(name, "-"), nil
+}
+
+func randomName() (string, error) {
+	var r [8]byte
+	if _, err := rand.Read(r[:]); err != nil {
+		return "", fmt.Errorf("probe key: %w", err)
+	}
+	return NamePrefix + hex.EncodeToString(r[:]) + "-", nil
+}
+
+// Probe runs ProbeConditionalWrites at a hidden Key under prefix and, if the store refuses that
+// key's name (s3.ErrInvalidKey), once more at a FallbackKey. It returns the verdict, the key
+// it last wrote (for a message about an object left behind) and ProbeConditionalWrites' error.
+func Probe(ctx context.Context, store s3.Store, prefix string) (bool, string, error) {
+	key, err := Key(prefix)
+	if err != nil {
+		return false, "", err
+	}
+	ok, err := ProbeConditionalWrites(ctx, store, key)
+	if !errors.Is(err, s3.ErrInvalidKey) {
+		return ok, key, err
+	}
+	if key, err = FallbackKey(prefix); err != nil {
+		return false, "", err
+	}
+	ok, err = ProbeConditionalWrites(ctx, store, key)
+	return ok, key, err
 }
 
 // ProbeConditionalWrites reports whether store honours If-None-Match and If-Match on PUT, and

@@ -3,16 +3,20 @@ package probe_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
+	"os"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 
 	"github.com/mount-s3/mount-s3/impl/s3"
 	"github.com/mount-s3/mount-s3/impl/s3/probe"
 	"github.com/mount-s3/mount-s3/impl/s3/probe/probetest"
+	"github.com/mount-s3/mount-s3/impl/s3/storetest"
 	"github.com/mount-s3/mount-s3/spec/keymap"
 )
 
@@ -136,4 +140,49 @@ func TestProbeIgnoredCopySourceCondition(t *testing.T) {
 	require.NoError(t, err)
 	require.False(t, ok)
 	require.Empty(t, listAll(t, store))
+}
+
+// On a store that refuses every hidden key name, as MinIO does, the probe still finds out
+// that conditions are honoured, with a short-lived dot-file, and leaves nothing behind.
+func TestProbeFileKeyRules(t *testing.T) {
+	var rules probetest.FileKeyRules
+	_, store := probetest.StartServer(t, rules.Middleware)
+	for _, prefix := range []string{"", "mnt/", strings.Repeat(strings.Repeat("p", 200)+"/", 4)} {
+		ok, key, err := probe.Probe(context.Background(), store, prefix)
+		require.NoError(t, err, "prefix of %d bytes", len(prefix))
+		require.True(t, ok, "the conditions are honoured")
+		require.True(t, strings.HasPrefix(key, prefix+probe.NamePrefix), key)
+		require.Empty(t, listAll(t, store), "the probe object is deleted")
+	}
+	require.Positive(t, rules.Refused.Load(), "the hidden key was tried first")
+
+	var strip probetest.StripConditions
+	both := func(next http.Handler) http.Handler { return rules.Middleware(strip.Middleware(next)) }
+	_, ignoring := probetest.StartServer(t, both)
+	ok, _, err := probe.Probe(context.Background(), ignoring, "mnt/")
+	require.NoError(t, err)
+	require.False(t, ok, "the fallback key still tells a store that ignores conditions")
+	require.Empty(t, listAll(t, ignoring))
+}
+
+// Probe uses the hidden key wherever the store takes it.
+func TestProbeHiddenKeyFirst(t *testing.T) {
+	_, store := probetest.StartServer(t, nil)
+	ok, key, err := probe.Probe(context.Background(), store, "mnt/")
+	require.NoError(t, err)
+	require.True(t, ok)
+	require.False(t, keymap.Visible("mnt/", key), "key %q", key)
+}
+
+// TestProbeExternal probes the store at MOUNT_S3_TEST_ENDPOINT (MinIO in CI): a store that
+// honours conditions must be found to, with no error and nothing left in the bucket.
+func TestProbeExternal(t *testing.T) {
+	store := storetest.External(t)
+	prefix := fmt.Sprintf("probe-test-%d/", time.Now().UnixNano())
+	ok, _, err := probe.Probe(context.Background(), store, prefix)
+	require.NoError(t, err)
+	require.True(t, ok, "%s honours conditional writes", os.Getenv("MOUNT_S3_TEST_ENDPOINT"))
+	page, err := store.List(context.Background(), s3.ListInput{Prefix: prefix})
+	require.NoError(t, err)
+	require.Empty(t, page.Objects, "the probe object is deleted")
 }

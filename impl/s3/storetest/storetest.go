@@ -23,9 +23,37 @@ import (
 	"github.com/mount-s3/mount-s3/impl/s3"
 )
 
+// Quirks are the known ways an S3-compatible store differs from S3 that the suite allows, each
+// recorded in docs/STORES.md with what the product does about it. The zero value is S3.
+type Quirks struct {
+	// FileKeyNames: keys a file system cannot hold (an empty component, ".", "..", a
+	// component over 255 bytes) are refused with s3.ErrInvalidKey (MinIO).
+	FileKeyNames bool
+	// ObjectShadowsPrefix: an object "a" hides the keys below "a/" from listings, though
+	// they can be read (MinIO keeps both as one path of its file system).
+	ObjectShadowsPrefix bool
+	// UploadsByExactKey: ListMultipartUploads finds uploads only with an empty prefix or the
+	// upload's exact key (MinIO).
+	UploadsByExactKey bool
+	// NoPartCopyWithChecksum: UploadPartCopy into an upload created with a checksum algorithm
+	// fails (MinIO); CopyLarge creates its uploads without one.
+	NoPartCopyWithChecksum bool
+}
+
+// QuirksOf returns the quirks of a store by name: "minio", or "" / "s3" for none.
+func QuirksOf(store string) Quirks {
+	if store == "minio" {
+		return Quirks{FileKeyNames: true, ObjectShadowsPrefix: true, UploadsByExactKey: true, NoPartCopyWithChecksum: true}
+	}
+	return Quirks{}
+}
+
 // Run runs the whole suite. newStore is called once per test and may return a store on a
 // fresh bucket or a shared one.
-func Run(t *testing.T, newStore func(t *testing.T) s3.Store) {
+func Run(t *testing.T, newStore func(t *testing.T) s3.Store) { RunQuirks(t, Quirks{}, newStore) }
+
+// RunQuirks runs the whole suite on a store with the given quirks.
+func RunQuirks(t *testing.T, q Quirks, newStore func(t *testing.T) s3.Store) {
 	tests := []struct {
 		name string
 		fn   func(t *testing.T, c *Case)
@@ -53,7 +81,7 @@ func Run(t *testing.T, newStore func(t *testing.T) s3.Store) {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
 			st := newStore(t)
-			c := &Case{T: t, S: st, Prefix: uniquePrefix(t)}
+			c := &Case{T: t, S: st, Prefix: uniquePrefix(t), Quirks: q}
 			t.Cleanup(c.cleanup)
 			tc.fn(t, c)
 		})
@@ -65,6 +93,16 @@ type Case struct {
 	T      *testing.T
 	S      s3.Store
 	Prefix string
+	Quirks Quirks
+}
+
+// uploadsPrefix is the prefix that lists the uploads of key: the test's prefix, or the key
+// itself on a store that lists uploads by exact key only.
+func (c *Case) uploadsPrefix(key string) string {
+	if c.Quirks.UploadsByExactKey {
+		return key
+	}
+	return c.Prefix
 }
 
 var unsafeName = regexp.MustCompile(`[^A-Za-z0-9_-]+`)

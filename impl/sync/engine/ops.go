@@ -665,7 +665,7 @@ func normETag(etag string) string { return s3.NormalizeETag(etag) }
 
 // persistent: errors that retrying soon will not fix; Flush reports them at once.
 func persistent(err error) bool {
-	return errors.Is(err, s3.ErrAccessDenied) || errors.Is(err, s3.ErrNoSuchBucket)
+	return errors.Is(err, s3.ErrAccessDenied) || errors.Is(err, s3.ErrNoSuchBucket) || errors.Is(err, s3.ErrInvalidKey)
 }
 
 func orNotFound(err error) error {

@@ -3,9 +3,12 @@ package probetest
 
 import (
 	"context"
+	"io"
 	"net/http"
+	"strings"
 	"sync/atomic"
 	"testing"
+	"unicode/utf8"
 
 	"github.com/mount-s3/mount-s3/impl/s3"
 	"github.com/mount-s3/mount-s3/impl/s3/embedded"
@@ -63,4 +66,44 @@ func StartServer(t testing.TB, middleware func(http.Handler) http.Handler) (*emb
 		t.Fatalf("store: %v", err)
 	}
 	return srv, store
+}
+
+// FileKeyRules is an embedded.Options.Middleware that refuses, as MinIO does, every object
+// key a store that keeps objects as files cannot hold: a component over 255 bytes, an empty
+// component, "." or "..", a NUL byte or invalid UTF-8. It answers 400 with MinIO's error code
+// XMinioInvalidObjectName. Refused counts the requests it refused.
+type FileKeyRules struct {
+	Refused atomic.Int64
+}
+
+// Middleware wraps next.
+func (f *FileKeyRules) Middleware(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		// Path style: /bucket/key.
+		key := strings.TrimPrefix(r.URL.Path, "/")
+		if i := strings.IndexByte(key, '/'); i >= 0 && (r.Method == http.MethodPut || r.Method == http.MethodGet && key[i+1:] != "") {
+			if !fileKeyOK(key[i+1:]) {
+				f.Refused.Add(1)
+				io.Copy(io.Discard, r.Body)
+				w.Header().Set("Content-Type", "application/xml")
+				w.WriteHeader(http.StatusBadRequest)
+				io.WriteString(w, `<?xml version="1.0" encoding="UTF-8"?><Error><Code>XMinioInvalidObjectName</Code>`+
+					`<Message>Object name contains unsupported characters.</Message></Error>`)
+				return
+			}
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+func fileKeyOK(key string) bool {
+	if !utf8.ValidString(key) || strings.ContainsRune(key, 0) || strings.Contains(key, "//") || strings.HasPrefix(key, "/") {
+		return false
+	}
+	for _, c := range strings.Split(strings.TrimSuffix(key, "/"), "/") {
+		if c == "." || c == ".." || len(c) > 255 {
+			return false
+		}
+	}
+	return true
 }
