@@ -15,6 +15,7 @@ import (
 // TestSyncPrefixAndHiddenKeys: a sync mount of a prefix reads and writes only below it (K8),
 // and keys that cannot be paths stay hidden and untouched (K3), even across a directory rename.
 func TestSyncPrefixAndHiddenKeys(t *testing.T) {
+	harness.SkipUnstorableKeys(t, []string{"pre/d//double", "pre/d/./dot"})
 	srv, store := harness.NewServer(t)
 	ctx := context.Background()
 	for key, body := range map[string]string{

@@ -14,6 +14,7 @@ import (
 	awss3 "github.com/aws/aws-sdk-go-v2/service/s3"
 
 	"github.com/mount-s3/mount-s3/impl/s3"
+	"github.com/mount-s3/mount-s3/impl/s3/storetest"
 )
 
 // ExternalURL is the S3-compatible server the suites run against instead of the embedded one
@@ -101,4 +102,42 @@ func removeBucket(ctx context.Context, c *awss3.Client, bucket string) error {
 		return nil
 	}
 	return err
+}
+
+// Quirks are the known differences from S3 of the store the suites run on (none for the
+// embedded server; MOUNT_S3_TEST_STORE names an external one, "minio" in CI).
+func Quirks() storetest.Quirks {
+	if ExternalURL() == "" {
+		return storetest.Quirks{}
+	}
+	return storetest.QuirksOf(os.Getenv("MOUNT_S3_TEST_STORE"))
+}
+
+// SkipUnstorableKeys skips a test whose setup needs keys the store cannot hold as S3 does:
+// names a file system refuses, or an object and keys below it (MinIO lists only the object).
+// The product's behaviour on those stores is described in docs/STORES.md.
+func SkipUnstorableKeys(t testing.TB, keys []string) {
+	t.Helper()
+	q := Quirks()
+	for _, k := range keys {
+		if q.FileKeyNames && !storetest.FileKeyOK(k) {
+			t.Skipf("the store cannot hold the key %q (docs/STORES.md)", k)
+		}
+		if q.ObjectShadowsPrefix && !strings.HasSuffix(k, "/") {
+			for _, o := range keys {
+				if strings.HasPrefix(o, k+"/") {
+					t.Skipf("the store lists the object %q without the keys below it, such as %q (docs/STORES.md)", k, o)
+				}
+			}
+		}
+	}
+}
+
+// SkipOnQuirkyStore skips a test that draws arbitrary keys (a model test) on a store with
+// quirks: some of its keys would not be stored as S3 stores them.
+func SkipOnQuirkyStore(t testing.TB) {
+	t.Helper()
+	if Quirks() != (storetest.Quirks{}) {
+		t.Skipf("%s draws keys this store cannot hold as S3 does (docs/STORES.md)", t.Name())
+	}
 }

@@ -225,11 +225,12 @@ func MountServer(t testing.TB, srv Endpoint, store s3.Store, opts Options) *Moun
 	return m
 }
 
-// Env is the environment a mount-s3 process needs to reach srv: the embedded server's fixed
-// credentials, or for an external server the test's own AWS environment.
+// Env is the environment a mount-s3 process needs to reach srv (or a proxy in front of it):
+// the embedded server's fixed credentials, or for an external server the test's own AWS
+// environment.
 func Env(srv Endpoint) []string {
 	env := os.Environ()
-	if _, ok := srv.(*embedded.Server); ok {
+	if _, ok := srv.(*embedded.Server); ok || ExternalURL() == "" {
 		env = append(env, "AWS_ACCESS_KEY_ID="+embedded.Credentials.AccessKeyID, "AWS_SECRET_ACCESS_KEY="+embedded.Credentials.SecretAccessKey)
 	}
 	return env

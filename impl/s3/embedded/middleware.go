@@ -2,6 +2,11 @@ package embedded
 
 import (
 	"bytes"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/binary"
+	"encoding/hex"
+	"hash/crc32"
 	"encoding/xml"
 	"errors"
 	"fmt"
@@ -34,6 +39,13 @@ func (f *fixes) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	uploadID := q.Get("uploadId")
 	plainObject := key != "" && uploadID == "" && !uploads && !q.Has("versionId") && !q.Has("versions")
 
+	if key != "" && r.Method == http.MethodPut && r.Header.Get("X-Amz-Copy-Source") == "" {
+		// gofakes3 checks Content-MD5 only; S3 also checks the payload hash that was signed
+		// and the x-amz-checksum-* header, so a body damaged in transit is never stored.
+		if !f.verifyPayload(w, r) {
+			return
+		}
+	}
 	switch {
 	case bucket != "" && key == "" && r.Method == http.MethodGet && uploads:
 		f.listUploads(w, r, bucket)
@@ -51,6 +63,38 @@ func (f *fixes) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		f.next.ServeHTTP(w, r)
 	}
 }
+
+// verifyPayload reads the body of an upload and checks it against x-amz-content-sha256 (when
+// it is a hash, not UNSIGNED-PAYLOAD) and x-amz-checksum-crc32c / -crc32 / -sha256, answering
+// as S3 does when one does not match. It puts the body back for the next handler.
+func (f *fixes) verifyPayload(w http.ResponseWriter, r *http.Request) bool {
+	body, err := io.ReadAll(r.Body)
+	if err != nil {
+		writeError(w, r, gofakes3.ErrIncompleteBody)
+		return false
+	}
+	r.Body = io.NopCloser(bytes.NewReader(body))
+	if h := r.Header.Get("X-Amz-Content-Sha256"); len(h) == 64 {
+		sum := sha256.Sum256(body)
+		if !strings.EqualFold(h, hex.EncodeToString(sum[:])) {
+			writeCode(w, r, http.StatusBadRequest, "XAmzContentSHA256Mismatch", "The provided 'x-amz-content-sha256' header does not match what was computed.")
+			return false
+		}
+	}
+	for header, sum := range map[string]func() []byte{
+		"X-Amz-Checksum-Crc32c": func() []byte { return crcBytes(crc32.Checksum(body, crc32.MakeTable(crc32.Castagnoli))) },
+		"X-Amz-Checksum-Crc32":  func() []byte { return crcBytes(crc32.ChecksumIEEE(body)) },
+		"X-Amz-Checksum-Sha256": func() []byte { s := sha256.Sum256(body); return s[:] },
+	} {
+		if v := r.Header.Get(header); v != "" && v != base64.StdEncoding.EncodeToString(sum()) {
+			writeError(w, r, gofakes3.ErrBadDigest)
+			return false
+		}
+	}
+	return true
+}
+
+func crcBytes(c uint32) []byte { return binary.BigEndian.AppendUint32(nil, c) }
 
 // listUploads: gofakes3 answers NoSuchUpload for a bucket that has never had an upload;
 // S3 answers an empty list.
@@ -315,7 +359,11 @@ func writeError(w http.ResponseWriter, r *http.Request, err error) {
 	if errors.As(err, &e) {
 		code = e.ErrorCode()
 	}
-	status := code.Status()
+	writeCode(w, r, code.Status(), string(code), fmt.Sprint(err))
+}
+
+// writeCode answers an S3 error with any code and status.
+func writeCode(w http.ResponseWriter, r *http.Request, status int, code, msg string) {
 	w.Header().Set("Content-Type", "application/xml")
 	w.WriteHeader(status)
 	if r.Method == http.MethodHead {
@@ -326,7 +374,7 @@ func writeError(w http.ResponseWriter, r *http.Request, err error) {
 		Code     string
 		Message  string
 		Resource string
-	}{Code: string(code), Message: fmt.Sprint(err), Resource: r.URL.Path})
+	}{Code: code, Message: msg, Resource: r.URL.Path})
 	_, _ = w.Write([]byte(xml.Header))
 	_, _ = w.Write(body)
 }

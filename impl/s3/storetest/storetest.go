@@ -17,6 +17,7 @@ import (
 	"strings"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"github.com/stretchr/testify/require"
 
@@ -210,4 +211,19 @@ func (c *Case) cleanup() {
 		}
 		in.ContinuationToken = page.NextContinuationToken
 	}
+}
+
+// FileKeyOK reports whether a store with Quirks.FileKeyNames holds key: no empty component
+// (nor a leading "/"), no "." or "..", no component over 255 bytes, no NUL, valid UTF-8. A
+// trailing "/" (a directory marker) is allowed.
+func FileKeyOK(key string) bool {
+	if !utf8.ValidString(key) || strings.ContainsRune(key, 0) || strings.Contains(key, "//") || strings.HasPrefix(key, "/") {
+		return false
+	}
+	for _, c := range strings.Split(strings.TrimSuffix(key, "/"), "/") {
+		if c == "." || c == ".." || len(c) > 255 {
+			return false
+		}
+	}
+	return true
 }

@@ -8,10 +8,10 @@ import (
 	"strings"
 	"sync/atomic"
 	"testing"
-	"unicode/utf8"
 
 	"github.com/mount-s3/mount-s3/impl/s3"
 	"github.com/mount-s3/mount-s3/impl/s3/embedded"
+	"github.com/mount-s3/mount-s3/impl/s3/storetest"
 )
 
 // Bucket is the bucket StartServer creates.
@@ -82,7 +82,7 @@ func (f *FileKeyRules) Middleware(next http.Handler) http.Handler {
 		// Path style: /bucket/key.
 		key := strings.TrimPrefix(r.URL.Path, "/")
 		if i := strings.IndexByte(key, '/'); i >= 0 && (r.Method == http.MethodPut || r.Method == http.MethodGet && key[i+1:] != "") {
-			if !fileKeyOK(key[i+1:]) {
+			if !storetest.FileKeyOK(key[i+1:]) {
 				f.Refused.Add(1)
 				io.Copy(io.Discard, r.Body)
 				w.Header().Set("Content-Type", "application/xml")
@@ -94,16 +94,4 @@ func (f *FileKeyRules) Middleware(next http.Handler) http.Handler {
 		}
 		next.ServeHTTP(w, r)
 	})
-}
-
-func fileKeyOK(key string) bool {
-	if !utf8.ValidString(key) || strings.ContainsRune(key, 0) || strings.Contains(key, "//") || strings.HasPrefix(key, "/") {
-		return false
-	}
-	for _, c := range strings.Split(strings.TrimSuffix(key, "/"), "/") {
-		if c == "." || c == ".." || len(c) > 255 {
-			return false
-		}
-	}
-	return true
 }
