@@ -182,6 +182,7 @@ func New(cfg Config) (*Engine, error) {
 	if cfg.ConditionsUnsupported {
 		cfg.Store = headChecked{cfg.Store}
 	}
+	cfg.Store = journaled{Store: cfg.Store, layer: cfg.Layer}
 	e := &Engine{
 		cfg:        cfg,
 		log:        cfg.Log,
@@ -289,6 +290,7 @@ func (e *Engine) Run(ctx context.Context) error {
 	if err := e.recover(); err != nil {
 		return err
 	}
+	e.abortOrphans(ctx)
 	for {
 		if ctx.Err() != nil {
 			return nil

@@ -136,6 +136,9 @@ var (
 	bNodes = []byte("nodes") // nodeKey(path) -> record
 	bIDs   = []byte("ids")   // data id (8 bytes) -> path, so open handles survive renames
 	bQueue = []byte("queue") // op id (8 bytes) -> Op
+	// bUploads journals the multipart uploads the engine has open: upload id -> key. Created
+	// on demand, so a sync dir made before it existed opens unchanged.
+	bUploads = []byte("uploads")
 )
 
 // Meta keys.

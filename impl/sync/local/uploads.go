@@ -1,0 +1,82 @@
+package local
+
+import (
+	"encoding/binary"
+	"strings"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+)
+
+// OpenUpload is a multipart upload the engine started and has not yet completed or aborted.
+// ID is empty for an upload that was about to be created when the journal was written (an
+// intent): a crash before its id was journaled leaves an upload only a listing can find.
+type OpenUpload struct {
+	Key, ID string
+	Started time.Time // when the intent was journaled (the local clock)
+}
+
+// Journal entries: "u/" + upload id -> key, and "i/" + key -> the intent's start (unix nanos).
+
+// IntendUpload journals that an upload of key is about to be created, before the request is
+// sent: if the process dies before RecordUpload, the next start looks for it by key.
+func (l *Layer) IntendUpload(key string) error {
+	var t [8]byte
+	binary.BigEndian.PutUint64(t[:], uint64(l.clock().UnixNano()))
+	return l.journal(func(b *bolt.Bucket) error { return b.Put([]byte("i/"+key), t[:]) })
+}
+
+// RecordUpload journals an open multipart upload by id before any of its parts is sent, and
+// drops the intent for key, so that after a crash the next start can abort it: a store keeps
+// the parts of an upload nobody completes (and bills them) until someone aborts it.
+func (l *Layer) RecordUpload(key, id string) error {
+	return l.journal(func(b *bolt.Bucket) error {
+		if err := b.Delete([]byte("i/" + key)); err != nil {
+			return err
+		}
+		return b.Put([]byte("u/"+id), []byte(key))
+	})
+}
+
+// ForgetIntent drops the intent for key (the create failed: nothing to find later).
+func (l *Layer) ForgetIntent(key string) error {
+	return l.journal(func(b *bolt.Bucket) error { return b.Delete([]byte("i/" + key)) })
+}
+
+// ForgetUpload drops an upload from the journal once it is completed or aborted.
+func (l *Layer) ForgetUpload(id string) error {
+	return l.journal(func(b *bolt.Bucket) error { return b.Delete([]byte("u/" + id)) })
+}
+
+func (l *Layer) journal(fn func(b *bolt.Bucket) error) error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.update(func(tx *bolt.Tx) error {
+		b, err := tx.CreateBucketIfNotExists(bUploads)
+		if err != nil {
+			return err
+		}
+		return fn(b)
+	})
+}
+
+// OpenUploads lists the journal: after a crash, the uploads and intents it orphaned.
+func (l *Layer) OpenUploads() ([]OpenUpload, error) {
+	var out []OpenUpload
+	err := l.view(func(tx *bolt.Tx) error {
+		b := tx.Bucket(bUploads)
+		if b == nil {
+			return nil
+		}
+		return b.ForEach(func(k, v []byte) error {
+			switch name := string(k); {
+			case strings.HasPrefix(name, "u/"):
+				out = append(out, OpenUpload{Key: string(v), ID: name[2:]})
+			case strings.HasPrefix(name, "i/") && len(v) == 8:
+				out = append(out, OpenUpload{Key: name[2:], Started: time.Unix(0, int64(binary.BigEndian.Uint64(v)))})
+			}
+			return nil
+		})
+	})
+	return out, err
+}
