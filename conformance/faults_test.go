@@ -116,3 +116,64 @@ func TestWriteReadBackS4(t *testing.T) {
 		t.Fatalf("incomplete uploads left behind: %v %v", ups, err)
 	}
 }
+
+// refusePuts answers every PutObject of key with 403 while on is set, as a bucket policy would.
+func refusePuts(key string, on *atomic.Bool) func(http.Handler) http.Handler {
+	return func(next http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if on.Load() && r.Method == http.MethodPut && r.URL.Path == "/"+harness.Bucket+"/"+key && r.Header.Get("X-Amz-Copy-Source") == "" {
+				io.Copy(io.Discard, r.Body)
+				w.Header().Set("Content-Type", "application/xml")
+				w.WriteHeader(http.StatusForbidden)
+				w.Write([]byte(`<?xml version="1.0" encoding="UTF-8"?><Error><Code>AccessDenied</Code><Message>injected</Message></Error>`))
+				return
+			}
+			next.ServeHTTP(w, r)
+		})
+	}
+}
+
+// S4, S6: an overwrite whose upload fails leaves the bucket's version, and every read of it
+// afterwards gets all of it: the kernel must not keep the size the failed writer reached
+// (the fault campaign found reads cut short at a writer's size).
+func TestFailedOverwriteReadsWhole(t *testing.T) {
+	var refusing atomic.Bool
+	srv, err := embedded.Start(embedded.Options{Buckets: []string{harness.Bucket}, Middleware: refusePuts("f", &refusing)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { srv.Close() })
+	store, err := s3.NewSDKStore(context.Background(), s3.Config{Bucket: harness.Bucket, EndpointURL: srv.URL(), ForcePathStyle: true, StaticCredentials: embedded.Credentials})
+	if err != nil {
+		t.Fatal(err)
+	}
+	old := bytes.Repeat([]byte("the bucket's version\n"), 500)
+	m := harness.MountServer(t, srv, store, harness.Options{Args: []string{"--allow-overwrite", "--metadata-ttl", "60"}})
+	m.Put(t, "f", old)
+	if b, err := os.ReadFile(m.Path("f")); err != nil || !bytes.Equal(b, old) {
+		t.Fatalf("before: %d bytes, %v", len(b), err)
+	}
+	refusing.Store(true)
+	f, err := os.OpenFile(m.Path("f"), os.O_WRONLY|os.O_TRUNC, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.Write([]byte("short"))
+	if err := f.Close(); errnoOf(err) != syscall.EIO {
+		t.Fatalf("close of the refused overwrite: %v, want EIO", err)
+	}
+	// Until the kernel releases the failed file, opening it may fail; a read that succeeds
+	// must return the bucket's version whole.
+	for deadline := time.Now().Add(3 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		b, err := os.ReadFile(m.Path("f"))
+		if err == nil {
+			if !bytes.Equal(b, old) {
+				t.Fatalf("after the failed overwrite the file reads %d bytes, want the bucket's %d", len(b), len(old))
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("after the failed overwrite the file cannot be read: %v", err)
+		}
+	}
+}

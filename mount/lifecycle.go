@@ -13,7 +13,10 @@ import (
 	"syscall"
 
 	"github.com/jacobsa/fuse"
+	"github.com/jacobsa/fuse/fuseops"
 	"github.com/jacobsa/fuse/fuseutil"
+
+	"github.com/mount-s3/mount-s3/impl/fs"
 )
 
 // Options are the kernel-facing settings of a mount.
@@ -67,7 +70,13 @@ func Mount(dir string, core FileSystem, opts Options) (*Mounted, error) {
 	if opts.MaxThreads > 0 {
 		ffs = newLimited(ffs, opts.MaxThreads)
 	}
-	server := endOnAbort{inner: fuseutil.NewFileSystemServer(ffs), log: logger}
+	notifier := fuse.NewNotifier()
+	if c, ok := core.(Invalidating); ok {
+		inv := &invalidator{n: notifier, q: make(chan fuseops.InodeID, 1024)}
+		go inv.run()
+		c.SetInvalidator(inv.invalidate)
+	}
+	server := fuse.NewServerWithNotifier(notifier, endOnAbort{inner: fuseutil.NewFileSystemServer(ffs), log: logger})
 	cfg := &fuse.MountConfig{
 		FSName:                  opts.FSName,
 		Subtype:                 "mount-s3",
@@ -174,6 +183,34 @@ func (w *slogWriter) Write(p []byte) (int, error) {
 // endOnAbort ends serving, instead of crashing the process, when the kernel aborts the FUSE
 // connection (it does so at some unmounts, and fusectl's abort does it on purpose):
 // jacobsa/fuse's server panics on any read error but the end of the connection.
+// Invalidating is a core that can tell when the kernel's cached attributes and pages of an
+// inode no longer describe it (a failed write that reverts a file to what the bucket holds),
+// so that no read is cut short by a size the file does not have.
+type Invalidating interface {
+	SetInvalidator(func(fs.InodeID))
+}
+
+// invalidator passes the core's invalidations to the kernel, one at a time and never blocking
+// the core: a notification waits for the kernel, and after the mount is gone for ever (the
+// queue then fills and later ones are dropped; attributes expire by themselves anyway).
+type invalidator struct {
+	n *fuse.Notifier
+	q chan fuseops.InodeID
+}
+
+func (v *invalidator) run() {
+	for id := range v.q {
+		v.n.InvalidateInode(id, 0, 0) // ENOENT: the kernel has already forgotten it
+	}
+}
+
+func (v *invalidator) invalidate(id fs.InodeID) {
+	select {
+	case v.q <- fuseops.InodeID(id):
+	default:
+	}
+}
+
 type endOnAbort struct {
 	inner fuse.Server
 	log   *slog.Logger

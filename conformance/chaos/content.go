@@ -86,3 +86,27 @@ func prefix(b []byte) []byte {
 	}
 	return b
 }
+
+// VerifyPrefix reports whether b is the start of some whole version (empty counts), for a
+// read that a concurrent truncation ended early.
+func VerifyPrefix(b []byte) bool {
+	if len(b) == 0 {
+		return true
+	}
+	i := bytes.IndexByte(b, '\n')
+	if i < 0 {
+		return len(b) < 200 // the header itself was cut
+	}
+	f := strings.Split(string(b[:i]), "#")
+	if len(f) != 3 {
+		return false
+	}
+	ver, err1 := strconv.Atoi(f[1])
+	size, err2 := strconv.Atoi(f[2])
+	if err1 != nil || err2 != nil || len(b) > size {
+		return false
+	}
+	want := make([]byte, size-i-1)
+	fill(want, f[0], ver)
+	return bytes.Equal(want[:len(b)-i-1], b[i+1:])
+}

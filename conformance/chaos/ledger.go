@@ -21,6 +21,15 @@ type Ledger struct {
 	violations []string           // GUARDED_BY(mu)
 	reads      int                // GUARDED_BY(mu)
 	readErrs   int                // GUARDED_BY(mu)
+	truncated  int                // GUARDED_BY(mu)
+}
+
+// Truncated records a read that a concurrent O_TRUNC ended early (see readWhole).
+func (l *Ledger) Truncated() {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.reads++
+	l.truncated++
 }
 
 // NewLedger returns an empty ledger.
@@ -136,7 +145,7 @@ func (l *Ledger) Stats() string {
 	for _, evs := range l.events {
 		n += len(evs)
 	}
-	return fmt.Sprintf("%d writes and deletes, %d reads (%d failed)", n, l.reads, l.readErrs)
+	return fmt.Sprintf("%d writes and deletes, %d reads (%d failed, %d ended early by a concurrent O_TRUNC)", n, l.reads, l.readErrs, l.truncated)
 }
 
 // Report joins violations for a failure message.

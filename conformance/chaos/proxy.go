@@ -78,6 +78,7 @@ type Proxy struct {
 	conns    map[net.Conn]struct{}
 	counts   [numFaults]atomic.Int64
 	requests atomic.Int64
+	history  map[string][]string // GUARDED_BY(mu): per object path, what each request met
 }
 
 // Start listens on a free loopback port and serves until Close. Faults are on.
@@ -92,7 +93,7 @@ func Start(seed uint64, upstream string, rates Rates) (*Proxy, error) {
 	}
 	p := &Proxy{
 		Seed: seed, Upstream: u, Rates: rates, StallFor: 2 * time.Second,
-		ln: ln, addr: ln.Addr().String(), attempts: map[string]int{}, conns: map[net.Conn]struct{}{},
+		ln: ln, addr: ln.Addr().String(), attempts: map[string]int{}, conns: map[net.Conn]struct{}{}, history: map[string][]string{},
 		client: &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 64, DisableCompression: true}},
 	}
 	p.enabled.Store(true)
@@ -153,6 +154,14 @@ func (p *Proxy) Summary() string {
 	return fmt.Sprintf("%d faults in %d requests (%s)", faults, reqs, strings.Join(parts, ", "))
 }
 
+// History is what each request for path (/bucket/key) met, in order: for explaining a
+// violation.
+func (p *Proxy) History(path string) []string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return append([]string(nil), p.history[path]...)
+}
+
 func (p *Proxy) track(c net.Conn, s http.ConnState) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -200,6 +209,9 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	if p.down.Load() {
 		p.counts[ResetBefore].Add(1)
+		p.mu.Lock()
+		p.history[r.URL.Path] = append(p.history[r.URL.Path], fmt.Sprintf("%s %s?%s: store down", time.Now().Format("15:04:05.000"), r.Method, r.URL.RawQuery))
+		p.mu.Unlock()
 		reset(w)
 		return
 	}
@@ -215,6 +227,9 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if fault != None {
 		p.counts[fault].Add(1)
 	}
+	p.mu.Lock()
+	p.history[r.URL.Path] = append(p.history[r.URL.Path], fmt.Sprintf("%s %s?%s: %s", time.Now().Format("15:04:05.000"), r.Method, r.URL.RawQuery, fault))
+	p.mu.Unlock()
 	switch fault {
 	case InternalError:
 		s3Error(w, http.StatusInternalServerError, "InternalError", "We encountered an internal error. Please try again.")

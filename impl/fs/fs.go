@@ -108,7 +108,15 @@ type FS struct {
 	// handles are the open files and directories. GUARDED_BY(mu)
 	handles    map[HandleID]any
 	nextHandle HandleID // GUARDED_BY(mu)
+
+	// invalidate tells the kernel that what it cached of an inode is wrong; set once by the
+	// adapter before the mount serves (SetInvalidator), a no-op until then.
+	invalidate func(InodeID)
 }
+
+// SetInvalidator gives the file system a way to tell the kernel that its cached attributes
+// and pages of an inode are wrong. Call it before the mount serves.
+func (f *FS) SetInvalidator(fn func(InodeID)) { f.invalidate = fn }
 
 // New builds a file system over cfg.Store. It does not talk to the store.
 func New(cfg Config) (*FS, error) {

@@ -147,10 +147,22 @@ func (f *FS) setMetaLocked(in *inode, info s3.ObjectInfo, now time.Time) {
 	in.validUntil = now.Add(f.cfg.MetadataTTL)
 }
 
+// attrExpiry is how long the kernel may keep in's attributes: the metadata TTL, but not at
+// all while the file is being written. Its size then is only where the writer has got to,
+// and a kernel that kept it (its own writes and this answer race) would cut a later
+// reader's reads at it; an expired size is asked again before a read goes past it.
+// LOCKS_REQUIRED(f.mu)
+func (f *FS) attrExpiry(in *inode) time.Time {
+	if in.writer != nil {
+		return time.Time{}
+	}
+	return f.clock.Now().Add(f.cfg.MetadataTTL)
+}
+
 // entryLocked is the lookup answer for in.
 // LOCKS_REQUIRED(f.mu)
 func (f *FS) entryLocked(in *inode) Entry {
-	return Entry{Attr: f.attrOf(in), Expires: f.clock.Now().Add(f.cfg.MetadataTTL)}
+	return Entry{Attr: f.attrOf(in), Expires: f.attrExpiry(in)}
 }
 
 type resolution struct {
@@ -202,9 +214,9 @@ func (f *FS) GetAttr(ctx context.Context, id InodeID) (Attr, time.Time, error) {
 	}
 	now := f.clock.Now()
 	if in.kind == keymap.Dir || in.local || now.Before(in.validUntil) {
-		a := f.attrOf(in)
+		a, exp := f.attrOf(in), f.attrExpiry(in)
 		f.mu.Unlock()
-		return a, now.Add(f.cfg.MetadataTTL), nil
+		return a, exp, nil
 	}
 	path := in.path
 	f.mu.Unlock()

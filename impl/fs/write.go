@@ -248,6 +248,11 @@ func (f *FS) endWrite(w *writeHandle, committed bool) {
 	}
 	if !committed {
 		in.validUntil = f.mounted // ask the store what is there now
+		// The kernel still has the size the failed writer reached (it tracks writes itself):
+		// without this, a reader of the bucket's version would stop at that size.
+		if f.invalidate != nil {
+			f.invalidate(in.id)
+		}
 	}
 }
 

@@ -7,8 +7,13 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"net/http"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	awsmiddleware "github.com/aws/aws-sdk-go-v2/aws/middleware"
+	"github.com/aws/aws-sdk-go-v2/aws/retry"
+	smithyhttp "github.com/aws/smithy-go/transport/http"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/aws-sdk-go-v2/service/s3/types"
 )
@@ -31,9 +36,18 @@ func (s *SDKStore) CreateMultipart(ctx context.Context, key string, opts WriteOp
 	if opts.Checksum == "crc32c" {
 		in.ChecksumAlgorithm = types.ChecksumAlgorithmCrc32c
 	}
+	start := time.Now()
 	out, err := s.client.CreateMultipartUpload(ctx, in)
 	if err != nil {
-		return "", mapError("CreateMultipartUpload", key, err)
+		err = mapError("CreateMultipartUpload", key, err)
+		if mayHaveCreated(err) {
+			s.sweepCreates(ctx, key, "", start, time.Now())
+		}
+		return "", err
+	}
+	if res, ok := retry.GetAttemptResults(out.ResultMetadata); ok && len(res.Results) > 1 {
+		// An earlier attempt may have created an upload whose answer never came back.
+		s.sweepCreates(ctx, key, aws.ToString(out.UploadId), start, time.Now())
 	}
 	return aws.ToString(out.UploadId), nil
 }
@@ -131,8 +145,86 @@ func (s *SDKStore) CompleteMultipart(ctx context.Context, key, uploadID string, 
 	}, nil
 }
 
-// AbortMultipart implements Store.
+// mayHaveCreated: a failed create that the store may still have carried out (no answer, or
+// a 5xx), as opposed to a refusal.
+func mayHaveCreated(err error) bool {
+	return !errors.Is(err, ErrAccessDenied) && !errors.Is(err, ErrNoSuchBucket) && !errors.Is(err, ErrInvalidKey)
+}
+
+// sweepCreates aborts the uploads of key, other than keep, that the store says were initiated
+// during a CreateMultipart call that ran from start to end (local monotonic times) and needed
+// more than one attempt: an attempt whose answer was lost (a reset, a timeout) may have
+// created one, which nobody would ever complete or abort. The window is carried over to the
+// store's clock through the listing's Date header, so the two clocks need not agree. Another
+// writer's upload of the same key started within the call is the one thing it could also
+// catch, and that writer is racing this one for the key anyway. A sweep that cannot list now
+// (the store is down: often why the create failed) is tried again in the background for up to
+// sweepPatience.
+func (s *SDKStore) sweepCreates(ctx context.Context, key, keep string, start, end time.Time) {
+	if !s.sweep(ctx, key, keep, start, end) {
+		inBackground(func() bool { return s.sweep(context.Background(), key, keep, start, end) })
+	}
+}
+
+// cleanupPatience bounds how long a cleanup (a sweep, an abort) is retried in the background;
+// a bucket lifecycle rule (AbortIncompleteMultipartUpload) is the backstop for anything older.
+const cleanupPatience = 30 * time.Minute
+
+// inBackground retries try, with a backoff of up to 30 s, until it reports success or
+// cleanupPatience has passed. For cleanups that must not be given up because the store is
+// down for a while, and that no caller waits for.
+func inBackground(try func() bool) {
+	go func() {
+		backoff := time.Second
+		for deadline := time.Now().Add(cleanupPatience); time.Now().Before(deadline); backoff = min(2*backoff, 30*time.Second) {
+			time.Sleep(backoff)
+			if try() {
+				return
+			}
+		}
+	}()
+}
+
+// sweep is one try of sweepCreates; false if the uploads could not be listed.
+func (s *SDKStore) sweep(ctx context.Context, key, keep string, start, end time.Time) bool {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+	defer cancel()
+	out, err := s.client.ListMultipartUploads(ctx, &s3.ListMultipartUploadsInput{Bucket: &s.bucket, Prefix: &key})
+	if err != nil {
+		return false
+	}
+	local := time.Now()
+	serverNow := local
+	if raw, ok := awsmiddleware.GetRawResponse(out.ResultMetadata).(*smithyhttp.Response); ok {
+		if d, err := http.ParseTime(raw.Header.Get("Date")); err == nil {
+			serverNow = d
+		}
+	}
+	// Date has whole seconds: a second of slack on each side.
+	from := serverNow.Add(-local.Sub(start) - 2*time.Second)
+	to := serverNow.Add(-local.Sub(end) + time.Second)
+	for _, u := range out.Uploads {
+		id, at := aws.ToString(u.UploadId), aws.ToTime(u.Initiated)
+		if aws.ToString(u.Key) != key || id == keep || at.Before(from) || at.After(to) {
+			continue
+		}
+		s.AbortMultipart(ctx, key, id)
+	}
+	return true
+}
+
+// AbortMultipart implements Store. An abort the store does not take (it is down, it keeps
+// failing) is also retried in the background for up to cleanupPatience: nothing else would
+// ever abort the upload, and its parts would stay in the bucket.
 func (s *SDKStore) AbortMultipart(ctx context.Context, key, uploadID string) error {
+	err := s.abort(ctx, key, uploadID)
+	if err != nil {
+		inBackground(func() bool { return s.abort(context.Background(), key, uploadID) == nil })
+	}
+	return err
+}
+
+func (s *SDKStore) abort(ctx context.Context, key, uploadID string) error {
 	_, err := s.client.AbortMultipartUpload(ctx, &s3.AbortMultipartUploadInput{Bucket: &s.bucket, Key: &key, UploadId: &uploadID})
 	if err != nil {
 		if errors.Is(classify(err), ErrNotFound) {
