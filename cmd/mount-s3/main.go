@@ -147,7 +147,8 @@ func serve(o *options, ready func(error)) error {
 	if err := store.CheckBucket(ctx); err != nil {
 		return err
 	}
-	data, closeCaches, err := withCaches(ctx, o, cfg, store)
+	// Every request of the mount passes Confine last: none can name a key outside the prefix.
+	data, closeCaches, err := withCaches(ctx, o, cfg, s3.Confine(store, o.prefix))
 	if err != nil {
 		return err
 	}

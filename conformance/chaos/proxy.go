@@ -12,6 +12,7 @@ package chaos
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"hash/fnv"
@@ -79,6 +80,18 @@ type Proxy struct {
 	counts   [numFaults]atomic.Int64
 	requests atomic.Int64
 	history  map[string][]string // GUARDED_BY(mu): per object path, what each request met
+	all      []*http.Request     // GUARDED_BY(mu): every request, once RecordRequests was called
+	record   atomic.Bool
+}
+
+// RecordRequests keeps every later request (its method, URL and headers) for Requests.
+func (p *Proxy) RecordRequests() { p.record.Store(true) }
+
+// Requests returns every request recorded.
+func (p *Proxy) Requests() []*http.Request {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return append([]*http.Request(nil), p.all...)
 }
 
 // Start listens on a free loopback port and serves until Close. Faults are on.
@@ -229,6 +242,9 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	p.mu.Lock()
 	p.history[r.URL.Path] = append(p.history[r.URL.Path], fmt.Sprintf("%s %s?%s: %s", time.Now().Format("15:04:05.000"), r.Method, r.URL.RawQuery, fault))
+	if p.record.Load() {
+		p.all = append(p.all, r.Clone(context.Background()))
+	}
 	p.mu.Unlock()
 	switch fault {
 	case InternalError:

@@ -40,6 +40,7 @@ type Options struct {
 	MetadataTTL time.Duration // 0: the default (minimal)
 	ReadOnly    bool
 	Args        []string // more command-line flags
+	Env         []string // more environment, after (and over) the harness's own
 }
 
 // Endpoint is the S3 server behind a test mount: an *embedded.Server, or an external server.
@@ -202,7 +203,7 @@ func MountServer(t testing.TB, srv Endpoint, store s3.Store, opts Options) *Moun
 	if !strings.Contains(gorace, "atexit_sleep_ms") {
 		gorace = strings.TrimSpace(gorace + " atexit_sleep_ms=0")
 	}
-	cmd.Env = append(Env(srv), "GORACE="+gorace, "MOUNT_S3_DAEMON_READY_FD=3")
+	cmd.Env = append(append(Env(srv), "GORACE="+gorace, "MOUNT_S3_DAEMON_READY_FD=3"), opts.Env...)
 	cmd.Stdout, cmd.Stderr = logs, logs
 	cmd.ExtraFiles = []*os.File{w}
 	if err := cmd.Start(); err != nil {
