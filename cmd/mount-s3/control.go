@@ -3,39 +3,50 @@ package main
 import (
 	"fmt"
 	"os"
+	"path/filepath"
 	"syscall"
 	"time"
 
 	"github.com/mount-s3/mount-s3/impl/status"
-
+	"github.com/mount-s3/mount-s3/impl/sync/local"
 	"github.com/mount-s3/mount-s3/impl/syncfs"
 )
 
 // runSyncCommand is `mount-s3 sync --flush MNT`: write back every change of the sync-mode
-// mount at MNT now and return when the bucket has them. It talks to the mount through a
+// mount at MNT now and return when the bucket has them. `mount-s3 sync --recover SYNC_DIR` is
+// runRecover. It talks to the mount through a
 // control attribute on the mount's root (syncfs.FlushXattr), so it needs no socket, works
 // for any user who can reach the mount, and waits exactly as long as the write-back takes.
 func runSyncCommand(args []string) int {
-	var mnt string
-	flush := false
+	const usageLine = "Usage: mount-s3 sync --flush MNT\n       mount-s3 sync --recover SYNC_DIR\n"
+	var target string
+	flush, recoverDir := false, false
 	for _, a := range args {
 		switch {
 		case a == "--flush":
 			flush = true
+		case a == "--recover":
+			recoverDir = true
 		case a == "--help" || a == "-h":
-			fmt.Print("Usage: mount-s3 sync --flush MNT\n\nWrite back every change of the sync-mode mount at MNT now, and wait until the bucket has them.\n")
+			fmt.Print(usageLine + "\n--flush: write back every change of the sync-mode mount at MNT now, and wait until the bucket has them.\n" +
+				"--recover: set aside a sync dir whose metadata is damaged, keeping every data file, and list the files whose\n" +
+				"changes had not reached the bucket; the next mount imports the bucket afresh.\n")
 			return 0
-		case mnt == "" && len(a) > 0 && a[0] != '-':
-			mnt = a
+		case target == "" && len(a) > 0 && a[0] != '-':
+			target = a
 		default:
-			fmt.Fprintf(os.Stderr, "error: unexpected argument '%s'\n\nUsage: mount-s3 sync --flush MNT\n", a)
+			fmt.Fprintf(os.Stderr, "error: unexpected argument '%s'\n\n%s", a, usageLine)
 			return 2
 		}
 	}
-	if !flush || mnt == "" {
-		fmt.Fprintf(os.Stderr, "error: expected '--flush' and a mount point\n\nUsage: mount-s3 sync --flush MNT\n")
+	if flush == recoverDir || target == "" {
+		fmt.Fprintf(os.Stderr, "error: expected '--flush' and a mount point, or '--recover' and a sync dir\n\n%s", usageLine)
 		return 2
 	}
+	if recoverDir {
+		return runRecover(target)
+	}
+	mnt := target
 	if err := syscall.Setxattr(mnt, syncfs.FlushXattr, []byte("1"), 0); err != nil {
 		if err == syscall.ENOTSUP {
 			fmt.Fprintf(os.Stderr, "error: %s is not a sync-mode mount-s3 mount (mounted without --sync-dir?)\n", mnt)
@@ -43,6 +54,34 @@ func runSyncCommand(args []string) int {
 		}
 		fmt.Fprintf(os.Stderr, "error: flush of %s: %v (the changes are safe locally and will be retried; see the mount's log)\n", mnt, err)
 		return 1
+	}
+	return 0
+}
+
+// runRecover is `mount-s3 sync --recover SYNC_DIR` (local.Salvage): it never deletes anything.
+func runRecover(dir string) int {
+	if _, err := os.Stat(filepath.Join(dir, local.DBFile)); err != nil {
+		if _, derr := os.Stat(filepath.Join(dir, local.DataDir)); derr != nil {
+			fmt.Fprintf(os.Stderr, "error: %s is not a sync dir (no %s, no %s/)\n", dir, local.DBFile, local.DataDir)
+			return 2
+		}
+	}
+	res, err := local.Salvage(dir, time.Now())
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "error: %v\n", err)
+		return 1
+	}
+	fmt.Printf("set %s aside as %s; nothing was deleted\n", dir, res.Aside)
+	switch {
+	case !res.DBReadable:
+		fmt.Printf("the metadata could not be read: its %d data files are listed by id in %s\n", len(res.Pending), filepath.Join(res.Aside, local.SalvageFile))
+	case len(res.Pending) == 0:
+		fmt.Printf("every file had reached the bucket: the next mount imports it afresh\n")
+	default:
+		fmt.Printf("%d files had changes that had not reached the bucket; after mounting again, copy each back:\n", len(res.Pending))
+		for _, f := range res.Pending {
+			fmt.Printf("  cp %s MNT/%s    # %s\n", f.Data, f.Path, f.Why)
+		}
 	}
 	return 0
 }

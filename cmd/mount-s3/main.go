@@ -41,7 +41,7 @@ func run(args []string) int {
 		return runWatchdog(dir)
 	}
 	// A bucket may be called "sync": without --flush it is mounted like any other.
-	if len(args) > 0 && args[0] == "sync" && slices.Contains(args, "--flush") {
+	if len(args) > 0 && args[0] == "sync" && (slices.Contains(args, "--flush") || slices.Contains(args, "--recover")) {
 		return runSyncCommand(args[1:])
 	}
 	// `status MNT` names a mount point: a bucket called "status" cannot be mounted on one, so

@@ -67,6 +67,14 @@ func settings(t *testing.T) (seeds []uint64, modes []string, dur, down time.Dura
 
 var totalFaults, totalRequests atomic.Int64
 
+// workers is CHAOS_WRITERS, or def: more writers make more requests, so more faults a minute.
+func workers(def int) int {
+	if n, err := strconv.Atoi(os.Getenv("CHAOS_WRITERS")); err == nil && n > 0 {
+		return n
+	}
+	return def
+}
+
 // TestChaos runs each mode's mixed workload through the fault proxy, once per seed, and checks
 // the invariants after each run. A failure names its seed: CHAOS_SEED=S replays it.
 func TestChaos(t *testing.T) {
@@ -164,7 +172,7 @@ func tagOf(path string) string { return strings.ReplaceAll(path, "/", ".") }
 // 5 MiB), readers read them whole, a lister lists, all through faults.
 func runStreaming(t *testing.T, seed uint64, dur, down time.Duration) {
 	p, m, store := start(t, seed, "--allow-overwrite", "--allow-delete", "--write-part-size", "5242880")
-	const writers, files = 4, 4
+	writers, files := workers(4), 4
 	var paths []string
 	for w := 0; w < writers; w++ {
 		require.NoError(t, os.Mkdir(m.Path(fmt.Sprintf("w%d", w)), 0o755))
@@ -244,7 +252,7 @@ func runStreaming(t *testing.T, seed uint64, dur, down time.Duration) {
 // equal the writers' model, and lost+found holds only whole versions.
 func runSync(t *testing.T, seed uint64, dur, down time.Duration) {
 	p, m, store := start(t, seed, "--sync-dir", t.TempDir(), "--write-back-delay", "0", "--write-part-size", "5242880")
-	const writers = 3
+	writers := workers(3)
 	models := make([]map[string]Version, writers)
 	for w := range models {
 		models[w] = map[string]Version{}

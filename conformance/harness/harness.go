@@ -237,6 +237,13 @@ func Env(srv Endpoint) []string {
 	return env
 }
 
+// Pid is the mount process's id.
+func (m *Mount) Pid() int { return m.cmd.Process.Pid }
+
+// RaceBuilt reports whether mounts run a binary built with the race detector, whose memory
+// use is several times the product's.
+func RaceBuilt() bool { return raceEnabled && os.Getenv("MOUNT_S3_BIN") == "" }
+
 // Logs returns what the mount process has logged so far.
 func (m *Mount) Logs() string { return m.log.String() }
 

@@ -128,12 +128,11 @@ func lockDir(dir string) (*os.File, error) {
 // corrupt builds the error Open returns for a store it cannot trust: what is wrong and how to
 // recover without losing the local data files.
 func (l *Layer) corrupt(cause error) error {
-	return fmt.Errorf("%w: %s: %v.\nThe local data files in %s are left untouched. To recover: stop "+
-		"mount-s3, move the sync dir aside (mv %s %s.broken), mount again so the bucket is "+
-		"re-imported, then copy back any file you still need from %s.broken/%s "+
-		"(files there are named by record id; changes not yet uploaded exist only there)",
-		ErrCorrupt, filepath.Join(l.dir, DBFile), cause, filepath.Join(l.dir, DataDir),
-		l.dir, l.dir, l.dir, DataDir)
+	return fmt.Errorf("%w: %s: %v.\nNothing in %s was changed. To recover without losing anything: stop "+
+		"mount-s3, run `mount-s3 sync --recover %s` (it sets the sync dir aside as %s.broken-TIME, "+
+		"keeping every data file, and lists in its %s the files whose changes had not reached the bucket), "+
+		"mount again so the bucket is imported afresh, then copy back the files the list names",
+		ErrCorrupt, filepath.Join(l.dir, DBFile), cause, l.dir, l.dir, l.dir, SalvageFile)
 }
 
 func (l *Layer) openDB() (err error) {
