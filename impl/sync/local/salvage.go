@@ -113,7 +113,9 @@ func readPending(aside string) (files []SalvagedFile, readable bool) {
 			}
 		}
 	}
-	sort.Slice(files, func(i, j int) bool { return files[i].Path < files[j].Path || files[i].Path == files[j].Path && files[i].Data < files[j].Data })
+	sort.Slice(files, func(i, j int) bool {
+		return files[i].Path < files[j].Path || files[i].Path == files[j].Path && files[i].Data < files[j].Data
+	})
 	return files, readable
 }
 
