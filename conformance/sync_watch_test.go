@@ -100,3 +100,38 @@ func TestSyncRemoteChanges(t *testing.T) {
 		require.Equal(t, http.StatusBadRequest, resp.StatusCode)
 	})
 }
+
+// C2: right after a remote change replaced a file, every read of it returns one version whole,
+// the old or the new, never the new bytes cut at the old size the kernel still had cached
+// (the mount tells the kernel to drop its cached attributes and pages of the file).
+func TestSyncRemoteChangeReadsWhole(t *testing.T) {
+	srv, store := harness.NewServer(t)
+	ctx := context.Background()
+	old, updated := strings.Repeat("a", 100), strings.Repeat("b", 5000)
+	_, err := store.Put(ctx, "f", strings.NewReader(old), int64(len(old)), s3.WriteOptions{})
+	require.NoError(t, err)
+	addr := freeAddr(t)
+	m := syncMount(t, srv, store, t.TempDir(), "--poll-interval", "0", "--events-addr", addr)
+	for round := 0; round < 5; round++ {
+		before, after := old, updated
+		if round%2 == 1 {
+			before, after = updated, old
+		}
+		require.Equal(t, before, readString(m.Path("f")), "round %d", round)
+		_, err = store.Put(ctx, "f", strings.NewReader(after), int64(len(after)), s3.WriteOptions{})
+		require.NoError(t, err)
+		body := fmt.Sprintf(`{"Records":[{"eventVersion":"2.1","eventSource":"aws:s3","eventName":"ObjectCreated:Put",
+			"s3":{"bucket":{"name":%q},"object":{"key":"f","size":%d}}}]}`, store.Bucket(), len(after))
+		resp, err := http.Post("http://"+addr+"/", "application/json", strings.NewReader(body))
+		require.NoError(t, err)
+		resp.Body.Close()
+		for deadline := time.Now().Add(1500 * time.Millisecond); time.Now().Before(deadline); time.Sleep(5 * time.Millisecond) {
+			b, err := os.ReadFile(m.Path("f"))
+			if err != nil {
+				continue
+			}
+			require.True(t, string(b) == before || string(b) == after, "round %d: a read returned %d bytes of %q..., neither version whole", round, len(b), b[:min(len(b), 8)])
+		}
+		eventually(t, 3*time.Second, "the new version", func() bool { return readString(m.Path("f")) == after })
+	}
+}

@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"strings"
 	"syscall"
+	"time"
 
 	"github.com/jacobsa/fuse"
 	"github.com/jacobsa/fuse/fuseops"
@@ -72,9 +73,7 @@ func Mount(dir string, core FileSystem, opts Options) (*Mounted, error) {
 	}
 	notifier := fuse.NewNotifier()
 	if c, ok := core.(Invalidating); ok {
-		inv := &invalidator{n: notifier, q: make(chan fuseops.InodeID, 1024)}
-		go inv.run()
-		c.SetInvalidator(inv.invalidate)
+		c.SetInvalidator((&invalidator{n: notifier}).invalidate)
 	}
 	server := fuse.NewServerWithNotifier(notifier, endOnAbort{inner: fuseutil.NewFileSystemServer(ffs), log: logger})
 	cfg := &fuse.MountConfig{
@@ -190,24 +189,25 @@ type Invalidating interface {
 	SetInvalidator(func(fs.InodeID))
 }
 
-// invalidator passes the core's invalidations to the kernel, one at a time and never blocking
-// the core: a notification waits for the kernel, and after the mount is gone for ever (the
-// queue then fills and later ones are dropped; attributes expire by themselves anyway).
+// invalidator passes the core's invalidations to the kernel. Each waits until the kernel has
+// applied it, so that a core can invalidate before it answers an operation, but at most
+// invalidateWait: a notification to a mount that is going away would wait for ever (it then
+// finishes, or not, in the background).
 type invalidator struct {
 	n *fuse.Notifier
-	q chan fuseops.InodeID
 }
 
-func (v *invalidator) run() {
-	for id := range v.q {
-		v.n.InvalidateInode(id, 0, 0) // ENOENT: the kernel has already forgotten it
-	}
-}
+const invalidateWait = time.Second
 
 func (v *invalidator) invalidate(id fs.InodeID) {
+	done := make(chan struct{})
+	go func() {
+		v.n.InvalidateInode(fuseops.InodeID(id), 0, 0) // ENOENT: the kernel has already forgotten it
+		close(done)
+	}()
 	select {
-	case v.q <- fuseops.InodeID(id):
-	default:
+	case <-done:
+	case <-time.After(invalidateWait):
 	}
 }
 

@@ -82,7 +82,7 @@ func newSyncCore(o *options, store s3.Store, rc read.Config, logger *slog.Logger
 		layer.Close()
 		return nil, err
 	}
-	if c.watching, err = startWatcher(context.Background(), o, layer, store, logger); err != nil {
+	if c.watching, err = startWatcher(context.Background(), o, layer, store, core.RemoteChanged, logger); err != nil {
 		im.Close()
 		layer.Close()
 		return nil, err

@@ -78,15 +78,16 @@ const eventsShutdownTimeout = 5 * time.Second
 // --events-addr, the endpoint for S3 event notifications, until stop is called or ctx is
 // done. stop waits for both to end; call it before the layer is closed. An address that
 // cannot be listened on is an error, so the mount fails at once rather than run deaf.
-func startWatcher(ctx context.Context, o *options, layer *local.Layer, store s3.Store, logger *slog.Logger) (stop func(), err error) {
+func startWatcher(ctx context.Context, o *options, layer *local.Layer, store s3.Store, onChange func(path string), logger *slog.Logger) (stop func(), err error) {
 	interval, addr := o.pollEvery(), o.eventsAddr
 	if interval <= 0 && addr == "" {
 		return func() {}, nil
 	}
 	w := watch.New(watch.Config{
 		Layer: layer, Store: store, Prefix: o.prefix, Bucket: o.bucket, Interval: interval,
-		Params: syncrule.Params{WriteBackDelay: o.writeBackDelay, ExpireAfter: o.expireAfter, ImportThreshold: o.importThreshold},
-		Log:    slog.NewLogLogger(logger.Handler(), slog.LevelInfo),
+		Params:   syncrule.Params{WriteBackDelay: o.writeBackDelay, ExpireAfter: o.expireAfter, ImportThreshold: o.importThreshold},
+		Log:      slog.NewLogLogger(logger.Handler(), slog.LevelInfo),
+		OnChange: onChange,
 	})
 	ctx, cancel := context.WithCancel(ctx)
 	var srv *http.Server

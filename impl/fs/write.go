@@ -236,9 +236,9 @@ func (f *FS) commit(ctx context.Context, w *writeHandle) error {
 // LOCKS_EXCLUDED(f.mu)
 func (f *FS) endWrite(w *writeHandle, committed bool) {
 	f.mu.Lock()
-	defer f.mu.Unlock()
 	in := w.inode
 	if in.writer != w {
+		f.mu.Unlock()
 		return
 	}
 	in.writer = nil
@@ -248,11 +248,12 @@ func (f *FS) endWrite(w *writeHandle, committed bool) {
 	}
 	if !committed {
 		in.validUntil = f.mounted // ask the store what is there now
-		// The kernel still has the size the failed writer reached (it tracks writes itself):
-		// without this, a reader of the bucket's version would stop at that size.
-		if f.invalidate != nil {
-			f.invalidate(in.id)
-		}
+	}
+	f.mu.Unlock()
+	// After a failure the kernel still has the size the failed writer reached (it tracks
+	// writes itself): without this, a reader of the bucket's version would stop at that size.
+	if !committed && f.invalidate != nil {
+		f.invalidate(in.id)
 	}
 }
 

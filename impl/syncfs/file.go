@@ -48,6 +48,7 @@ func (f *FS) Open(ctx context.Context, id fs.InodeID, flags fs.OpenFlags, pid ui
 	}
 	h := &fileHandle{ino: id, path: path, write: flags.Write}
 	if !flags.Write && !flags.Trunc {
+		f.refreshKernel(id, info)
 		h.local, err = f.layer.OpenRead(path)
 		if errors.Is(err, local.ErrNoData) && info.State.Data == syncrule.LocalData {
 			// A remote change (C2) dropped the data after the Stat: take the new version.

@@ -71,6 +71,44 @@ type FS struct {
 	nextID  fs.InodeID            // GUARDED_BY(mu)
 	handles map[fs.HandleID]any   // GUARDED_BY(mu): *fileHandle or *dirHandle
 	nextH   fs.HandleID           // GUARDED_BY(mu)
+
+	// invalidate tells the kernel that what it cached of an inode is wrong (SetInvalidator).
+	// GUARDED_BY(mu): the watcher may report a change before the adapter sets it.
+	invalidate func(fs.InodeID)
+}
+
+// SetInvalidator gives the file system a way to tell the kernel that its cached attributes
+// and pages of an inode are wrong. Call it before the mount serves.
+func (f *FS) SetInvalidator(fn func(fs.InodeID)) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.invalidate = fn
+}
+
+// refreshKernel makes the kernel drop what it cached of id when the file's size is no longer
+// the one it was last told (a remote change replaced the file, C2), before a read handle is
+// given out: the kernel stops reads at the size it has cached, so the new bytes would be cut
+// at the old size.
+func (f *FS) refreshKernel(id fs.InodeID, info local.Info) {
+	f.mu.Lock()
+	in, invalidate := f.byID[id], f.invalidate
+	stale := in != nil && int64(in.last.Size) != info.State.Size
+	f.mu.Unlock()
+	if stale && invalidate != nil {
+		invalidate(id)
+	}
+}
+
+// RemoteChanged is told of each path a remote change replaced or removed (C2): the kernel may
+// still hold the old size and pages for the attribute timeout, and a reader would then get the
+// new bytes cut at the old size, or the old pages.
+func (f *FS) RemoteChanged(path string) {
+	f.mu.Lock()
+	in, invalidate := f.byPath[path], f.invalidate
+	f.mu.Unlock()
+	if in != nil && invalidate != nil {
+		invalidate(in.id)
+	}
 }
 
 // inode is one kernel inode. Its number never changes and is never reused; its path follows
