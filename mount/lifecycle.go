@@ -71,11 +71,11 @@ func Mount(dir string, core FileSystem, opts Options) (*Mounted, error) {
 	if opts.MaxThreads > 0 {
 		ffs = newLimited(ffs, opts.MaxThreads)
 	}
-	notifier := fuse.NewNotifier()
+	notifier, served := fuse.NewNotifier(), make(chan struct{})
 	if c, ok := core.(Invalidating); ok {
-		c.SetInvalidator((&invalidator{n: notifier}).invalidate)
+		c.SetInvalidator((&invalidator{n: notifier, served: served}).invalidate)
 	}
-	server := fuse.NewServerWithNotifier(notifier, endOnAbort{inner: fuseutil.NewFileSystemServer(ffs), log: logger})
+	server := fuse.NewServerWithNotifier(notifier, endOnAbort{inner: fuseutil.NewFileSystemServer(ffs), log: logger, served: served})
 	cfg := &fuse.MountConfig{
 		FSName:                  opts.FSName,
 		Subtype:                 "mount-s3",
@@ -179,31 +179,43 @@ func (w *slogWriter) Write(p []byte) (int, error) {
 	return len(p), nil
 }
 
-// endOnAbort ends serving, instead of crashing the process, when the kernel aborts the FUSE
-// connection (it does so at some unmounts, and fusectl's abort does it on purpose):
-// jacobsa/fuse's server panics on any read error but the end of the connection.
 // Invalidating is a core that can tell when the kernel's cached attributes and pages of an
-// inode no longer describe it (a failed write that reverts a file to what the bucket holds),
-// so that no read is cut short by a size the file does not have.
+// inode no longer describe it (a failed write that reverts a file to what the bucket holds, a
+// remote change in sync mode), so that no read is cut short by a size the file does not have.
 type Invalidating interface {
 	SetInvalidator(func(fs.InodeID))
 }
 
 // invalidator passes the core's invalidations to the kernel. Each waits until the kernel has
 // applied it, so that a core can invalidate before it answers an operation, but at most
-// invalidateWait: a notification to a mount that is going away would wait for ever (it then
-// finishes, or not, in the background).
+// invalidateWait. Once the connection has ended (served closed) nothing is sent: jacobsa's
+// notifier would wait for ever.
 type invalidator struct {
-	n *fuse.Notifier
+	n      *fuse.Notifier
+	served <-chan struct{}
 }
 
 const invalidateWait = time.Second
 
 func (v *invalidator) invalidate(id fs.InodeID) {
+	select {
+	case <-v.served:
+		return
+	default:
+	}
 	done := make(chan struct{})
 	go func() {
-		v.n.InvalidateInode(fuseops.InodeID(id), 0, 0) // ENOENT: the kernel has already forgotten it
-		close(done)
+		defer close(done)
+		// The notifier's loop ends with the connection: give up then instead of waiting.
+		sent := make(chan struct{})
+		go func() {
+			v.n.InvalidateInode(fuseops.InodeID(id), 0, 0) // ENOENT: the kernel has already forgotten it
+			close(sent)
+		}()
+		select {
+		case <-sent:
+		case <-v.served:
+		}
 	}()
 	select {
 	case <-done:
@@ -211,12 +223,18 @@ func (v *invalidator) invalidate(id fs.InodeID) {
 	}
 }
 
+// endOnAbort ends serving, instead of crashing the process, when the kernel aborts the FUSE
+// connection (it does so at some unmounts, and fusectl's abort does it on purpose):
+// jacobsa/fuse's server panics on any read error but the end of the connection. It closes
+// served when serving ends.
 type endOnAbort struct {
-	inner fuse.Server
-	log   *slog.Logger
+	inner  fuse.Server
+	log    *slog.Logger
+	served chan struct{}
 }
 
 func (s endOnAbort) ServeOps(c *fuse.Connection) {
+	defer close(s.served)
 	defer func() {
 		if r := recover(); r != nil {
 			err, _ := r.(error)

@@ -75,12 +75,21 @@ func runRecover(dir string) int {
 	switch {
 	case !res.DBReadable:
 		fmt.Printf("the metadata could not be read: its %d data files are listed by id in %s\n", len(res.Pending), filepath.Join(res.Aside, local.SalvageFile))
-	case len(res.Pending) == 0:
-		fmt.Printf("every file had reached the bucket: the next mount imports it afresh\n")
+	case len(res.Pending) == 0 && res.Queued == 0:
+		fmt.Printf("every change had reached the bucket: the next mount imports it afresh\n")
 	default:
-		fmt.Printf("%d files had changes that had not reached the bucket; after mounting again, copy each back:\n", len(res.Pending))
+		if len(res.Pending) > 0 {
+			fmt.Printf("%d files had changes that had not reached the bucket; after mounting again, copy each back:\n", len(res.Pending))
+		}
 		for _, f := range res.Pending {
+			if f.Path == "" {
+				fmt.Printf("  %s    # %s: its record could not be read; look inside to see what it is\n", f.Data, f.Why)
+				continue
+			}
 			fmt.Printf("  cp %s MNT/%s    # %s\n", f.Data, f.Path, f.Why)
+		}
+		if res.Queued > 0 {
+			fmt.Printf("%d deletes or renames had not reached the bucket: redo them in the mount\n", res.Queued)
 		}
 	}
 	return 0

@@ -30,8 +30,9 @@ func conditionalWrites(ctx context.Context, store s3.Store, prefix string, logge
 	ok, key, err := probe.Probe(ctx, store, prefix)
 	switch {
 	case errors.Is(err, probe.ErrLeftBehind):
-		// The verdict stands; the object is hidden from every mount (K3).
-		logger.Warn("the conditional-write probe object could not be deleted", "key", key, "error", err.Error())
+		// The verdict stands. The object is hidden from every mount (K3), unless the store
+		// refused hidden keys and the probe used a visible dot-file (probe.FallbackKey).
+		logger.Warn("the conditional-write probe object could not be deleted; delete it by hand", "key", key, "error", err.Error())
 	case err != nil:
 		logger.Warn("could not find out whether the store honours conditional writes; assuming it does not", "error", err.Error())
 	}

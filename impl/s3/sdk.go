@@ -165,7 +165,6 @@ var damagedInTransit = map[string]struct{}{
 	"BadDigest":                 {},
 	"IncompleteBody":            {},
 	"XAmzContentSHA256Mismatch": {},
-	"InvalidDigest":             {},
 }
 
 // Bucket implements Store.

@@ -41,13 +41,13 @@ func (s *SDKStore) CreateMultipart(ctx context.Context, key string, opts WriteOp
 	if err != nil {
 		err = mapError("CreateMultipartUpload", key, err)
 		if mayHaveCreated(err) {
-			s.sweepCreates(ctx, key, "", start, time.Now())
+			s.sweepCreates(ctx, key, "", start, time.Now(), false)
 		}
 		return "", err
 	}
 	if res, ok := retry.GetAttemptResults(out.ResultMetadata); ok && len(res.Results) > 1 {
 		// An earlier attempt may have created an upload whose answer never came back.
-		s.sweepCreates(ctx, key, aws.ToString(out.UploadId), start, time.Now())
+		s.sweepCreates(ctx, key, aws.ToString(out.UploadId), start, time.Now(), true)
 	}
 	return aws.ToString(out.UploadId), nil
 }
@@ -157,24 +157,41 @@ func mayHaveCreated(err error) bool {
 // created one, which nobody would ever complete or abort. The window is carried over to the
 // store's clock through the listing's Date header, so the two clocks need not agree. Another
 // writer's upload of the same key started within the call is the one thing it could also
-// catch, and that writer is racing this one for the key anyway. A sweep that cannot list now
-// (the store is down: often why the create failed) is tried again in the background for up to
-// sweepPatience.
-func (s *SDKStore) sweepCreates(ctx context.Context, key, keep string, start, end time.Time) {
-	if !s.sweep(ctx, key, keep, start, end) {
-		inBackground(func() bool { return s.sweep(context.Background(), key, keep, start, end) })
+// catch, and that writer is racing this one for the key anyway. After a failed create
+// (wait false) it all happens in the background: the store is often down then, and the caller
+// must not wait on top of its retries; a sweep that cannot list is tried again for up to
+// cleanupPatience.
+func (s *SDKStore) sweepCreates(ctx context.Context, key, keep string, start, end time.Time, wait bool) {
+	try := func() bool { return s.sweep(context.Background(), key, keep, start, end) }
+	if wait && s.sweep(ctx, key, keep, start, end) {
+		return
 	}
+	inBackground(try, !wait)
 }
 
 // cleanupPatience bounds how long a cleanup (a sweep, an abort) is retried in the background;
 // a bucket lifecycle rule (AbortIncompleteMultipartUpload) is the backstop for anything older.
 const cleanupPatience = 30 * time.Minute
 
+// maxCleanups bounds the cleanups retrying at once; more are left to the lifecycle rule.
+const maxCleanups = 256
+
+var cleanups = make(chan struct{}, maxCleanups)
+
 // inBackground retries try, with a backoff of up to 30 s, until it reports success or
-// cleanupPatience has passed. For cleanups that must not be given up because the store is
-// down for a while, and that no caller waits for.
-func inBackground(try func() bool) {
+// cleanupPatience has passed; now says whether to try at once. For cleanups that must not be
+// given up because the store is down for a while, and that no caller waits for.
+func inBackground(try func() bool, now bool) {
+	select {
+	case cleanups <- struct{}{}:
+	default:
+		return
+	}
 	go func() {
+		defer func() { <-cleanups }()
+		if now && try() {
+			return
+		}
 		backoff := time.Second
 		for deadline := time.Now().Add(cleanupPatience); time.Now().Before(deadline); backoff = min(2*backoff, 30*time.Second) {
 			time.Sleep(backoff)
@@ -191,7 +208,8 @@ func (s *SDKStore) sweep(ctx context.Context, key, keep string, start, end time.
 	defer cancel()
 	out, err := s.client.ListMultipartUploads(ctx, &s3.ListMultipartUploadsInput{Bucket: &s.bucket, Prefix: &key})
 	if err != nil {
-		return false
+		// Not allowed to list uploads (a common policy): nothing this process can do.
+		return permanent(classify(err))
 	}
 	local := time.Now()
 	serverNow := local
@@ -218,10 +236,18 @@ func (s *SDKStore) sweep(ctx context.Context, key, keep string, start, end time.
 // ever abort the upload, and its parts would stay in the bucket.
 func (s *SDKStore) AbortMultipart(ctx context.Context, key, uploadID string) error {
 	err := s.abort(ctx, key, uploadID)
-	if err != nil {
-		inBackground(func() bool { return s.abort(context.Background(), key, uploadID) == nil })
+	if err != nil && !permanent(err) {
+		inBackground(func() bool {
+			err := s.abort(context.Background(), key, uploadID)
+			return err == nil || permanent(err)
+		}, false)
 	}
 	return err
+}
+
+// permanent: a refusal that retrying will not change (no permission, no bucket).
+func permanent(err error) bool {
+	return errors.Is(err, ErrAccessDenied) || errors.Is(err, ErrNoSuchBucket)
 }
 
 func (s *SDKStore) abort(ctx context.Context, key, uploadID string) error {

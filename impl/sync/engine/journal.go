@@ -20,7 +20,8 @@ type journaled struct {
 }
 
 func (j journaled) CreateMultipart(ctx context.Context, key string, opts s3.WriteOptions) (string, error) {
-	if err := j.layer.IntendUpload(key); err != nil {
+	token, err := j.layer.IntendUpload(key)
+	if err != nil {
 		return "", fmt.Errorf("journaling an upload of %q: %w", key, err)
 	}
 	id, err := j.Store.CreateMultipart(ctx, key, opts)
@@ -28,11 +29,11 @@ func (j journaled) CreateMultipart(ctx context.Context, key string, opts s3.Writ
 		// The request may still have created an upload (its answer lost): keep the intent
 		// only if so, which a clean refusal rules out.
 		if !ambiguous(err) {
-			j.layer.ForgetIntent(key)
+			j.layer.ForgetIntent(key, token)
 		}
 		return "", err
 	}
-	if err := j.layer.RecordUpload(key, id); err != nil {
+	if err := j.layer.RecordUpload(key, token, id); err != nil {
 		j.Store.AbortMultipart(context.WithoutCancel(ctx), key, id)
 		return "", fmt.Errorf("journaling upload %s of %q: %w", id, key, err)
 	}
@@ -107,5 +108,5 @@ func (e *Engine) abortIntended(ctx context.Context, u local.OpenUpload) error {
 		}
 		e.log.Printf("sync: aborted upload %s of %s left open by a crash", up.UploadID, up.Key)
 	}
-	return e.cfg.Layer.ForgetIntent(u.Key)
+	return e.cfg.Layer.ForgetIntent(u.Key, u.Token)
 }

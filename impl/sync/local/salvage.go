@@ -27,6 +27,9 @@ type Salvaged struct {
 	// DBReadable is false when the metadata database could not be read at all: the data
 	// files are then listed by id only, in the report.
 	DBReadable bool
+	// Queued is how many bucket operations (deletes, the copies and deletes of renames) were
+	// still owed: they are not carried over, so those deletes and renames have to be redone.
+	Queued int
 }
 
 // SalvagedFile is one data file and the path it held.
@@ -57,7 +60,7 @@ func Salvage(dir string, now time.Time) (Salvaged, error) {
 	if err := os.Rename(dir, res.Aside); err != nil {
 		return Salvaged{}, fmt.Errorf("setting %s aside: %w", dir, err)
 	}
-	res.Pending, res.DBReadable = readPending(res.Aside)
+	res.Pending, res.Queued, res.DBReadable = readPending(res.Aside)
 	if err := writeReport(res); err != nil {
 		return res, fmt.Errorf("%s is set aside, but its report could not be written: %w", res.Aside, err)
 	}
@@ -65,9 +68,12 @@ func Salvage(dir string, now time.Time) (Salvaged, error) {
 }
 
 // readPending lists the data files whose content is not in the bucket, from the damaged
-// database if it opens, else every data file.
-func readPending(aside string) (files []SalvagedFile, readable bool) {
+// database as far as it can be read, and every data file no record it could read accounts
+// for (as "unknown": a record too damaged to decode may have been dirty). It also counts the
+// queued bucket operations.
+func readPending(aside string) (files []SalvagedFile, queued int, readable bool) {
 	dataDir := filepath.Join(aside, DataDir)
+	accounted := map[string]bool{}
 	func() {
 		defer func() { recover() }() // bbolt may panic on a damaged page
 		db, err := bolt.Open(filepath.Join(aside, DBFile), 0o600, &bolt.Options{ReadOnly: true, Timeout: time.Second})
@@ -80,16 +86,19 @@ func readPending(aside string) (files []SalvagedFile, readable bool) {
 			if b == nil {
 				return errors.New("no records")
 			}
+			if q := tx.Bucket(bQueue); q != nil {
+				queued = q.Stats().KeyN
+			}
 			return b.ForEach(func(k, v []byte) error {
 				path := pathOfNodeKey(k)
 				r, err := decodeRec(path, v)
-				if err != nil || r.Kind != KindFile || r.State.Data != syncrule.LocalData || !onlyCopy(r) {
-					return nil // a damaged record: its data file is listed below by id
+				if err != nil || r.Kind != KindFile || r.ID == 0 {
+					return nil // a damaged record: its data file is listed as unknown below
 				}
 				name := filepath.Join(dataDir, fmt.Sprintf("%016x", r.ID))
-				fi, err := os.Stat(name)
-				if err != nil {
-					return nil
+				accounted[filepath.Base(name)] = true
+				if r.State.Data != syncrule.LocalData || !onlyCopy(r) {
+					return nil // clean: the bucket has these bytes
 				}
 				why, orig := "not uploaded", path
 				if r.State.LostFound {
@@ -98,25 +107,32 @@ func readPending(aside string) (files []SalvagedFile, readable bool) {
 						orig = r.OrigPath
 					}
 				}
-				files = append(files, SalvagedFile{Data: name, Path: orig, Size: fi.Size(), Why: why})
+				size := int64(-1) // the data file is missing: listed, so that the loss is known
+				if fi, err := os.Stat(name); err == nil {
+					size = fi.Size()
+				}
+				files = append(files, SalvagedFile{Data: name, Path: orig, Size: size, Why: why})
 				return nil
 			})
 		})
 		readable = err == nil
 	}()
 	if !readable {
-		files = nil
-		ents, _ := os.ReadDir(dataDir)
-		for _, e := range ents {
-			if fi, err := e.Info(); err == nil {
-				files = append(files, SalvagedFile{Data: filepath.Join(dataDir, e.Name()), Size: fi.Size(), Why: "unknown"})
-			}
+		files, queued, accounted = nil, 0, map[string]bool{}
+	}
+	ents, _ := os.ReadDir(dataDir)
+	for _, e := range ents {
+		if accounted[e.Name()] {
+			continue
+		}
+		if fi, err := e.Info(); err == nil {
+			files = append(files, SalvagedFile{Data: filepath.Join(dataDir, e.Name()), Size: fi.Size(), Why: "unknown"})
 		}
 	}
 	sort.Slice(files, func(i, j int) bool {
 		return files[i].Path < files[j].Path || files[i].Path == files[j].Path && files[i].Data < files[j].Data
 	})
-	return files, readable
+	return files, queued, readable
 }
 
 func writeReport(res Salvaged) error {
@@ -128,7 +144,10 @@ func writeReport(res Salvaged) error {
 		fmt.Fprintf(&b, "# The database could not be read: every data file is listed, by id. Clean files are copies of\n")
 		fmt.Fprintf(&b, "# objects in the bucket; the others hold changes that had not reached it.\n")
 	}
-	fmt.Fprintf(&b, "# data file\tsize\twhy\tpath in the mount\n")
+	if res.Queued > 0 {
+		fmt.Fprintf(&b, "# %d bucket operations (deletes, renames) were still owed and are not carried over: redo them.\n", res.Queued)
+	}
+	fmt.Fprintf(&b, "# data file\tsize (-1: missing)\twhy\tpath in the mount\n")
 	for _, f := range res.Pending {
 		fmt.Fprintf(&b, "%s\t%d\t%s\t/%s\n", f.Data, f.Size, f.Why, f.Path)
 	}

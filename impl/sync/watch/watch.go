@@ -49,8 +49,8 @@ type Config struct {
 	Interval time.Duration
 	Log      *log.Logger // default: discard
 	// OnChange, if set, is called with each path whose record a remote change changed, and
-	// with each directory that gained entries. The kernel needs no notification today (see
-	// the package doc); this is the hook for an explicit invalidation.
+	// with each directory that gained entries: the mount tells the kernel to drop what it
+	// cached of the file (syncfs.FS.RemoteChanged).
 	OnChange func(path string)
 	// Workers: directories listed at once by a poll, and keys from notifications checked at
 	// once. Default 4.
