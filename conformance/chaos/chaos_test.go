@@ -32,6 +32,9 @@ import (
 //	CHAOS_MODES=m,...  streaming, sync (default both)
 //	CHAOS_DURATION=d   how long each workload runs (default 6s)
 //	CHAOS_DOWN=d       how long the store is down once per run (default 3s)
+//	CHAOS_WRITERS=n    writers per run (more writers, more requests, more faults a minute)
+//	CHAOS_RATE=x       multiplies every fault's probability (default 1: about a third of attempts)
+//	CHAOS_REPORT=file  appends one line per run (its faults, requests and verdict) to file
 func settings(t *testing.T) (seeds []uint64, modes []string, dur, down time.Duration) {
 	n := 2
 	if v := os.Getenv("CHAOS_SEEDS"); v != "" {
@@ -94,17 +97,20 @@ func TestChaos(t *testing.T) {
 		}
 	}
 	t.Logf("chaos total: %d faults injected in %d requests, %d runs", totalFaults.Load(), totalRequests.Load(), len(seeds)*len(modes))
-	if f := os.Getenv("CHAOS_REPORT"); f != "" {
-		line := fmt.Sprintf("faults=%d requests=%d runs=%d failed=%v\n", totalFaults.Load(), totalRequests.Load(), len(seeds)*len(modes), t.Failed())
-		_ = os.WriteFile(f, []byte(line), 0o644)
-	}
+
 }
 
 // start puts a fault proxy with seed in front of a fresh server and bucket, and mounts through
 // it with faults off (start-up checks fail fast by design); the caller turns them on.
 func start(t *testing.T, seed uint64, args ...string) (*Proxy, *harness.Mount, s3.Store) {
 	srv, store := harness.NewServer(t)
-	p, err := Start(seed, srv.URL(), DefaultRates)
+	rates := DefaultRates
+	if v, err := strconv.ParseFloat(os.Getenv("CHAOS_RATE"), 64); err == nil && v > 0 {
+		for f := range rates {
+			rates[f] *= v
+		}
+	}
+	p, err := Start(seed, srv.URL(), rates)
 	require.NoError(t, err)
 	t.Cleanup(func() { p.Close() })
 	p.SetFaults(false)
@@ -114,6 +120,12 @@ func start(t *testing.T, seed uint64, args ...string) (*Proxy, *harness.Mount, s
 		totalFaults.Add(f)
 		totalRequests.Add(r)
 		t.Logf("seed %d: %s", seed, p.Summary())
+		if file := os.Getenv("CHAOS_REPORT"); file != "" {
+			if out, err := os.OpenFile(file, os.O_APPEND|os.O_CREATE|os.O_WRONLY, 0o644); err == nil {
+				fmt.Fprintf(out, "%s faults=%d requests=%d failed=%v\n", t.Name(), f, r, t.Failed())
+				out.Close()
+			}
+		}
 	})
 	return p, m, store
 }
