@@ -39,6 +39,9 @@ func confinement(t *testing.T, mode string) {
 	const prefix = "in/"
 	srv, store := harness.NewServer(t)
 	outside := map[string]string{"in": "beside the prefix", "inside": "a sibling", "out/x": "elsewhere", "i": "short"}
+	if harness.Quirks().ObjectShadowsPrefix {
+		delete(outside, "in") // MinIO would then list nothing under in/ (docs/STORES.md)
+	}
 	for k, v := range outside {
 		_, err := store.Put(context.Background(), k, strings.NewReader(v), int64(len(v)), s3.WriteOptions{})
 		require.NoError(t, err)
@@ -57,8 +60,16 @@ func confinement(t *testing.T, mode string) {
 	if mode == "sync" {
 		args = append(args, "--sync-dir", syncDir, "--write-back-delay", "0")
 	}
-	m := harness.MountServer(t, p, store, harness.Options{Prefix: prefix, Args: args,
-		Env: []string{"AWS_SECRET_ACCESS_KEY=" + secret}})
+	// The embedded server checks no signature, so the mount can sign with a secret made for
+	// this test; a real store needs the real one, which is then what must not leak.
+	secret := secret
+	var env []string
+	if harness.ExternalURL() != "" {
+		secret = os.Getenv("AWS_SECRET_ACCESS_KEY")
+	} else {
+		env = []string{"AWS_SECRET_ACCESS_KEY=" + secret}
+	}
+	m := harness.MountServer(t, p, store, harness.Options{Prefix: prefix, Args: args, Env: env})
 
 	// Names at the edges.
 	long := strings.Repeat("n", 255)
