@@ -11,6 +11,7 @@ import (
 	"os"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 
@@ -134,4 +135,36 @@ func TestCreateMultipartLostAnswerLeavesNoUpload(t *testing.T) {
 	require.NoError(t, err)
 	require.Len(t, ups, 1, "only the upload the caller knows of is open: %v", ups)
 	require.Equal(t, id, ups[0].UploadID)
+}
+
+// An abort the store does not take (it is down) is retried in the background until it does,
+// so no upload stays open (the fault campaign found uploads left open after an outage).
+func TestAbortRetriedInTheBackground(t *testing.T) {
+	srv, err := embedded.Start(embedded.Options{Buckets: []string{testBucket}})
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = srv.Close() })
+	target, _ := url.Parse(srv.URL())
+	proxy := httputil.NewSingleHostReverseProxy(target)
+	var down atomic.Bool
+	front := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if down.Load() {
+			w.WriteHeader(http.StatusServiceUnavailable)
+			return
+		}
+		proxy.ServeHTTP(w, r)
+	}))
+	t.Cleanup(front.Close)
+	st, err := s3.NewSDKStore(context.Background(), s3.Config{
+		Bucket: testBucket, EndpointURL: front.URL, ForcePathStyle: true, StaticCredentials: embedded.Credentials, MaxAttempts: 1,
+	})
+	require.NoError(t, err)
+	id, err := st.CreateMultipart(context.Background(), "k", s3.WriteOptions{})
+	require.NoError(t, err)
+	down.Store(true)
+	require.Error(t, st.AbortMultipart(context.Background(), "k", id), "the store is down")
+	down.Store(false)
+	require.Eventually(t, func() bool {
+		ups, err := st.ListMultipartUploads(context.Background(), "")
+		return err == nil && len(ups) == 0
+	}, 10*time.Second, 100*time.Millisecond, "the abort was retried once the store was back")
 }

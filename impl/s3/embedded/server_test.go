@@ -240,3 +240,30 @@ func TestListSeeksToPrefixAndStopsAfterIt(t *testing.T) {
 	require.Empty(t, page.Objects)
 	require.Empty(t, page.NextContinuationToken)
 }
+
+// An upload whose body does not match the checksum or payload hash it was sent with is
+// refused, as S3 refuses it, and nothing is stored (the fault campaign found a corrupted
+// upload stored whole before the embedded server checked them).
+func TestDamagedUploadRefused(t *testing.T) {
+	srv, st := start(t, embedded.Options{Buckets: []string{"bkt"}})
+	defer srv.Close()
+	for _, h := range []struct{ name, value string }{
+		{"X-Amz-Checksum-Crc32c", "AAAAAA=="},
+		{"X-Amz-Content-Sha256", "0000000000000000000000000000000000000000000000000000000000000000"},
+		{"Content-MD5", "AAAAAAAAAAAAAAAAAAAAAA=="},
+	} {
+		req, err := http.NewRequest(http.MethodPut, srv.URL()+"/bkt/damaged", bytes.NewReader([]byte("the body as it arrived")))
+		require.NoError(t, err)
+		req.Header.Set(h.name, h.value)
+		resp, err := http.DefaultClient.Do(req)
+		require.NoError(t, err)
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		require.Equal(t, http.StatusBadRequest, resp.StatusCode, "%s: %s", h.name, body)
+		_, err = st.Head(context.Background(), "damaged")
+		require.ErrorIs(t, err, s3.ErrNotFound, "%s: nothing is stored", h.name)
+	}
+	// The same body with its right checksum is stored.
+	_, err := st.Put(context.Background(), "whole", bytes.NewReader([]byte("x")), 1, s3.WriteOptions{Checksum: "crc32c"})
+	require.NoError(t, err)
+}
