@@ -54,6 +54,12 @@ type crashRig struct {
 	dirName string             // the big directory's current name: "big" or "big2"
 	remote  int                // versions put by "another client"
 	rng     *rand.Rand
+	full    bool // check the big directory's files this cycle
+}
+
+// skip: p is in the big directory and this cycle does not check it.
+func (r *crashRig) skip(p string) bool {
+	return !r.full && (strings.HasPrefix(p, "big/") || strings.HasPrefix(p, "big2/"))
 }
 
 func (r *crashRig) mount() {
@@ -86,6 +92,7 @@ func TestCrashCycles(t *testing.T) {
 		r.model[p] = v
 	}
 	require.NoError(t, os.Mkdir(r.m.Path("w"), 0o755))
+	r.full = true
 	r.flushAndCheck(0, nil, nil)
 	for c := 1; c <= cycles; c++ {
 		kind := []string{"write-back", "dir-rename", "import", "conflict"}[r.rng.IntN(4)]
@@ -261,6 +268,9 @@ func (r *crashRig) cycle(t *testing.T, c int, kind string) {
 			delete(r.model, p)
 		}
 	}
+	// The big directory's files are read back only after the cycles that moved them, and every
+	// tenth: reading a thousand files each cycle would make a thousand cycles take hours.
+	r.full = kind == "dir-rename" || c%10 == 0
 	r.checkMount(t)
 	r.flushAndCheck(c, lost, conflicted)
 }
@@ -268,6 +278,9 @@ func (r *crashRig) cycle(t *testing.T, c int, kind string) {
 // checkMount: every path of the model shows its version.
 func (r *crashRig) checkMount(t *testing.T) {
 	for p, v := range r.model {
+		if r.skip(p) {
+			continue
+		}
 		b, err := os.ReadFile(r.m.Path(p))
 		require.NoError(t, err, "%s (closed as %s) after the remount", p, v)
 		got, verr := Verify(b)
@@ -302,6 +315,10 @@ func (r *crashRig) flushAndCheck(c int, lost map[Version]bool, conflicted map[st
 	// The bucket equals the mount for every model path, and holds nothing else (but markers).
 	objs := listKeys(t, r.store, "")
 	for p := range r.model {
+		if r.skip(p) {
+			seen[r.model[p]] = true
+			continue
+		}
 		b, err := getObject(context.Background(), r.store, p)
 		require.NoError(t, err, "%s in the bucket", p)
 		v, verr := Verify(b)
