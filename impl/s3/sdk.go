@@ -4,8 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"os"
+	"sync/atomic"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -16,6 +18,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/aws/smithy-go/middleware"
 )
 
 // Config selects the bucket and how to reach it. Zero values mean "the SDK's default".
@@ -137,12 +140,33 @@ func NewSDKStore(ctx context.Context, cfg Config) (*SDKStore, error) {
 		if cfg.UserAgent != "" {
 			o.APIOptions = append(o.APIOptions, awsmiddleware.AddUserAgentKey(cfg.UserAgent))
 		}
+		o.APIOptions = append(o.APIOptions, addAttemptCounter)
 	})
 	endpoint := cfg.EndpointURL
 	if endpoint == "" {
 		endpoint = "AWS S3 (" + awsCfg.Region + ")"
 	}
 	return &SDKStore{client: client, bucket: cfg.Bucket, endpoint: endpoint}, nil
+}
+
+// attemptsKey carries, in a call's context, the counter addAttemptCounter increments.
+type attemptsKey struct{}
+
+// withAttemptCount makes every HTTP attempt of the call made with the returned context count
+// in n: the retries inside the SDK included, whatever its result metadata says.
+func withAttemptCount(ctx context.Context, n *atomic.Int32) context.Context {
+	return context.WithValue(ctx, attemptsKey{}, n)
+}
+
+// addAttemptCounter adds, after the SDK's retry middleware, a step that runs once per attempt.
+func addAttemptCounter(stack *middleware.Stack) error {
+	return stack.Finalize.Add(middleware.FinalizeMiddlewareFunc("mount-s3-attempts",
+		func(ctx context.Context, in middleware.FinalizeInput, next middleware.FinalizeHandler) (middleware.FinalizeOutput, middleware.Metadata, error) {
+			if n, ok := ctx.Value(attemptsKey{}).(*atomic.Int32); ok {
+				n.Add(1)
+			}
+			return next.HandleFinalize(ctx, in)
+		}), middleware.After)
 }
 
 // newRetryer retries throttling (SlowDown), 5xx and connection errors with exponential
@@ -154,8 +178,19 @@ func newRetryer(maxAttempts int) aws.Retryer {
 		o.MaxAttempts = maxAttempts
 		o.MaxBackoff = maxBackoff
 		o.RateLimiter = ratelimit.None
-		o.Retryables = append(append([]retry.IsErrorRetryable(nil), o.Retryables...), retry.RetryableErrorCode{Codes: damagedInTransit})
+		o.Retryables = append(append([]retry.IsErrorRetryable(nil), o.Retryables...),
+			retry.RetryableErrorCode{Codes: damagedInTransit}, retry.IsErrorRetryableFunc(cutShort))
 	})
+}
+
+// cutShort: an answer whose body ended before its Content-Length (the connection dropped
+// mid-body). The SDK calls that a deserialization failure and gives up; it is a network fault
+// like any other, and the request is sent again.
+func cutShort(err error) aws.Ternary {
+	if errors.Is(err, io.ErrUnexpectedEOF) {
+		return aws.TrueTernary
+	}
+	return aws.UnknownTernary
 }
 
 // damagedInTransit are the codes of a request the store refused because its body did not

@@ -8,11 +8,11 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"sync/atomic"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	awsmiddleware "github.com/aws/aws-sdk-go-v2/aws/middleware"
-	"github.com/aws/aws-sdk-go-v2/aws/retry"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/aws-sdk-go-v2/service/s3/types"
 	smithyhttp "github.com/aws/smithy-go/transport/http"
@@ -37,15 +37,16 @@ func (s *SDKStore) CreateMultipart(ctx context.Context, key string, opts WriteOp
 		in.ChecksumAlgorithm = types.ChecksumAlgorithmCrc32c
 	}
 	start := time.Now()
-	out, err := s.client.CreateMultipartUpload(ctx, in)
+	var attempts atomic.Int32
+	out, err := s.client.CreateMultipartUpload(withAttemptCount(ctx, &attempts), in)
 	if err != nil {
 		err = mapError("CreateMultipartUpload", key, err)
-		if mayHaveCreated(err) {
+		if attempts.Load() > 0 && mayHaveCreated(err) {
 			s.sweepCreates(ctx, key, "", start, time.Now(), false)
 		}
 		return "", err
 	}
-	if res, ok := retry.GetAttemptResults(out.ResultMetadata); ok && len(res.Results) > 1 {
+	if attempts.Load() > 1 {
 		// An earlier attempt may have created an upload whose answer never came back.
 		s.sweepCreates(ctx, key, aws.ToString(out.UploadId), start, time.Now(), true)
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/pem"
 	"errors"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"net/http/httputil"
@@ -103,38 +104,48 @@ func writePEM(path string, srv *httptest.Server) error {
 }
 
 // A CreateMultipartUpload whose answer is lost (the store made the upload, then the
-// connection was reset) is retried; the upload the first attempt made is aborted, so none is
-// left open that nobody knows of.
+// connection was reset, or the answer's body was cut) is retried; the upload the first attempt
+// made is aborted, so none is left open that nobody knows of.
 func TestCreateMultipartLostAnswerLeavesNoUpload(t *testing.T) {
-	srv, err := embedded.Start(embedded.Options{Buckets: []string{testBucket}})
-	require.NoError(t, err)
-	t.Cleanup(func() { _ = srv.Close() })
-	target, _ := url.Parse(srv.URL())
-	proxy := httputil.NewSingleHostReverseProxy(target)
-	var lost atomic.Int32
-	front := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.Method == http.MethodPost && r.URL.Query().Has("uploads") && lost.Add(1) == 1 {
-			rec := httptest.NewRecorder()
-			proxy.ServeHTTP(rec, r) // the store makes the upload...
-			c, _, err := w.(http.Hijacker).Hijack()
+	for _, how := range []string{"reset", "cut body"} {
+		t.Run(how, func(t *testing.T) {
+			srv, err := embedded.Start(embedded.Options{Buckets: []string{testBucket}})
 			require.NoError(t, err)
-			c.Close() // ...and its answer never arrives
-			return
-		}
-		proxy.ServeHTTP(w, r)
-	}))
-	t.Cleanup(front.Close)
-	st, err := s3.NewSDKStore(context.Background(), s3.Config{
-		Bucket: testBucket, EndpointURL: front.URL, ForcePathStyle: true, StaticCredentials: embedded.Credentials,
-	})
-	require.NoError(t, err)
-	id, err := st.CreateMultipart(context.Background(), "k", s3.WriteOptions{})
-	require.NoError(t, err)
-	require.Equal(t, int32(2), lost.Load(), "the first attempt's answer was lost and it was retried")
-	ups, err := st.ListMultipartUploads(context.Background(), "")
-	require.NoError(t, err)
-	require.Len(t, ups, 1, "only the upload the caller knows of is open: %v", ups)
-	require.Equal(t, id, ups[0].UploadID)
+			t.Cleanup(func() { _ = srv.Close() })
+			target, _ := url.Parse(srv.URL())
+			proxy := httputil.NewSingleHostReverseProxy(target)
+			var lost atomic.Int32
+			front := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				if r.Method == http.MethodPost && r.URL.Query().Has("uploads") && lost.Add(1) == 1 {
+					rec := httptest.NewRecorder()
+					proxy.ServeHTTP(rec, r) // the store makes the upload...
+					if how == "cut body" {
+						w.Header().Set("Content-Length", fmt.Sprint(rec.Body.Len()))
+						w.WriteHeader(rec.Code)
+						w.Write(rec.Body.Bytes()[:rec.Body.Len()/2])
+						w.(http.Flusher).Flush()
+					}
+					c, _, err := w.(http.Hijacker).Hijack()
+					require.NoError(t, err)
+					c.Close() // ...and its answer never arrives whole
+					return
+				}
+				proxy.ServeHTTP(w, r)
+			}))
+			t.Cleanup(front.Close)
+			st, err := s3.NewSDKStore(context.Background(), s3.Config{
+				Bucket: testBucket, EndpointURL: front.URL, ForcePathStyle: true, StaticCredentials: embedded.Credentials,
+			})
+			require.NoError(t, err)
+			id, err := st.CreateMultipart(context.Background(), "d/k", s3.WriteOptions{})
+			require.NoError(t, err)
+			require.Equal(t, int32(2), lost.Load(), "the first attempt's answer was lost and it was retried")
+			ups, err := st.ListMultipartUploads(context.Background(), "")
+			require.NoError(t, err)
+			require.Len(t, ups, 1, "only the upload the caller knows of is open: %v", ups)
+			require.Equal(t, id, ups[0].UploadID)
+		})
+	}
 }
 
 // An abort the store does not take (it is down) is retried in the background until it does,
