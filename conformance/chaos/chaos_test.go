@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"math/rand/v2"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -102,6 +103,9 @@ func TestChaos(t *testing.T) {
 
 // start puts a fault proxy with seed in front of a fresh server and bucket, and mounts through
 // it with faults off (start-up checks fail fast by design); the caller turns them on.
+// pprofAddrs maps each chaos mount to its profile endpoint, for a goroutine dump when it hangs.
+var pprofAddrs sync.Map
+
 func start(t *testing.T, seed uint64, args ...string) (*Proxy, *harness.Mount, s3.Store) {
 	srv, store := harness.NewServer(t)
 	rates := DefaultRates
@@ -114,7 +118,9 @@ func start(t *testing.T, seed uint64, args ...string) (*Proxy, *harness.Mount, s
 	require.NoError(t, err)
 	t.Cleanup(func() { p.Close() })
 	p.SetFaults(false)
-	m := harness.MountServer(t, p, store, harness.Options{Args: args})
+	addr := freeAddr(t)
+	m := harness.MountServer(t, p, store, harness.Options{Args: args, Env: []string{"MOUNT_S3_PPROF=" + addr}})
+	pprofAddrs.Store(m, addr)
 	t.Cleanup(func() {
 		f, r := p.Total()
 		totalFaults.Add(f)
@@ -399,11 +405,14 @@ func runSync(t *testing.T, seed uint64, dur, down time.Duration) {
 	var out []byte
 	var err error
 	for deadline := time.Now().Add(3 * time.Minute); time.Now().Before(deadline); time.Sleep(time.Second) {
-		if out, err = exec.Command(harness.Binary(t), "sync", "--flush", m.Dir).CombinedOutput(); err == nil {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+		out, err = exec.CommandContext(ctx, harness.Binary(t), "sync", "--flush", m.Dir).CombinedOutput()
+		cancel()
+		if err == nil || ctx.Err() != nil {
 			break
 		}
 	}
-	require.NoError(t, err, "flush after the faults stopped: %s\n%s", out, m.Logs())
+	require.NoError(t, err, "flush after the faults stopped: %s\n%s\n%s", out, tail(m.Logs()), goroutineDump(m))
 
 	want := map[string]Version{}
 	for _, model := range models {
@@ -558,4 +567,19 @@ func readWhole(path string) (b []byte, truncated bool, err error) {
 		return b, true, nil
 	}
 	return b, false, nil
+}
+
+// goroutineDump is the mount's goroutines, from its profile endpoint, for a hang.
+func goroutineDump(m *harness.Mount) string {
+	addr, ok := pprofAddrs.Load(m)
+	if !ok {
+		return ""
+	}
+	resp, err := http.Get("http://" + addr.(string) + "/debug/pprof/goroutine?debug=1")
+	if err != nil {
+		return err.Error()
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return "mount goroutines:\n" + string(b)
 }
