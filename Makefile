@@ -106,4 +106,5 @@ crash:
 .PHONY: soak
 soak: build
 	SOAK_DURATION=$(SOAK) SOAK_REPORT=$(CURDIR)/soak-report.txt MOUNT_S3_BIN=$(CURDIR)/$(BIN)/mount-s3 MOUNT_S3_REQUIRE_FUSE=1 \
+	MOUNT_S3_KNOWN_BUGS=$(KNOWN_BUGS) \
 	$(GO) test -count=1 -timeout 0 -v -run 'TestSoak' ./conformance/chaos

@@ -107,7 +107,9 @@ func TestSyncRemoteChanges(t *testing.T) {
 // mount's invalidations (at the change, and before a read handle is given out after one) did
 // not make it go away; it shows too rarely to tell whether they made it rarer. Suspects: a
 // kernel attribute reply that raced the change, or a read handle that meets the new version's
-// data while it is still being filled. Skipped unless MOUNT_S3_KNOWN_BUGS=1.
+// data while it is still being filled. The soak test (make soak) shows the same without any
+// remote change: about 4 in 21,000 reads of files closed moments before (some just renamed)
+// returned nothing or a prefix. Skipped unless MOUNT_S3_KNOWN_BUGS=1.
 func TestSyncRemoteChangeReadsWhole(t *testing.T) {
 	if os.Getenv("MOUNT_S3_KNOWN_BUGS") != "1" {
 		t.Skip("known bug (see the comment): set MOUNT_S3_KNOWN_BUGS=1 to reproduce")
