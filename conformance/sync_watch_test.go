@@ -104,8 +104,8 @@ func TestSyncRemoteChanges(t *testing.T) {
 // C2: right after a remote change replaced a file, a read of it must return one version whole,
 // the old or the new. KNOWN BUG, found by this test: a read that races the change returns the
 // new bytes cut at the old size, about once in six runs (once in 5 rounds of 300 reads). The
-// mount's invalidations (at the change, and before a read handle is given out after one) did
-// not make it go away; it shows too rarely to tell whether they made it rarer. Suspects: a
+// mount's invalidation when the watcher applies the change (and one tried before each read
+// open, since removed) did not make it go away; it shows too rarely to tell whether they made it rarer. Suspects: a
 // kernel attribute reply that raced the change, or a read handle that meets the new version's
 // data while it is still being filled. The soak test (make soak) shows the same without any
 // remote change: about 4 in 21,000 reads of files closed moments before (some just renamed)

@@ -48,9 +48,6 @@ func (f *FS) Open(ctx context.Context, id fs.InodeID, flags fs.OpenFlags, pid ui
 	}
 	h := &fileHandle{ino: id, path: path, write: flags.Write}
 	if !flags.Write && !flags.Trunc {
-		// Once the handle holds its version: a remote change may land between the Stat above
-		// and the handle's open.
-		defer f.refreshKernel(id, path)
 		h.local, err = f.layer.OpenRead(path)
 		if errors.Is(err, local.ErrNoData) && info.State.Data == syncrule.LocalData {
 			// A remote change (C2) dropped the data after the Stat: take the new version.

@@ -85,34 +85,12 @@ func (f *FS) SetInvalidator(fn func(fs.InodeID)) {
 	f.invalidate = fn
 }
 
-// refreshKernel makes the kernel drop what it cached of id before a read handle is given out,
-// when a remote change replaced the file (C2) lately or its size is not the one the kernel was
-// last told: the kernel stops reads at the size it has cached, so the new bytes would be cut
-// at the old size. "Lately" is two attribute timeouts: what the kernel cached before the
-// change has expired by then, whatever raced the change's own notification.
-func (f *FS) refreshKernel(id fs.InodeID, path string) {
-	info, err := f.layer.Stat(path)
-	if err != nil {
-		return
-	}
-	f.mu.Lock()
-	in, invalidate := f.byID[id], f.invalidate
-	stale := in != nil && (int64(in.last.Size) != info.State.Size || f.cfg.Clock.Now().Before(in.changedAt.Add(2*f.cfg.AttrTTL)))
-	f.mu.Unlock()
-	if stale && invalidate != nil {
-		invalidate(id)
-	}
-}
-
 // RemoteChanged is told of each path a remote change replaced or removed (C2): the kernel may
 // still hold the old size and pages for the attribute timeout, and a reader would then get the
 // new bytes cut at the old size, or the old pages.
 func (f *FS) RemoteChanged(path string) {
 	f.mu.Lock()
 	in, invalidate := f.byPath[path], f.invalidate
-	if in != nil {
-		in.changedAt = f.cfg.Clock.Now()
-	}
 	f.mu.Unlock()
 	if in != nil && invalidate != nil {
 		invalidate(in.id)
@@ -127,8 +105,6 @@ type inode struct {
 	lookups  uint64
 	unlinked bool
 	last     fs.Attr
-	// changedAt is when a remote change last replaced the file (RemoteChanged).
-	changedAt time.Time
 }
 
 // New returns the file system over cfg.Layer.
