@@ -102,18 +102,13 @@ func TestSyncRemoteChanges(t *testing.T) {
 }
 
 // C2: right after a remote change replaced a file, a read of it must return one version whole,
-// the old or the new. KNOWN BUG, found by this test: a read that races the change returns the
-// new bytes cut at the old size, about once in six runs (once in 5 rounds of 300 reads). The
-// mount's invalidation when the watcher applies the change (and one tried before each read
-// open, since removed) did not make it go away; it shows too rarely to tell whether they made it rarer. Suspects: a
-// kernel attribute reply that raced the change, or a read handle that meets the new version's
-// data while it is still being filled. The soak test (make soak) shows the same without any
-// remote change: about 4 in 21,000 reads of files closed moments before (some just renamed)
-// returned nothing or a prefix. Skipped unless MOUNT_S3_KNOWN_BUGS=1.
+// the old or the new. Found by this test: a read that raced the change returned the new bytes
+// cut at the old size, about once in six runs, for two reasons. An open took the file's size
+// and its version in two reads of the layer, with the change between them; and the kernel
+// reads a cached file only up to the size it holds, which it keeps until the watcher's
+// invalidation lands. An open now takes both in one read, and a handle whose size differs from
+// the one the kernel was last told reads without the kernel's cache.
 func TestSyncRemoteChangeReadsWhole(t *testing.T) {
-	if os.Getenv("MOUNT_S3_KNOWN_BUGS") != "1" {
-		t.Skip("known bug (see the comment): set MOUNT_S3_KNOWN_BUGS=1 to reproduce")
-	}
 	torn := 0
 	srv, store := harness.NewServer(t)
 	ctx := context.Background()

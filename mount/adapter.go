@@ -58,6 +58,13 @@ type FileSystem interface {
 	Unsupported(op string) error
 }
 
+// DirectHandles is implemented by a core that may ask for a handle it opened to be read
+// without the kernel's page cache, for instance because the kernel may hold a stale size for
+// the file and would cut reads at it.
+type DirectHandles interface {
+	DirectIO(h fs.HandleID) bool
+}
+
 // adapter implements fuseutil.FileSystem over a FileSystem. Operations it does not implement
 // answer ENOSYS through the embedded NotImplementedFileSystem.
 type adapter struct {
@@ -245,6 +252,9 @@ func (a *adapter) OpenFile(ctx context.Context, op *fuseops.OpenFileOp) error {
 	}
 	op.Handle = fuseops.HandleID(h)
 	op.UseDirectIO = flags.Direct || a.directReads && !flags.Write
+	if d, ok := a.fs.(DirectHandles); ok && d.DirectIO(h) {
+		op.UseDirectIO = true
+	}
 	return nil
 }
 

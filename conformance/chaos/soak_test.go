@@ -121,8 +121,8 @@ func soak(t *testing.T, mode string, dur time.Duration) {
 	<-sampled
 	g1, fd1 := idleCounts(t, pprofAddr, m.Pid())
 
-	report := fmt.Sprintf("soak %s, %v, %d readers, %d writers: peak RSS %d MiB (--memory-target %d MiB); goroutines %d -> %d, fds %d -> %d (idle, before and after); %d reads stopped short (known bug)\n%s",
-		mode, dur, soakReaders, soakWriters, peak>>20, soakMemoryTarget, g0, g1, fd0, fd1, short.Swap(0), lat.report())
+	report := fmt.Sprintf("soak %s, %v, %d readers, %d writers: peak RSS %d MiB (--memory-target %d MiB); goroutines %d -> %d, fds %d -> %d (idle, before and after)\n%s",
+		mode, dur, soakReaders, soakWriters, peak>>20, soakMemoryTarget, g0, g1, fd0, fd1, lat.report())
 	t.Log(report)
 	if f := os.Getenv("SOAK_REPORT"); f != "" {
 		if out, err := os.OpenFile(f, os.O_APPEND|os.O_CREATE|os.O_WRONLY, 0o644); err == nil {
@@ -160,9 +160,6 @@ func idleCounts(t *testing.T, addr string, pid int) (g, fd int) {
 // soakSeq numbers the files of every round, so that no round creates a name an earlier one made.
 var soakSeq atomic.Int64
 
-// short counts reads that stopped short at a stale size (a known bug; without
-// MOUNT_S3_KNOWN_BUGS=1 they are reported, not failed).
-var short atomic.Int64
 
 func soakRound(t *testing.T, m *harness.Mount, mode string, dur time.Duration, lat *latencies) []string {
 	var mu sync.Mutex
@@ -261,12 +258,6 @@ func soakRound(t *testing.T, m *harness.Mount, mode string, dur time.Duration, l
 						fail("read %s: %v", path, err)
 					case err == nil:
 						if _, verr := Verify(b); verr != nil {
-							if VerifyPrefix(b) && !knownBugs() {
-								// KNOWN BUG (sync mode): a read of a file closed moments ago can
-								// stop short at a stale size; see TestSyncRemoteChangeReadsWhole.
-								short.Add(1)
-								continue
-							}
 							fail("read %s: %v", path, verr)
 						}
 					}

@@ -27,6 +27,9 @@ type fileHandle struct {
 	key    string       // where remote reads from
 	// retired are readers replaced by readRemote, closed at release. GUARDED_BY(mu)
 	retired []*read.Reader
+	// direct: the kernel may hold another size for the file than the one this handle reads
+	// (see staleSize), so its reads bypass the kernel's cache, which cuts them at that size.
+	direct bool
 }
 
 // Open opens a file. A file opened for writing has its bytes brought into the local layer
@@ -47,6 +50,9 @@ func (f *FS) Open(ctx context.Context, id fs.InodeID, flags fs.OpenFlags, pid ui
 		return 0, &fs.Error{Op: "open", Path: path, Code: fs.CodeInvalid, Err: errors.New("is a symbolic link")}
 	}
 	h := &fileHandle{ino: id, path: path, write: flags.Write}
+	if flags.Trunc {
+		f.toldSize(id, 0) // the kernel sets the size to 0 itself when the open returns
+	}
 	if !flags.Write && !flags.Trunc {
 		h.local, err = f.layer.OpenRead(path)
 		if errors.Is(err, local.ErrNoData) && info.State.Data == syncrule.LocalData {
@@ -58,11 +64,14 @@ func (f *FS) Open(ctx context.Context, id fs.InodeID, flags fs.OpenFlags, pid ui
 		if h.local == nil && info.State.Data != syncrule.LocalData && f.cfg.Importer != nil {
 			// The bytes are in the bucket, at the file's key or, right after a rename, still at
 			// the key the rename's copy reads from (Y9).
-			key, v, err := f.layer.RemoteSource(path)
+			// Key, version and size come from one read: the Stat above may be older than a
+			// remote change, and the new version's bytes read up to the old size are torn.
+			src, err := f.layer.RemoteSource(path)
 			if err != nil {
 				return 0, localError("open", path, err)
 			}
-			h.remote, h.key = read.NewReader(f.cfg.Read, key, v.ETag, info.State.Size), key
+			h.remote, h.key = read.NewReader(f.cfg.Read, src.Key, src.Version.ETag, src.Size), src.Key
+			h.direct = f.staleSize(id, src.Size)
 			return f.addHandle(h), nil
 		}
 		if h.local == nil {
@@ -74,6 +83,7 @@ func (f *FS) Open(ctx context.Context, id fs.InodeID, flags fs.OpenFlags, pid ui
 		if err := f.layer.Touch(path, f.cfg.Clock.Now()); err != nil {
 			f.log.Warn("recording a read for expiry failed", "path", "/"+path, "error", err.Error())
 		}
+		h.direct = f.staleSize(id, info.Size)
 		return f.addHandle(h), nil
 	}
 	if h.local, err = f.beginWrite(ctx, "open", path, info); err != nil {
@@ -180,8 +190,49 @@ func (f *FS) Write(ctx context.Context, h fs.HandleID, off int64, data []byte) e
 	if !fh.write || fh.local == nil {
 		return &fs.Error{Op: "write", Path: fh.path, Code: fs.CodeBadHandle, Err: errors.New("not open for writing")}
 	}
-	_, err := fh.local.WriteAt(data, off)
+	n, err := fh.local.WriteAt(data, off)
+	if n > 0 {
+		f.grewTo(fh.ino, off+int64(n)) // the kernel extends its size by the write it sent
+	}
 	return localError("write", fh.path, err)
+}
+
+// DirectIO reports whether the kernel should read handle h without its cache (mount's
+// DirectHandles).
+func (f *FS) DirectIO(h fs.HandleID) bool {
+	fh, ok := f.handle(h).(*fileHandle)
+	return ok && fh.direct
+}
+
+// staleSize reports whether the size the kernel was last told for id differs from size, the
+// size of the version an open is about to read. The kernel reads a cached file only up to
+// the size it holds, until its attributes expire or are invalidated: right after a remote
+// change (C2) replaced the file, an open that meets the new version before the kernel has
+// dropped the old size would read the new bytes cut at the old size.
+func (f *FS) staleSize(id fs.InodeID, size int64) bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	in := f.byID[id]
+	return in != nil && in.last.Size != uint64(size)
+}
+
+// toldSize records that the kernel now holds size for id.
+func (f *FS) toldSize(id fs.InodeID, size uint64) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if in := f.byID[id]; in != nil {
+		in.last.Size = size
+	}
+}
+
+// grewTo records a write through the kernel that ended at end: the kernel extends the size it
+// holds to at least end.
+func (f *FS) grewTo(id fs.InodeID, end int64) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if in := f.byID[id]; in != nil && uint64(end) > in.last.Size {
+		in.last.Size = uint64(end)
+	}
 }
 
 // Flush is close(2): the file's data and record are durable when it returns (Y4), and the
@@ -253,16 +304,15 @@ func (f *FS) readRemote(ctx context.Context, fh *fileHandle, dst []byte, off int
 	if perr != nil {
 		return n, err
 	}
-	info, serr := f.layer.Stat(path)
-	newKey, v, rerr := f.layer.RemoteSource(path)
-	if serr != nil || rerr != nil || newKey == key {
+	src, rerr := f.layer.RemoteSource(path)
+	if rerr != nil || src.Key == key {
 		return n, err
 	}
 	fh.mu.Lock()
 	if fh.remote == r {
 		// The old reader may be in use by a concurrent read: it is closed at release.
 		fh.retired = append(fh.retired, r)
-		fh.remote, fh.key = read.NewReader(f.cfg.Read, newKey, v.ETag, info.State.Size), newKey
+		fh.remote, fh.key = read.NewReader(f.cfg.Read, src.Key, src.Version.ETag, src.Size), src.Key
 	}
 	r = fh.remote
 	fh.mu.Unlock()

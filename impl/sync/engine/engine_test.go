@@ -648,3 +648,52 @@ func TestMetadataOnlyChangeIsACopy(t *testing.T) {
 	require.Equal(t, "same bytes", body)
 	v.requireSynced()
 }
+
+// A file renamed over one whose upload is running takes over that upload's state (its record
+// continues the replaced one's, so that its own upload's precondition is what the bucket
+// holds): the upload's result must reach it, or it waits for ever and every flush hangs.
+func TestRenameOverFileWhoseUploadIsInFlight(t *testing.T) {
+	for _, srcFlushed := range []bool{false, true} {
+		t.Run(fmt.Sprintf("source in bucket %v", srcFlushed), func(t *testing.T) {
+			v := newEnv(t)
+			bs := &blockingStore{Store: v.store, started: make(chan string, 1), release: make(chan struct{})}
+			v.start(bs, nil)
+			if srcFlushed {
+				v.write("a", "source")
+				v.flush()
+			}
+			v.write("b", "replaced")
+			bs.armed.Store(true)
+			v.clk.Advance(window)
+			v.e.Notify()
+			select {
+			case key := <-bs.started:
+				require.Equal(t, "b", key)
+			case <-time.After(10 * time.Second):
+				t.Fatal("upload did not start")
+			}
+			if !srcFlushed {
+				v.write("a", "source")
+			}
+			require.NoError(t, v.layer.Rename("a", "b"))
+			close(bs.release)
+			v.settle()
+
+			ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+			defer cancel()
+			go func() {
+				for ctx.Err() == nil {
+					v.clk.Advance(window)
+					v.e.Notify()
+					time.Sleep(5 * time.Millisecond)
+				}
+			}()
+			require.NoError(t, v.e.Flush(ctx), "flush after a rename over an uploading file")
+			require.Equal(t, []string{"b"}, v.keys())
+			body, _ := v.object("b")
+			require.Equal(t, "source", body)
+			require.Zero(t, v.e.Stats().Conflicts, "the replaced file's own upload is no conflict")
+			v.requireSynced()
+		})
+	}
+}

@@ -198,10 +198,15 @@ func (e *Engine) uploaded(ctx context.Context, op local.Op, before local.Info, o
 	}
 	e.log.Printf("sync: uploaded /%s (%d bytes, generation %d) to %s, etag %s", op.Path, size, op.Gen, op.Key, v.ETag)
 	if after, err := e.cfg.Layer.Stat(op.Path); err == nil && before.ID != 0 && after.ID != before.ID {
-		// The file was renamed away and another took its path: the result is not the
-		// new file's. The old file's rename finds our object via supersede.
+		// Another file took the path. If it replaced the uploading one by a rename, its
+		// record continues the replaced one's state (moveTx), this upload included: it
+		// must learn the version, which is now what the bucket holds at its key and the
+		// precondition of its own upload; without it the record waits for ever. If the
+		// uploading file was renamed away, its rename finds our object via supersede.
 		e.supersede(op.Key, op.Base, v)
-		return e.done(op, result{})
+		if s := after.State; s.InFlight != syncrule.OpUpload || s.InFlightGen != op.Gen {
+			return e.done(op, result{})
+		}
 	}
 	res, err := e.cfg.Layer.Apply(op.Path, syncrule.UploadSucceeded{Gen: op.Gen, Version: v}, e.cfg.Params)
 	if errors.Is(err, local.ErrNotFound) {

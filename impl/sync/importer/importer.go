@@ -373,10 +373,11 @@ func (im *Importer) committer() {
 // refetch reads what the bucket holds at path's key now, applies it to the layer as a remote
 // change, and fetches the new version's data if the file is still there.
 func (im *Importer) refetch(ctx context.Context, path string) error {
-	key, _, err := im.cfg.Layer.RemoteSource(path)
+	src, err := im.cfg.Layer.RemoteSource(path)
 	if err != nil {
 		return err
 	}
+	key := src.Key
 	params := syncrule.Params{ImportThreshold: im.cfg.Threshold}
 	obj, err := im.cfg.Store.Head(ctx, key)
 	switch {
@@ -400,13 +401,14 @@ func (im *Importer) refetch(ctx context.Context, path string) error {
 
 func (im *Importer) get(ctx context.Context, path string, v syncrule.Version, size int64) error {
 	// A file renamed before its rename's copy ran is still at the source key (Y9).
-	key, src, err := im.cfg.Layer.RemoteSource(path)
+	src, err := im.cfg.Layer.RemoteSource(path)
 	if err != nil {
 		return fmt.Errorf("fetch /%s: %w", path, err)
 	}
-	if !src.Same(v) {
-		return fmt.Errorf("fetch /%s: the file changed since it was listed (%s, now %s)", path, v.ETag, src.ETag)
+	if !src.Version.Same(v) {
+		return fmt.Errorf("fetch /%s: the file changed since it was listed (%s, now %s)", path, v.ETag, src.Version.ETag)
 	}
+	key := src.Key
 	body, info, err := im.cfg.Store.Get(ctx, key, 0, -1, v.ETag)
 	if err != nil {
 		if errors.Is(err, s3.ErrPreconditionFailed) {

@@ -162,15 +162,21 @@ func (l *Layer) mknode(op, path string, k Kind, a Attr, target string) (Info, er
 // mtime include writes not yet synced.
 func (l *Layer) Stat(path string) (Info, error) {
 	var r *record
+	// The open file is looked up under the same read lock as the record is read: a close
+	// commits the size to the record and then drops the open file, and a stat that read the
+	// record before the one and looked after the other answered the size before the writes,
+	// which the kernel believes (a reader of the file just closed then read a prefix).
+	l.filesMu.RLock()
 	err := l.view(func(tx *bolt.Tx) (err error) {
 		r, err = visibleRec(tx, path)
 		return err
 	})
 	if err != nil {
+		l.filesMu.RUnlock()
 		return Info{}, perr("stat", path, err)
 	}
 	info := r.info(path)
-	l.filesMu.RLock()
+	statHook()
 	f := l.files[r.ID]
 	l.filesMu.RUnlock()
 	if r.ID != 0 && f != nil {
@@ -183,6 +189,10 @@ func (l *Layer) Stat(path string) (Info, error) {
 	}
 	return info, nil
 }
+
+// statHook runs in Stat between reading the record and looking for the open file; tests use
+// it to widen that window.
+var statHook = func() {}
 
 // Lookup is Stat of name in directory dir.
 func (l *Layer) Lookup(dir, name string) (Info, error) {

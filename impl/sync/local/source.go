@@ -9,17 +9,27 @@ import (
 	"github.com/mount-s3/mount-s3/spec/syncrule"
 )
 
+// Source is where the bucket holds the bytes of a file whose data is not local, read in one
+// transaction with the file's size, so that a read never pairs one version's bytes with
+// another's size.
+type Source struct {
+	Key     string
+	Version syncrule.Version
+	Size    int64
+}
+
 // RemoteSource says where the bucket holds the bytes of the file at path, for a read or a
 // fetch of a file whose data is not local: its own key and base, or, while a rename's copy to
 // it has not run (PendingCopy), the key the copy reads from, following chained renames back to
 // the object that exists (mv a b; mv b c before any copy: the bytes are still at a).
-func (l *Layer) RemoteSource(path string) (key string, v syncrule.Version, err error) {
-	err = l.view(func(tx *bolt.Tx) error {
+func (l *Layer) RemoteSource(path string) (Source, error) {
+	var src Source
+	err := l.view(func(tx *bolt.Tx) error {
 		r, err := visibleRec(tx, path)
 		if err != nil {
 			return err
 		}
-		key, v = keyOf(l.opts.Prefix, r.Kind, path), r.State.Base
+		src = Source{Key: keyOf(l.opts.Prefix, r.Kind, path), Version: r.State.Base, Size: r.State.Size}
 		next := r.PendingCopy
 		for seen := 0; next != 0 && seen < 64; seen++ {
 			raw := tx.Bucket(bQueue).Get(u64(next))
@@ -30,14 +40,14 @@ func (l *Layer) RemoteSource(path string) (key string, v syncrule.Version, err e
 			if err := json.Unmarshal(raw, &op); err != nil {
 				return fmt.Errorf("%w: queue entry %d: %v", ErrCorrupt, next, err)
 			}
-			key = op.Key
+			src.Key = op.Key
 			if !op.Base.IsZero() {
-				v = op.Base
+				src.Version = op.Base
 				return nil
 			}
 			next = op.ChainOf
 		}
 		return nil
 	})
-	return key, v, perr("source", path, err)
+	return src, perr("source", path, err)
 }
