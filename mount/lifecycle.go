@@ -46,8 +46,9 @@ type Options struct {
 
 // Mounted is a live mount.
 type Mounted struct {
-	dir string
-	mfs *fuse.MountedFileSystem
+	dir      string
+	mfs      *fuse.MountedFileSystem
+	external bool // dir is /dev/fd/N (External)
 }
 
 // ErrBusy is returned by Unmount while files in the mount are open or a process has its
@@ -55,13 +56,20 @@ type Mounted struct {
 var ErrBusy = errors.New("mount is busy: files are open or a process is using it")
 
 // Mount mounts core at dir. It returns once the kernel has accepted the mount.
+//
+// dir may be /dev/fd/N: a FUSE connection the caller opened and mounted itself (Mountpoint's
+// Kubernetes CSI driver does so). The mount then serves that connection, never mounts or
+// unmounts anything, and ends when the caller unmounts.
 func Mount(dir string, core FileSystem, opts Options) (*Mounted, error) {
-	dir, err := filepath.Abs(dir)
-	if err != nil {
-		return nil, err
-	}
-	if mounted, err := IsMountPoint(dir); err == nil && mounted {
-		return nil, fmt.Errorf("mount point %s is already mounted", dir)
+	external := strings.HasPrefix(dir, "/dev/fd/")
+	if !external {
+		var err error
+		if dir, err = filepath.Abs(dir); err != nil {
+			return nil, err
+		}
+		if mounted, err := IsMountPoint(dir); err == nil && mounted {
+			return nil, fmt.Errorf("mount point %s is already mounted", dir)
+		}
 	}
 	logger := opts.Logger
 	if logger == nil {
@@ -109,11 +117,18 @@ func Mount(dir string, core FileSystem, opts Options) (*Mounted, error) {
 	if err != nil {
 		return nil, fmt.Errorf("mount %s: %w", dir, err)
 	}
-	return &Mounted{dir: dir, mfs: mfs}, nil
+	return &Mounted{dir: dir, mfs: mfs, external: external}, nil
 }
 
 // Dir returns the mount point.
 func (m *Mounted) Dir() string { return m.dir }
+
+// External reports whether the mount serves a /dev/fd/N connection that its caller mounted.
+func (m *Mounted) External() bool { return m.external }
+
+// ErrExternal is returned by Unmount of a mount on /dev/fd/N: the caller that mounted the
+// descriptor unmounts it.
+var ErrExternal = errors.New("the mount point is a FUSE descriptor its caller mounted; the caller unmounts it")
 
 // Join waits until the mount is unmounted (by Unmount, or by `umount` from outside).
 func (m *Mounted) Join(ctx context.Context) error { return m.mfs.Join(ctx) }
@@ -121,6 +136,9 @@ func (m *Mounted) Join(ctx context.Context) error { return m.mfs.Join(ctx) }
 // Unmount asks the kernel to unmount. It fails with ErrBusy while the mount is in use.
 // Root unmounts with umount(2) directly; other users go through fusermount.
 func (m *Mounted) Unmount() error {
+	if m.external {
+		return fmt.Errorf("unmount %s: %w", m.dir, ErrExternal)
+	}
 	err := syscall.Unmount(m.dir, 0)
 	if errors.Is(err, syscall.EPERM) {
 		err = fuse.Unmount(m.dir)

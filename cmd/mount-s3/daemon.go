@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"strconv"
 	"strings"
 	"syscall"
 )
@@ -16,7 +17,7 @@ const childEnv = "MOUNT_S3_DAEMON_READY_FD"
 // daemonize starts this program again in its own session and waits until it reports that the
 // mount is ready (exit 0) or why it failed (exit 1). Go cannot fork, so re-executing is the
 // way to detach.
-func daemonize(args []string) int {
+func daemonize(args []string, dir string) int {
 	r, w, err := os.Pipe()
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "error: %v\n", err)
@@ -33,9 +34,18 @@ func daemonize(args []string) int {
 		return 1
 	}
 	cmd := exec.Command(self, args...)
-	cmd.Env = append(os.Environ(), childEnv+"=3")
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = devnull, devnull, devnull
+	// The child gets the ready pipe at descriptor 3, or, when the mount point is /dev/fd/N, the
+	// FUSE connection at N (where its arguments say it is) and the pipe just after it.
 	cmd.ExtraFiles = []*os.File{w}
+	readyFD := 3
+	if fd, ok := fuseFD(dir); ok && fd >= 3 {
+		cmd.ExtraFiles = make([]*os.File, fd-3+2)
+		cmd.ExtraFiles[fd-3] = os.NewFile(uintptr(fd), "/dev/fuse")
+		cmd.ExtraFiles[fd-3+1] = w
+		readyFD = fd + 1
+	}
+	cmd.Env = append(os.Environ(), fmt.Sprintf("%s=%d", childEnv, readyFD))
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
 	if err := cmd.Start(); err != nil {
 		fmt.Fprintf(os.Stderr, "error: starting the mount process: %v\n", err)
@@ -62,7 +72,11 @@ func readyReporter() func(error) {
 	if os.Getenv(childEnv) == "" {
 		return func(error) {}
 	}
-	f := os.NewFile(3, "ready-pipe")
+	fd, err := strconv.Atoi(os.Getenv(childEnv))
+	if err != nil || fd < 3 {
+		return func(error) {}
+	}
+	f := os.NewFile(uintptr(fd), "ready-pipe")
 	done := false
 	return func(err error) {
 		if done || f == nil {

@@ -67,7 +67,7 @@ func run(args []string) int {
 		return 2
 	}
 	if !o.foreground && os.Getenv(childEnv) == "" {
-		return daemonize(args)
+		return daemonize(args, o.dir)
 	}
 	ready := readyReporter()
 	if err := serve(o, ready); err != nil {
@@ -99,6 +99,9 @@ func statusArgs(rest []string) bool {
 // checkMountDir refuses a mount point that does not exist, is not a directory, or is
 // already a mount point, before anything starts.
 func checkMountDir(dir string) error {
+	if fd, ok := fuseFD(dir); ok {
+		return checkFuseFD(fd)
+	}
 	abs, err := filepath.Abs(dir)
 	if err != nil {
 		return err
@@ -120,7 +123,7 @@ func checkMountDir(dir string) error {
 
 // serve builds the layers, mounts, reports readiness, and blocks until unmounted.
 func serve(o *options, ready func(error)) error {
-	logger, closeLog, err := newLogger(o)
+	logger, logTo, closeLog, err := newLogger(o)
 	if err != nil {
 		return err
 	}
@@ -130,6 +133,12 @@ func serve(o *options, ready func(error)) error {
 	cfg := s3.Config{
 		Bucket: o.bucket, Region: o.region, EndpointURL: o.endpointURL, ForcePathStyle: o.forcePathStyle,
 		Profile: o.profile, NoSignRequest: o.noSignRequest, CABundle: o.caBundle,
+		UserAgentPrefix: o.userAgentPrefix, RequesterPays: o.requesterPays, ExpectedBucketOwner: o.expectedBucketOwner,
+		DualStack: o.dualStack, Accelerate: o.transferAcceleration, BindInterfaces: o.bind,
+	}
+	if o.debugCRT {
+		// Its own handler: --debug-crt turns on the client's debug lines, not everyone's.
+		cfg.RequestLog = slog.New(slog.NewTextHandler(logTo, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	}
 	if o.embeddedStore != "" {
 		srv, err := embedded.Start(embedded.Options{Dir: o.embeddedStore, Buckets: []string{o.bucket}})
@@ -178,7 +187,7 @@ func serve(o *options, ready func(error)) error {
 			Read: readCfg,
 			Upload: write.Config{Budget: budget, PartSize: o.uploadPartSize(), MaxInFlight: o.requestsInFlight(), Options: s3.WriteOptions{
 				StorageClass: o.storageClass, SSE: o.sse, SSEKMSKeyID: o.sseKMSKeyID, Checksum: o.checksum(),
-			}},
+			}, InferContentType: o.inferContentType},
 		})
 		if err != nil {
 			return err
@@ -196,7 +205,7 @@ func serve(o *options, ready func(error)) error {
 	if err != nil {
 		return err
 	}
-	if o.autoUnmount {
+	if o.autoUnmount && !m.External() {
 		if err := startWatchdog(m.Dir()); err != nil {
 			m.Unmount()
 			return fmt.Errorf("--auto-unmount: %w", err)
@@ -204,16 +213,33 @@ func serve(o *options, ready func(error)) error {
 	}
 	logger.Info("mounted", "bucket", o.bucket, "prefix", o.prefix, "dir", m.Dir())
 	ready(nil)
-	go unmountOnSignal(m, logger)
-	return m.Join(ctx)
+	joinCtx, stop := context.WithCancel(ctx)
+	defer stop()
+	go unmountOnSignal(m, logger, stop)
+	err = m.Join(joinCtx)
+	if m.External() && joinCtx.Err() != nil {
+		return nil // stopped by a signal; the caller that mounted the descriptor unmounts
+	}
+	if err == nil {
+		logger.Info("unmounted", "dir", m.Dir())
+	}
+	return err
 }
 
 // unmountOnSignal unmounts on SIGINT or SIGTERM. A busy mount stays mounted and says so, as
 // umount(8) would; another signal tries again.
-func unmountOnSignal(m *mount.Mounted, logger *slog.Logger) {
+//
+// A mount served on /dev/fd/N was made by the caller, who also unmounts it: a signal then
+// stops serving (stop) and the process exits, as Mountpoint does under the CSI driver.
+func unmountOnSignal(m *mount.Mounted, logger *slog.Logger, stop func()) {
 	sigs := make(chan os.Signal, 1)
 	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP)
 	for sig := range sigs {
+		if m.External() {
+			logger.Info("signal received, stopping; the caller that mounted the descriptor unmounts it", "signal", sig.String(), "dir", m.Dir())
+			stop()
+			return
+		}
 		logger.Info("signal received, unmounting", "signal", sig.String())
 		err := m.Unmount()
 		if err == nil {
@@ -230,7 +256,7 @@ func unmountOnSignal(m *mount.Mounted, logger *slog.Logger) {
 
 // newLogger returns the process logger: stderr in the foreground, a file in --log-directory,
 // nothing with --no-log or in the background without a log directory.
-func newLogger(o *options) (*slog.Logger, func(), error) {
+func newLogger(o *options) (*slog.Logger, io.Writer, func(), error) {
 	level := slog.LevelInfo
 	if o.debug {
 		level = slog.LevelDebug
@@ -241,18 +267,18 @@ func newLogger(o *options) (*slog.Logger, func(), error) {
 	case o.noLog:
 	case o.logDirectory != "":
 		if err := os.MkdirAll(o.logDirectory, 0o755); err != nil {
-			return nil, nil, fmt.Errorf("log directory: %w", err)
+			return nil, nil, nil, fmt.Errorf("log directory: %w", err)
 		}
 		name := filepath.Join(o.logDirectory, "mount-s3-"+time.Now().UTC().Format("20060102T150405Z")+".log")
 		f, err := os.OpenFile(name, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644)
 		if err != nil {
-			return nil, nil, fmt.Errorf("log directory: %w", err)
+			return nil, nil, nil, fmt.Errorf("log directory: %w", err)
 		}
 		w, closeFn = f, func() { f.Close() }
 	case o.foreground:
 		w = os.Stderr
 	}
-	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: level})), closeFn, nil
+	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: level})), w, closeFn, nil
 }
 
 // uploadPartSize is --write-part-size, else --part-size, else the default.
@@ -318,12 +344,12 @@ func withCaches(ctx context.Context, o *options, cfg s3.Config, store s3.Store) 
 		if err := blocks.CheckBucket(ctx); err != nil {
 			return nil, nil, fmt.Errorf("--cache-xz: %w", err)
 		}
-		shared := cache.NewShared(data, blocks, cache.SharedConfig{})
+		shared := cache.NewShared(data, blocks, cache.SharedConfig{BlockSize: o.cacheBlockSizeKiB << 10})
 		closers = append(closers, shared.Close)
 		data = shared
 	}
 	if o.cacheDir != "" {
-		disk, err := cache.NewDisk(data, cache.DiskConfig{Dir: o.cacheDir, MaxSize: o.maxCacheSizeMiB << 20})
+		disk, err := cache.NewDisk(data, cache.DiskConfig{Dir: o.cacheDir, MaxSize: o.maxCacheSizeMiB << 20, BlockSize: o.cacheBlockSizeKiB << 10})
 		if err != nil {
 			closeAll()
 			return nil, nil, fmt.Errorf("--cache %s: %w", o.cacheDir, err)

@@ -52,6 +52,16 @@ type options struct {
 	bucketWarningLimit          int64
 	watchOptions
 
+	// Mountpoint's client and bucket flags.
+	userAgentPrefix, expectedBucketOwner, bucketType string
+	requesterPays, inferContentType                  bool
+	dualStack, transferAcceleration                  bool
+	bind                                             []string
+	debugCRT, logMetrics, incrementalUpload          bool
+	cacheBlockSizeKiB                                int64
+	otlpEndpoint                                     string
+	otlpExportInterval                               time.Duration
+
 	help, version bool
 }
 
@@ -218,12 +228,64 @@ func flags() []flag {
 			o.negativeTTL, o.negativeTTLSet = d, true
 			return nil
 		}},
-		{name: "debug", help: "Log debug messages", apply: func(o *options, _ string) error { o.debug = true; return nil }},
+		{name: "debug", short: "d", help: "Log debug messages", apply: func(o *options, _ string) error { o.debug = true; return nil }},
 		{name: "debug-fuse", help: "Log every FUSE operation", apply: func(o *options, _ string) error { o.debugFUSE, o.debug = true, true; return nil }},
-		{name: "log-directory", value: "DIRECTORY", help: "Write logs to files in DIRECTORY", apply: func(o *options, v string) error { o.logDirectory = v; return nil }},
+		{name: "log-directory", short: "l", value: "DIRECTORY", help: "Write logs to files in DIRECTORY", apply: func(o *options, v string) error { o.logDirectory = v; return nil }},
 		{name: "no-log", help: "Write no logs", apply: func(o *options, _ string) error { o.noLog = true; return nil }},
 		{name: "fs-name", value: "NAME", help: "File system name shown in mount tables [default: mount-s3]", apply: func(o *options, v string) error { o.fsName = v; return nil }},
 		{name: "embedded-store", value: "DIR", help: "Serve the bucket from an in-process S3 store persisted in DIR (no cloud account needed)", apply: func(o *options, v string) error { o.embeddedStore = v; return nil }},
+		{name: "user-agent-prefix", value: "PREFIX", help: "String put before the User-Agent header of every S3 request", apply: func(o *options, v string) error { o.userAgentPrefix = v; return nil }},
+		{name: "requester-pays", help: "Set the 'x-amz-request-payer' to 'requester' on S3 requests", apply: func(o *options, _ string) error { o.requesterPays = true; return nil }},
+		{name: "expected-bucket-owner", value: "AWS_ACCOUNT_ID", help: "Account ID of the expected bucket owner; requests to a bucket another account owns fail with access denied", apply: func(o *options, v string) error {
+			if len(v) != 12 || strings.Trim(v, "0123456789") != "" {
+				return usagef("invalid value '%s' for '--expected-bucket-owner <AWS_ACCOUNT_ID>': expected a 12-digit account ID", v)
+			}
+			o.expectedBucketOwner = v
+			return nil
+		}},
+		{name: "bucket-type", value: "general-purpose|directory", help: "Type of S3 bucket [default: inferred from the bucket name]", apply: func(o *options, v string) error {
+			if v != "general-purpose" && v != "directory" {
+				return usagef("invalid value '%s' for '--bucket-type <BUCKET_TYPE>': expected general-purpose or directory", v)
+			}
+			o.bucketType = v
+			return nil
+		}},
+		{name: "infer-content-type", help: "Set the Content-Type of uploaded objects from the file name's extension", apply: func(o *options, _ string) error { o.inferContentType = true; return nil }},
+		{name: "dual-stack", help: "Use dual-stack (IPv4 and IPv6) endpoints when accessing S3", apply: func(o *options, _ string) error { o.dualStack = true; return nil }},
+		{name: "transfer-acceleration", help: "Use S3 Transfer Acceleration when accessing S3 (it must be enabled on the bucket)", apply: func(o *options, _ string) error { o.transferAcceleration = true; return nil }},
+		{name: "bind", value: "NETWORK_INTERFACE", help: "Network interface to send S3 requests through; repeat it to spread connections over several (needs Linux 5.7+ or root)", apply: func(o *options, v string) error {
+			if v == "" {
+				return usagef("invalid value '' for '--bind <NETWORK_INTERFACE>': expected an interface name")
+			}
+			o.bind = append(o.bind, v)
+			return nil
+		}},
+		{name: "debug-crt", help: "Log every S3 request attempt and the client's retry decisions (debug level)", apply: func(o *options, _ string) error { o.debugCRT = true; return nil }},
+		{name: "log-metrics", help: "Log a summary of the mount's metrics every few seconds", apply: func(o *options, _ string) error { o.logMetrics = true; return nil }},
+		{name: "otlp-endpoint", value: "ENDPOINT", help: "OTLP/HTTP endpoint to push metrics to (e.g. http://localhost:4318)", apply: func(o *options, v string) error {
+			if !strings.HasPrefix(v, "http://") && !strings.HasPrefix(v, "https://") {
+				return usagef("invalid value '%s' for '--otlp-endpoint <ENDPOINT>': expected an http:// or https:// URL", v)
+			}
+			o.otlpEndpoint = v
+			return nil
+		}},
+		{name: "otlp-export-interval", value: "SECONDS", help: "Interval between OTLP metric exports in seconds [default: 60]", apply: func(o *options, v string) error {
+			n, err := strconv.ParseUint(v, 10, 32)
+			if err != nil || n < 1 {
+				return usagef("invalid value '%s' for '--otlp-export-interval <SECONDS>': expected a whole number of seconds, at least 1", v)
+			}
+			o.otlpExportInterval = time.Duration(n) * time.Second
+			return nil
+		}},
+		{name: "incremental-upload", help: "Append to existing objects (S3 Express One Zone directory buckets only)", apply: func(o *options, _ string) error { o.incrementalUpload = true; return nil }},
+		{name: "cache-block-size", value: "KiB", help: "Size of a cache block in KiB [default: 1024]", apply: func(o *options, v string) error {
+			n, err := strconv.ParseInt(v, 10, 64)
+			if err != nil || n < 1 || n > 1<<20 {
+				return usagef("invalid value '%s' for '--cache-block-size <KiB>': expected a number of KiB from 1 to 1048576", v)
+			}
+			o.cacheBlockSizeKiB = n
+			return nil
+		}},
 		{name: "help", short: "h", help: "Print help", apply: func(o *options, _ string) error { o.help = true; return nil }},
 		{name: "version", short: "V", help: "Print version", apply: func(o *options, _ string) error { o.version = true; return nil }},
 	}, watchFlags()...)
@@ -310,6 +372,9 @@ func parseArgs(args []string) (*options, error) {
 	if o.sseKMSKeyID != "" && o.sse != "aws:kms" && o.sse != "aws:kms:dsse" {
 		return nil, usagef("'--sse-kms-key-id <KEY_ID>' needs '--sse aws:kms' or '--sse aws:kms:dsse'")
 	}
+	if err := o.checkClientFlags(); err != nil {
+		return nil, err
+	}
 	if o.maxCacheSizeMiB != 0 && o.cacheDir == "" {
 		return nil, usagef("'--max-cache-size <MiB>' needs '--cache <DIR>'")
 	}
@@ -334,6 +399,36 @@ func parseArgs(args []string) (*options, error) {
 		o.negativeTTL = o.metadataTTL
 	}
 	return o, nil
+}
+
+// checkClientFlags applies Mountpoint's conflicts between its client, logging and cache flags,
+// and refuses, with the reason, the ones that cannot apply to the buckets mount-s3 serves.
+func (o *options) checkClientFlags() error {
+	switch {
+	case o.allowOther && o.allowRoot:
+		return usagef("the argument '--allow-other' cannot be used with '--allow-root'")
+	case o.partSize != 0 && (o.readPartSize != 0 || o.writePartSize != 0):
+		return usagef("'--part-size' cannot be used with '--read-part-size' or '--write-part-size'")
+	case o.noLog && (o.logDirectory != "" || o.debug || o.debugCRT || o.logMetrics):
+		return usagef("'--no-log' cannot be used with '--log-directory', '--debug', '--debug-crt' or '--log-metrics'")
+	case o.otlpExportInterval != 0 && o.otlpEndpoint == "":
+		return usagef("'--otlp-export-interval <SECONDS>' needs '--otlp-endpoint <ENDPOINT>'")
+	case o.cacheBlockSizeKiB != 0 && o.cacheDir == "" && o.cacheXZ == "":
+		return usagef("'--cache-block-size <KiB>' needs '--cache <DIR>' or '--cache-xz <BUCKET>'")
+	case o.endpointURL != "" && o.transferAcceleration:
+		return usagef("'--transfer-acceleration' picks AWS's accelerate endpoint and cannot be used with '--endpoint-url'")
+	case o.endpointURL != "" && o.dualStack:
+		return usagef("'--dual-stack' picks AWS's dual-stack endpoint and cannot be used with '--endpoint-url'")
+	case o.forcePathStyle && o.transferAcceleration:
+		return usagef("'--transfer-acceleration' needs virtual-host addressing and cannot be used with '--force-path-style'")
+	case o.bucketType == "directory" || o.bucketType == "" && strings.HasSuffix(o.bucket, "--x-s3"):
+		return usagef("bucket %s is an S3 Express One Zone directory bucket, which mount-s3 does not serve (it needs session-based authentication); mount a general-purpose bucket", o.bucket)
+	case o.autoUnmount && strings.HasPrefix(o.dir, "/dev/fd/"):
+		return usagef("'--auto-unmount' cannot be used with a /dev/fd/N mount point: the caller that mounted the descriptor unmounts it")
+	case o.incrementalUpload:
+		return usagef("'--incremental-upload' appends to objects only in S3 Express One Zone directory buckets, which mount-s3 does not serve; use '--sync-dir <DIR>' for appends and edits in place")
+	}
+	return nil
 }
 
 // setBucket accepts a bucket name or s3://bucket/prefix/ (K8).

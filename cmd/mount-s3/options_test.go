@@ -114,14 +114,14 @@ func TestParseArgs(t *testing.T) {
 			want: parsed("b", "/mnt", func(o *options) {
 				o.profile, o.caBundle, o.debug, o.logDirectory, o.fsName = "dev", "/ca.pem", true, "/var/log/m", "s3fs"
 			})},
-		{name: "--debug-fuse implies --debug", args: []string{"--debug-fuse", "--no-log", "b", "/mnt"},
-			want: parsed("b", "/mnt", func(o *options) { o.debugFUSE, o.debug, o.noLog = true, true, true })},
+		{name: "--debug-fuse implies --debug", args: []string{"--debug-fuse", "b", "/mnt"},
+			want: parsed("b", "/mnt", func(o *options) { o.debugFUSE, o.debug = true, true })},
 		{name: "--embedded-store", args: []string{"--embedded-store", "/var/lib/s3", "b", "/mnt"},
 			want: parsed("b", "/mnt", func(o *options) { o.embeddedStore = "/var/lib/s3" })},
 		{name: "-f", args: []string{"-f", "b", "/mnt"}, want: parsed("b", "/mnt", func(o *options) { o.foreground = true })},
 		{name: "--foreground after", args: []string{"b", "/mnt", "--foreground"}, want: parsed("b", "/mnt", func(o *options) { o.foreground = true })},
-		{name: "allow flags", args: []string{"--allow-other", "--allow-root", "--auto-unmount", "b", "/mnt"},
-			want: parsed("b", "/mnt", func(o *options) { o.allowOther, o.allowRoot, o.autoUnmount = true, true, true })},
+		{name: "allow flags", args: []string{"--allow-other", "--auto-unmount", "b", "/mnt"},
+			want: parsed("b", "/mnt", func(o *options) { o.allowOther, o.autoUnmount = true, true })},
 		{name: "-- ends the flags", args: []string{"--read-only", "--", "b", "/mnt"}, want: parsed("b", "/mnt", func(o *options) { o.readOnly = true })},
 
 		// -o, the /etc/fstab form.
@@ -316,5 +316,76 @@ func TestCacheMetadataTTL(t *testing.T) {
 	}
 	if _, err := parseArgs([]string{"--max-cache-size", "10", "b", "/mnt"}); err == nil {
 		t.Fatal("--max-cache-size without --cache accepted")
+	}
+}
+
+// Every Mountpoint flag is accepted with Mountpoint's name and value form, on the command line
+// and as an fstab `-o` option, and sets what it says; the ones that cannot apply fail with
+// one line that says why.
+func TestMountpointFlags(t *testing.T) {
+	tests := []struct {
+		cli   []string // the command-line form
+		fstab string   // the same as an -o option
+		check func(o *options) bool
+	}{
+		{[]string{"--user-agent-prefix", "csi/1.0"}, "user-agent-prefix=csi/1.0", func(o *options) bool { return o.userAgentPrefix == "csi/1.0" }},
+		{[]string{"--requester-pays"}, "requester-pays", func(o *options) bool { return o.requesterPays }},
+		{[]string{"--expected-bucket-owner", "111122223333"}, "expected-bucket-owner=111122223333", func(o *options) bool { return o.expectedBucketOwner == "111122223333" }},
+		{[]string{"--bucket-type", "general-purpose"}, "bucket-type=general-purpose", func(o *options) bool { return o.bucketType == "general-purpose" }},
+		{[]string{"--infer-content-type"}, "infer-content-type", func(o *options) bool { return o.inferContentType }},
+		{[]string{"--dual-stack"}, "dual-stack", func(o *options) bool { return o.dualStack }},
+		{[]string{"--transfer-acceleration"}, "transfer-acceleration", func(o *options) bool { return o.transferAcceleration }},
+		{[]string{"--bind", "eth0", "--bind", "eth1"}, "bind=eth0,bind=eth1", func(o *options) bool { return reflect.DeepEqual(o.bind, []string{"eth0", "eth1"}) }},
+		{[]string{"--debug-crt"}, "debug-crt", func(o *options) bool { return o.debugCRT }},
+		{[]string{"--log-metrics"}, "log-metrics", func(o *options) bool { return o.logMetrics }},
+		{[]string{"--otlp-endpoint", "http://127.0.0.1:4318"}, "otlp-endpoint=http://127.0.0.1:4318", func(o *options) bool { return o.otlpEndpoint == "http://127.0.0.1:4318" }},
+		{[]string{"--otlp-endpoint", "http://h:4318", "--otlp-export-interval", "5"}, "otlp-endpoint=http://h:4318,otlp-export-interval=5", func(o *options) bool { return o.otlpExportInterval == 5*time.Second }},
+		{[]string{"--cache", "/c", "--cache-block-size", "256"}, "cache=/c,cache-block-size=256", func(o *options) bool { return o.cacheBlockSizeKiB == 256 }},
+		{[]string{"-d", "-l", "/logs"}, "debug,log-directory=/logs", func(o *options) bool { return o.debug && o.logDirectory == "/logs" }},
+	}
+	for _, tt := range tests {
+		for _, args := range [][]string{append(append([]string{}, tt.cli...), "b", "/mnt"), {"b", "/mnt", "-o", tt.fstab}} {
+			o, err := parseArgs(args)
+			if err != nil {
+				t.Errorf("parseArgs(%q): %v", args, err)
+				continue
+			}
+			if !tt.check(o) {
+				t.Errorf("parseArgs(%q) did not set what the flag says: %+v", args, *o)
+			}
+		}
+	}
+
+	refused := []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--incremental-upload"}, "'--incremental-upload' appends to objects only in S3 Express One Zone directory buckets"},
+		{[]string{"--bucket-type", "directory"}, "S3 Express One Zone directory bucket, which mount-s3 does not serve"},
+		{[]string{"--bucket-type", "express"}, "expected general-purpose or directory"},
+		{[]string{"--expected-bucket-owner", "me"}, "expected a 12-digit account ID"},
+		{[]string{"--otlp-export-interval", "5"}, "needs '--otlp-endpoint <ENDPOINT>'"},
+		{[]string{"--otlp-endpoint", "localhost:4318"}, "expected an http:// or https:// URL"},
+		{[]string{"--cache-block-size", "64"}, "needs '--cache <DIR>' or '--cache-xz <BUCKET>'"},
+		{[]string{"--no-log", "--debug-crt"}, "'--no-log' cannot be used"},
+		{[]string{"--no-log", "--log-metrics"}, "'--no-log' cannot be used"},
+		{[]string{"--endpoint-url", "http://h", "--transfer-acceleration"}, "cannot be used with '--endpoint-url'"},
+		{[]string{"--endpoint-url", "http://h", "--dual-stack"}, "cannot be used with '--endpoint-url'"},
+		{[]string{"--force-path-style", "--transfer-acceleration"}, "cannot be used with '--force-path-style'"},
+		{[]string{"--allow-other", "--allow-root"}, "'--allow-other' cannot be used with '--allow-root'"},
+		{[]string{"--part-size", "8388608", "--read-part-size", "8388608"}, "'--part-size' cannot be used with"},
+	}
+	for _, tt := range refused {
+		args := append(append([]string{}, tt.args...), "b", "/mnt")
+		_, err := parseArgs(args)
+		if err == nil || !strings.Contains(err.Error(), tt.want) || strings.Contains(err.Error(), "\n") {
+			t.Errorf("parseArgs(%q) = %v, want one line containing %q", args, err, tt.want)
+		}
+	}
+	if _, err := parseArgs([]string{"--auto-unmount", "b", "/dev/fd/3"}); err == nil || !strings.Contains(err.Error(), "/dev/fd/N") {
+		t.Errorf("--auto-unmount with /dev/fd/3: %v", err)
+	}
+	if _, err := parseArgs([]string{"my-bucket--use1-az4--x-s3", "/mnt"}); err == nil || !strings.Contains(err.Error(), "directory bucket") {
+		t.Errorf("a directory bucket's name: %v", err)
 	}
 }

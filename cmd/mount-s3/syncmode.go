@@ -67,7 +67,7 @@ func newSyncCore(o *options, store s3.Store, rc read.Config, logger *slog.Logger
 		conditions = conditionalWrites(context.Background(), store, o.prefix, logger)
 	}
 	eng, err := engine.New(engine.Config{Layer: layer, Store: store, Params: params, Clock: clock.Real{}, Log: stdlog,
-		PartSize: o.uploadPartSize(), Attrs: objectAttrs, ConditionsUnsupported: !conditions})
+		PartSize: o.uploadPartSize(), Attrs: objectAttrs, ConditionsUnsupported: !conditions, InferContentType: o.inferContentType})
 	if err != nil {
 		im.Close()
 		layer.Close()

@@ -41,6 +41,10 @@ type Options struct {
 	ReadOnly    bool
 	Args        []string // more command-line flags
 	Env         []string // more environment, after (and over) the harness's own
+	// DevFD mounts as Mountpoint's Kubernetes CSI driver does: the harness opens /dev/fuse,
+	// mounts it on the directory itself (mount(2) with fd=N) and starts mount-s3 on
+	// /dev/fd/3; unmounting stays the harness's job.
+	DevFD bool
 }
 
 // Endpoint is the S3 server behind a test mount: an *embedded.Server, or an external server.
@@ -189,7 +193,13 @@ func MountServer(t testing.TB, srv Endpoint, store s3.Store, opts Options) *Moun
 	if opts.ReadOnly {
 		args = append(args, "--read-only")
 	}
-	args = append(append(args, opts.Args...), store.Bucket(), dir)
+	target := dir
+	var fuseDev *os.File
+	if opts.DevFD {
+		fuseDev = mountFD(t, dir)
+		target = "/dev/fd/3"
+	}
+	args = append(append(args, opts.Args...), store.Bucket(), target)
 
 	r, w, err := os.Pipe()
 	if err != nil {
@@ -203,13 +213,20 @@ func MountServer(t testing.TB, srv Endpoint, store s3.Store, opts Options) *Moun
 	if !strings.Contains(gorace, "atexit_sleep_ms") {
 		gorace = strings.TrimSpace(gorace + " atexit_sleep_ms=0")
 	}
-	cmd.Env = append(append(Env(srv), "GORACE="+gorace, "MOUNT_S3_DAEMON_READY_FD=3"), opts.Env...)
-	cmd.Stdout, cmd.Stderr = logs, logs
+	readyFD := "3"
 	cmd.ExtraFiles = []*os.File{w}
+	if fuseDev != nil {
+		readyFD, cmd.ExtraFiles = "4", []*os.File{fuseDev, w}
+	}
+	cmd.Env = append(append(Env(srv), "GORACE="+gorace, "MOUNT_S3_DAEMON_READY_FD="+readyFD), opts.Env...)
+	cmd.Stdout, cmd.Stderr = logs, logs
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
 	w.Close()
+	if fuseDev != nil {
+		fuseDev.Close() // the mount process holds the connection now, as the CSI driver leaves it
+	}
 	m := &Mount{Dir: dir, Store: store, Server: srv, cmd: cmd, log: logs, exited: make(chan struct{})}
 	go func() {
 		m.err = cmd.Wait()
@@ -224,6 +241,24 @@ func MountServer(t testing.TB, srv Endpoint, store s3.Store, opts Options) *Moun
 		cannotMount(t, "mount-s3 "+strings.Join(args, " "), fmt.Errorf("%s\n%s", strings.TrimSpace(line), logs.String()))
 	}
 	return m
+}
+
+// mountFD opens /dev/fuse and mounts it on dir, as a caller that hands mount-s3 a /dev/fd/N
+// does. The connection is served once mount-s3 reads it; until then the kernel holds requests.
+func mountFD(t testing.TB, dir string) *os.File {
+	t.Helper()
+	dev, err := os.OpenFile("/dev/fuse", os.O_RDWR, 0)
+	if err != nil {
+		cannotMount(t, "/dev/fuse", err)
+	}
+	data := fmt.Sprintf("fd=%d,rootmode=40000,user_id=%d,group_id=%d,allow_other,default_permissions", dev.Fd(), os.Getuid(), os.Getgid())
+	if err := syscall.Mount("mount-s3-test", dir, "fuse.mount-s3", syscall.MS_NOSUID|syscall.MS_NODEV, data); err != nil {
+		dev.Close()
+		cannotMount(t, "mount(2) of /dev/fuse on "+dir, err)
+	}
+	// Runs last: if the test ends before the mount's own cleanup, nothing is left mounted.
+	t.Cleanup(func() { syscall.Unmount(dir, syscall.MNT_DETACH) })
+	return dev
 }
 
 // Env is the environment a mount-s3 process needs to reach srv (or a proxy in front of it):

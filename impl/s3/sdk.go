@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
+	"net"
 	"net/http"
 	"os"
 	"sync/atomic"
@@ -40,6 +42,24 @@ type Config struct {
 	// embedded server wants them: it checks no signature, but without credentials the
 	// SDK would first probe the chain (including slow EC2 metadata lookups) and fail.
 	StaticCredentials StaticCredentials
+
+	// UserAgentPrefix is put before the SDK's User-Agent on every request
+	// (--user-agent-prefix; the CSI driver names itself with it).
+	UserAgentPrefix string
+	// RequesterPays sends x-amz-request-payer: requester on every request.
+	RequesterPays bool
+	// ExpectedBucketOwner sends x-amz-expected-bucket-owner on every request: a bucket owned
+	// by another account then answers 403 instead of serving or storing data.
+	ExpectedBucketOwner string
+	// DualStack and Accelerate pick AWS's dual-stack (IPv4 and IPv6) and Transfer
+	// Acceleration endpoints. Neither applies to a custom EndpointURL.
+	DualStack, Accelerate bool
+	// BindInterfaces are network interfaces to send requests through (SO_BINDTODEVICE),
+	// connections spread over them in turn; empty means the routing table decides.
+	BindInterfaces []string
+	// RequestLog, if set, gets one debug line per HTTP attempt (operation, status, time) and
+	// the SDK's retry decisions (--debug-crt). Credentials and signatures never reach it.
+	RequestLog *slog.Logger
 }
 
 // StaticCredentials are a fixed access key.
@@ -88,6 +108,13 @@ func NewSDKStore(ctx context.Context, cfg Config) (*SDKStore, error) {
 			tr.MaxIdleConns = maxIdleConnsPerHost
 		}
 	})
+	if len(cfg.BindInterfaces) > 0 {
+		control, err := bindControl(cfg.BindInterfaces)
+		if err != nil {
+			return nil, err
+		}
+		httpClient = httpClient.WithDialerOptions(func(d *net.Dialer) { d.Control = control })
+	}
 
 	opts := []func(*config.LoadOptions) error{
 		config.WithHTTPClient(httpClient),
@@ -119,6 +146,15 @@ func NewSDKStore(ctx context.Context, cfg Config) (*SDKStore, error) {
 		opts = append(opts, config.WithCustomCABundle(f))
 	}
 
+	if cfg.DualStack {
+		opts = append(opts, config.WithUseDualStackEndpoint(aws.DualStackEndpointStateEnabled))
+	}
+	if cfg.RequestLog != nil {
+		// Retries and response headers only: a request dump would carry the Authorization
+		// header, whose credential scope names the access key.
+		opts = append(opts, config.WithClientLogMode(aws.LogRetries|aws.LogResponse),
+			config.WithLogger(sdkLogger{cfg.RequestLog}))
+	}
 	awsCfg, err := config.LoadDefaultConfig(ctx, opts...)
 	if err != nil {
 		return nil, fmt.Errorf("s3: loading AWS config: %w", err)
@@ -141,6 +177,23 @@ func NewSDKStore(ctx context.Context, cfg Config) (*SDKStore, error) {
 			o.APIOptions = append(o.APIOptions, awsmiddleware.AddUserAgentKey(cfg.UserAgent))
 		}
 		o.APIOptions = append(o.APIOptions, addAttemptCounter)
+		o.UseAccelerate = cfg.Accelerate
+		if cfg.UserAgentPrefix != "" {
+			o.APIOptions = append(o.APIOptions, prefixUserAgent(cfg.UserAgentPrefix))
+		}
+		headers := map[string]string{}
+		if cfg.RequesterPays {
+			headers["X-Amz-Request-Payer"] = "requester"
+		}
+		if cfg.ExpectedBucketOwner != "" {
+			headers["X-Amz-Expected-Bucket-Owner"] = cfg.ExpectedBucketOwner
+		}
+		if len(headers) > 0 {
+			o.APIOptions = append(o.APIOptions, addHeaders(headers))
+		}
+		if cfg.RequestLog != nil {
+			o.APIOptions = append(o.APIOptions, logAttempts(cfg.RequestLog))
+		}
 	})
 	endpoint := cfg.EndpointURL
 	if endpoint == "" {

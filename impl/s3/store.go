@@ -10,6 +10,8 @@ import (
 	"context"
 	"errors"
 	"io"
+	"mime"
+	"path"
 	"strings"
 	"time"
 )
@@ -157,4 +159,10 @@ type Store interface {
 
 	// List returns one page of a ListObjectsV2 listing.
 	List(ctx context.Context, in ListInput) (ListPage, error)
+}
+
+// ContentTypeFor is the media type of key inferred from its extension (--infer-content-type),
+// or "" if the extension says nothing, which leaves the store's default.
+func ContentTypeFor(key string) string {
+	return mime.TypeByExtension(path.Ext(key))
 }

@@ -47,6 +47,9 @@ type Config struct {
 	PartSize    int64          // first part size; 0 means DefaultPartSize
 	MaxInFlight int            // parts uploaded concurrently per upload; 0 means DefaultMaxInFlight
 	Options     s3.WriteOptions
+	// InferContentType sets each object's Content-Type from its key's extension unless
+	// Options names one (--infer-content-type).
+	InferContentType bool
 }
 
 // PartSize returns the size of part number n (1-based): the configured size for the first
@@ -90,6 +93,9 @@ type Upload struct {
 func New(cfg Config, key string) *Upload {
 	if cfg.MaxInFlight <= 0 {
 		cfg.MaxInFlight = DefaultMaxInFlight
+	}
+	if cfg.InferContentType && cfg.Options.ContentType == "" {
+		cfg.Options.ContentType = s3.ContentTypeFor(key)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	return &Upload{cfg: cfg, key: key, next: 1, inflight: make(chan struct{}, cfg.MaxInFlight), ctx: ctx, cancel: cancel}

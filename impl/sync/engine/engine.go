@@ -50,11 +50,14 @@ type Conflict struct {
 
 // Config configures an Engine.
 type Config struct {
-	Layer  *local.Layer
-	Store  s3.Store
-	Params syncrule.Params // WriteBackDelay etc.
-	Clock  clock.Clock     // nil = the wall clock
-	Log    *log.Logger     // nil = discard
+	// InferContentType sets each uploaded object's Content-Type from its key's extension
+	// (--infer-content-type).
+	InferContentType bool
+	Layer            *local.Layer
+	Store            s3.Store
+	Params           syncrule.Params // WriteBackDelay etc.
+	Clock            clock.Clock     // nil = the wall clock
+	Log              *log.Logger     // nil = discard
 	// Workers is how many bucket operations run at once (default 8).
 	Workers int
 	// PartSize: objects larger than this are uploaded multipart in parts of this size

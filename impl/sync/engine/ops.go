@@ -106,6 +106,9 @@ func (e *Engine) upload(ctx context.Context, op local.Op) result {
 		return e.done(op, result{})
 	}
 	opts := s3.WriteOptions{Metadata: e.attrs(info, op)}
+	if e.cfg.InferContentType && info.Kind == local.KindFile {
+		opts.ContentType = s3.ContentTypeFor(op.Key)
+	}
 	if op.IfNoneMatch {
 		opts.IfNoneMatch = "*"
 	} else {
