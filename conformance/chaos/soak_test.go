@@ -160,7 +160,6 @@ func idleCounts(t *testing.T, addr string, pid int) (g, fd int) {
 // soakSeq numbers the files of every round, so that no round creates a name an earlier one made.
 var soakSeq atomic.Int64
 
-
 func soakRound(t *testing.T, m *harness.Mount, mode string, dur time.Duration, lat *latencies) []string {
 	var mu sync.Mutex
 	var errs []string
