@@ -156,10 +156,10 @@ func idleCounts(t *testing.T, addr string, pid int) (g, fd int) {
 	return g, fd
 }
 
-// soakRound runs the workload for dur and returns the errors programs saw.
 // soakSeq numbers the files of every round, so that no round creates a name an earlier one made.
 var soakSeq atomic.Int64
 
+// soakRound runs the workload for dur and returns the errors programs saw.
 func soakRound(t *testing.T, m *harness.Mount, mode string, dur time.Duration, lat *latencies) []string {
 	var mu sync.Mutex
 	var errs []string
