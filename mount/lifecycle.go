@@ -42,6 +42,8 @@ type Options struct {
 	// MaxThreads bounds the FUSE operations handled at once (--max-threads); the others
 	// wait in line. 0 means no bound.
 	MaxThreads int
+	// Observe, if set, is told of every operation answered (metrics).
+	Observe Observer
 }
 
 // Mounted is a live mount.
@@ -76,8 +78,8 @@ func Mount(dir string, core FileSystem, opts Options) (*Mounted, error) {
 		logger = slog.Default()
 	}
 	var ffs fuseutil.FileSystem = &adapter{fs: core, log: logger, directReads: opts.DirectReads}
-	if opts.MaxThreads > 0 {
-		ffs = newLimited(ffs, opts.MaxThreads)
+	if opts.MaxThreads > 0 || opts.Observe != nil {
+		ffs = newLimited(ffs, opts.MaxThreads, opts.Observe)
 	}
 	notifier, served := fuse.NewNotifier(), make(chan struct{})
 	if c, ok := core.(Invalidating); ok {

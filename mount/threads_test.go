@@ -36,7 +36,7 @@ func (f *slowFS) ReadFile(ctx context.Context, op *fuseops.ReadFileOp) error {
 // --max-threads: no more than N operations run at once, and every one runs eventually.
 func TestLimitedBoundsConcurrentOps(t *testing.T) {
 	inner := &slowFS{release: make(chan struct{})}
-	l := newLimited(inner, 3)
+	l := newLimited(inner, 3, nil)
 	var wg sync.WaitGroup
 	var done atomic.Int32
 	for range 10 {
@@ -70,7 +70,7 @@ func TestLimitedBoundsConcurrentOps(t *testing.T) {
 // kernel interrupts whenever the caller takes any signal.
 func TestLimitedInterruptedWaitStillRuns(t *testing.T) {
 	inner := &slowFS{release: make(chan struct{})}
-	l := newLimited(inner, 1)
+	l := newLimited(inner, 1, nil)
 	go l.ReadFile(context.Background(), &fuseops.ReadFileOp{})
 	for inner.now.Load() < 1 {
 		time.Sleep(time.Millisecond)
@@ -93,7 +93,7 @@ func TestLimitedInterruptedWaitStillRuns(t *testing.T) {
 // Operations the wrapper does not count (forgets) and those it does reach the inner file
 // system unchanged.
 func TestLimitedPassesThrough(t *testing.T) {
-	l := newLimited(&fuseutil.NotImplementedFileSystem{}, 1)
+	l := newLimited(&fuseutil.NotImplementedFileSystem{}, 1, nil)
 	if err := l.LookUpInode(context.Background(), &fuseops.LookUpInodeOp{}); !errors.Is(err, syscall.ENOSYS) {
 		t.Errorf("LookUpInode: %v, want the inner ENOSYS", err)
 	}

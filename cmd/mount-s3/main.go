@@ -22,6 +22,7 @@ import (
 	"github.com/mount-s3/mount-s3/impl/cache"
 	"github.com/mount-s3/mount-s3/impl/fs"
 	"github.com/mount-s3/mount-s3/impl/memory"
+	"github.com/mount-s3/mount-s3/impl/metrics"
 	"github.com/mount-s3/mount-s3/impl/read"
 	"github.com/mount-s3/mount-s3/impl/s3"
 	"github.com/mount-s3/mount-s3/impl/s3/embedded"
@@ -130,11 +131,19 @@ func serve(o *options, ready func(error)) error {
 	defer closeLog()
 
 	ctx := context.Background()
+	met, err := newMetrics(o, logger)
+	if err != nil {
+		return err
+	}
+	defer stopMetrics(met, logger)
 	cfg := s3.Config{
 		Bucket: o.bucket, Region: o.region, EndpointURL: o.endpointURL, ForcePathStyle: o.forcePathStyle,
 		Profile: o.profile, NoSignRequest: o.noSignRequest, CABundle: o.caBundle,
 		UserAgentPrefix: o.userAgentPrefix, RequesterPays: o.requesterPays, ExpectedBucketOwner: o.expectedBucketOwner,
 		DualStack: o.dualStack, Accelerate: o.transferAcceleration, BindInterfaces: o.bind,
+	}
+	if met != nil {
+		cfg.Observe = met
 	}
 	if o.debugCRT {
 		// Its own handler: --debug-crt turns on the client's debug lines, not everyone's.
@@ -157,7 +166,7 @@ func serve(o *options, ready func(error)) error {
 		return err
 	}
 	// Every request of the mount passes Confine last: none can name a key outside the prefix.
-	data, closeCaches, err := withCaches(ctx, o, cfg, s3.Confine(store, o.prefix))
+	data, closeCaches, err := withCaches(ctx, o, cfg, s3.Confine(store, o.prefix), met)
 	if err != nil {
 		return err
 	}
@@ -168,6 +177,7 @@ func serve(o *options, ready func(error)) error {
 	target := o.memoryTargetMiB << 20
 	debug.SetMemoryLimit(target)
 	budget := memory.NewBudget(target / 2)
+	budgetMetrics(met, budget)
 	readCfg := read.Config{Budget: budget, PartSize: o.downloadPartSize(), MaxInFlight: o.requestsInFlight(),
 		MaxWindow: int64(o.requestsInFlight()) * o.effectiveReadPartSize()}
 	var core mount.FileSystem
@@ -177,6 +187,7 @@ func serve(o *options, ready func(error)) error {
 		if err != nil {
 			return err
 		}
+		sc.metrics(met)
 		defer sc.close()
 		core = sc.fs
 	} else {
@@ -201,6 +212,7 @@ func serve(o *options, ready func(error)) error {
 		FSName: fsName, ReadOnly: o.readOnly, AllowOther: o.allowOther, Logger: logger, DebugFUSE: o.debugFUSE,
 		DefaultPermissions: o.syncDir != "",
 		MaxThreads:         o.maxThreads,
+		Observe:            observer(met),
 	})
 	if err != nil {
 		return err
@@ -326,7 +338,7 @@ func (o *options) effectiveReadPartSize() int64 {
 // then the local --cache directory, so a block is looked for on local disk first, then in
 // the shared bucket, then in the mounted bucket. It returns the store to read through and a
 // function that closes the caches.
-func withCaches(ctx context.Context, o *options, cfg s3.Config, store s3.Store) (s3.Store, func(), error) {
+func withCaches(ctx context.Context, o *options, cfg s3.Config, store s3.Store, met *metrics.Metrics) (s3.Store, func(), error) {
 	var closers []func() error
 	closeAll := func() {
 		for i := len(closers) - 1; i >= 0; i-- {
@@ -345,6 +357,7 @@ func withCaches(ctx context.Context, o *options, cfg s3.Config, store s3.Store) 
 			return nil, nil, fmt.Errorf("--cache-xz: %w", err)
 		}
 		shared := cache.NewShared(data, blocks, cache.SharedConfig{BlockSize: o.cacheBlockSizeKiB << 10})
+		cacheMetrics(met, "shared", shared.Stats)
 		closers = append(closers, shared.Close)
 		data = shared
 	}
@@ -355,6 +368,7 @@ func withCaches(ctx context.Context, o *options, cfg s3.Config, store s3.Store) 
 			return nil, nil, fmt.Errorf("--cache %s: %w", o.cacheDir, err)
 		}
 		closers = append(closers, disk.Close)
+		cacheMetrics(met, "disk", disk.Stats)
 		data = disk
 	}
 	return data, closeAll, nil

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"net"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -59,7 +60,7 @@ type options struct {
 	bind                                             []string
 	debugCRT, logMetrics, incrementalUpload          bool
 	cacheBlockSizeKiB                                int64
-	otlpEndpoint                                     string
+	otlpEndpoint, metricsAddr                        string
 	otlpExportInterval                               time.Duration
 
 	help, version bool
@@ -275,6 +276,13 @@ func flags() []flag {
 				return usagef("invalid value '%s' for '--otlp-export-interval <SECONDS>': expected a whole number of seconds, at least 1", v)
 			}
 			o.otlpExportInterval = time.Duration(n) * time.Second
+			return nil
+		}},
+		{name: "metrics-addr", value: "HOST:PORT", help: "Serve Prometheus metrics at http://HOST:PORT/metrics", apply: func(o *options, v string) error {
+			if _, _, err := net.SplitHostPort(v); err != nil {
+				return usagef("invalid value '%s' for '--metrics-addr <HOST:PORT>': %v", v, err)
+			}
+			o.metricsAddr = v
 			return nil
 		}},
 		{name: "incremental-upload", help: "Append to existing objects (S3 Express One Zone directory buckets only)", apply: func(o *options, _ string) error { o.incrementalUpload = true; return nil }},

@@ -82,3 +82,47 @@ type sdkLogger struct{ l *slog.Logger }
 func (s sdkLogger) Logf(c logging.Classification, format string, v ...any) {
 	s.l.Debug("s3 client: "+fmt.Sprintf(format, v...), "class", string(c))
 }
+
+// Observer is told of every HTTP attempt to the store (the metrics package implements it).
+type Observer interface {
+	S3Attempt(op string, status int, d time.Duration, sent, received int64, retry bool)
+}
+
+type attemptNoKey struct{}
+
+// observeAttempts reports each attempt to obs: its operation, HTTP status (0 when no answer
+// came), duration, body sizes as declared, and whether it repeats an earlier attempt of the
+// same call.
+func observeAttempts(obs Observer) func(*middleware.Stack) error {
+	return func(stack *middleware.Stack) error {
+		if err := stack.Initialize.Add(middleware.InitializeMiddlewareFunc("mount-s3-observe-call",
+			func(ctx context.Context, in middleware.InitializeInput, next middleware.InitializeHandler) (middleware.InitializeOutput, middleware.Metadata, error) {
+				return next.HandleInitialize(context.WithValue(ctx, attemptNoKey{}, new(int)), in)
+			}), middleware.Before); err != nil {
+			return err
+		}
+		return stack.Finalize.Add(middleware.FinalizeMiddlewareFunc("mount-s3-observe-attempt",
+			func(ctx context.Context, in middleware.FinalizeInput, next middleware.FinalizeHandler) (middleware.FinalizeOutput, middleware.Metadata, error) {
+				retry := false
+				if n, ok := ctx.Value(attemptNoKey{}).(*int); ok {
+					*n++ // attempts of one call run one after another
+					retry = *n > 1
+				}
+				start := time.Now()
+				out, md, err := next.HandleFinalize(ctx, in)
+				var sent, received int64
+				status := 0
+				if req, ok := in.Request.(*smithyhttp.Request); ok && req.ContentLength > 0 {
+					sent = req.ContentLength
+				}
+				if resp, ok := awsmiddleware.GetRawResponse(md).(*smithyhttp.Response); ok {
+					status = resp.StatusCode
+					if resp.ContentLength > 0 {
+						received = resp.ContentLength
+					}
+				}
+				obs.S3Attempt(middleware.GetOperationName(ctx), status, time.Since(start), sent, received, retry)
+				return out, md, err
+			}), middleware.After)
+	}
+}

@@ -60,6 +60,8 @@ type Config struct {
 	// RequestLog, if set, gets one debug line per HTTP attempt (operation, status, time) and
 	// the SDK's retry decisions (--debug-crt). Credentials and signatures never reach it.
 	RequestLog *slog.Logger
+	// Observe, if set, is told of every HTTP attempt (metrics).
+	Observe Observer
 }
 
 // StaticCredentials are a fixed access key.
@@ -193,6 +195,9 @@ func NewSDKStore(ctx context.Context, cfg Config) (*SDKStore, error) {
 		}
 		if cfg.RequestLog != nil {
 			o.APIOptions = append(o.APIOptions, logAttempts(cfg.RequestLog))
+		}
+		if cfg.Observe != nil {
+			o.APIOptions = append(o.APIOptions, observeAttempts(cfg.Observe))
 		}
 	})
 	endpoint := cfg.EndpointURL
