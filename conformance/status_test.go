@@ -29,6 +29,16 @@ func TestStatus(t *testing.T) {
 		require.NoError(t, json.Unmarshal([]byte(mountStatus(t, m, "--json")), &r))
 		require.Equal(t, status.Report{Mode: "streaming", Bucket: store.Bucket(), Prefix: "p/"}, r)
 		require.Contains(t, mountStatus(t, m), "mode:      streaming")
+
+		// The streaming counters move with the uploads (issue 18, item 4).
+		for _, name := range []string{"a", "b"} {
+			require.NoError(t, os.WriteFile(m.Path(name), []byte("x"), 0o644))
+		}
+		r = status.Report{}
+		require.NoError(t, json.Unmarshal([]byte(mountStatus(t, m, "--json")), &r))
+		require.Equal(t, uint64(2), r.Uploads)
+		require.Zero(t, r.Failures)
+		require.Contains(t, mountStatus(t, m), "uploads:   2 done, 0 failed")
 	})
 	t.Run("sync", func(t *testing.T) {
 		syncDir := t.TempDir()

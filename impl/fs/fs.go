@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"os"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/mount-s3/mount-s3/impl/clock"
@@ -108,6 +109,10 @@ type FS struct {
 	// handles are the open files and directories. GUARDED_BY(mu)
 	handles    map[HandleID]any
 	nextHandle HandleID // GUARDED_BY(mu)
+
+	// Counters for `mount-s3 status`: uploads completed and failed, and the last failure.
+	uploads, uploadFailures atomic.Uint64
+	lastError               atomic.Pointer[string]
 
 	// invalidate tells the kernel that what it cached of an inode is wrong; set once by the
 	// adapter before the mount serves (SetInvalidator), a no-op until then.

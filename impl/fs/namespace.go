@@ -206,7 +206,12 @@ func (f *FS) ReadLink(ctx context.Context, id InodeID) (string, error) {
 // so that `ls -l` and `cp -a` do not complain (S8).
 func (f *FS) GetXattr(ctx context.Context, id InodeID, name string) ([]byte, error) {
 	if id == RootID && name == status.StatusXattr {
-		return status.Encode(status.Report{Mode: "streaming", Bucket: f.cfg.Store.Bucket(), Prefix: f.prefix})
+		r := status.Report{Mode: "streaming", Bucket: f.cfg.Store.Bucket(), Prefix: f.prefix,
+			Uploads: f.uploads.Load(), Failures: f.uploadFailures.Load()}
+		if e := f.lastError.Load(); e != nil {
+			r.LastError = *e
+		}
+		return status.Encode(r)
 	}
 	return nil, newError("getxattr", "", CodeNoAttr, "no such attribute")
 }

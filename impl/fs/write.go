@@ -6,6 +6,7 @@ import (
 	"os"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/mount-s3/mount-s3/impl/write"
 	"github.com/mount-s3/mount-s3/spec/keymap"
@@ -206,10 +207,14 @@ func (f *FS) commit(ctx context.Context, w *writeHandle) error {
 	info, err := w.upload.Complete(ctx)
 	if err != nil {
 		w.err = err
+		f.uploadFailures.Add(1)
+		msg := time.Now().UTC().Format(time.RFC3339) + " /" + w.path + ": " + err.Error()
+		f.lastError.Store(&msg)
 		f.log.Warn("upload failed; the file was not written", "path", "/"+w.path, "error", err)
 		// Whatever the store said, the program's data did not arrive: an I/O error.
 		return &Error{Op: "close", Path: w.path, Code: CodeIO, Err: err}
 	}
+	f.uploads.Add(1)
 	f.mu.Lock()
 	in := w.inode
 	in.size, in.etag = w.upload.Size(), info.ETag

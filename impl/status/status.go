@@ -21,14 +21,16 @@ type Report struct {
 	Bucket  string `json:"bucket"`
 	Prefix  string `json:"prefix"`
 	SyncDir string `json:"sync_dir,omitempty"`
-	// Sync mode only.
+	// Sync mode only: Pending, Renames, LostFound and Conflicts.
 	Pending   []Pending   `json:"pending,omitempty"`    // changed files not yet in the bucket
 	Renames   []Rename    `json:"renames,omitempty"`    // copies+deletes in progress (Y9)
 	LostFound []LostFound `json:"lost_found,omitempty"` // local versions that lost a conflict (C4)
-	Uploads   uint64      `json:"uploads"`
-	Failures  uint64      `json:"failures"`
-	Conflicts uint64      `json:"conflicts"`
-	LastError string      `json:"last_error,omitempty"`
+	// Both modes: objects written, and failed attempts (sync mode retries them; in streaming
+	// mode the program saw the error).
+	Uploads   uint64 `json:"uploads"`
+	Failures  uint64 `json:"failures"`
+	Conflicts uint64 `json:"conflicts"`
+	LastError string `json:"last_error,omitempty"`
 }
 
 // Pending is a file (or a delete) the bucket does not have yet.
@@ -71,6 +73,10 @@ func Print(w io.Writer, r Report, now time.Time) {
 	}
 	fmt.Fprintf(w, "mode:      %s\nbucket:    %s\nprefix:    %s\n", r.Mode, r.Bucket, prefix)
 	if r.Mode != "sync" {
+		fmt.Fprintf(w, "uploads:   %d done, %d failed (the program saw an error at close)\n", r.Uploads, r.Failures)
+		if r.LastError != "" {
+			fmt.Fprintf(w, "last error: %s\n", r.LastError)
+		}
 		return
 	}
 	fmt.Fprintf(w, "sync dir:  %s\nuploads:   %d done, %d failed attempts, %d conflicts\n", r.SyncDir, r.Uploads, r.Failures, r.Conflicts)
