@@ -55,7 +55,8 @@ chaos:
 	@set -eo pipefail; if [ "$(ENDPOINT)" = minio ]; then eval "$$(scripts/minio.sh start)"; export MOUNT_S3_TEST_STORE=minio; fi; \
 	CHAOS_SEEDS=$(SEEDS) CHAOS_MODES=$(MODES) CHAOS_DURATION=$(DURATION) CHAOS_DOWN=$(DOWN) $(if $(SEED),CHAOS_SEED=$(SEED)) \
 	MOUNT_S3_KNOWN_BUGS=$(KNOWN_BUGS) \
-	MOUNT_S3_REQUIRE_FUSE=1 $(GO) test -count=1 -timeout 0 -v -run TestChaos ./conformance/chaos | grep -E '^(---|ok|FAIL|panic)|chaos_test.go|Error'
+	MOUNT_S3_REQUIRE_FUSE=1 $(GO) test -count=1 -timeout 0 -v -run TestChaos ./conformance/chaos | tee chaos.log | grep -E '^(---|ok|FAIL|panic)|chaos_test.go|Error'; \
+	echo "full output (violations with each object's request history, mount logs): chaos.log"
 
 minio-start:
 	@scripts/minio.sh start
