@@ -286,3 +286,38 @@ func TestCLIBucketDoesNotExist(t *testing.T) {
 		})
 	}
 }
+
+// The commands print their own help, `--help` lists them, and `status` and `sync --flush` on a
+// directory that is not a mount-s3 mount fail with one line, mount nothing and write nothing
+// onto it (issue 15).
+func TestCLICommands(t *testing.T) {
+	for _, args := range [][]string{{"help"}, {"--help"}} {
+		r := runCLI(t, 30*time.Second, "", args...)
+		if r.code != 0 || !strings.Contains(r.stdout, "Commands:") || !strings.Contains(r.stdout, "sync --flush MNT") {
+			t.Errorf("%v: exit %d, no command list:\n%s%s", args, r.code, r.stdout, r.stderr)
+		}
+	}
+	for _, c := range []struct {
+		args []string
+		want string
+	}{{[]string{"status", "--help"}, "Usage: mount-s3 status"}, {[]string{"sync", "--help"}, "Usage: mount-s3 sync --flush MNT"}} {
+		r := runCLI(t, 30*time.Second, "", c.args...)
+		if r.code != 0 || !strings.HasPrefix(r.stdout, c.want) {
+			t.Errorf("%v: exit %d:\n%s%s", c.args, r.code, r.stdout, r.stderr)
+		}
+	}
+	plain := t.TempDir()
+	for _, args := range [][]string{{"status", plain}, {"status", "--json", plain}, {"sync", "--flush", plain}} {
+		r := runCLI(t, 30*time.Second, "", args...)
+		wantFailure(t, r, 1, plain+" is not the mount point of a mount-s3 mount")
+		if strings.Count(strings.TrimSpace(r.stderr), "\n") != 0 {
+			t.Errorf("%v: more than one line:\n%s", args, r.stderr)
+		}
+	}
+	if n, err := syscall.Listxattr(plain, make([]byte, 1024)); err == nil && n != 0 {
+		t.Errorf("an extended attribute was written onto the plain directory %s", plain)
+	}
+	if mounted, _ := mount.IsMountPoint(plain); mounted {
+		t.Errorf("status mounted something on %s", plain)
+	}
+}

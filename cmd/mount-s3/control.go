@@ -1,6 +1,7 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -47,11 +48,16 @@ func runSyncCommand(args []string) int {
 		return runRecover(target)
 	}
 	mnt := target
+	r, err := mountStatus(mnt)
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "error: %v\n", err)
+		return 1
+	}
+	if r.Mode != "sync" {
+		fmt.Fprintf(os.Stderr, "error: %s is a streaming mount: every file is in the bucket when its close returns; flush applies to sync-mode mounts (--sync-dir)\n", mnt)
+		return 1
+	}
 	if err := syscall.Setxattr(mnt, syncfs.FlushXattr, []byte("1"), 0); err != nil {
-		if err == syscall.ENOTSUP {
-			fmt.Fprintf(os.Stderr, "error: %s is not a sync-mode mount-s3 mount (mounted without --sync-dir?)\n", mnt)
-			return 1
-		}
 		fmt.Fprintf(os.Stderr, "error: flush of %s: %v (the changes are safe locally and will be retried; see the mount's log)\n", mnt, err)
 		return 1
 	}
@@ -119,22 +125,43 @@ func runStatusCommand(args []string) int {
 		fmt.Fprintf(os.Stderr, "error: expected a mount point\n\nUsage: mount-s3 status [--json] MNT\n")
 		return 2
 	}
-	b, err := getxattr(mnt, status.StatusXattr)
+	r, err := mountStatus(mnt)
 	if err != nil {
-		fmt.Fprintf(os.Stderr, "error: %s is not a mount-s3 mount, or it does not answer: %v\n", mnt, err)
+		fmt.Fprintf(os.Stderr, "error: %v\n", err)
 		return 1
 	}
 	if asJSON {
+		b, _ := status.Encode(r)
 		os.Stdout.Write(append(b, '\n'))
 		return 0
 	}
-	r, err := status.Decode(b)
-	if err != nil {
-		fmt.Fprintf(os.Stderr, "error: unreadable status from %s: %v\n", mnt, err)
-		return 1
-	}
 	status.Print(os.Stdout, r, time.Now())
 	return 0
+}
+
+// mountStatus reads the status report of the mount-s3 mount whose root is mnt. Anything else
+// (a plain directory, a directory inside a mount, another file system) is refused with what to
+// do, and nothing is written to it.
+func mountStatus(mnt string) (status.Report, error) {
+	st, err := os.Stat(mnt)
+	switch {
+	case err != nil:
+		return status.Report{}, fmt.Errorf("%s: %v", mnt, errors.Unwrap(err))
+	case !st.IsDir():
+		return status.Report{}, fmt.Errorf("%s is not a directory; give the mount point of a mount-s3 mount", mnt)
+	}
+	b, err := getxattr(mnt, status.StatusXattr)
+	if errors.Is(err, syscall.ENOTCONN) {
+		return status.Report{}, fmt.Errorf("%s: the mount-s3 process of this mount is gone (transport endpoint is not connected); run 'umount %s' and mount again", mnt, mnt)
+	}
+	if err != nil {
+		return status.Report{}, fmt.Errorf("%s is not the mount point of a mount-s3 mount (list them with 'grep fuse.mount-s3 /proc/mounts')", mnt)
+	}
+	r, err := status.Decode(b)
+	if err != nil {
+		return status.Report{}, fmt.Errorf("unreadable status from %s: %v", mnt, err)
+	}
+	return r, nil
 }
 
 // getxattr reads a whole extended attribute, growing the buffer if it changed size between

@@ -15,7 +15,6 @@ import (
 	"os/signal"
 	"path/filepath"
 	"runtime/debug"
-	"slices"
 	"syscall"
 	"time"
 
@@ -41,14 +40,17 @@ func run(args []string) int {
 	if dir := os.Getenv(watchdogEnv); dir != "" {
 		return runWatchdog(dir)
 	}
-	// A bucket may be called "sync": without --flush it is mounted like any other.
-	if len(args) > 0 && args[0] == "sync" && (slices.Contains(args, "--flush") || slices.Contains(args, "--recover")) {
-		return runSyncCommand(args[1:])
-	}
-	// `status MNT` names a mount point: a bucket called "status" cannot be mounted on one, so
-	// the two readings never collide.
-	if len(args) > 0 && args[0] == "status" && statusArgs(args[1:]) {
-		return runStatusCommand(args[1:])
+	// The first word names a command; a bucket with a command's name is mounted as s3://NAME.
+	if len(args) > 0 {
+		switch args[0] {
+		case "sync":
+			return runSyncCommand(args[1:])
+		case "status":
+			return runStatusCommand(args[1:])
+		case "help":
+			fmt.Print(usage())
+			return 0
+		}
 	}
 	o, err := parseArgs(args)
 	if err != nil {
@@ -77,24 +79,6 @@ func run(args []string) int {
 		return 1
 	}
 	return 0
-}
-
-func statusArgs(rest []string) bool {
-	var pos []string
-	for _, a := range rest {
-		if a != "--json" {
-			pos = append(pos, a)
-		}
-	}
-	if len(pos) != 1 {
-		return len(pos) == 0 || slices.Contains(rest, "--help")
-	}
-	abs, err := filepath.Abs(pos[0])
-	if err != nil {
-		return false
-	}
-	mounted, _ := mount.IsMountPoint(abs)
-	return mounted
 }
 
 // checkMountDir refuses a mount point that does not exist, is not a directory, or is

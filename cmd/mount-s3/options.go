@@ -593,10 +593,19 @@ func parseMode(v, what string, dst *os.FileMode) error {
 }
 
 // usage is the --help text.
+// commandsHelp lists the subcommands; each has its own --help.
+const commandsHelp = `  status [--json] MNT     What the mount at MNT is and what it has not written back yet
+  sync --flush MNT        Write back every change of the sync-mode mount at MNT now
+  sync --recover SYNC_DIR Set aside a damaged sync dir, keeping every data file
+  help                    Print this help
+`
+
 func usage() string {
 	var b strings.Builder
-	b.WriteString("Mount an S3 bucket as a local file system\n\nUsage: mount-s3 [OPTIONS] <BUCKET_NAME> <DIRECTORY>\n\n")
-	b.WriteString("Arguments:\n  <BUCKET_NAME>  Name of the bucket to mount, or s3://BUCKET/PREFIX/\n  <DIRECTORY>    Directory to mount the bucket at\n\nOptions:\n")
+	b.WriteString("Mount an S3 bucket as a local file system\n\nUsage: mount-s3 [OPTIONS] <BUCKET_NAME> <DIRECTORY>\n       mount-s3 <COMMAND> ...\n\n")
+	b.WriteString("Commands:\n" + commandsHelp + "\n")
+	b.WriteString("Arguments:\n  <BUCKET_NAME>  Name of the bucket to mount, or s3://BUCKET/PREFIX/ (a bucket named like a command: s3://status)\n" +
+		"  <DIRECTORY>    Directory to mount the bucket at, or /dev/fd/N: a FUSE descriptor the caller mounted\n\nOptions:\n")
 	for _, f := range flags() {
 		if f.hidden {
 			continue
