@@ -86,9 +86,15 @@ type cliResult struct {
 // process is killed.
 func runCLI(t *testing.T, timeout time.Duration, mountDir string, args ...string) cliResult {
 	t.Helper()
+	return runCLIEnv(t, cliEnv(), timeout, mountDir, args...)
+}
+
+// runCLIEnv is runCLI with the environment env.
+func runCLIEnv(t *testing.T, env []string, timeout time.Duration, mountDir string, args ...string) cliResult {
+	t.Helper()
 	var stdout, stderr bytes.Buffer
 	cmd := exec.Command(cliBinary(t), args...)
-	cmd.Env = cliEnv()
+	cmd.Env = env
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	start := time.Now()
 	if err := cmd.Start(); err != nil {
@@ -320,4 +326,38 @@ func TestCLICommands(t *testing.T) {
 	if mounted, _ := mount.IsMountPoint(plain); mounted {
 		t.Errorf("status mounted something on %s", plain)
 	}
+}
+
+// Start-up failures say the cause in words and the next step, in one line (issue 15): no
+// credentials, an embedded store without the bucket named (a typo must not mount an empty
+// bucket), an embedded store another process holds, a bucket name S3 cannot have.
+func TestCLIErrorsSayWhatToDo(t *testing.T) {
+	dir := t.TempDir()
+	t.Cleanup(func() { unmountIfMounted(t, dir) })
+	var noCreds []string
+	for _, kv := range cliEnv() {
+		if !strings.HasPrefix(kv, "AWS_ACCESS_KEY_ID=") && !strings.HasPrefix(kv, "AWS_SECRET_ACCESS_KEY=") {
+			noCreds = append(noCreds, kv)
+		}
+	}
+	r := runCLIEnv(t, noCreds, 30*time.Second, dir, "--foreground", "--endpoint-url", "http://127.0.0.1:1", "--force-path-style", "my-bucket", dir)
+	wantFailure(t, r, 1, "no AWS credentials found", "AWS_ACCESS_KEY_ID", "--profile", "--no-sign-request")
+	wantOneLine(t, r)
+
+	r = runCLI(t, 30*time.Second, dir, "--foreground", "Not_A_Bucket", dir)
+	wantFailure(t, r, 2, "'Not_A_Bucket'", "lower-case letters")
+
+	store := t.TempDir()
+	srv, err := embedded.Start(embedded.Options{Dir: store, Buckets: []string{"photos", "backups"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r = runCLI(t, 30*time.Second, dir, "--foreground", "--embedded-store", store, "photso", dir)
+	wantFailure(t, r, 1, "in use by process "+strconv.Itoa(os.Getpid()))
+	wantOneLine(t, r)
+	srv.Close()
+
+	r = runCLI(t, 30*time.Second, dir, "--foreground", "--embedded-store", store, "photso", dir)
+	wantFailure(t, r, 1, "bucket \"photso\" is not in the embedded store", "backups, photos", "--create-bucket")
+	wantOneLine(t, r)
 }

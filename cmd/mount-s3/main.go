@@ -15,6 +15,8 @@ import (
 	"os/signal"
 	"path/filepath"
 	"runtime/debug"
+	"slices"
+	"strings"
 	"syscall"
 	"time"
 
@@ -74,11 +76,30 @@ func run(args []string) int {
 	}
 	ready := readyReporter()
 	if err := serve(o, ready); err != nil {
-		ready(err)
-		fmt.Fprintf(os.Stderr, "error: %v\n", err)
+		msg := explain(err, o)
+		ready(errors.New(msg))
+		fmt.Fprintf(os.Stderr, "error: %s\n", msg)
 		return 1
 	}
 	return 0
+}
+
+// embeddedBucket makes sure the --embedded-store has the bucket. The first bucket of an empty
+// store is created, since nothing there can be misspelt; another one needs --create-bucket,
+// so that a typo does not mount an empty bucket beside the one meant.
+func embeddedBucket(srv *embedded.Server, o *options) error {
+	have, err := srv.Buckets()
+	if err != nil {
+		return fmt.Errorf("embedded store in %s: %w", o.embeddedStore, err)
+	}
+	if slices.Contains(have, o.bucket) {
+		return nil
+	}
+	if len(have) > 0 && !o.createBucket {
+		return fmt.Errorf("bucket %q is not in the embedded store %s, which has: %s; check the name, or add --create-bucket to create it",
+			o.bucket, o.embeddedStore, strings.Join(have, ", "))
+	}
+	return srv.CreateBucket(o.bucket)
 }
 
 // checkMountDir refuses a mount point that does not exist, is not a directory, or is
@@ -93,6 +114,8 @@ func checkMountDir(dir string) error {
 	}
 	st, err := os.Stat(abs)
 	switch {
+	case errors.Is(err, syscall.ENOTCONN):
+		return fmt.Errorf("mount point %s is left from a mount whose process is gone (transport endpoint is not connected): run 'umount %s' first", abs, abs)
 	case errors.Is(err, os.ErrNotExist):
 		return fmt.Errorf("mount point %s does not exist", abs)
 	case err != nil:
@@ -134,11 +157,18 @@ func serve(o *options, ready func(error)) error {
 		cfg.RequestLog = slog.New(slog.NewTextHandler(logTo, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	}
 	if o.embeddedStore != "" {
-		srv, err := embedded.Start(embedded.Options{Dir: o.embeddedStore, Buckets: []string{o.bucket}})
+		srv, err := embedded.Start(embedded.Options{Dir: o.embeddedStore})
 		if err != nil {
+			var inUse embedded.ErrInUse
+			if errors.As(err, &inUse) {
+				return err
+			}
 			return fmt.Errorf("embedded store in %s: %w", o.embeddedStore, err)
 		}
 		defer srv.Close()
+		if err := embeddedBucket(srv, o); err != nil {
+			return err
+		}
 		cfg.EndpointURL, cfg.ForcePathStyle, cfg.Region = srv.URL(), true, "us-east-1"
 		cfg.StaticCredentials = embedded.Credentials
 	}
@@ -147,6 +177,7 @@ func serve(o *options, ready func(error)) error {
 		return err
 	}
 	if err := store.CheckBucket(ctx); err != nil {
+		logger.Debug("bucket check failed", "error", err.Error())
 		return err
 	}
 	// Every request of the mount passes Confine last: none can name a key outside the prefix.

@@ -34,6 +34,7 @@ type options struct {
 	negativeTTLSet                      bool
 	debug, debugFUSE, noLog             bool
 	logDirectory, embeddedStore, fsName string
+	createBucket                        bool
 
 	allowOverwrite, allowDelete           bool
 	partSize, readPartSize, writePartSize int64
@@ -294,6 +295,7 @@ func flags() []flag {
 			o.cacheBlockSizeKiB = n
 			return nil
 		}},
+		{name: "create-bucket", help: "With --embedded-store: create the bucket if the store does not have it", apply: func(o *options, _ string) error { o.createBucket = true; return nil }},
 		{name: "help", short: "h", help: "Print help", apply: func(o *options, _ string) error { o.help = true; return nil }},
 		{name: "version", short: "V", help: "Print version", apply: func(o *options, _ string) error { o.version = true; return nil }},
 	}, watchFlags()...)
@@ -380,6 +382,11 @@ func parseArgs(args []string) (*options, error) {
 	if o.sseKMSKeyID != "" && o.sse != "aws:kms" && o.sse != "aws:kms:dsse" {
 		return nil, usagef("'--sse-kms-key-id <KEY_ID>' needs '--sse aws:kms' or '--sse aws:kms:dsse'")
 	}
+	if o.endpointURL == "" && o.embeddedStore == "" {
+		if err := checkAWSBucketName(o.bucket); err != nil {
+			return nil, err
+		}
+	}
 	if err := o.checkClientFlags(); err != nil {
 		return nil, err
 	}
@@ -433,6 +440,8 @@ func (o *options) checkClientFlags() error {
 		return usagef("bucket %s is an S3 Express One Zone directory bucket, which mount-s3 does not serve (it needs session-based authentication); mount a general-purpose bucket", o.bucket)
 	case o.autoUnmount && strings.HasPrefix(o.dir, "/dev/fd/"):
 		return usagef("'--auto-unmount' cannot be used with a /dev/fd/N mount point: the caller that mounted the descriptor unmounts it")
+	case o.createBucket && o.embeddedStore == "":
+		return usagef("'--create-bucket' needs '--embedded-store <DIR>': mount-s3 creates buckets only in its own embedded store")
 	case o.incrementalUpload:
 		return usagef("'--incremental-upload' appends to objects only in S3 Express One Zone directory buckets, which mount-s3 does not serve; use '--sync-dir <DIR>' for appends and edits in place")
 	}
@@ -461,6 +470,28 @@ func (o *options) setBucket(arg string) error {
 		return usagef("invalid value '%s' for '<BUCKET_NAME>': not a valid bucket name (3-63 characters: lower-case letters, digits, '.', '-', '_')", arg)
 	}
 	o.bucket = bucket
+	return nil
+}
+
+// checkAWSBucketName applies Amazon S3's bucket naming rules, before any request: a name S3
+// cannot have would only come back as a bare 400 from HeadBucket. Other stores have their own
+// rules and are left to answer for themselves.
+func checkAWSBucketName(b string) error {
+	bad := func(why string) error {
+		return usagef("invalid value '%s' for '<BUCKET_NAME>': %s (Amazon S3 bucket names are 3-63 characters of lower-case letters, digits, '.' and '-')", b, why)
+	}
+	switch {
+	case len(b) < 3 || len(b) > 63:
+		return bad("not 3-63 characters long")
+	case strings.Trim(b, "abcdefghijklmnopqrstuvwxyz0123456789.-") != "":
+		return bad("it has characters other than lower-case letters, digits, '.' and '-'")
+	case strings.Trim(b[:1]+b[len(b)-1:], "abcdefghijklmnopqrstuvwxyz0123456789") != "":
+		return bad("it must start and end with a letter or digit")
+	case strings.Contains(b, ".."):
+		return bad("it has two dots in a row")
+	case net.ParseIP(b) != nil:
+		return bad("it is an IP address")
+	}
 	return nil
 }
 

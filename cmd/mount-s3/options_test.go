@@ -85,118 +85,118 @@ func TestParseArgs(t *testing.T) {
 		{name: "bucket name with a space", args: []string{"my bucket", "/mnt"}, wantErr: "not a valid bucket name"},
 
 		// --prefix.
-		{name: "--prefix", args: []string{"--prefix", "logs/", "b", "/mnt"},
-			want: parsed("b", "/mnt", func(o *options) { o.prefix = "logs/" })},
-		{name: "--prefix=", args: []string{"--prefix=a/b/", "b", "/mnt"},
-			want: parsed("b", "/mnt", func(o *options) { o.prefix = "a/b/" })},
-		{name: "--prefix must end in /", args: []string{"--prefix", "logs", "b", "/mnt"}, wantErr: `invalid value 'logs' for '--prefix <PREFIX>': prefix "logs" must end in "/"`},
-		{name: "--prefix with an empty component", args: []string{"--prefix", "a//", "b", "/mnt"}, wantErr: "invalid value 'a//' for '--prefix <PREFIX>'"},
-		{name: "--prefix of only a slash", args: []string{"--prefix", "/", "b", "/mnt"}, wantErr: "invalid value '/' for '--prefix <PREFIX>'"},
-		{name: "--prefix with an s3:// bucket that has none", args: []string{"--prefix", "p/", "s3://b/", "/mnt"},
-			want: parsed("b", "/mnt", func(o *options) { o.prefix = "p/" })},
-		{name: "both prefix forms", args: []string{"--prefix", "p/", "s3://b/q/", "/mnt"}, wantErr: "a prefix is given both in the s3:// URI and with --prefix"},
-		{name: "both prefix forms, flag last", args: []string{"s3://b/q/", "/mnt", "--prefix=p/"}, wantErr: "a prefix is given both in the s3:// URI and with --prefix"},
-		{name: "both prefix forms, the same prefix", args: []string{"s3://b/p/", "--prefix", "p/", "/mnt"}, wantErr: "a prefix is given both"},
+		{name: "--prefix", args: []string{"--prefix", "logs/", "bkt", "/mnt"},
+			want: parsed("bkt", "/mnt", func(o *options) { o.prefix = "logs/" })},
+		{name: "--prefix=", args: []string{"--prefix=a/b/", "bkt", "/mnt"},
+			want: parsed("bkt", "/mnt", func(o *options) { o.prefix = "a/b/" })},
+		{name: "--prefix must end in /", args: []string{"--prefix", "logs", "bkt", "/mnt"}, wantErr: `invalid value 'logs' for '--prefix <PREFIX>': prefix "logs" must end in "/"`},
+		{name: "--prefix with an empty component", args: []string{"--prefix", "a//", "bkt", "/mnt"}, wantErr: "invalid value 'a//' for '--prefix <PREFIX>'"},
+		{name: "--prefix of only a slash", args: []string{"--prefix", "/", "bkt", "/mnt"}, wantErr: "invalid value '/' for '--prefix <PREFIX>'"},
+		{name: "--prefix with an s3:// bucket that has none", args: []string{"--prefix", "p/", "s3://bkt/", "/mnt"},
+			want: parsed("bkt", "/mnt", func(o *options) { o.prefix = "p/" })},
+		{name: "both prefix forms", args: []string{"--prefix", "p/", "s3://bkt/q/", "/mnt"}, wantErr: "a prefix is given both in the s3:// URI and with --prefix"},
+		{name: "both prefix forms, flag last", args: []string{"s3://bkt/q/", "/mnt", "--prefix=p/"}, wantErr: "a prefix is given both in the s3:// URI and with --prefix"},
+		{name: "both prefix forms, the same prefix", args: []string{"s3://bkt/p/", "--prefix", "p/", "/mnt"}, wantErr: "a prefix is given both"},
 
 		// Flags anywhere among the positionals, in both value forms.
-		{name: "switch before", args: []string{"--read-only", "b", "/mnt"}, want: parsed("b", "/mnt", func(o *options) { o.readOnly = true })},
-		{name: "switch between", args: []string{"b", "--read-only", "/mnt"}, want: parsed("b", "/mnt", func(o *options) { o.readOnly = true })},
-		{name: "switch after", args: []string{"b", "/mnt", "--read-only"}, want: parsed("b", "/mnt", func(o *options) { o.readOnly = true })},
-		{name: "value flag between", args: []string{"b", "--region", "eu-west-1", "/mnt"}, want: parsed("b", "/mnt", func(o *options) { o.region = "eu-west-1" })},
-		{name: "value flag after, = form", args: []string{"b", "/mnt", "--region=eu-west-1"}, want: parsed("b", "/mnt", func(o *options) { o.region = "eu-west-1" })},
-		{name: "= form keeps later = signs", args: []string{"--endpoint-url=http://h:9000/?a=b", "b", "/mnt"},
-			want: parsed("b", "/mnt", func(o *options) { o.endpointURL = "http://h:9000/?a=b" })},
-		{name: "endpoint flags", args: []string{"--endpoint-url", "http://127.0.0.1:9000", "--force-path-style", "--no-sign-request", "b", "/mnt"},
-			want: parsed("b", "/mnt", func(o *options) {
+		{name: "switch before", args: []string{"--read-only", "bkt", "/mnt"}, want: parsed("bkt", "/mnt", func(o *options) { o.readOnly = true })},
+		{name: "switch between", args: []string{"bkt", "--read-only", "/mnt"}, want: parsed("bkt", "/mnt", func(o *options) { o.readOnly = true })},
+		{name: "switch after", args: []string{"bkt", "/mnt", "--read-only"}, want: parsed("bkt", "/mnt", func(o *options) { o.readOnly = true })},
+		{name: "value flag between", args: []string{"bkt", "--region", "eu-west-1", "/mnt"}, want: parsed("bkt", "/mnt", func(o *options) { o.region = "eu-west-1" })},
+		{name: "value flag after, = form", args: []string{"bkt", "/mnt", "--region=eu-west-1"}, want: parsed("bkt", "/mnt", func(o *options) { o.region = "eu-west-1" })},
+		{name: "= form keeps later = signs", args: []string{"--endpoint-url=http://h:9000/?a=b", "bkt", "/mnt"},
+			want: parsed("bkt", "/mnt", func(o *options) { o.endpointURL = "http://h:9000/?a=b" })},
+		{name: "endpoint flags", args: []string{"--endpoint-url", "http://127.0.0.1:9000", "--force-path-style", "--no-sign-request", "bkt", "/mnt"},
+			want: parsed("bkt", "/mnt", func(o *options) {
 				o.endpointURL, o.forcePathStyle, o.noSignRequest = "http://127.0.0.1:9000", true, true
 			})},
-		{name: "credential and log flags", args: []string{"--profile", "dev", "--ca-bundle=/ca.pem", "--debug", "--log-directory", "/var/log/m", "--fs-name", "s3fs", "b", "/mnt"},
-			want: parsed("b", "/mnt", func(o *options) {
+		{name: "credential and log flags", args: []string{"--profile", "dev", "--ca-bundle=/ca.pem", "--debug", "--log-directory", "/var/log/m", "--fs-name", "s3fs", "bkt", "/mnt"},
+			want: parsed("bkt", "/mnt", func(o *options) {
 				o.profile, o.caBundle, o.debug, o.logDirectory, o.fsName = "dev", "/ca.pem", true, "/var/log/m", "s3fs"
 			})},
-		{name: "--debug-fuse implies --debug", args: []string{"--debug-fuse", "b", "/mnt"},
-			want: parsed("b", "/mnt", func(o *options) { o.debugFUSE, o.debug = true, true })},
-		{name: "--embedded-store", args: []string{"--embedded-store", "/var/lib/s3", "b", "/mnt"},
-			want: parsed("b", "/mnt", func(o *options) { o.embeddedStore = "/var/lib/s3" })},
-		{name: "-f", args: []string{"-f", "b", "/mnt"}, want: parsed("b", "/mnt", func(o *options) { o.foreground = true })},
-		{name: "--foreground after", args: []string{"b", "/mnt", "--foreground"}, want: parsed("b", "/mnt", func(o *options) { o.foreground = true })},
-		{name: "allow flags", args: []string{"--allow-other", "--auto-unmount", "b", "/mnt"},
-			want: parsed("b", "/mnt", func(o *options) { o.allowOther, o.autoUnmount = true, true })},
-		{name: "-- ends the flags", args: []string{"--read-only", "--", "b", "/mnt"}, want: parsed("b", "/mnt", func(o *options) { o.readOnly = true })},
+		{name: "--debug-fuse implies --debug", args: []string{"--debug-fuse", "bkt", "/mnt"},
+			want: parsed("bkt", "/mnt", func(o *options) { o.debugFUSE, o.debug = true, true })},
+		{name: "--embedded-store", args: []string{"--embedded-store", "/var/lib/s3", "bkt", "/mnt"},
+			want: parsed("bkt", "/mnt", func(o *options) { o.embeddedStore = "/var/lib/s3" })},
+		{name: "-f", args: []string{"-f", "bkt", "/mnt"}, want: parsed("bkt", "/mnt", func(o *options) { o.foreground = true })},
+		{name: "--foreground after", args: []string{"bkt", "/mnt", "--foreground"}, want: parsed("bkt", "/mnt", func(o *options) { o.foreground = true })},
+		{name: "allow flags", args: []string{"--allow-other", "--auto-unmount", "bkt", "/mnt"},
+			want: parsed("bkt", "/mnt", func(o *options) { o.allowOther, o.autoUnmount = true, true })},
+		{name: "-- ends the flags", args: []string{"--read-only", "--", "bkt", "/mnt"}, want: parsed("bkt", "/mnt", func(o *options) { o.readOnly = true })},
 
 		// -o, the /etc/fstab form.
-		{name: "-o generic options are ignored", args: []string{"b", "/mnt", "-o", "rw,nosuid,nodev,_netdev,nofail"}, want: parsed("b", "/mnt", nil)},
-		{name: "-o more generic options", args: []string{"-o", "defaults,noatime,noauto,x-systemd.automount,exec", "b", "/mnt"}, want: parsed("b", "/mnt", nil)},
-		{name: "-o ro is --read-only", args: []string{"b", "/mnt", "-o", "ro"}, want: parsed("b", "/mnt", func(o *options) { o.readOnly = true })},
-		{name: "-o attached value", args: []string{"-oro,nofail", "b", "/mnt"}, want: parsed("b", "/mnt", func(o *options) { o.readOnly = true })},
-		{name: "-o allow-other", args: []string{"b", "/mnt", "-o", "rw,allow-other,_netdev"}, want: parsed("b", "/mnt", func(o *options) { o.allowOther = true })},
-		{name: "-o prefix=", args: []string{"b", "/mnt", "-o", "prefix=logs/"}, want: parsed("b", "/mnt", func(o *options) { o.prefix = "logs/" })},
-		{name: "-o uid= gid= file-mode=", args: []string{"b", "/mnt", "-o", "uid=1000,gid=1001,file-mode=0600,dir-mode=0700"},
-			want: parsed("b", "/mnt", func(o *options) { o.uid, o.gid, o.fileMode, o.dirMode = 1000, 1001, 0o600, 0o700 })},
-		{name: "-o twice", args: []string{"-o", "ro", "b", "/mnt", "-o", "allow-other"}, want: parsed("b", "/mnt", func(o *options) { o.readOnly, o.allowOther = true, true })},
-		{name: "-o fstab line as Mountpoint documents it", args: []string{"s3://b/p/", "/mnt", "-o", "_netdev,nosuid,nodev,nofail,rw,allow-other"},
-			want: parsed("b", "/mnt", func(o *options) { o.prefix, o.allowOther = "p/", true })},
-		{name: "-o prefix= is validated", args: []string{"b", "/mnt", "-o", "prefix=logs"}, wantErr: "must end in"},
-		{name: "-o prefix= and s3:// prefix", args: []string{"s3://b/q/", "/mnt", "-o", "prefix=p/"}, wantErr: "a prefix is given both"},
-		{name: "-o unknown option", args: []string{"b", "/mnt", "-o", "rw,bogus"}, wantErr: "unknown mount option 'bogus' in '-o rw,bogus'"},
-		{name: "-o unknown option with a value", args: []string{"b", "/mnt", "-o", "bogus=1"}, wantErr: "unknown mount option 'bogus'"},
-		{name: "-o help is not an option", args: []string{"b", "/mnt", "-o", "help"}, wantErr: "unknown mount option 'help'"},
-		{name: "-o switch with a value", args: []string{"b", "/mnt", "-o", "allow-other=yes"}, wantErr: "mount option 'allow-other' takes no value"},
-		{name: "-o value option without a value", args: []string{"b", "/mnt", "-o", "uid"}, wantErr: "mount option 'uid' needs a value: uid=<UID>"},
-		{name: "-o bad uid", args: []string{"b", "/mnt", "-o", "uid=alice"}, wantErr: "invalid value 'alice' for '--uid <UID>'"},
-		{name: "-o without a list", args: []string{"b", "/mnt", "-o"}, wantErr: "a value is required for '-o <OPTIONS>' but none was supplied"},
+		{name: "-o generic options are ignored", args: []string{"bkt", "/mnt", "-o", "rw,nosuid,nodev,_netdev,nofail"}, want: parsed("bkt", "/mnt", nil)},
+		{name: "-o more generic options", args: []string{"-o", "defaults,noatime,noauto,x-systemd.automount,exec", "bkt", "/mnt"}, want: parsed("bkt", "/mnt", nil)},
+		{name: "-o ro is --read-only", args: []string{"bkt", "/mnt", "-o", "ro"}, want: parsed("bkt", "/mnt", func(o *options) { o.readOnly = true })},
+		{name: "-o attached value", args: []string{"-oro,nofail", "bkt", "/mnt"}, want: parsed("bkt", "/mnt", func(o *options) { o.readOnly = true })},
+		{name: "-o allow-other", args: []string{"bkt", "/mnt", "-o", "rw,allow-other,_netdev"}, want: parsed("bkt", "/mnt", func(o *options) { o.allowOther = true })},
+		{name: "-o prefix=", args: []string{"bkt", "/mnt", "-o", "prefix=logs/"}, want: parsed("bkt", "/mnt", func(o *options) { o.prefix = "logs/" })},
+		{name: "-o uid= gid= file-mode=", args: []string{"bkt", "/mnt", "-o", "uid=1000,gid=1001,file-mode=0600,dir-mode=0700"},
+			want: parsed("bkt", "/mnt", func(o *options) { o.uid, o.gid, o.fileMode, o.dirMode = 1000, 1001, 0o600, 0o700 })},
+		{name: "-o twice", args: []string{"-o", "ro", "bkt", "/mnt", "-o", "allow-other"}, want: parsed("bkt", "/mnt", func(o *options) { o.readOnly, o.allowOther = true, true })},
+		{name: "-o fstab line as Mountpoint documents it", args: []string{"s3://bkt/p/", "/mnt", "-o", "_netdev,nosuid,nodev,nofail,rw,allow-other"},
+			want: parsed("bkt", "/mnt", func(o *options) { o.prefix, o.allowOther = "p/", true })},
+		{name: "-o prefix= is validated", args: []string{"bkt", "/mnt", "-o", "prefix=logs"}, wantErr: "must end in"},
+		{name: "-o prefix= and s3:// prefix", args: []string{"s3://bkt/q/", "/mnt", "-o", "prefix=p/"}, wantErr: "a prefix is given both"},
+		{name: "-o unknown option", args: []string{"bkt", "/mnt", "-o", "rw,bogus"}, wantErr: "unknown mount option 'bogus' in '-o rw,bogus'"},
+		{name: "-o unknown option with a value", args: []string{"bkt", "/mnt", "-o", "bogus=1"}, wantErr: "unknown mount option 'bogus'"},
+		{name: "-o help is not an option", args: []string{"bkt", "/mnt", "-o", "help"}, wantErr: "unknown mount option 'help'"},
+		{name: "-o switch with a value", args: []string{"bkt", "/mnt", "-o", "allow-other=yes"}, wantErr: "mount option 'allow-other' takes no value"},
+		{name: "-o value option without a value", args: []string{"bkt", "/mnt", "-o", "uid"}, wantErr: "mount option 'uid' needs a value: uid=<UID>"},
+		{name: "-o bad uid", args: []string{"bkt", "/mnt", "-o", "uid=alice"}, wantErr: "invalid value 'alice' for '--uid <UID>'"},
+		{name: "-o without a list", args: []string{"bkt", "/mnt", "-o"}, wantErr: "a value is required for '-o <OPTIONS>' but none was supplied"},
 
 		// Unknown flags and wrong arity.
-		{name: "unknown flag", args: []string{"--bogus", "b", "/mnt"}, wantErr: "unexpected argument '--bogus' found"},
-		{name: "unknown flag with =", args: []string{"b", "/mnt", "--bogus=1"}, wantErr: "unexpected argument '--bogus' found"},
-		{name: "unknown short flag", args: []string{"-x", "b", "/mnt"}, wantErr: "unexpected argument '-x' found"},
-		{name: "switch given a value", args: []string{"--read-only=yes", "b", "/mnt"}, wantErr: "unexpected value 'yes' for '--read-only' found"},
-		{name: "value flag at the end without a value", args: []string{"b", "/mnt", "--region"}, wantErr: "a value is required for '--region <REGION>' but none was supplied"},
+		{name: "unknown flag", args: []string{"--bogus", "bkt", "/mnt"}, wantErr: "unexpected argument '--bogus' found"},
+		{name: "unknown flag with =", args: []string{"bkt", "/mnt", "--bogus=1"}, wantErr: "unexpected argument '--bogus' found"},
+		{name: "unknown short flag", args: []string{"-x", "bkt", "/mnt"}, wantErr: "unexpected argument '-x' found"},
+		{name: "switch given a value", args: []string{"--read-only=yes", "bkt", "/mnt"}, wantErr: "unexpected value 'yes' for '--read-only' found"},
+		{name: "value flag at the end without a value", args: []string{"bkt", "/mnt", "--region"}, wantErr: "a value is required for '--region <REGION>' but none was supplied"},
 		{name: "no positionals", args: nil, wantErr: "the following required arguments were not provided: <BUCKET_NAME> <DIRECTORY>"},
 		{name: "only flags", args: []string{"--read-only", "-f"}, wantErr: "the following required arguments were not provided"},
 		{name: "only the bucket", args: []string{"b"}, wantErr: "the following required arguments were not provided"},
-		{name: "too many positionals", args: []string{"b", "/mnt", "extra"}, wantErr: "unexpected argument 'extra' found"},
+		{name: "too many positionals", args: []string{"bkt", "/mnt", "extra"}, wantErr: "unexpected argument 'extra' found"},
 
 		// S3: metadata TTLs.
-		{name: "--metadata-ttl minimal", args: []string{"--metadata-ttl", "minimal", "b", "/mnt"}, want: parsed("b", "/mnt", nil)},
-		{name: "--metadata-ttl minimal is 1s", args: []string{"--metadata-ttl=minimal", "b", "/mnt"},
-			want: parsed("b", "/mnt", func(o *options) { o.metadataTTL, o.negativeTTL = time.Second, time.Second })},
-		{name: "--metadata-ttl indefinite", args: []string{"--metadata-ttl", "indefinite", "b", "/mnt"},
-			want: parsed("b", "/mnt", func(o *options) { o.metadataTTL, o.negativeTTL = indefinite, indefinite })},
-		{name: "--metadata-ttl seconds, negative TTL follows", args: []string{"--metadata-ttl", "60", "b", "/mnt"},
-			want: parsed("b", "/mnt", func(o *options) { o.metadataTTL, o.negativeTTL = time.Minute, time.Minute })},
-		{name: "--metadata-ttl 0", args: []string{"--metadata-ttl", "0", "b", "/mnt"},
-			want: parsed("b", "/mnt", func(o *options) { o.metadataTTL, o.negativeTTL = 0, 0 })},
-		{name: "--metadata-ttl fraction", args: []string{"--metadata-ttl", "1.5", "b", "/mnt"},
-			want: parsed("b", "/mnt", func(o *options) { o.metadataTTL, o.negativeTTL = 1500*time.Millisecond, 1500*time.Millisecond })},
-		{name: "--metadata-ttl invalid word", args: []string{"--metadata-ttl", "forever", "b", "/mnt"},
+		{name: "--metadata-ttl minimal", args: []string{"--metadata-ttl", "minimal", "bkt", "/mnt"}, want: parsed("bkt", "/mnt", nil)},
+		{name: "--metadata-ttl minimal is 1s", args: []string{"--metadata-ttl=minimal", "bkt", "/mnt"},
+			want: parsed("bkt", "/mnt", func(o *options) { o.metadataTTL, o.negativeTTL = time.Second, time.Second })},
+		{name: "--metadata-ttl indefinite", args: []string{"--metadata-ttl", "indefinite", "bkt", "/mnt"},
+			want: parsed("bkt", "/mnt", func(o *options) { o.metadataTTL, o.negativeTTL = indefinite, indefinite })},
+		{name: "--metadata-ttl seconds, negative TTL follows", args: []string{"--metadata-ttl", "60", "bkt", "/mnt"},
+			want: parsed("bkt", "/mnt", func(o *options) { o.metadataTTL, o.negativeTTL = time.Minute, time.Minute })},
+		{name: "--metadata-ttl 0", args: []string{"--metadata-ttl", "0", "bkt", "/mnt"},
+			want: parsed("bkt", "/mnt", func(o *options) { o.metadataTTL, o.negativeTTL = 0, 0 })},
+		{name: "--metadata-ttl fraction", args: []string{"--metadata-ttl", "1.5", "bkt", "/mnt"},
+			want: parsed("bkt", "/mnt", func(o *options) { o.metadataTTL, o.negativeTTL = 1500*time.Millisecond, 1500*time.Millisecond })},
+		{name: "--metadata-ttl invalid word", args: []string{"--metadata-ttl", "forever", "bkt", "/mnt"},
 			wantErr: "invalid value 'forever' for '--metadata-ttl <SECONDS|indefinite|minimal>': expected a number of seconds, 'indefinite' or 'minimal'"},
-		{name: "--metadata-ttl negative", args: []string{"--metadata-ttl", "-1", "b", "/mnt"}, wantErr: "invalid value '-1' for '--metadata-ttl"},
-		{name: "--metadata-ttl with a unit", args: []string{"--metadata-ttl", "5s", "b", "/mnt"}, wantErr: "invalid value '5s' for '--metadata-ttl"},
-		{name: "--negative-metadata-ttl before --metadata-ttl", args: []string{"--negative-metadata-ttl", "5", "--metadata-ttl", "60", "b", "/mnt"},
-			want: parsed("b", "/mnt", func(o *options) {
+		{name: "--metadata-ttl negative", args: []string{"--metadata-ttl", "-1", "bkt", "/mnt"}, wantErr: "invalid value '-1' for '--metadata-ttl"},
+		{name: "--metadata-ttl with a unit", args: []string{"--metadata-ttl", "5s", "bkt", "/mnt"}, wantErr: "invalid value '5s' for '--metadata-ttl"},
+		{name: "--negative-metadata-ttl before --metadata-ttl", args: []string{"--negative-metadata-ttl", "5", "--metadata-ttl", "60", "bkt", "/mnt"},
+			want: parsed("bkt", "/mnt", func(o *options) {
 				o.metadataTTL, o.negativeTTL, o.negativeTTLSet = time.Minute, 5*time.Second, true
 			})},
-		{name: "--negative-metadata-ttl 0 is kept", args: []string{"--metadata-ttl", "60", "--negative-metadata-ttl", "0", "b", "/mnt"},
-			want: parsed("b", "/mnt", func(o *options) { o.metadataTTL, o.negativeTTL, o.negativeTTLSet = time.Minute, 0, true })},
-		{name: "--negative-metadata-ttl invalid", args: []string{"--negative-metadata-ttl", "x", "b", "/mnt"}, wantErr: "invalid value 'x' for '--negative-metadata-ttl"},
+		{name: "--negative-metadata-ttl 0 is kept", args: []string{"--metadata-ttl", "60", "--negative-metadata-ttl", "0", "bkt", "/mnt"},
+			want: parsed("bkt", "/mnt", func(o *options) { o.metadataTTL, o.negativeTTL, o.negativeTTLSet = time.Minute, 0, true })},
+		{name: "--negative-metadata-ttl invalid", args: []string{"--negative-metadata-ttl", "x", "bkt", "/mnt"}, wantErr: "invalid value 'x' for '--negative-metadata-ttl"},
 
 		// S9: modes and owners.
-		{name: "--file-mode with a leading 0", args: []string{"--file-mode", "0600", "b", "/mnt"}, want: parsed("b", "/mnt", func(o *options) { o.fileMode = 0o600 })},
-		{name: "--file-mode without a leading 0", args: []string{"--file-mode=640", "b", "/mnt"}, want: parsed("b", "/mnt", func(o *options) { o.fileMode = 0o640 })},
-		{name: "--dir-mode", args: []string{"--dir-mode", "0750", "b", "/mnt"}, want: parsed("b", "/mnt", func(o *options) { o.dirMode = 0o750 })},
-		{name: "--file-mode not octal", args: []string{"--file-mode", "0999", "b", "/mnt"}, wantErr: "invalid value '0999' for '--file-mode <FILE_MODE>': expected octal permission bits"},
-		{name: "--file-mode beyond permission bits", args: []string{"--file-mode", "1777", "b", "/mnt"}, wantErr: "invalid value '1777' for '--file-mode <FILE_MODE>'"},
-		{name: "--file-mode symbolic", args: []string{"--file-mode", "rw-r--r--", "b", "/mnt"}, wantErr: "invalid value 'rw-r--r--' for '--file-mode"},
-		{name: "--dir-mode invalid", args: []string{"--dir-mode", "8", "b", "/mnt"}, wantErr: "invalid value '8' for '--dir-mode <DIR_MODE>'"},
-		{name: "--uid and --gid", args: []string{"--uid", "0", "--gid=42", "b", "/mnt"}, want: parsed("b", "/mnt", func(o *options) { o.uid, o.gid = 0, 42 })},
-		{name: "--uid not a number", args: []string{"--uid", "root", "b", "/mnt"}, wantErr: "invalid value 'root' for '--uid <UID>': expected a number"},
-		{name: "--gid negative", args: []string{"--gid=-1", "b", "/mnt"}, wantErr: "invalid value '-1' for '--gid <GID>'"},
+		{name: "--file-mode with a leading 0", args: []string{"--file-mode", "0600", "bkt", "/mnt"}, want: parsed("bkt", "/mnt", func(o *options) { o.fileMode = 0o600 })},
+		{name: "--file-mode without a leading 0", args: []string{"--file-mode=640", "bkt", "/mnt"}, want: parsed("bkt", "/mnt", func(o *options) { o.fileMode = 0o640 })},
+		{name: "--dir-mode", args: []string{"--dir-mode", "0750", "bkt", "/mnt"}, want: parsed("bkt", "/mnt", func(o *options) { o.dirMode = 0o750 })},
+		{name: "--file-mode not octal", args: []string{"--file-mode", "0999", "bkt", "/mnt"}, wantErr: "invalid value '0999' for '--file-mode <FILE_MODE>': expected octal permission bits"},
+		{name: "--file-mode beyond permission bits", args: []string{"--file-mode", "1777", "bkt", "/mnt"}, wantErr: "invalid value '1777' for '--file-mode <FILE_MODE>'"},
+		{name: "--file-mode symbolic", args: []string{"--file-mode", "rw-r--r--", "bkt", "/mnt"}, wantErr: "invalid value 'rw-r--r--' for '--file-mode"},
+		{name: "--dir-mode invalid", args: []string{"--dir-mode", "8", "bkt", "/mnt"}, wantErr: "invalid value '8' for '--dir-mode <DIR_MODE>'"},
+		{name: "--uid and --gid", args: []string{"--uid", "0", "--gid=42", "bkt", "/mnt"}, want: parsed("bkt", "/mnt", func(o *options) { o.uid, o.gid = 0, 42 })},
+		{name: "--uid not a number", args: []string{"--uid", "root", "bkt", "/mnt"}, wantErr: "invalid value 'root' for '--uid <UID>': expected a number"},
+		{name: "--gid negative", args: []string{"--gid=-1", "bkt", "/mnt"}, wantErr: "invalid value '-1' for '--gid <GID>'"},
 
-		{name: "--max-threads", args: []string{"--max-threads", "4", "b", "/mnt"}, want: parsed("b", "/mnt", func(o *options) { o.maxThreads = 4 })},
-		{name: "--max-threads in -o", args: []string{"-o", "max-threads=64", "b", "/mnt"}, want: parsed("b", "/mnt", func(o *options) { o.maxThreads = 64 })},
-		{name: "--max-threads zero", args: []string{"--max-threads", "0", "b", "/mnt"}, wantErr: "invalid value '0' for '--max-threads <N>'"},
-		{name: "--max-threads not a number", args: []string{"--max-threads=many", "b", "/mnt"}, wantErr: "invalid value 'many' for '--max-threads <N>'"},
+		{name: "--max-threads", args: []string{"--max-threads", "4", "bkt", "/mnt"}, want: parsed("bkt", "/mnt", func(o *options) { o.maxThreads = 4 })},
+		{name: "--max-threads in -o", args: []string{"-o", "max-threads=64", "bkt", "/mnt"}, want: parsed("bkt", "/mnt", func(o *options) { o.maxThreads = 64 })},
+		{name: "--max-threads zero", args: []string{"--max-threads", "0", "bkt", "/mnt"}, wantErr: "invalid value '0' for '--max-threads <N>'"},
+		{name: "--max-threads not a number", args: []string{"--max-threads=many", "bkt", "/mnt"}, wantErr: "invalid value 'many' for '--max-threads <N>'"},
 
 		// --help and --version need no positionals.
 		{name: "--help alone", args: []string{"--help"}, want: &options{help: true}},
@@ -249,7 +249,7 @@ func TestParseArgs(t *testing.T) {
 // The arguments are not modified, so daemonize can pass them to the background process as
 // they were given.
 func TestParseArgsKeepsArgs(t *testing.T) {
-	args := []string{"-o", "ro,prefix=p/", "--metadata-ttl=5", "b", "/mnt", "-f"}
+	args := []string{"-o", "ro,prefix=p/", "--metadata-ttl=5", "bkt", "/mnt", "-f"}
 	orig := append([]string(nil), args...)
 	if _, err := parseArgs(args); err != nil {
 		t.Fatal(err)
@@ -270,7 +270,7 @@ func TestMetadataTTLOutOfRange(t *testing.T) {
 		{"NaN", true}, {"nan", true}, {"Inf", false}, {"+inf", false}, {"infinity", false}, {"1e10", false}, {"1e300", false},
 	} {
 		for _, flagName := range []string{"--metadata-ttl", "--negative-metadata-ttl"} {
-			o, err := parseArgs([]string{flagName, tt.value, "b", "/mnt"})
+			o, err := parseArgs([]string{flagName, tt.value, "bkt", "/mnt"})
 			if err != nil {
 				continue // refusing it is fine
 			}
@@ -306,15 +306,15 @@ func TestUsageListsFlags(t *testing.T) {
 
 // S3: a cache makes the default metadata TTL a minute; an explicit TTL wins.
 func TestCacheMetadataTTL(t *testing.T) {
-	o, err := parseArgs([]string{"--cache", "/tmp/c", "b", "/mnt"})
+	o, err := parseArgs([]string{"--cache", "/tmp/c", "bkt", "/mnt"})
 	if err != nil || o.metadataTTL != 60*time.Second || o.negativeTTL != 60*time.Second {
 		t.Fatalf("--cache: ttl %v/%v, err %v; want 60s", o.metadataTTL, o.negativeTTL, err)
 	}
-	o, err = parseArgs([]string{"--cache", "/tmp/c", "--metadata-ttl", "minimal", "b", "/mnt"})
+	o, err = parseArgs([]string{"--cache", "/tmp/c", "--metadata-ttl", "minimal", "bkt", "/mnt"})
 	if err != nil || o.metadataTTL != time.Second {
 		t.Fatalf("--cache --metadata-ttl minimal: ttl %v, err %v; want 1s", o.metadataTTL, err)
 	}
-	if _, err := parseArgs([]string{"--max-cache-size", "10", "b", "/mnt"}); err == nil {
+	if _, err := parseArgs([]string{"--max-cache-size", "10", "bkt", "/mnt"}); err == nil {
 		t.Fatal("--max-cache-size without --cache accepted")
 	}
 }
@@ -344,7 +344,7 @@ func TestMountpointFlags(t *testing.T) {
 		{[]string{"-d", "-l", "/logs"}, "debug,log-directory=/logs", func(o *options) bool { return o.debug && o.logDirectory == "/logs" }},
 	}
 	for _, tt := range tests {
-		for _, args := range [][]string{append(append([]string{}, tt.cli...), "b", "/mnt"), {"b", "/mnt", "-o", tt.fstab}} {
+		for _, args := range [][]string{append(append([]string{}, tt.cli...), "bkt", "/mnt"), {"bkt", "/mnt", "-o", tt.fstab}} {
 			o, err := parseArgs(args)
 			if err != nil {
 				t.Errorf("parseArgs(%q): %v", args, err)
@@ -376,13 +376,13 @@ func TestMountpointFlags(t *testing.T) {
 		{[]string{"--part-size", "8388608", "--read-part-size", "8388608"}, "'--part-size' cannot be used with"},
 	}
 	for _, tt := range refused {
-		args := append(append([]string{}, tt.args...), "b", "/mnt")
+		args := append(append([]string{}, tt.args...), "bkt", "/mnt")
 		_, err := parseArgs(args)
 		if err == nil || !strings.Contains(err.Error(), tt.want) || strings.Contains(err.Error(), "\n") {
 			t.Errorf("parseArgs(%q) = %v, want one line containing %q", args, err, tt.want)
 		}
 	}
-	if _, err := parseArgs([]string{"--auto-unmount", "b", "/dev/fd/3"}); err == nil || !strings.Contains(err.Error(), "/dev/fd/N") {
+	if _, err := parseArgs([]string{"--auto-unmount", "bkt", "/dev/fd/3"}); err == nil || !strings.Contains(err.Error(), "/dev/fd/N") {
 		t.Errorf("--auto-unmount with /dev/fd/3: %v", err)
 	}
 	if _, err := parseArgs([]string{"my-bucket--use1-az4--x-s3", "/mnt"}); err == nil || !strings.Contains(err.Error(), "directory bucket") {

@@ -20,6 +20,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/aws/smithy-go/logging"
 	"github.com/aws/smithy-go/middleware"
 )
 
@@ -151,7 +152,11 @@ func NewSDKStore(ctx context.Context, cfg Config) (*SDKStore, error) {
 	if cfg.DualStack {
 		opts = append(opts, config.WithUseDualStackEndpoint(aws.DualStackEndpointStateEnabled))
 	}
-	if cfg.RequestLog != nil {
+	if cfg.RequestLog == nil {
+		// The SDK's default logger writes warnings (an IMDSv1 fallback) straight to stderr,
+		// around the one line a failed start-up prints.
+		opts = append(opts, config.WithLogger(logging.Nop{}))
+	} else {
 		// Retries and response headers only: a request dump would carry the Authorization
 		// header, whose credential scope names the access key.
 		opts = append(opts, config.WithClientLogMode(aws.LogRetries|aws.LogResponse),

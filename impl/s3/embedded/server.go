@@ -15,6 +15,8 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/johannesboyne/gofakes3"
@@ -63,9 +65,14 @@ func Start(opts Options) (*Server, error) {
 		// A timeout, because bbolt's file lock otherwise blocks forever when another
 		// server (or a not yet closed one) holds the same directory.
 		db, err := bolt.Open(filepath.Join(opts.Dir, DBFile), 0o600, &bolt.Options{Timeout: 2 * time.Second})
+		if errors.Is(err, bolt.ErrTimeout) {
+			return nil, ErrInUse{Dir: opts.Dir, Pid: holder(opts.Dir)}
+		}
 		if err != nil {
 			return nil, fmt.Errorf("embedded s3: opening %s: %w", opts.Dir, err)
 		}
+		// Who holds the store, for the next process that finds it locked.
+		os.WriteFile(filepath.Join(opts.Dir, holderFile), []byte(strconv.Itoa(os.Getpid())+"\n"), 0o600)
 		s.db = db
 		inner = s3bolt.New(db)
 	}
@@ -106,6 +113,44 @@ func Start(opts Options) (*Server, error) {
 	}
 	go func() { s.done <- s.http.Serve(ln) }()
 	return s, nil
+}
+
+// holderFile names the process that has the store open (its pid); stale once it exits.
+const holderFile = "holder.pid"
+
+// ErrInUse: another process has the store open (bbolt allows one).
+type ErrInUse struct {
+	Dir string
+	Pid int // 0 if unknown
+}
+
+func (e ErrInUse) Error() string {
+	if e.Pid > 0 {
+		return fmt.Sprintf("embedded store %s is in use by process %d (stop that mount first: umount its mount point, or kill %d)", e.Dir, e.Pid, e.Pid)
+	}
+	return fmt.Sprintf("embedded store %s is in use by another process (stop that mount first)", e.Dir)
+}
+
+func holder(dir string) int {
+	b, err := os.ReadFile(filepath.Join(dir, holderFile))
+	if err != nil {
+		return 0
+	}
+	pid, _ := strconv.Atoi(strings.TrimSpace(string(b)))
+	return pid
+}
+
+// Buckets lists the store's buckets.
+func (s *Server) Buckets() ([]string, error) {
+	list, err := s.backend.ListBuckets()
+	if err != nil {
+		return nil, err
+	}
+	var out []string
+	for _, b := range list {
+		out = append(out, b.Name)
+	}
+	return out, nil
 }
 
 // CreateBucket creates a bucket if it does not exist.
