@@ -8,6 +8,8 @@ FUZZTIME  ?= 20s
 # RAPID_CHECKS raises the number of cases of the model-vs-mount property tests.
 RAPID_CHECKS ?=
 DEMO_DIR  ?= /tmp/mount-s3-demo
+PREFIX    ?= /usr/local
+DESTDIR   ?=
 
 .PHONY: build test unit conformance fuzz demo demo-stop vet clean test-embedded test-minio minio-start minio-stop
 
@@ -16,6 +18,19 @@ build:
 
 vet:
 	$(GO) vet ./...
+
+# Installs the binary in $(PREFIX)/bin and the mount helpers mount(8) runs for an /etc/fstab
+# line or `mount -t`: /sbin/mount.mount-s3 (Mountpoint's fstab type) and
+# /sbin/mount.fuse.mount-s3 (type fuse.mount-s3), both links to the binary. DESTDIR stages it.
+.PHONY: install uninstall
+install: build
+	install -D -m 0755 $(BIN)/mount-s3 $(DESTDIR)$(PREFIX)/bin/mount-s3
+	install -d $(DESTDIR)/sbin
+	ln -sf $(PREFIX)/bin/mount-s3 $(DESTDIR)/sbin/mount.mount-s3
+	ln -sf $(PREFIX)/bin/mount-s3 $(DESTDIR)/sbin/mount.fuse.mount-s3
+
+uninstall:
+	rm -f $(DESTDIR)$(PREFIX)/bin/mount-s3 $(DESTDIR)/sbin/mount.mount-s3 $(DESTDIR)/sbin/mount.fuse.mount-s3
 
 # Unit tests, store conformance and the real-mount suites, race detector on, on the embedded
 # server; then the suites that matter most on a real S3-compatible store, on MinIO.

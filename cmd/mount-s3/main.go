@@ -8,7 +8,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"math"
 	"os"
@@ -18,7 +17,6 @@ import (
 	"slices"
 	"strings"
 	"syscall"
-	"time"
 
 	"github.com/mount-s3/mount-s3/impl/cache"
 	"github.com/mount-s3/mount-s3/impl/fs"
@@ -35,7 +33,14 @@ import (
 var version = "0.1.0-dev"
 
 func main() {
-	os.Exit(run(os.Args[1:]))
+	args := os.Args[1:]
+	if isHelper(os.Args[0]) {
+		var fake bool
+		if args, fake = helperArgs(args); fake {
+			os.Exit(0)
+		}
+	}
+	os.Exit(run(args))
 }
 
 func run(args []string) int {
@@ -279,33 +284,6 @@ func unmountOnSignal(m *mount.Mounted, logger *slog.Logger, stop func()) {
 		}
 		logger.Error("unmount failed", "error", err)
 	}
-}
-
-// newLogger returns the process logger: stderr in the foreground, a file in --log-directory,
-// nothing with --no-log or in the background without a log directory.
-func newLogger(o *options) (*slog.Logger, io.Writer, func(), error) {
-	level := slog.LevelInfo
-	if o.debug {
-		level = slog.LevelDebug
-	}
-	var w io.Writer = io.Discard
-	closeFn := func() {}
-	switch {
-	case o.noLog:
-	case o.logDirectory != "":
-		if err := os.MkdirAll(o.logDirectory, 0o755); err != nil {
-			return nil, nil, nil, fmt.Errorf("log directory: %w", err)
-		}
-		name := filepath.Join(o.logDirectory, "mount-s3-"+time.Now().UTC().Format("20060102T150405Z")+".log")
-		f, err := os.OpenFile(name, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644)
-		if err != nil {
-			return nil, nil, nil, fmt.Errorf("log directory: %w", err)
-		}
-		w, closeFn = f, func() { f.Close() }
-	case o.foreground:
-		w = os.Stderr
-	}
-	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: level})), w, closeFn, nil
 }
 
 // uploadPartSize is --write-part-size, else --part-size, else the default.

@@ -389,3 +389,22 @@ func TestMountpointFlags(t *testing.T) {
 		t.Errorf("a directory bucket's name: %v", err)
 	}
 }
+
+// mount(8)'s helper call becomes the fstab form of the command line.
+func TestHelperArgs(t *testing.T) {
+	got, fake := helperArgs([]string{"s3://logs/app/", "/mnt/logs", "-n", "-o", "rw,nosuid,nodev,_netdev,nofail,allow-delete", "-t", "fuse.mount-s3"})
+	want := []string{"s3://logs/app/", "/mnt/logs", "-o", "rw,nosuid,nodev,_netdev,nofail,allow-delete"}
+	if fake || !reflect.DeepEqual(got, want) {
+		t.Fatalf("helperArgs = %q (fake %v), want %q", got, fake, want)
+	}
+	o, err := parseArgs(got)
+	if err != nil || o.bucket != "logs" || o.prefix != "app/" || !o.allowDelete || o.dir != "/mnt/logs" {
+		t.Fatalf("parsed %+v, %v", o, err)
+	}
+	if _, fake := helperArgs([]string{"b", "/m", "-fv"}); !fake {
+		t.Error("-f (fake) not seen")
+	}
+	if !isHelper("/sbin/mount.mount-s3") || !isHelper("/sbin/mount.fuse.mount-s3") || isHelper("/usr/bin/mount-s3") {
+		t.Error("helper names")
+	}
+}

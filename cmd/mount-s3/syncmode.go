@@ -2,8 +2,13 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -47,8 +52,7 @@ type syncCore struct {
 }
 
 func newSyncCore(o *options, store s3.Store, rc read.Config, logger *slog.Logger) (*syncCore, error) {
-	layer, err := local.Open(o.syncDir, local.Options{Bucket: o.bucket, Prefix: o.prefix, UID: o.uid, GID: o.gid,
-		DirMode: uint32(o.dirMode.Perm()), FileMode: uint32(o.fileMode.Perm())})
+	layer, err := openSyncDir(o, logger)
 	if err != nil {
 		return nil, fmt.Errorf("--sync-dir %s: %w", o.syncDir, err)
 	}
@@ -56,7 +60,7 @@ func newSyncCore(o *options, store s3.Store, rc read.Config, logger *slog.Logger
 		layer.Close()
 		return nil, err
 	}
-	stdlog := slog.NewLogLogger(logger.Handler(), slog.LevelInfo)
+	stdlog := engineLog(logger)
 	params := syncrule.Params{WriteBackDelay: o.writeBackDelay, ExpireAfter: o.expireAfter, ImportThreshold: o.importThreshold}
 	im := importer.New(importer.Config{Layer: layer, Store: store, Prefix: o.prefix, Threshold: o.importThreshold, Log: stdlog})
 	if err := im.Resume(); err != nil {
@@ -90,10 +94,72 @@ func newSyncCore(o *options, store s3.Store, rc read.Config, logger *slog.Logger
 	ctx, stop := context.WithCancel(context.Background())
 	c.fs, c.stop = core, stop
 	go func() { c.done <- eng.Run(ctx) }()
-	c.expiring.Add(2)
+	c.expiring.Add(3)
 	go c.expireLoop(ctx, params)
+	go c.summaryLoop(ctx)
 	go c.sizeLoop(ctx, o)
 	return c, nil
+}
+
+// handOverWait bounds how long a new mount waits for an earlier one of the same sync dir that
+// was unmounted and is still writing back (it takes at most unmountFlushTimeout).
+const handOverWait = unmountFlushTimeout + 30*time.Second
+
+// openSyncDir opens the sync dir. If another process holds it but no longer serves a mount (it
+// was unmounted and is writing back what remains), it waits for that process to finish and
+// says so, instead of failing: the user already did what the refusal would ask. A holder that
+// still serves a mount is refused at once.
+func openSyncDir(o *options, logger *slog.Logger) (*local.Layer, error) {
+	open := func() (*local.Layer, error) {
+		return local.Open(o.syncDir, local.Options{Bucket: o.bucket, Prefix: o.prefix, UID: o.uid, GID: o.gid,
+			DirMode: uint32(o.dirMode.Perm()), FileMode: uint32(o.fileMode.Perm())})
+	}
+	deadline := time.Now().Add(handOverWait)
+	said := false
+	for {
+		layer, err := open()
+		if err == nil || !errors.Is(err, local.ErrLocked) || time.Now().After(deadline) {
+			return layer, err
+		}
+		pid := lockHolder(o.syncDir)
+		if pid <= 0 || servesFUSE(pid) {
+			return nil, err
+		}
+		if !said {
+			msg := fmt.Sprintf("waiting for process %d, an earlier mount of this sync dir that was unmounted and is still writing back", pid)
+			logger.Info(msg, "sync_dir", o.syncDir)
+			if !o.foreground {
+				fmt.Fprintln(os.Stderr, "mount-s3: "+msg)
+			}
+			said = true
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}
+
+// lockHolder is the pid written in the sync dir's lock file, or 0.
+func lockHolder(dir string) int {
+	b, err := os.ReadFile(filepath.Join(dir, local.LockFile))
+	if err != nil {
+		return 0
+	}
+	pid, _ := strconv.Atoi(strings.TrimSpace(string(b)))
+	return pid
+}
+
+// servesFUSE reports whether process pid has a FUSE connection open, that is, still serves a
+// mount; a process we may not inspect is taken to serve one.
+func servesFUSE(pid int) bool {
+	fds, err := os.ReadDir(fmt.Sprintf("/proc/%d/fd", pid))
+	if err != nil {
+		return !errors.Is(err, os.ErrNotExist)
+	}
+	for _, fd := range fds {
+		if target, err := os.Readlink(fmt.Sprintf("/proc/%d/fd/%s", pid, fd.Name())); err == nil && target == "/dev/fuse" {
+			return true
+		}
+	}
+	return false
 }
 
 // expireLoop drops unused clean data (Y10) every tenth of --expire-after, at most hourly and
@@ -121,6 +187,35 @@ func (c *syncCore) expireLoop(ctx context.Context, p syncrule.Params) {
 	}
 }
 
+// summaryEvery is how often the write-back's work is summed up in the log; the line per object
+// is at debug level.
+const summaryEvery = time.Minute
+
+func (c *syncCore) summaryLoop(ctx context.Context) {
+	defer c.expiring.Done()
+	t := time.NewTicker(summaryEvery)
+	defer t.Stop()
+	last := c.engine.Stats()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			last = c.summarize(last)
+		}
+	}
+}
+
+// summarize logs what the write-back did since last, if anything, and returns the new totals.
+func (c *syncCore) summarize(last engine.Stats) engine.Stats {
+	st := c.engine.Stats()
+	up, del, ren, fail := st.Uploads-last.Uploads, st.Deletes-last.Deletes, st.Renames-last.Renames, st.Failures-last.Failures
+	if up+del+ren+fail > 0 {
+		c.log.Info("write-back", "uploaded", up, "deleted", del, "renamed", ren, "failed_attempts", fail, "pending_operations", st.PendingOps)
+	}
+	return st
+}
+
 // objectAttrs is the user metadata stored with an object: its POSIX attributes in s3fs-fuse's
 // format (Y3).
 func objectAttrs(info local.Info) map[string]string {
@@ -138,11 +233,18 @@ func objectAttrs(info local.Info) map[string]string {
 // close writes back what it can within unmountFlushTimeout, then stops the engine and closes
 // the layer. Nothing is lost if the flush does not finish: the sync dir keeps it.
 func (c *syncCore) close() {
+	st := c.engine.Stats()
+	if st.PendingOps > 0 || st.DirtyFiles > 0 {
+		c.log.Info("unmounted; writing back what remains before exiting", "pending_operations", st.PendingOps, "changed_files", st.DirtyFiles)
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), unmountFlushTimeout)
 	if err := c.engine.Flush(ctx); err != nil {
 		c.log.Warn("write-back at unmount did not finish; the changes are kept in the sync dir and are written back by the next mount", "error", err.Error())
+	} else {
+		c.log.Info("write-back complete: the bucket has every change", "sync_dir", c.syncDir)
 	}
 	cancel()
+	c.summarize(st)
 	c.watching()
 	c.stop()
 	<-c.done

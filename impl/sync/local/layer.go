@@ -40,7 +40,7 @@ const (
 	DBFile   = "meta.db"
 	DataDir  = "data"
 	snapDir  = "snap"
-	lockFile = "lock"
+	LockFile = "lock" // holds the pid of the process that has the sync dir open
 )
 
 // Layer is an open sync dir. Its methods are safe for concurrent use.
@@ -106,7 +106,7 @@ func Open(dir string, opts Options) (*Layer, error) {
 // lockDir takes an exclusive flock on DIR/lock. flock is per open file description, so a
 // second Open in the same process is refused too, and the lock dies with the process.
 func lockDir(dir string) (*os.File, error) {
-	f, err := os.OpenFile(filepath.Join(dir, lockFile), os.O_RDWR|os.O_CREATE, 0o600)
+	f, err := os.OpenFile(filepath.Join(dir, LockFile), os.O_RDWR|os.O_CREATE, 0o600)
 	if err != nil {
 		return nil, fmt.Errorf("sync dir %s: %w", dir, err)
 	}

@@ -48,7 +48,7 @@ type SalvagedFile struct {
 // copied back into the mount.
 func Salvage(dir string, now time.Time) (Salvaged, error) {
 	dir = filepath.Clean(dir)
-	lock, err := os.OpenFile(filepath.Join(dir, lockFile), os.O_RDWR|os.O_CREATE, 0o600)
+	lock, err := os.OpenFile(filepath.Join(dir, LockFile), os.O_RDWR|os.O_CREATE, 0o600)
 	if err != nil {
 		return Salvaged{}, fmt.Errorf("sync dir %s: %w", dir, err)
 	}
