@@ -117,7 +117,9 @@ type syslogHandler struct {
 	group string
 }
 
-func (h *syslogHandler) Enabled(_ context.Context, l slog.Level) bool { return l >= h.opts.Level.Level() }
+func (h *syslogHandler) Enabled(_ context.Context, l slog.Level) bool {
+	return l >= h.opts.Level.Level()
+}
 
 func (h *syslogHandler) Handle(ctx context.Context, r slog.Record) error {
 	var buf bytes.Buffer
