@@ -104,6 +104,8 @@ type FS struct {
 	inodes inodeTable
 	// negative remembers names that did not exist, until the time given. GUARDED_BY(mu)
 	negative map[string]time.Time
+	// dirLists is what lookups know of directories' listings (dirlist.go). GUARDED_BY(mu)
+	dirLists map[string]*dirList
 	// local holds the local inodes (mkdir'd directories, files being written) by path. GUARDED_BY(mu)
 	local map[string]*inode
 	// handles are the open files and directories. GUARDED_BY(mu)
@@ -153,6 +155,7 @@ func New(cfg Config) (*FS, error) {
 		cfg:      cfg,
 		mounted:  cfg.Clock.Now(),
 		negative: map[string]time.Time{},
+		dirLists: map[string]*dirList{},
 		local:    map[string]*inode{},
 		handles:  map[HandleID]any{},
 	}

@@ -75,20 +75,31 @@ func (f *FS) Lookup(ctx context.Context, parent InodeID, name string) (Entry, er
 		}
 		delete(f.negative, path)
 	}
-	f.mu.Unlock()
-
-	res, err := f.resolve(ctx, path)
+	res, listed, err := f.fromListingLocked(ctx, dir.path, path)
 	if err != nil {
+		f.mu.Unlock()
 		return Entry{}, err
 	}
-
-	f.mu.Lock()
+	if !listed {
+		f.mu.Unlock()
+		if res, err = f.resolve(ctx, path); err != nil {
+			return Entry{}, err
+		}
+		f.mu.Lock()
+	}
 	defer f.mu.Unlock()
 	if (!res.found || res.kind == keymap.File) && f.hasLocalBelowLocked(path) {
 		res = resolution{found: true, kind: keymap.Dir} // a local inode keeps its ancestors
+	} else if listed && res.found {
+		// The listing recorded it, valid from when the listing started (S3).
+		if in := f.freshChildLocked(path, f.clock.Now()); in != nil {
+			in.lookups++
+			return f.entryLocked(in), nil
+		}
 	}
 	if !res.found {
-		if f.cfg.NegativeTTL > 0 {
+		// A listing's absence already lasts as long as S3 allows; a lookup's starts now.
+		if f.cfg.NegativeTTL > 0 && !listed {
 			f.negative[path] = now.Add(f.cfg.NegativeTTL)
 		}
 		return Entry{}, newError("lookup", path, CodeNotFound, "no such object or prefix")

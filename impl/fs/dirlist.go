@@ -1,0 +1,157 @@
+package fs
+
+import (
+	"context"
+	"time"
+
+	"github.com/mount-s3/mount-s3/impl/s3"
+	"github.com/mount-s3/mount-s3/spec/keymap"
+)
+
+// Lookups answered from a listing. A lookup costs a HEAD and a one-key LIST (resolve): one
+// round trip, but one per name, and `stat` of every file of a directory, `find`, `du` or a
+// loader walking a dataset then cost a round trip per name. A directory that sees repeated
+// lookups is listed instead, once, and the listing answers its siblings' lookups, found and
+// not found, for as long as rule S3 lets metadata be reused: found names for the metadata TTL
+// and absent ones for the negative TTL, both counted from when the listing started. One listing
+// runs per directory at a time; concurrent lookups wait for it. A directory too large to list
+// (more than listPagesMax pages) keeps the per-name lookups.
+const (
+	// listAfterMisses is how many lookups of one directory go to the store within
+	// listMissWindow before the directory is listed instead.
+	listAfterMisses = 3
+	listMissWindow  = 2 * time.Second
+	// listHot: a directory listed this recently is listed again at its next miss.
+	listHot = 10 * time.Second
+	// listPagesMax bounds a listing made for lookups (1,000 entries a page).
+	listPagesMax = 10
+	// tooBigFor is how long a directory found too big is left to per-name lookups.
+	tooBigFor = time.Minute
+)
+
+// dirList is what lookups know of one directory's listing. GUARDED_BY(FS.mu), all fields.
+type dirList struct {
+	misses    int
+	firstMiss time.Time
+	running   chan struct{} // non-nil while a listing runs; closed when it ends
+	listedAt  time.Time     // when the last complete listing started
+	absentTil time.Time     // names not in that listing are absent until then
+	tooBig    time.Time     // left to per-name lookups until then
+}
+
+// fromListingLocked answers a lookup of path in directory dir from a listing when the
+// directory qualifies: found, absent, or ok=false to resolve the name on its own. It may run
+// the listing, or wait for one another lookup runs. Called and returns with f.mu held.
+// LOCKS_REQUIRED(f.mu)
+func (f *FS) fromListingLocked(ctx context.Context, dir, path string) (res resolution, ok bool, err error) {
+	for waited := false; ; waited = true {
+		now := f.clock.Now()
+		dl := f.dirLists[dir]
+		if dl == nil {
+			dl = &dirList{}
+			f.dirLists[dir] = dl
+			f.trimDirListsLocked()
+		}
+		if now.Before(dl.tooBig) {
+			return resolution{}, false, nil
+		}
+		if in := f.freshChildLocked(path, now); in != nil {
+			return resolution{found: true, kind: in.kind, info: s3.ObjectInfo{Size: in.size, LastModified: in.mtime, ETag: in.etag}}, true, nil
+		}
+		if now.Before(dl.absentTil) {
+			return resolution{}, true, nil
+		}
+		if waited {
+			return resolution{}, false, nil // the listing we waited for says nothing fresh
+		}
+		if dl.running != nil {
+			wait := dl.running
+			f.mu.Unlock()
+			select {
+			case <-wait:
+			case <-ctx.Done():
+			}
+			f.mu.Lock()
+			continue
+		}
+		hot := !dl.listedAt.IsZero() && now.Sub(dl.listedAt) < listHot
+		if !hot {
+			if now.Sub(dl.firstMiss) > listMissWindow {
+				dl.misses, dl.firstMiss = 0, now
+			}
+			dl.misses++
+			if dl.misses < listAfterMisses {
+				return resolution{}, false, nil
+			}
+		}
+		found, complete, err := f.listForLookupsLocked(ctx, dir, path, dl)
+		if err != nil || !complete {
+			return resolution{}, false, err
+		}
+		return found, true, nil
+	}
+}
+
+// listForLookupsLocked lists dir, records every entry as list does for readdir, and says what
+// the listing holds at path. complete is false for a directory too big to list for lookups.
+// f.mu is released while the pages are read.
+// LOCKS_REQUIRED(f.mu)
+func (f *FS) listForLookupsLocked(ctx context.Context, dir, path string, dl *dirList) (res resolution, complete bool, err error) {
+	done := make(chan struct{})
+	dl.running = done
+	start := f.clock.Now()
+	f.mu.Unlock()
+	pages := 0
+	listing, objects, _, err := f.listDir(ctx, "lookup", dir, func(*keymap.Listing) bool {
+		pages++
+		return pages >= listPagesMax
+	})
+	f.mu.Lock()
+	dl.running = nil
+	close(done)
+	dl.misses = 0
+	switch {
+	case err != nil:
+		return resolution{}, false, err
+	case pages >= listPagesMax:
+		dl.tooBig = f.clock.Now().Add(tooBigFor)
+		return resolution{}, false, nil
+	}
+	_, name := keymap.Split(path)
+	for _, e := range listing.Entries() {
+		p := keymap.Join(dir, e.Name)
+		in := f.inodes.getOrCreate(p, e.Kind)
+		info, isObject := objects[e.Name]
+		if isObject && in.writer == nil {
+			f.setMetaLocked(in, info, start)
+		} else if e.Kind == keymap.Dir {
+			f.setMetaLocked(in, s3.ObjectInfo{}, start)
+		}
+		delete(f.negative, p)
+		if e.Name == name {
+			res = resolution{found: true, kind: e.Kind}
+			if e.Kind == keymap.File {
+				res.info = info
+			}
+		}
+	}
+	dl.listedAt = start
+	dl.absentTil = start.Add(f.cfg.NegativeTTL)
+	return res, true, nil
+}
+
+// trimDirListsLocked keeps the table of directories small: entries with nothing running and
+// nothing fresh are dropped once it grows past maxDirLists.
+// LOCKS_REQUIRED(f.mu)
+func (f *FS) trimDirListsLocked() {
+	const maxDirLists = 1024
+	if len(f.dirLists) <= maxDirLists {
+		return
+	}
+	now := f.clock.Now()
+	for d, dl := range f.dirLists {
+		if dl.running == nil && now.Sub(dl.listedAt) > listHot && now.Sub(dl.firstMiss) > listMissWindow && now.After(dl.tooBig) {
+			delete(f.dirLists, d)
+		}
+	}
+}

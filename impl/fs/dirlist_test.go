@@ -1,0 +1,164 @@
+package fs_test
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"net/http"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/mount-s3/mount-s3/impl/clock"
+	"github.com/mount-s3/mount-s3/impl/fs"
+	"github.com/mount-s3/mount-s3/impl/s3"
+	"github.com/mount-s3/mount-s3/impl/s3/embedded"
+)
+
+// countingFixture is a fixture whose server counts HEADs and LISTs.
+func countingFixture(t *testing.T, keys map[string]string, ttl time.Duration) (*fixture, *atomic.Int64, *atomic.Int64) {
+	t.Helper()
+	var heads, lists atomic.Int64
+	srv, err := embedded.Start(embedded.Options{Buckets: []string{"b"}, Middleware: func(next http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			switch {
+			case r.Method == http.MethodHead:
+				heads.Add(1)
+			case r.Method == http.MethodGet && r.URL.Query().Has("list-type"):
+				lists.Add(1)
+			}
+			next.ServeHTTP(w, r)
+		})
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { srv.Close() })
+	store, err := s3.NewSDKStore(context.Background(), s3.Config{Bucket: "b", EndpointURL: srv.URL(), ForcePathStyle: true, StaticCredentials: embedded.Credentials})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for k, v := range keys {
+		if _, err := store.Put(context.Background(), k, bytes.NewReader([]byte(v)), int64(len(v)), s3.WriteOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	clk := clock.NewFake(time.Unix(1_700_000_000, 0))
+	f, err := fs.New(fs.Config{Store: store, Clock: clk, MetadataTTL: ttl, NegativeTTL: ttl})
+	if err != nil {
+		t.Fatal(err)
+	}
+	heads.Store(0)
+	lists.Store(0)
+	return &fixture{fs: f, store: store, clock: clk}, &heads, &lists
+}
+
+// Looking up every name of a directory, and names it does not have, costs a few lookups and
+// one listing, not a HEAD and a LIST per name; the answers are the same as per-name lookups
+// (sizes, directories shadowing files (K4), absent names).
+func TestLookupsAnsweredFromAListing(t *testing.T) {
+	keys := map[string]string{"d/sub/x": "x", "d/both": "file", "d/both/y": "y"}
+	for i := 0; i < 300; i++ {
+		keys[fmt.Sprintf("d/f%03d", i)] = fmt.Sprint(i)
+	}
+	x, heads, lists := countingFixture(t, keys, time.Minute)
+	ctx := context.Background()
+	d, err := x.fs.Lookup(ctx, fs.RootID, "d")
+	if err != nil {
+		t.Fatal(err)
+	}
+	heads.Store(0)
+	lists.Store(0)
+	for i := 0; i < 300; i++ {
+		e, err := x.fs.Lookup(ctx, d.Attr.Inode, fmt.Sprintf("f%03d", i))
+		if err != nil {
+			t.Fatalf("f%03d: %v", i, err)
+		}
+		if want := uint64(len(fmt.Sprint(i))); e.Attr.Size != want {
+			t.Fatalf("f%03d: size %d, want %d", i, e.Attr.Size, want)
+		}
+	}
+	for i := 0; i < 50; i++ {
+		if _, err := x.fs.Lookup(ctx, d.Attr.Inode, fmt.Sprintf("absent%d", i)); fs.CodeOf(err) != fs.CodeNotFound {
+			t.Fatalf("absent%d: %v", i, err)
+		}
+	}
+	for _, name := range []string{"sub", "both"} {
+		e, err := x.fs.Lookup(ctx, d.Attr.Inode, name)
+		if err != nil || !e.Attr.Mode.IsDir() {
+			t.Fatalf("%s: %+v, %v; want a directory (K4)", name, e.Attr, err)
+		}
+	}
+	if h, l := heads.Load(), lists.Load(); h > 5 || l > 6 {
+		t.Fatalf("350 lookups cost %d HEADs and %d LISTs; want a few lookups and one listing", h, l)
+	}
+}
+
+// A listing answers only as long as rule S3 lets metadata be reused: a name created in the
+// bucket after the listing may be reported absent within the negative TTL, and is found after
+// it; a name deleted after the listing is found within the TTL and gone after it.
+func TestListingAnswersWithinTheTTL(t *testing.T) {
+	keys := map[string]string{"a": "1", "b": "2", "c": "3", "gone": "4"}
+	x, _, lists := countingFixture(t, keys, 2*time.Second)
+	ctx := context.Background()
+	for _, n := range []string{"a", "b", "c"} {
+		if _, err := x.fs.Lookup(ctx, fs.RootID, n); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if lists.Load() == 0 {
+		t.Fatal("three lookups in a directory did not list it")
+	}
+	if _, err := x.store.Put(ctx, "new", bytes.NewReader([]byte("n")), 1, s3.WriteOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if err := x.store.Delete(ctx, "gone"); err != nil {
+		t.Fatal(err)
+	}
+	x.clock.Advance(time.Second)
+	if _, err := x.fs.Lookup(ctx, fs.RootID, "new"); fs.CodeOf(err) != fs.CodeNotFound {
+		t.Fatalf("a name created after the listing, within the TTL: %v; the listing said absent", err)
+	}
+	if _, err := x.fs.Lookup(ctx, fs.RootID, "gone"); err != nil {
+		t.Fatalf("a name deleted after the listing, within the TTL: %v; the listing said present", err)
+	}
+	x.clock.Advance(1500 * time.Millisecond)
+	if _, err := x.fs.Lookup(ctx, fs.RootID, "new"); err != nil {
+		t.Fatalf("after the TTL: %v, want found", err)
+	}
+	if _, err := x.fs.Lookup(ctx, fs.RootID, "gone"); fs.CodeOf(err) != fs.CodeNotFound {
+		t.Fatalf("after the TTL: %v, want not found", err)
+	}
+}
+
+// Concurrent lookups of one directory share one listing, and a directory too big to list
+// for lookups keeps per-name lookups.
+func TestConcurrentLookupsShareOneListing(t *testing.T) {
+	keys := map[string]string{}
+	for i := 0; i < 200; i++ {
+		keys[fmt.Sprintf("f%03d", i)] = "x"
+	}
+	x, _, lists := countingFixture(t, keys, time.Minute)
+	ctx := context.Background()
+	var wg sync.WaitGroup
+	errs := make(chan error, 200)
+	for i := 0; i < 200; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if _, err := x.fs.Lookup(ctx, fs.RootID, fmt.Sprintf("f%03d", i)); err != nil {
+				errs <- err
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
+	}
+	// Lookups that started before the listing each sent their one-key LIST.
+	if n := lists.Load(); n > 40 {
+		t.Fatalf("%d LISTs for 200 concurrent lookups", n)
+	}
+}
