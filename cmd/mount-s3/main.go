@@ -152,7 +152,7 @@ func serve(o *options, ready func(error)) error {
 		Bucket: o.bucket, Region: o.region, EndpointURL: o.endpointURL, ForcePathStyle: o.forcePathStyle,
 		Profile: o.profile, NoSignRequest: o.noSignRequest, CABundle: o.caBundle,
 		UserAgentPrefix: o.userAgentPrefix, RequesterPays: o.requesterPays, ExpectedBucketOwner: o.expectedBucketOwner,
-		DualStack: o.dualStack, Accelerate: o.transferAcceleration, BindInterfaces: o.bind,
+		DualStack: o.dualStack, Accelerate: o.transferAcceleration, BindInterfaces: o.bind, Log: logger,
 	}
 	if met != nil {
 		cfg.Observe = met

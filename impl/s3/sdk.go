@@ -63,6 +63,9 @@ type Config struct {
 	RequestLog *slog.Logger
 	// Observe, if set, is told of every HTTP attempt (metrics).
 	Observe Observer
+	// Log, if set, gets the cleanups the store does on its own: multipart uploads a lost
+	// answer left behind, found and aborted.
+	Log *slog.Logger
 }
 
 // StaticCredentials are a fixed access key.
@@ -88,6 +91,7 @@ type SDKStore struct {
 	client   *s3.Client
 	bucket   string
 	endpoint string
+	log      *slog.Logger // cleanups done on the caller's behalf (stray uploads)
 }
 
 var _ Store = (*SDKStore)(nil)
@@ -209,7 +213,11 @@ func NewSDKStore(ctx context.Context, cfg Config) (*SDKStore, error) {
 	if endpoint == "" {
 		endpoint = "AWS S3 (" + awsCfg.Region + ")"
 	}
-	return &SDKStore{client: client, bucket: cfg.Bucket, endpoint: endpoint}, nil
+	logger := cfg.Log
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	return &SDKStore{client: client, bucket: cfg.Bucket, endpoint: endpoint, log: logger}, nil
 }
 
 // attemptsKey carries, in a call's context, the counter addAttemptCounter increments.

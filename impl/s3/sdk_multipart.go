@@ -210,6 +210,7 @@ func (s *SDKStore) sweep(ctx context.Context, key, keep string, start, end time.
 	out, err := s.client.ListMultipartUploads(ctx, &s3.ListMultipartUploadsInput{Bucket: &s.bucket, Prefix: &key})
 	if err != nil {
 		// Not allowed to list uploads (a common policy): nothing this process can do.
+		s.log.Warn("listing the uploads of a key to abort the one a lost answer left; will retry", "key", key, "error", err.Error())
 		return permanent(classify(err))
 	}
 	local := time.Now()
@@ -224,9 +225,14 @@ func (s *SDKStore) sweep(ctx context.Context, key, keep string, start, end time.
 	to := serverNow.Add(-local.Sub(end) + time.Second)
 	for _, u := range out.Uploads {
 		id, at := aws.ToString(u.UploadId), aws.ToTime(u.Initiated)
-		if aws.ToString(u.Key) != key || id == keep || at.Before(from) || at.After(to) {
+		if aws.ToString(u.Key) != key || id == keep {
 			continue
 		}
+		if at.Before(from) || at.After(to) {
+			s.log.Debug("an upload of the key is not from this call; left alone", "key", key, "upload", id, "initiated", at, "from", from, "to", to)
+			continue
+		}
+		s.log.Info("aborting a multipart upload a lost answer left behind", "key", key, "upload", id)
 		s.AbortMultipart(ctx, key, id)
 	}
 	return true
