@@ -37,18 +37,24 @@ func TestQuick(t *testing.T) {
 	if _, err := os.Stat("/dev/fuse"); err != nil {
 		cannot(err.Error())
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
-	defer cancel()
-	var out, logs bytes.Buffer
-	// Always the embedded server: CI must not depend on, or write to, a BENCH_* server.
-	err := run(ctx, quickConfig(), serverOptions{}, &out, &logs)
-	t.Logf("\n%s", out.String())
-	if err != nil {
-		t.Fatalf("%v\nprogress:\n%s", err, logs.String())
-	}
-	for _, want := range []string{"seq read", "concurrent seq read", "rand 4 KiB read", "seq write", "create", "ls -l", "--cache", "sync: create", "sync: ls -l", "FUSE floor"} {
-		if !strings.Contains(out.String(), want) {
-			t.Errorf("table has no %q row", want)
+	// Both network profiles: the server as it is, and behind the S3-like shaper.
+	for _, p := range []profile{loopbackProfile, s3Profile} {
+		ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
+		var out, logs bytes.Buffer
+		cfg := quickConfig()
+		cfg.profile = p
+		// Always the embedded server: CI must not depend on, or write to, a BENCH_* server.
+		err := run(ctx, cfg, serverOptions{}, &out, &logs)
+		cancel()
+		t.Logf("profile %s:\n%s", p.describe(), out.String())
+		if err != nil {
+			t.Fatalf("%s: %v\nprogress:\n%s", p.name, err, logs.String())
+		}
+		for _, want := range []string{"seq read", "concurrent seq read", "rand 4 KiB read", "seq write", "create", "ls -l", "--cache",
+			"sync: create", "sync: ls -l", "FUSE floor", "stat 1100 names", "one after another", "find + du", "RT floor"} {
+			if !strings.Contains(out.String(), want) {
+				t.Errorf("%s: table has no %q row", p.name, want)
+			}
 		}
 	}
 	live.Lock()

@@ -47,12 +47,16 @@ type config struct {
 	partSize    int64          // ranged GET and multipart part size of the baselines (the mount's default)
 	inFlight    int            // requests in flight per stream, as the mount's default (10 Gbit/s / 80 MB/s)
 	only        *regexp.Regexp // nil: every workload
+	treeDirs    int            // directories of the find/du tree
+	treeFiles   int            // objects in each of them
+	profiles    []profile      // network profiles to run, one table each
+	profile     profile        // the one this run uses
 }
 
 func fullConfig() config {
 	return config{bigSize: 1 << 30, multiSize: 256 << 20, readers: 4, smallFiles: 1000, smallSize: 4 << 10,
 		workers: 8, dirEntries: 10000, randDur: 20 * time.Second, randThreads: []int{1, 4},
-		partSize: 8 << 20, inFlight: 16}
+		partSize: 8 << 20, inFlight: 16, treeDirs: 100, treeFiles: 100}
 }
 
 // quickConfig keeps every code path (several parts per object, several list pages) at a
@@ -60,7 +64,7 @@ func fullConfig() config {
 func quickConfig() config {
 	return config{quick: true, bigSize: 24 << 20, multiSize: 8 << 20, readers: 4, smallFiles: 50, smallSize: 4 << 10,
 		workers: 8, dirEntries: 1100, randDur: time.Second, randThreads: []int{1, 4},
-		partSize: 8 << 20, inFlight: 16}
+		partSize: 8 << 20, inFlight: 16, treeDirs: 10, treeFiles: 30}
 }
 
 // row is one line of the table.
@@ -68,6 +72,7 @@ type row struct {
 	name       string
 	unit       string  // "MB/s", "ops/s", "files/s" or "s"
 	ours, base float64 // for unit "s", seconds taken (lower is better)
+	floor      float64 // seconds: the fewest round trips any client needs times the latency; 0 = none
 	rssKiB     int64
 	cpuSecs    float64 // user+system CPU of the mount process by the end of the row
 	reqs       string  // requests the mount side sent (embedded server only)
@@ -92,7 +97,13 @@ func main() {
 	quick := flag.Bool("quick", false, "tiny sizes and data checks, for CI")
 	randSecs := flag.Float64("rand-seconds", 0, "duration of each random-read row (default 20, 1 with --quick)")
 	only := flag.String("only", "", "run only the workloads whose name matches this regular expression")
+	prof := flag.String("profile", "both", "network profile: loopback (the server as it is), s3 (a shaper in front of it: first-byte latency, per-request and total rate) or both")
+	lat := flag.Duration("latency", s3Profile.latency, "S3 profile: first-byte latency of every request")
+	listLat := flag.Duration("list-latency", s3Profile.listLatency, "S3 profile: first-byte latency of a LIST")
+	perReq := flag.Float64("request-rate", s3Profile.perRequest/1e6, "S3 profile: MB/s of each request, each way")
+	total := flag.Float64("total-rate", s3Profile.total/1e6, "S3 profile: MB/s of all requests together, each way")
 	flag.Parse()
+	s3p := profile{name: "S3-like", latency: *lat, listLatency: *listLat, perRequest: *perReq * 1e6, total: *total * 1e6}
 	cfg := fullConfig()
 	if *quick {
 		cfg = quickConfig()
@@ -108,9 +119,29 @@ func main() {
 		}
 		cfg.only = re
 	}
+	switch *prof {
+	case "loopback":
+		cfg.profiles = []profile{loopbackProfile}
+	case "s3":
+		cfg.profiles = []profile{s3p}
+	case "both":
+		cfg.profiles = []profile{loopbackProfile, s3p}
+	default:
+		fmt.Fprintln(os.Stderr, "bench: --profile: expected loopback, s3 or both")
+		os.Exit(2)
+	}
 	srv := serverOptions{endpoint: os.Getenv("BENCH_ENDPOINT"), bucket: os.Getenv("BENCH_BUCKET"), region: os.Getenv("BENCH_REGION")}
-	if err := run(context.Background(), cfg, srv, os.Stdout, os.Stderr); err != nil {
-		fmt.Fprintln(os.Stderr, "bench:", err)
+	var failed []string
+	for _, p := range cfg.profiles {
+		c := cfg
+		c.profile = p
+		fmt.Printf("\n== profile: %s\n", p.describe())
+		if err := run(context.Background(), c, srv, os.Stdout, os.Stderr); err != nil {
+			fmt.Fprintln(os.Stderr, "bench:", p.name+":", err)
+			failed = append(failed, p.name)
+		}
+	}
+	if len(failed) > 0 {
 		os.Exit(1)
 	}
 }
@@ -178,7 +209,7 @@ func run(ctx context.Context, cfg config, so serverOptions, out, logw io.Writer)
 }
 
 func printTable(w io.Writer, rows []row, e *env) {
-	fmt.Fprintf(w, "%-34s %14s %14s %7s %10s\n", "workload", "mount-s3", "raw SDK", "ratio", "peak RSS")
+	fmt.Fprintf(w, "%-40s %14s %14s %7s %10s %12s\n", "workload", "mount-s3", "raw SDK", "ratio", "peak RSS", "RT floor")
 	for _, r := range rows {
 		ours, base, ratio, rss := fig(r.ours, r.unit), fig(r.base, r.unit), fmt.Sprintf("%.2f", r.ratio()), fmt.Sprintf("%d MiB", r.rssKiB>>10)
 		switch {
@@ -188,13 +219,20 @@ func printTable(w io.Writer, rows []row, e *env) {
 				base = "-"
 			}
 		case r.na != "":
-			fmt.Fprintf(w, "%-34s %s\n", r.name, r.na)
+			fmt.Fprintf(w, "%-40s %s\n", r.name, r.na)
 			continue
 		}
 		if r.rssKiB == 0 {
 			rss = "-"
 		}
-		fmt.Fprintf(w, "%-34s %14s %14s %7s %10s\n", r.name, ours, base, ratio, rss)
+		floor := "-"
+		if r.floor > 0 {
+			floor = fmt.Sprintf("%.3f s", r.floor)
+			if r.ours > 0 && r.err == nil {
+				floor += fmt.Sprintf(" %.1fx", r.ours/r.floor)
+			}
+		}
+		fmt.Fprintf(w, "%-40s %14s %14s %7s %10s %16s\n", r.name, ours, base, ratio, rss, floor)
 	}
 	for _, r := range rows {
 		if r.err != nil {
@@ -207,7 +245,8 @@ func printTable(w io.Writer, rows []row, e *env) {
 			fmt.Fprintf(w, "  %-34s CPU %5.2f s  %s\n", r.name, r.cpuSecs, r.reqs)
 		}
 	}
-	fmt.Fprintf(w, "\nratio = mount-s3 speed / raw SDK speed (ls rows: SDK seconds / mount seconds); MB = 10^6 bytes.\n")
+	fmt.Fprintf(w, "\nratio = mount-s3 speed / raw SDK speed (rows in seconds: SDK seconds / mount seconds); MB = 10^6 bytes.\n")
+	fmt.Fprintf(w, "RT floor = the fewest round trips any client needs for the row times the latency of each (a LIST page per 1,000 names, a GET per small file), and mount-s3's time as a multiple of it.\n")
 	fmt.Fprintf(w, "peak RSS = VmHWM of the mount-s3 process, which is remounted for every workload (ls warm shares the cold row's mount).\n")
 	fmt.Fprintf(w, "baselines: %d MiB ranged GETs / multipart parts, %d in flight per stream (the mount's defaults); random reads: 4 KiB GETs, same thread count; small files: %d parallel PUT/GET; ls: ListObjectsV2 pages with delimiter.\n",
 		e.cfg.partSize>>20, e.cfg.inFlight, e.cfg.workers)

@@ -49,6 +49,7 @@ type env struct {
 	headLat, listLat time.Duration // one HEAD and one LIST (max-keys 1), after seeding
 	cacheDiskBytes   int64         // what the cache row left in its --cache dir
 	cacheDiskMBps    float64       // reading that back cold, file by file
+	shaper           *shaper       // the S3 profile's proxy, nil on loopback
 }
 
 func setup(ctx context.Context, cfg config, so serverOptions, logw io.Writer) (*env, error) {
@@ -73,6 +74,20 @@ func setup(ctx context.Context, cfg config, so serverOptions, logw io.Writer) (*
 	}
 	if so.region == "" {
 		so.region = "us-east-1"
+	}
+	if cfg.profile.shaped() {
+		up := so.endpoint
+		if up == "" {
+			e.teardown()
+			return nil, fmt.Errorf("the %s profile needs an endpoint URL to shape (BENCH_ENDPOINT)", cfg.profile.name)
+		}
+		sh, err := startShaper(cfg.profile, up)
+		if err != nil {
+			e.teardown()
+			return nil, err
+		}
+		e.shaper, so.endpoint = sh, sh.url
+		e.serverDesc += ", behind the " + cfg.profile.describe() + " shaper at " + sh.url
 	}
 	e.mountArgs = []string{"--region", so.region, "--prefix", e.prefix}
 	if so.endpoint != "" {
@@ -126,10 +141,11 @@ func (e *env) teardown() {
 	}
 	if e.srv != nil {
 		e.srv.Close()
-		return
-	}
-	if e.client != nil {
+	} else if e.client != nil {
 		e.deletePrefix("")
+	}
+	if e.shaper != nil {
+		e.shaper.close()
 	}
 }
 
@@ -142,7 +158,11 @@ const (
 	multiDir = "multi/"
 	smallDir = "small/"
 	listDir  = "dir/"
+	treeDir  = "tree/"
 )
+
+// treeKey names object j of directory i of the find/du tree.
+func treeKey(i, j int) string { return fmt.Sprintf("%sd%03d/f%04d", treeDir, i, j) }
 
 func multiKey(i int) string  { return fmt.Sprintf("%sm%d", multiDir, i) }
 func multiSeed(i int) uint64 { return 100 + uint64(i) }
@@ -170,6 +190,12 @@ func (e *env) seed() error {
 	}
 	// Empty objects: the listing rows measure names and metadata, not bytes.
 	err = parallel(e.cfg.dirEntries, 32, func(i int) error { return e.putSmall(listDir+smallName(i), 0, 0) })
+	if err != nil {
+		return err
+	}
+	err = parallel(e.cfg.treeDirs*e.cfg.treeFiles, 32, func(k int) error {
+		return e.putSmall(treeKey(k/e.cfg.treeFiles, k%e.cfg.treeFiles), uint64(k), 100)
+	})
 	fmt.Fprintf(e.logw, "seeded in %.1f s\n", time.Since(t0).Seconds())
 	return err
 }

@@ -36,13 +36,15 @@ func (e *env) workloads() []workload {
 	for _, t := range c.randThreads {
 		ws = append(ws, one(fmt.Sprintf("rand 4 KiB read, %d thread(s)", t), func(r *row) { e.randRead(r, t) }))
 	}
-	return append(append(ws,
+	ws = append(ws,
 		one(fmt.Sprintf("seq write %s incl. close", size(c.bigSize)), e.seqWrite),
 		one(fmt.Sprintf("create %d x %s, %d writers", c.smallFiles, size(int64(c.smallSize)), c.workers), e.createSmall),
 		one(fmt.Sprintf("read %d x %s, %d readers", c.smallFiles, size(int64(c.smallSize)), c.workers), e.readSmall),
 		workload{fmt.Sprintf("ls -l %d entries", c.dirEntries), e.listDir},
-		one(fmt.Sprintf("re-read %s with --cache", size(c.bigSize)), e.cacheReread),
-	), e.syncWorkloads()...)
+	)
+	ws = append(ws, e.nameWorkloads()...)
+	ws = append(ws, one(fmt.Sprintf("re-read %s with --cache", size(c.bigSize)), e.cacheReread))
+	return append(ws, e.syncWorkloads()...)
 }
 
 // onMount runs body on a fresh mount with a cold page cache and records the mount's peak
@@ -279,7 +281,7 @@ func (e *env) readSmall(r *row) {
 // listDir is `ls -l` twice on one fresh mount: cold, then warm. Like ls -l, it reads the
 // directory and then lstats every entry.
 func (e *env) listDir() []row {
-	cold := row{name: fmt.Sprintf("ls -l %d entries, cold", e.cfg.dirEntries), unit: "s"}
+	cold := row{name: fmt.Sprintf("ls -l %d entries, cold", e.cfg.dirEntries), unit: "s", floor: pages(e.cfg.dirEntries) * e.listLat.Seconds()}
 	warm := row{name: fmt.Sprintf("ls -l %d entries, warm", e.cfg.dirEntries), unit: "s"}
 	e.onMount(&cold, nil, func(m *mounted) error {
 		var err error
