@@ -30,7 +30,9 @@ var (
 		perRequest: 40e6, total: 400e6}
 )
 
-func (p profile) shaped() bool { return p.latency > 0 || p.listLatency > 0 || p.perRequest > 0 || p.total > 0 }
+func (p profile) shaped() bool {
+	return p.latency > 0 || p.listLatency > 0 || p.perRequest > 0 || p.total > 0
+}
 
 // shaper is the S3 profile's proxy.
 type shaper struct {
