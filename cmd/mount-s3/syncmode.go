@@ -287,7 +287,7 @@ func (c *syncCore) report() ([]byte, error) {
 			r.LostFound = append(r.LostFound, status.LostFound{Path: f.Path, OriginalPath: f.OriginalPath, Size: f.Size})
 		}
 	}
-	return status.Encode(r)
+	return status.EncodeBounded(r)
 }
 
 // bucketWarning is Y11's message.

@@ -31,6 +31,33 @@ type Report struct {
 	Failures  uint64 `json:"failures"`
 	Conflicts uint64 `json:"conflicts"`
 	LastError string `json:"last_error,omitempty"`
+	// Totals of the lists above, which hold only the oldest entries when there are many (the
+	// report travels in one extended attribute, and the kernel caps those at 64 KiB).
+	PendingTotal   int       `json:"pending_total,omitempty"`
+	RenamesTotal   int       `json:"renames_total,omitempty"`
+	LostFoundTotal int       `json:"lost_found_total,omitempty"`
+	OldestPending  time.Time `json:"oldest_pending,omitempty"`
+}
+
+// MaxEncoded bounds an encoded report, under the kernel's 64 KiB for an extended attribute.
+const MaxEncoded = 48 << 10
+
+// EncodeBounded encodes r, keeping only as many of the oldest pending entries, renames and
+// lost+found files as fit in MaxEncoded; the totals say how many there are.
+func EncodeBounded(r Report) ([]byte, error) {
+	sort.Slice(r.Pending, func(i, j int) bool { return r.Pending[i].DirtySince.Before(r.Pending[j].DirtySince) })
+	sort.Slice(r.Renames, func(i, j int) bool { return r.Renames[i].Queued.Before(r.Renames[j].Queued) })
+	r.PendingTotal, r.RenamesTotal, r.LostFoundTotal = len(r.Pending), len(r.Renames), len(r.LostFound)
+	if len(r.Pending) > 0 {
+		r.OldestPending = r.Pending[0].DirtySince
+	}
+	for {
+		b, err := json.Marshal(r)
+		if err != nil || len(b) <= MaxEncoded || len(r.Pending)+len(r.Renames)+len(r.LostFound) == 0 {
+			return b, err
+		}
+		r.Pending, r.Renames, r.LostFound = r.Pending[:len(r.Pending)/2], r.Renames[:len(r.Renames)/2], r.LostFound[:len(r.LostFound)/2]
+	}
 }
 
 // Pending is a file (or a delete) the bucket does not have yet.
@@ -80,11 +107,22 @@ func Print(w io.Writer, r Report, now time.Time) {
 		return
 	}
 	fmt.Fprintf(w, "sync dir:  %s\nuploads:   %d done, %d failed attempts, %d conflicts\n", r.SyncDir, r.Uploads, r.Failures, r.Conflicts)
+	pending, renames, lost := max(r.PendingTotal, len(r.Pending)), max(r.RenamesTotal, len(r.Renames)), max(r.LostFoundTotal, len(r.LostFound))
+	oldest := ""
+	if !r.OldestPending.IsZero() {
+		oldest = fmt.Sprintf(" (oldest %s ago)", age(now, r.OldestPending))
+	}
+	fmt.Fprintf(w, "pending:   %d changes%s, %d renames in progress, %d files in lost+found\n", pending, oldest, renames, lost)
 	if r.LastError != "" {
 		fmt.Fprintf(w, "last error: %s\n", r.LastError)
 	}
 	sort.Slice(r.Pending, func(i, j int) bool { return r.Pending[i].DirtySince.Before(r.Pending[j].DirtySince) })
-	fmt.Fprintf(w, "\npending write-back: %d\n", len(r.Pending))
+	more := func(listed, total int, what string) {
+		if total > listed {
+			fmt.Fprintf(w, "  ... and %d more (the report lists the oldest %d %s)\n", total-listed, listed, what)
+		}
+	}
+	fmt.Fprintf(w, "\npending write-back: %d\n", pending)
 	for _, p := range r.Pending {
 		what := "changed"
 		if p.Deleted {
@@ -95,14 +133,17 @@ func Print(w io.Writer, r Report, now time.Time) {
 		}
 		fmt.Fprintf(w, "  /%s  (%s %s ago)\n", p.Path, what, age(now, p.DirtySince))
 	}
-	fmt.Fprintf(w, "\nrenames in progress: %d\n", len(r.Renames))
+	more(len(r.Pending), pending, "changes")
+	fmt.Fprintf(w, "\nrenames in progress: %d\n", renames)
 	for _, m := range r.Renames {
 		fmt.Fprintf(w, "  %s -> %s  (queued %s ago)\n", m.From, m.To, age(now, m.Queued))
 	}
-	fmt.Fprintf(w, "\nlost+found: %d\n", len(r.LostFound))
+	more(len(r.Renames), renames, "renames")
+	fmt.Fprintf(w, "\nlost+found: %d\n", lost)
 	for _, l := range r.LostFound {
 		fmt.Fprintf(w, "  /%s  (was /%s, %d bytes)\n", l.Path, l.OriginalPath, l.Size)
 	}
+	more(len(r.LostFound), lost, "files")
 }
 
 func age(now, t time.Time) string {
