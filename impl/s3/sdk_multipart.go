@@ -207,6 +207,7 @@ func inBackground(try func() bool, now bool) {
 func (s *SDKStore) sweep(ctx context.Context, key, keep string, start, end time.Time) bool {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
 	defer cancel()
+	listStart := time.Now()
 	out, err := s.client.ListMultipartUploads(ctx, &s3.ListMultipartUploadsInput{Bucket: &s.bucket, Prefix: &key})
 	if err != nil {
 		// Not allowed to list uploads (a common policy): nothing this process can do.
@@ -220,9 +221,13 @@ func (s *SDKStore) sweep(ctx context.Context, key, keep string, start, end time.
 			serverNow = d
 		}
 	}
-	// Date has whole seconds: a second of slack on each side.
+	// The store stamped Date, to the second, at some moment of the listing call, not
+	// necessarily at its end: an answer held up on the way (a latency spike) arrives seconds
+	// after its Date. So the call's window in the store's clock runs from start as early as
+	// Date allows (stamped at the end of the listing) to end as late as it allows (stamped at
+	// its start, a second later), with slack for the store's own rounding.
 	from := serverNow.Add(-local.Sub(start) - 2*time.Second)
-	to := serverNow.Add(-local.Sub(end) + time.Second)
+	to := serverNow.Add(2*time.Second - listStart.Sub(end))
 	for _, u := range out.Uploads {
 		id, at := aws.ToString(u.UploadId), aws.ToTime(u.Initiated)
 		if aws.ToString(u.Key) != key || id == keep {

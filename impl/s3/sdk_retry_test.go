@@ -179,3 +179,44 @@ func TestAbortRetriedInTheBackground(t *testing.T) {
 		return err == nil && len(ups) == 0
 	}, 10*time.Second, 100*time.Millisecond, "the abort was retried once the store was back")
 }
+
+// The sweep maps the create call's window into the store's clock through the listing's Date
+// header. An answer held up on the way (a latency spike) arrives seconds after its Date; the
+// window must still cover the call, or the stray upload is left open (the fault campaign
+// found this with a stalled listing on MinIO).
+func TestCreateMultipartSweepSurvivesASlowListing(t *testing.T) {
+	srv, err := embedded.Start(embedded.Options{Buckets: []string{testBucket}})
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = srv.Close() })
+	target, _ := url.Parse(srv.URL())
+	proxy := httputil.NewSingleHostReverseProxy(target)
+	proxy.ModifyResponse = func(resp *http.Response) error {
+		if resp.Request.Method == http.MethodGet && resp.Request.URL.Query().Has("uploads") {
+			time.Sleep(3 * time.Second) // the answer, Date and all, is held up
+		}
+		return nil
+	}
+	var lost atomic.Int32
+	front := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method == http.MethodPost && r.URL.Query().Has("uploads") && lost.Add(1) == 1 {
+			rec := httptest.NewRecorder()
+			proxy.ServeHTTP(rec, r)
+			c, _, err := w.(http.Hijacker).Hijack()
+			require.NoError(t, err)
+			c.Close()
+			return
+		}
+		proxy.ServeHTTP(w, r)
+	}))
+	t.Cleanup(front.Close)
+	st, err := s3.NewSDKStore(context.Background(), s3.Config{
+		Bucket: testBucket, EndpointURL: front.URL, ForcePathStyle: true, StaticCredentials: embedded.Credentials,
+	})
+	require.NoError(t, err)
+	id, err := st.CreateMultipart(context.Background(), "d/k", s3.WriteOptions{})
+	require.NoError(t, err)
+	ups, err := st.ListMultipartUploads(context.Background(), "")
+	require.NoError(t, err)
+	require.Len(t, ups, 1, "only the upload the caller knows of is open: %v", ups)
+	require.Equal(t, id, ups[0].UploadID)
+}
