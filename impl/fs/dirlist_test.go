@@ -10,19 +10,18 @@ import (
 	"testing"
 	"time"
 
-	"github.com/mount-s3/mount-s3/impl/clock"
 	"github.com/mount-s3/mount-s3/impl/fs"
 	"github.com/mount-s3/mount-s3/impl/s3"
-	"github.com/mount-s3/mount-s3/impl/s3/embedded"
 )
 
 // countingFixture is a fixture whose server counts HEADs and LISTs.
 func countingFixture(t *testing.T, keys map[string]string, ttl time.Duration) (*fixture, *atomic.Int64, *atomic.Int64) {
 	t.Helper()
-	var heads, lists atomic.Int64
-	srv, err := embedded.Start(embedded.Options{Buckets: []string{"b"}, Middleware: func(next http.Handler) http.Handler {
+	var heads, lists, counting atomic.Int64
+	x := newFixtureWith(t, fixtureOptions{keys: keys, ttl: ttl, middleware: func(next http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			switch {
+			case counting.Load() == 0:
 			case r.Method == http.MethodHead:
 				heads.Add(1)
 			case r.Method == http.MethodGet && r.URL.Query().Has("list-type"):
@@ -31,27 +30,8 @@ func countingFixture(t *testing.T, keys map[string]string, ttl time.Duration) (*
 			next.ServeHTTP(w, r)
 		})
 	}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { srv.Close() })
-	store, err := s3.NewSDKStore(context.Background(), s3.Config{Bucket: "b", EndpointURL: srv.URL(), ForcePathStyle: true, StaticCredentials: embedded.Credentials})
-	if err != nil {
-		t.Fatal(err)
-	}
-	for k, v := range keys {
-		if _, err := store.Put(context.Background(), k, bytes.NewReader([]byte(v)), int64(len(v)), s3.WriteOptions{}); err != nil {
-			t.Fatal(err)
-		}
-	}
-	clk := clock.NewFake(time.Unix(1_700_000_000, 0))
-	f, err := fs.New(fs.Config{Store: store, Clock: clk, MetadataTTL: ttl, NegativeTTL: ttl})
-	if err != nil {
-		t.Fatal(err)
-	}
-	heads.Store(0)
-	lists.Store(0)
-	return &fixture{fs: f, store: store, clock: clk}, &heads, &lists
+	counting.Store(1) // not the seeding
+	return x, &heads, &lists
 }
 
 // Looking up every name of a directory, and names it does not have, costs a few lookups and

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"net/http"
 	"testing"
 	"time"
 
@@ -22,7 +23,21 @@ type fixture struct {
 
 func newFixture(t *testing.T, prefix string, keys map[string]string) *fixture {
 	t.Helper()
-	srv, err := embedded.Start(embedded.Options{Buckets: []string{"b"}})
+	return newFixtureWith(t, fixtureOptions{prefix: prefix, keys: keys})
+}
+
+// fixtureOptions: the mount prefix, the objects to seed, a middleware on the server, the
+// metadata and negative TTL (default 1 s).
+type fixtureOptions struct {
+	prefix     string
+	keys       map[string]string
+	middleware func(http.Handler) http.Handler
+	ttl        time.Duration
+}
+
+func newFixtureWith(t *testing.T, o fixtureOptions) *fixture {
+	t.Helper()
+	srv, err := embedded.Start(embedded.Options{Buckets: []string{"b"}, Middleware: o.middleware})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -31,13 +46,16 @@ func newFixture(t *testing.T, prefix string, keys map[string]string) *fixture {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for k, v := range keys {
+	for k, v := range o.keys {
 		if _, err := store.Put(context.Background(), k, bytes.NewReader([]byte(v)), int64(len(v)), s3.WriteOptions{}); err != nil {
 			t.Fatal(err)
 		}
 	}
+	if o.ttl == 0 {
+		o.ttl = time.Second
+	}
 	clk := clock.NewFake(time.Unix(1_700_000_000, 0))
-	f, err := fs.New(fs.Config{Store: store, Clock: clk, Prefix: prefix, MetadataTTL: time.Second, NegativeTTL: time.Second})
+	f, err := fs.New(fs.Config{Store: store, Clock: clk, Prefix: o.prefix, MetadataTTL: o.ttl, NegativeTTL: o.ttl})
 	if err != nil {
 		t.Fatal(err)
 	}
