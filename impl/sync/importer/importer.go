@@ -42,7 +42,9 @@ type Config struct {
 	// directory is imported (Y1, --import-threshold); 0 means the default, 128 KiB, and a
 	// negative value fetches none.
 	Threshold int64
-	// Workers is how many background fetches run at once; default 16.
+	// Workers is how many background fetches (and attribute HEADs ahead of an `ls -l`) run at
+	// once; default 64. Each waits a round trip: at S3's 20 ms, 1,000 fresh entries take
+	// 1000/Workers round trips, so 16 left an `ls -l` at 1.5 s.
 	Workers int
 	Log     *log.Logger // default: discard
 }
@@ -86,7 +88,7 @@ func New(cfg Config) *Importer {
 		cfg.Threshold = syncrule.DefaultImportThreshold
 	}
 	if cfg.Workers <= 0 {
-		cfg.Workers = 16
+		cfg.Workers = 64
 	}
 	if cfg.Log == nil {
 		cfg.Log = log.New(io.Discard, "", 0)
