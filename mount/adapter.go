@@ -52,10 +52,22 @@ type FileSystem interface {
 	ReadLink(ctx context.Context, id fs.InodeID) (string, error)
 	GetXattr(ctx context.Context, id fs.InodeID, name string) ([]byte, error)
 	ListXattr(ctx context.Context, id fs.InodeID) ([]string, error)
-	SetXattr(ctx context.Context, id fs.InodeID, name string, value []byte) error
+	// SetXattr: flags are setxattr(2)'s XATTR_CREATE and XATTR_REPLACE.
+	SetXattr(ctx context.Context, id fs.InodeID, name string, value []byte, flags uint32) error
 
 	// Unsupported is the error for an operation the mode does not have (links, mknod, ...).
 	Unsupported(op string) error
+}
+
+// NodeMaker is implemented by a core that makes FIFOs, devices and sockets (mknod(2), and
+// bind(2) of a UNIX socket); without it mknod is the core's Unsupported.
+type NodeMaker interface {
+	MkNode(ctx context.Context, parent fs.InodeID, name string, mode os.FileMode, rdev uint32, c fs.Caller) (fs.Entry, error)
+}
+
+// XattrRemover is implemented by a core that keeps extended attributes set on its files.
+type XattrRemover interface {
+	RemoveXattr(ctx context.Context, id fs.InodeID, name string) error
 }
 
 // DirectHandles is implemented by a core that may ask for a handle it opened to be read
@@ -100,7 +112,7 @@ func (a *adapter) fail(err error) error {
 func attrs(at fs.Attr) fuseops.InodeAttributes {
 	return fuseops.InodeAttributes{
 		Size: at.Size, Nlink: at.Nlink, Mode: at.Mode, Uid: at.UID, Gid: at.GID,
-		Atime: at.Atime, Mtime: at.Mtime, Ctime: at.Ctime,
+		Atime: at.Atime, Mtime: at.Mtime, Ctime: at.Ctime, Rdev: at.Rdev,
 	}
 }
 
@@ -218,18 +230,23 @@ func modeType(m os.FileMode) fuseutil.DirentType {
 		return fuseutil.DT_Link
 	case m.IsDir():
 		return fuseutil.DT_Directory
+	case m&os.ModeNamedPipe != 0:
+		return fuseutil.DT_FIFO
+	case m&os.ModeSocket != 0:
+		return fuseutil.DT_Socket
+	case m&os.ModeCharDevice != 0:
+		return fuseutil.DT_Char
+	case m&os.ModeDevice != 0:
+		return fuseutil.DT_Block
 	}
 	return fuseutil.DT_File
 }
 
 func direntType(e fs.DirEntry) fuseutil.DirentType {
-	if e.Symlink {
-		return fuseutil.DT_Link
-	}
 	if e.Kind == keymap.Dir {
 		return fuseutil.DT_Directory
 	}
-	return fuseutil.DT_File
+	return modeType(e.Type)
 }
 
 func (a *adapter) ReleaseDirHandle(ctx context.Context, op *fuseops.ReleaseDirHandleOp) error {
@@ -389,17 +406,34 @@ func (a *adapter) CreateLink(ctx context.Context, op *fuseops.CreateLinkOp) erro
 
 func (a *adapter) MkNode(ctx context.Context, op *fuseops.MkNodeOp) error {
 	ctx = uninterruptible(ctx)
-	return a.fail(a.fs.Unsupported("mknod"))
+	m, ok := a.fs.(NodeMaker)
+	if !ok {
+		return a.fail(a.fs.Unsupported("mknod"))
+	}
+	e, err := m.MkNode(ctx, fs.InodeID(op.Parent), op.Name, op.Mode, op.Rdev, caller(op.OpContext))
+	if err != nil {
+		return a.fail(err)
+	}
+	op.Entry = childEntry(e)
+	return nil
 }
 
 func (a *adapter) SetXattr(ctx context.Context, op *fuseops.SetXattrOp) error {
 	ctx = uninterruptible(ctx)
-	return a.fail(a.fs.SetXattr(ctx, fs.InodeID(op.Inode), op.Name, op.Value))
+	return a.fail(a.fs.SetXattr(ctx, fs.InodeID(op.Inode), op.Name, op.Value, op.Flags))
 }
 
 func (a *adapter) RemoveXattr(ctx context.Context, op *fuseops.RemoveXattrOp) error {
 	ctx = uninterruptible(ctx)
-	return a.fail(a.fs.Unsupported("removexattr"))
+	r, ok := a.fs.(XattrRemover)
+	if !ok {
+		return a.fail(a.fs.Unsupported("removexattr"))
+	}
+	err := r.RemoveXattr(ctx, fs.InodeID(op.Inode), op.Name)
+	if fs.CodeOf(err) == fs.CodeNoAttr {
+		return syscall.ENODATA
+	}
+	return a.fail(err)
 }
 
 func (a *adapter) Fallocate(ctx context.Context, op *fuseops.FallocateOp) error {

@@ -219,15 +219,7 @@ func (c *syncCore) summarize(last engine.Stats) engine.Stats {
 // objectAttrs is the user metadata stored with an object: its POSIX attributes in s3fs-fuse's
 // format (Y3).
 func objectAttrs(info local.Info) map[string]string {
-	a := posixmeta.Attr{Mode: info.Attr.Mode, UID: info.Attr.UID, GID: info.Attr.GID, Mtime: info.Attr.Mtime,
-		HasMode: true, HasOwner: true, HasMtime: !info.Attr.Mtime.IsZero(), Kind: posixmeta.File}
-	switch info.Kind {
-	case local.KindDir:
-		a.Kind = posixmeta.Dir
-	case local.KindSymlink:
-		a.Kind = posixmeta.Symlink
-	}
-	return posixmeta.Encode(a)
+	return posixmeta.Encode(local.Meta(info))
 }
 
 // close writes back what it can within unmountFlushTimeout, then stops the engine and closes

@@ -2,6 +2,7 @@ package fs
 
 import (
 	"context"
+	"os"
 	"strings"
 	"sync"
 
@@ -16,8 +17,10 @@ type DirEntry struct {
 	Inode  InodeID
 	Name   string
 	Kind   keymap.Kind
-	// Symlink: the entry is a symbolic link (sync mode only); Kind is then keymap.File.
-	Symlink bool
+	// Type is the type of an entry that is neither a regular file nor a directory
+	// (os.ModeSymlink, os.ModeNamedPipe, os.ModeSocket, os.ModeDevice with or without
+	// os.ModeCharDevice; sync mode only); Kind is then keymap.File.
+	Type os.FileMode
 }
 
 // dirHandle is an open directory. Its listing is taken when the first ReadDir at offset 0

@@ -70,6 +70,7 @@ type Attr struct {
 	Atime time.Time
 	Mtime time.Time
 	Ctime time.Time
+	Rdev  uint32 // a device's number (sync mode's special files)
 }
 
 // Caller is who asked for an operation: the process (thread group) and its owner, which

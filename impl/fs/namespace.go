@@ -220,7 +220,7 @@ func (f *FS) GetXattr(ctx context.Context, id InodeID, name string) ([]byte, err
 func (f *FS) ListXattr(ctx context.Context, id InodeID) ([]string, error) { return nil, nil }
 
 // SetXattr: objects have no extended attributes in streaming mode (S8).
-func (f *FS) SetXattr(ctx context.Context, id InodeID, name string, value []byte) error {
+func (f *FS) SetXattr(ctx context.Context, id InodeID, name string, value []byte, flags uint32) error {
 	return f.Unsupported("setxattr")
 }
 

@@ -177,11 +177,10 @@ func (f *FS) ReadDir(ctx context.Context, h fs.HandleID, offset uint64) ([]fs.Di
 			fs.DirEntry{Offset: 2, Inode: f.inodeForLocked(parent).id, Name: "..", Kind: keymap.Dir})
 		for i, e := range list {
 			de := fs.DirEntry{Offset: uint64(i + 3), Inode: f.inodeForLocked(e.Path).id, Name: lastName(e.Path), Kind: keymap.File}
-			switch e.Kind {
-			case local.KindDir:
+			if e.Kind == local.KindDir {
 				de.Kind = keymap.Dir
-			case local.KindSymlink:
-				de.Symlink = true
+			} else {
+				de.Type = typeBits(e.Kind)
 			}
 			dh.entries = append(dh.entries, de)
 		}

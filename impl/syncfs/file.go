@@ -48,6 +48,9 @@ func (f *FS) Open(ctx context.Context, id fs.InodeID, flags fs.OpenFlags, pid ui
 		return 0, &fs.Error{Op: "open", Path: path, Code: fs.CodeIsDir, Err: errors.New("is a directory")}
 	case local.KindSymlink:
 		return 0, &fs.Error{Op: "open", Path: path, Code: fs.CodeInvalid, Err: errors.New("is a symbolic link")}
+	case local.KindFIFO, local.KindSocket, local.KindCharDevice, local.KindBlockDevice:
+		// The kernel opens these itself and never asks; a stale inode could.
+		return 0, &fs.Error{Op: "open", Path: path, Code: fs.CodeInvalid, Err: errors.New("is a special file")}
 	}
 	h := &fileHandle{ino: id, path: path, write: flags.Write}
 	if flags.Trunc {

@@ -233,14 +233,50 @@ func attrOf(id fs.InodeID, info local.Info) fs.Attr {
 	if m&0o1000 != 0 {
 		a.Mode |= os.ModeSticky
 	}
-	switch info.Kind {
-	case local.KindDir:
-		a.Mode |= os.ModeDir
+	a.Mode |= typeBits(info.Kind)
+	if info.Kind == local.KindDir {
 		a.Nlink = 2
-	case local.KindSymlink:
-		a.Mode |= os.ModeSymlink
+	}
+	if info.Kind == local.KindCharDevice || info.Kind == local.KindBlockDevice {
+		a.Rdev = info.Attr.Rdev
 	}
 	return a
+}
+
+// typeBits are the os.FileMode type bits of a record kind.
+func typeBits(k local.Kind) os.FileMode {
+	switch k {
+	case local.KindDir:
+		return os.ModeDir
+	case local.KindSymlink:
+		return os.ModeSymlink
+	case local.KindFIFO:
+		return os.ModeNamedPipe
+	case local.KindSocket:
+		return os.ModeSocket
+	case local.KindCharDevice:
+		return os.ModeDevice | os.ModeCharDevice
+	case local.KindBlockDevice:
+		return os.ModeDevice
+	}
+	return 0
+}
+
+// kindOfMode is the special kind mknod's mode asks for, or 0 for a regular file.
+func kindOfMode(m os.FileMode) (local.Kind, bool) {
+	switch {
+	case m&os.ModeNamedPipe != 0:
+		return local.KindFIFO, true
+	case m&os.ModeSocket != 0:
+		return local.KindSocket, true
+	case m&os.ModeCharDevice != 0:
+		return local.KindCharDevice, true
+	case m&os.ModeDevice != 0:
+		return local.KindBlockDevice, true
+	case m&os.ModeType == 0:
+		return local.KindFile, true
+	}
+	return 0, false
 }
 
 // localError classifies an error of the local layer, the importer or the store. It is the
@@ -262,6 +298,7 @@ func localError(op, path string, err error) error {
 		{syscall.ENOTDIR, fs.CodeNotDir}, {syscall.EISDIR, fs.CodeIsDir}, {syscall.EINVAL, fs.CodeInvalid},
 		{syscall.EPERM, fs.CodePerm}, {syscall.EBUSY, fs.CodeBusy}, {syscall.ENOSPC, fs.CodeNoSpace},
 		{syscall.EDQUOT, fs.CodeNoSpace}, {syscall.EFBIG, fs.CodeTooBig}, {syscall.ENAMETOOLONG, fs.CodeNameTooLong},
+		{syscall.EOPNOTSUPP, fs.CodeNotSupported},
 	} {
 		if errors.Is(err, c.errno) {
 			code = c.code
@@ -269,6 +306,8 @@ func localError(op, path string, err error) error {
 		}
 	}
 	switch {
+	case errors.Is(err, local.ErrNoAttr): // not ErrNoData, the other ENODATA
+		code = fs.CodeNoAttr
 	case errors.Is(err, context.Canceled):
 		code = fs.CodeInterrupted
 	case errors.Is(err, s3.ErrAccessDenied):
@@ -310,7 +349,7 @@ func (f *FS) Forget(id fs.InodeID, n uint64) {
 }
 
 // Unsupported is the error for operations sync mode does not have: hard links (a link has
-// no object form S3 tools share), special files, and setting extended attributes.
+// no object form S3 tools share) and fallocate.
 func (f *FS) Unsupported(op string) error {
 	return &fs.Error{Op: op, Code: fs.CodeNotSupported, Err: errors.New(op + " is not supported in sync mode")}
 }

@@ -169,7 +169,7 @@ func TestDirectoriesSymlinksAndAttributes(t *testing.T) {
 	for _, de := range entries {
 		names = append(names, de.Name)
 		if de.Name == "link" {
-			require.True(t, de.Symlink)
+			require.Equal(t, os.ModeSymlink, de.Type)
 		}
 	}
 	require.Equal(t, []string{".", "..", "link", "m"}, names)

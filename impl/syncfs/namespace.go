@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"os"
+	"sort"
+	"strings"
 	"time"
 
 	"github.com/mount-s3/mount-s3/impl/fs"
@@ -144,6 +146,9 @@ func (f *FS) SetAttr(ctx context.Context, id fs.InodeID, req fs.SetAttrRequest) 
 		}
 		return fs.Attr{}, time.Time{}, err
 	}
+	if err := f.settle(ctx, "setattr", path); err != nil {
+		return fs.Attr{}, time.Time{}, err
+	}
 	info, err := f.layer.Stat(path)
 	if err != nil {
 		return fs.Attr{}, time.Time{}, localError("setattr", path, err)
@@ -187,38 +192,55 @@ func (f *FS) SetAttr(ctx context.Context, id fs.InodeID, req fs.SetAttrRequest) 
 	return f.GetAttr(ctx, id)
 }
 
-// GetXattr answers the one extended attribute sync mode has: the original path of a file in
-// lost+found (C4).
+// GetXattr answers an extended attribute: one set on the file (kept with its object's
+// metadata, Y3), the original path of a file in lost+found (C4), or the mount's status on the
+// root.
 func (f *FS) GetXattr(ctx context.Context, id fs.InodeID, name string) ([]byte, error) {
 	if id == fs.RootID && name == status.StatusXattr && f.cfg.Status != nil {
 		b, err := f.cfg.Status()
 		return b, localError("status", "", err)
 	}
-	info, err := f.stat(id, "getxattr")
+	info, err := f.stat(ctx, id, "getxattr")
 	if err != nil {
 		return nil, err
 	}
-	if name != syncrule.OriginalPathXattr || info.OriginalPath == "" {
-		return nil, &fs.Error{Op: "getxattr", Path: info.Path, Code: fs.CodeNoAttr, Err: errors.New("no such attribute")}
+	if name == syncrule.OriginalPathXattr && info.OriginalPath != "" {
+		return []byte(info.OriginalPath), nil
 	}
-	return []byte(info.OriginalPath), nil
+	if v, ok := info.Attr.Xattrs[name]; ok {
+		return v, nil
+	}
+	return nil, &fs.Error{Op: "getxattr", Path: info.Path, Code: fs.CodeNoAttr, Err: errors.New("no such attribute")}
 }
 
 // ListXattr lists the extended attributes of a file.
 func (f *FS) ListXattr(ctx context.Context, id fs.InodeID) ([]string, error) {
-	info, err := f.stat(id, "listxattr")
-	if err != nil || info.OriginalPath == "" {
+	info, err := f.stat(ctx, id, "listxattr")
+	if err != nil {
 		return nil, err
 	}
-	return []string{syncrule.OriginalPathXattr}, nil
+	names := make([]string, 0, len(info.Attr.Xattrs)+1)
+	for k := range info.Attr.Xattrs {
+		names = append(names, k)
+	}
+	sort.Strings(names)
+	if info.OriginalPath != "" {
+		names = append(names, syncrule.OriginalPathXattr)
+	}
+	return names, nil
 }
 
-func (f *FS) stat(id fs.InodeID, op string) (local.Info, error) {
+// stat is the entry of inode id with its object's attributes, read now if its import has not
+// yet (extended attributes travel with them).
+func (f *FS) stat(ctx context.Context, id fs.InodeID, op string) (local.Info, error) {
 	path, err := f.pathOf(id, op)
 	if err != nil {
 		return local.Info{}, err
 	}
 	info, err := f.layer.Stat(path)
+	if err == nil && info.AttrPending && f.cfg.Importer != nil {
+		info, err = f.cfg.Importer.ImportAttrs(ctx, path)
+	}
 	return info, localError(op, path, err)
 }
 
@@ -228,14 +250,108 @@ func (f *FS) stat(id fs.InodeID, op string) (local.Info, error) {
 // that can reach the mount can use, with the kernel's own permission checks.
 const FlushXattr = "user.mount-s3.flush"
 
-// SetXattr runs the control attributes on the root. Other extended attributes are not
-// stored: S3 object metadata has no agreed place for them.
-func (f *FS) SetXattr(ctx context.Context, id fs.InodeID, name string, value []byte) error {
+// SetXattr runs the control attributes on the root, and sets any other extended attribute of
+// the namespaces sync mode keeps (user., trusted., security.: plain names and bytes, which
+// the kernel checks the caller's right to before asking). It is exported with the file's
+// next upload; flags are setxattr(2)'s XATTR_CREATE (1) and XATTR_REPLACE (2).
+func (f *FS) SetXattr(ctx context.Context, id fs.InodeID, name string, value []byte, flags uint32) error {
 	if id == fs.RootID && name == FlushXattr {
 		if f.cfg.WriteBack == nil {
 			return nil
 		}
 		return localError("flush", "", f.cfg.WriteBack.Flush(ctx))
 	}
-	return f.Unsupported("setxattr")
+	path, err := f.xattrTarget(ctx, id, "setxattr", name)
+	if err != nil {
+		return err
+	}
+	if err := f.layer.SetXattr(path, name, value, local.XattrMode(flags&3)); err != nil {
+		return localError("setxattr", path, err)
+	}
+	f.notify()
+	return nil
+}
+
+// RemoveXattr removes an extended attribute set with SetXattr.
+func (f *FS) RemoveXattr(ctx context.Context, id fs.InodeID, name string) error {
+	path, err := f.xattrTarget(ctx, id, "removexattr", name)
+	if err != nil {
+		return err
+	}
+	if err := f.layer.RemoveXattr(path, name); err != nil {
+		return localError("removexattr", path, err)
+	}
+	f.notify()
+	return nil
+}
+
+// reservedXattrs is the prefix of the mount's own attributes (status, flush, a lost file's
+// original path): they are answered, never stored.
+const reservedXattrs = "user.mount-s3."
+
+// xattrTarget is the path whose attribute name may be changed, with its object's attributes
+// recorded (settle).
+func (f *FS) xattrTarget(ctx context.Context, id fs.InodeID, op, name string) (string, error) {
+	path, err := f.pathOf(id, op)
+	if err != nil {
+		return "", err
+	}
+	if err := f.settle(ctx, op, path); err != nil {
+		return "", err
+	}
+	switch {
+	case strings.HasPrefix(name, reservedXattrs):
+		return "", &fs.Error{Op: op, Path: path, Code: fs.CodePerm, Err: errors.New(name + " is reserved for the mount's own use")}
+	case !strings.HasPrefix(name, "user.") && !strings.HasPrefix(name, "trusted.") && !strings.HasPrefix(name, "security."):
+		// system.* are ACLs and the like, which the kernel would have to enforce.
+		return "", &fs.Error{Op: op, Path: path, Code: fs.CodeNotSupported, Err: errors.New(name + ": only user., trusted. and security. attributes are kept")}
+	}
+	return path, nil
+}
+
+// settle records the object's attributes of an imported entry whose attributes a lookup read
+// but the importer has not recorded yet, before a local change to them: the change starts
+// from the bucket's attributes (the other extended attributes, the mode), not the defaults.
+func (f *FS) settle(ctx context.Context, op, path string) error {
+	info, err := f.layer.Stat(path)
+	if err != nil || !info.AttrPending || f.cfg.Importer == nil {
+		return localError(op, path, err)
+	}
+	got, err := f.cfg.Importer.ImportAttrs(ctx, path)
+	if err != nil {
+		return localError(op, path, err)
+	}
+	if got.AttrPending || got.Kind == local.KindSymlink {
+		return nil // not read (the object changed), or a symlink, recorded with its target
+	}
+	return localError(op, path, f.layer.SetRemoteAttr(path, got.State.Base, got.Attr, got.Kind, ""))
+}
+
+// MkNode makes a FIFO, a character or block device, or a socket (bind(2) of a UNIX socket
+// makes one), or, for a regular file's mode, an empty file. The object is empty with the
+// type in its metadata, as s3fs-fuse stores them (Y3); the kernel keeps their I/O local.
+func (f *FS) MkNode(ctx context.Context, parent fs.InodeID, name string, mode os.FileMode, rdev uint32, c fs.Caller) (fs.Entry, error) {
+	dir, path, err := f.childPath(parent, name, "mknod")
+	if err != nil {
+		return fs.Entry{}, err
+	}
+	kind, ok := kindOfMode(mode)
+	if !ok {
+		return fs.Entry{}, &fs.Error{Op: "mknod", Path: path, Code: fs.CodeInvalid, Err: errors.New("mknod of a directory or symlink")}
+	}
+	if err := f.ensureDir(ctx, "mknod", dir, false); err != nil {
+		return fs.Entry{}, err
+	}
+	perm := uint32(mode.Perm()) | specialBits(mode)
+	var info local.Info
+	if kind == local.KindFile {
+		info, err = f.layer.Create(path, perm, c.UID, c.GID)
+	} else {
+		info, err = f.layer.Mknod(path, kind, perm, rdev, c.UID, c.GID)
+	}
+	if err != nil {
+		return fs.Entry{}, localError("mknod", path, err)
+	}
+	f.notify()
+	return f.entry(info), nil
 }

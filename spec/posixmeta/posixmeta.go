@@ -16,7 +16,11 @@ const (
 	HeaderMode  = "mode"  // decimal st_mode, type bits included: 33188 is a 0644 regular file
 	HeaderUID   = "uid"   // decimal
 	HeaderGID   = "gid"   // decimal
-	HeaderMtime = "mtime" // decimal seconds since the epoch, a fraction allowed
+	HeaderMtime = "mtime" // decimal seconds since the epoch, a fraction allowed; negative before 1970
+	HeaderRdev  = "rdev"  // decimal device number of a character or block device
+	// HeaderXattr holds the extended attributes: the percent-encoding of a JSON object that
+	// maps each name to the standard base64 of its value, {"user.a":"dmFsdWU="}.
+	HeaderXattr = "xattr"
 )
 
 // Header names (FSx for Lustre / File Gateway style), read only.
@@ -32,17 +36,32 @@ const (
 	typeReg  = 0o100000
 	typeDir  = 0o040000
 	typeLnk  = 0o120000
+	typeFIFO = 0o010000
+	typeChr  = 0o020000
+	typeBlk  = 0o060000
+	typeSock = 0o140000
 )
 
 // Kind is the file type the metadata names.
 type Kind uint8
 
 const (
-	Unknown Kind = iota // no type bits, or type bits of something we do not map (a FIFO)
+	Unknown Kind = iota // no type bits, or type bits we do not know
 	File
 	Dir
 	Symlink
+	FIFO
+	CharDevice
+	BlockDevice
+	Socket
 )
+
+// Special reports whether k is a FIFO, a device or a socket: an empty object whose metadata
+// is the whole of what it is.
+func (k Kind) Special() bool { return k >= FIFO && k <= Socket }
+
+var typeBits = map[Kind]uint32{File: typeReg, Dir: typeDir, Symlink: typeLnk, FIFO: typeFIFO,
+	CharDevice: typeChr, BlockDevice: typeBlk, Socket: typeSock}
 
 // Attr is what the metadata says. The Has fields tell a missing header from a zero value, so
 // the caller can apply the defaults of S9 to what is missing and only to that.
@@ -51,6 +70,9 @@ type Attr struct {
 	Mode     uint32 // permission bits, 07777
 	UID, GID uint32
 	Mtime    time.Time
+	Rdev     uint32 // device number of a CharDevice or BlockDevice
+	// Xattrs are the extended attributes (HeaderXattr); nil when there are none.
+	Xattrs   map[string][]byte
 	HasMode  bool
 	HasOwner bool // UID and GID (each is taken if present; HasOwner if either was)
 	HasMtime bool
@@ -79,18 +101,19 @@ func Decode(meta map[string]string) Attr {
 	if t, ok := parseTime(meta[HeaderMtime]); ok {
 		a.Mtime, a.HasMtime = t, true
 	}
+	if a.Kind == CharDevice || a.Kind == BlockDevice {
+		a.Rdev, _ = parseUint(meta[HeaderRdev], 10)
+	}
+	a.Xattrs = DecodeXattrs(meta[HeaderXattr])
 	return a
 }
 
 func (a *Attr) setMode(m uint32) {
 	a.Mode, a.HasMode = m&0o7777, true
-	switch m & typeMask {
-	case typeReg:
-		a.Kind = File
-	case typeDir:
-		a.Kind = Dir
-	case typeLnk:
-		a.Kind = Symlink
+	for k, bits := range typeBits {
+		if m&typeMask == bits {
+			a.Kind = k
+		}
 	}
 }
 
@@ -98,12 +121,9 @@ func (a *Attr) setMode(m uint32) {
 // (a regular file when Kind is Unknown); the mtime is written only if a.HasMtime, with the
 // fraction only when there is one, as s3fs writes whole seconds.
 func Encode(a Attr) map[string]string {
-	t := uint32(typeReg)
-	switch a.Kind {
-	case Dir:
-		t = typeDir
-	case Symlink:
-		t = typeLnk
+	t, ok := typeBits[a.Kind]
+	if !ok {
+		t = typeReg
 	}
 	m := map[string]string{
 		HeaderMode: strconv.FormatUint(uint64(t|a.Mode&0o7777), 10),
@@ -112,6 +132,12 @@ func Encode(a Attr) map[string]string {
 	}
 	if a.HasMtime {
 		m[HeaderMtime] = formatTime(a.Mtime)
+	}
+	if a.Kind == CharDevice || a.Kind == BlockDevice {
+		m[HeaderRdev] = strconv.FormatUint(uint64(a.Rdev), 10)
+	}
+	if x := EncodeXattrs(a.Xattrs); x != "" {
+		m[HeaderXattr] = x
 	}
 	return m
 }
@@ -126,7 +152,9 @@ func parseUint(s string, base int) (uint32, bool) {
 }
 
 // parseTime accepts "1700000000" and "1700000000.25". Nanoseconds are taken from the digits,
-// not through a float, so a value written by Encode reads back exactly.
+// not through a float, so a value written by Encode reads back exactly. Before 1970 the whole
+// seconds are negative and the fraction still counts forward from them, as formatTime writes:
+// "-2.5" is a second and a half before the epoch.
 func parseTime(s string) (time.Time, bool) {
 	s = strings.TrimSpace(s)
 	if s == "" {
@@ -134,7 +162,7 @@ func parseTime(s string) (time.Time, bool) {
 	}
 	whole, frac, _ := strings.Cut(s, ".")
 	sec, err := strconv.ParseInt(whole, 10, 64)
-	if err != nil || sec < 0 {
+	if err != nil {
 		return time.Time{}, false
 	}
 	var nsec int64

@@ -126,6 +126,8 @@ func (e *Engine) upload(ctx context.Context, op local.Op) result {
 		obj, err = e.cfg.Store.Put(ctx, op.Key, bytes.NewReader(nil), 0, opts)
 	case info.Kind == local.KindSymlink:
 		obj, err = e.cfg.Store.Put(ctx, op.Key, strings.NewReader(info.Target), int64(len(info.Target)), opts)
+	case info.Kind.Special():
+		obj, err = e.cfg.Store.Put(ctx, op.Key, bytes.NewReader(nil), 0, opts)
 	default:
 		var snap io.ReadCloser
 		var gen uint64
@@ -378,8 +380,11 @@ func (e *Engine) importAfter(ctx context.Context, path, key string, remote *s3.O
 		meta = posixmeta.Decode(remote.Metadata)
 	}
 	kind, target := info.Kind, ""
+	if kind == local.KindFile && local.KindOfMeta(meta.Kind).Special() {
+		kind = local.KindOfMeta(meta.Kind) // an empty object: nothing to fetch
+	}
 	switch {
-	case info.Kind == local.KindFile && (imp.FetchData || meta.Kind == posixmeta.Symlink):
+	case kind == local.KindFile && (imp.FetchData || meta.Kind == posixmeta.Symlink):
 		body, obj, err := e.cfg.Store.Get(ctx, key, 0, -1, imp.Version.ETag)
 		if err != nil {
 			e.log.Printf("sync: /%s: fetching the bucket's version after the conflict: %v; reads stream it", path, err)
@@ -393,6 +398,8 @@ func (e *Engine) importAfter(ctx context.Context, path, key string, remote *s3.O
 				return
 			}
 			kind, target = local.KindSymlink, string(b)
+		} else if k := local.KindOfMeta(meta.Kind); k.Special() {
+			kind = k
 		} else if err := e.cfg.Layer.PutData(path, got, body); err != nil {
 			e.log.Printf("sync: /%s: storing the bucket's version after the conflict: %v; reads stream it", path, err)
 			return
@@ -400,16 +407,8 @@ func (e *Engine) importAfter(ctx context.Context, path, key string, remote *s3.O
 	case remote == nil:
 		return
 	}
-	a := info.Attr
-	if meta.HasMode {
-		a.Mode = meta.Mode
-	}
-	if meta.HasOwner {
-		a.UID, a.GID = meta.UID, meta.GID
-	}
-	if meta.HasMtime {
-		a.Mtime = meta.Mtime
-	} else if remote != nil && !remote.LastModified.IsZero() {
+	a := info.Attr.Overlay(meta)
+	if !meta.HasMtime && remote != nil && !remote.LastModified.IsZero() {
 		a.Mtime = remote.LastModified
 	}
 	if err := e.cfg.Layer.SetRemoteAttr(path, imp.Version, a, kind, target); err != nil {

@@ -285,10 +285,11 @@ func (im *Importer) readAhead(info local.Info) (local.Info, bool) {
 	im.mu.Lock()
 	u, ok := im.recent[info.Path]
 	im.mu.Unlock()
-	if !ok || !u.Version.Same(info.State.Base) || u.Kind != info.Kind {
+	// A listed file whose metadata says FIFO, device or socket becomes one when recorded.
+	if !ok || !u.Version.Same(info.State.Base) || u.Kind != info.Kind && !(info.Kind == local.KindFile && u.Kind.Special()) {
 		return info, false
 	}
-	info.Attr, info.AttrPending = u.Attr, false
+	info.Attr, info.AttrPending, info.Kind = u.Attr, false, u.Kind
 	return info, true
 }
 
@@ -319,11 +320,14 @@ func (im *Importer) importAttrs(ctx context.Context, info local.Info) (local.Inf
 	if done {
 		return im.cfg.Layer.Stat(info.Path)
 	}
-	a := overlay(info.Attr, meta)
-	if !im.recordLater(local.RemoteAttr{Path: info.Path, Version: info.State.Base, Attr: a, Kind: info.Kind}) {
+	a, kind := info.Attr.Overlay(meta), info.Kind
+	if kind == local.KindFile {
+		kind = local.KindOfMeta(meta.Kind) // a FIFO, device or socket is an empty object
+	}
+	if !im.recordLater(local.RemoteAttr{Path: info.Path, Version: info.State.Base, Attr: a, Kind: kind}) {
 		return info, nil
 	}
-	info.Attr, info.AttrPending = a, false
+	info.Attr, info.AttrPending, info.Kind = a, false, kind
 	return info, nil
 }
 
@@ -429,6 +433,9 @@ func (im *Importer) get(ctx context.Context, path string, v syncrule.Version, si
 		}
 		return im.setAttr(path, got, meta, local.KindSymlink, string(target))
 	}
+	if k := local.KindOfMeta(meta.Kind); k.Special() {
+		return im.setAttr(path, got, meta, k, "")
+	}
 	if err := im.cfg.Layer.PutData(path, got, body); err != nil {
 		return fmt.Errorf("fetch /%s: %w", path, err)
 	}
@@ -441,6 +448,9 @@ func (im *Importer) head(ctx context.Context, path string, kind local.Kind, v sy
 	meta, done, err := im.headAttrs(ctx, path, kind, v)
 	if err != nil || done {
 		return err
+	}
+	if kind == local.KindFile {
+		kind = local.KindOfMeta(meta.Kind)
 	}
 	return im.setAttr(path, v, meta, kind, "")
 }
@@ -478,21 +488,7 @@ func (im *Importer) setAttr(path string, v syncrule.Version, m posixmeta.Attr, k
 		}
 		return err
 	}
-	return im.cfg.Layer.SetRemoteAttr(path, v, overlay(info.Attr, m), kind, target)
-}
-
-// overlay puts on a what the metadata m says.
-func overlay(a local.Attr, m posixmeta.Attr) local.Attr {
-	if m.HasMode {
-		a.Mode = m.Mode
-	}
-	if m.HasOwner {
-		a.UID, a.GID = m.UID, m.GID
-	}
-	if m.HasMtime {
-		a.Mtime = m.Mtime
-	}
-	return a
+	return im.cfg.Layer.SetRemoteAttr(path, v, info.Attr.Overlay(m), kind, target)
 }
 
 func versionOf(o s3.ObjectInfo) syncrule.Version {

@@ -16,6 +16,13 @@ var (
 	ErrInvalid   = &errnoError{"invalid argument", syscall.EINVAL}
 	ErrPermitted = &errnoError{"operation not permitted", syscall.EPERM}
 	ErrBusy      = &errnoError{"file is open", syscall.EBUSY}
+	// ErrNoAttr: the file has no extended attribute of that name (getxattr's ENODATA).
+	ErrNoAttr = &errnoError{"no such extended attribute", syscall.ENODATA}
+	// ErrNoSpace: the object's metadata would exceed what S3 stores (2 KiB in all), so an
+	// extended attribute cannot be added: setxattr(2)'s "no space left to store it".
+	ErrNoSpace = &errnoError{"extended attributes exceed the 2 KiB of metadata S3 keeps with an object", syscall.ENOSPC}
+	// ErrNotSupported: a name outside the namespaces sync mode keeps (system.*).
+	ErrNotSupported = &errnoError{"extended attribute namespace not supported", syscall.EOPNOTSUPP}
 	// ErrDirty: the operation would drop data the bucket does not have (Expire of a dirty
 	// file, SYNC.md invariant 6).
 	ErrDirty = &errnoError{"file has changes not yet in the bucket", syscall.EBUSY}

@@ -181,15 +181,16 @@ func (l *Layer) AttrPending() ([]Info, error) {
 
 // SetRemoteAttr records the attributes that version v of the object at path carries in its
 // metadata (Y3), read by a HEAD or GET after the file was imported; kind KindDir for a
-// directory whose marker ImportDir recorded. kind is KindSymlink when
-// the metadata's mode says symlink: the record becomes a symlink to target (the object's
-// body) and any local data file is dropped, since the record holds the target.
+// directory whose marker ImportDir recorded. kind is KindSymlink or a special kind when the
+// metadata's mode says so (KindOfMeta): the record becomes a symlink to target (the object's
+// body) or that special file, and any local data file is dropped, since the record holds
+// all of it.
 //
 // It never makes the file dirty: these are the bucket's attributes, not a change. A result
 // that is no longer about the record is ignored (nil): the record is gone, dirty, busy with
 // an upload or delete, or its base is not v (a remote change came in between).
 func (l *Layer) SetRemoteAttr(path string, v syncrule.Version, a Attr, kind Kind, target string) error {
-	if kind != KindFile && kind != KindSymlink && kind != KindDir || v.IsZero() {
+	if kind != KindFile && kind != KindSymlink && kind != KindDir && !kind.Special() || v.IsZero() {
 		return perr("set-remote-attr", path, ErrInvalid)
 	}
 	l.mu.Lock()
@@ -215,7 +216,7 @@ type RemoteAttr struct {
 	Path    string
 	Version syncrule.Version
 	Attr    Attr
-	Kind    Kind // KindFile or KindDir
+	Kind    Kind // KindFile, KindDir or a special kind (not KindSymlink: that needs the body)
 }
 
 // SetRemoteAttrs is SetRemoteAttr for many files and directories in one transaction: one
@@ -226,7 +227,7 @@ func (l *Layer) SetRemoteAttrs(batch []RemoteAttr) error {
 	defer l.mu.Unlock()
 	err := l.update(func(tx *bolt.Tx) error {
 		for _, u := range batch {
-			if u.Kind != KindFile && u.Kind != KindDir || u.Version.IsZero() {
+			if u.Kind != KindFile && u.Kind != KindDir && !u.Kind.Special() || u.Version.IsZero() {
 				continue
 			}
 			if _, err := l.setRemoteAttrTx(tx, u.Path, u.Version, u.Attr, u.Kind, ""); err != nil && !errors.Is(err, ErrInvalid) {
@@ -256,11 +257,11 @@ func (l *Layer) setRemoteAttrTx(tx *bolt.Tx, path string, v syncrule.Version, a 
 		return 0, nil
 	}
 	switch {
-	case kind == KindFile && r.Kind == KindSymlink:
-		// The same version cannot be both; a caller mixing two reads of it is wrong.
+	case kind != r.Kind && r.Kind != KindFile:
+		// The same version cannot be two kinds; a caller mixing two reads of it is wrong.
 		return 0, ErrInvalid
-	case kind == KindSymlink:
-		if int64(len(target)) != r.State.Size {
+	case kind == KindSymlink || kind.Special():
+		if kind == KindSymlink && int64(len(target)) != r.State.Size || kind.Special() && (r.State.Size != 0 || target != "") {
 			return 0, ErrInvalid // not the body of version v
 		}
 		if r.ID != 0 {
@@ -272,8 +273,8 @@ func (l *Layer) setRemoteAttrTx(tx *bolt.Tx, path string, v syncrule.Version, a 
 			}
 			drop, r.ID = r.ID, 0
 		}
-		// As a symlink made locally: its content is the target, held by the record.
-		r.Kind, r.Target = KindSymlink, target
+		// As a symlink or special file made locally: the record holds all of it.
+		r.Kind, r.Target = kind, target
 		r.State.Data = syncrule.LocalData
 	}
 	r.Attr, r.AttrPending = a, false

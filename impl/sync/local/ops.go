@@ -4,6 +4,7 @@ import (
 	"os"
 	"time"
 
+	"github.com/mount-s3/mount-s3/spec/posixmeta"
 	bolt "go.etcd.io/bbolt"
 
 	"github.com/mount-s3/mount-s3/spec/keymap"
@@ -141,6 +142,18 @@ func (l *Layer) Mkdir(path string, mode, uid, gid uint32) (Info, error) {
 // target, Y3).
 func (l *Layer) Symlink(target, path string, uid, gid uint32) (Info, error) {
 	return l.mknode("symlink", path, KindSymlink, Attr{Mode: 0o777, UID: uid, GID: gid}, target)
+}
+
+// Mknod makes a FIFO, device or socket (kind.Special()): an empty object whose metadata says
+// what it is (Y3); rdev is a device's number.
+func (l *Layer) Mknod(path string, kind Kind, mode, rdev, uid, gid uint32) (Info, error) {
+	if !kind.Special() {
+		return Info{}, perr("mknod", path, ErrInvalid)
+	}
+	if kind != KindCharDevice && kind != KindBlockDevice {
+		rdev = 0
+	}
+	return l.mknode("mknod", path, kind, Attr{Mode: mode & 0o7777, UID: uid, GID: gid, Rdev: rdev}, "")
 }
 
 func (l *Layer) mknode(op, path string, k Kind, a Attr, target string) (Info, error) {
@@ -314,18 +327,72 @@ func (l *Layer) remove(op, path string, dir bool) error {
 // Chmod, Chown and Utimens change attributes only: a metadata-only change (Y7), exported by a
 // CopyObject onto itself unless the data changed too.
 func (l *Layer) Chmod(path string, mode uint32) error {
-	return l.setattr("chmod", path, func(a *Attr) { a.Mode = mode & 0o7777 })
+	return l.setattr("chmod", path, func(a *Attr) error { a.Mode = mode & 0o7777; return nil })
 }
 
 func (l *Layer) Chown(path string, uid, gid uint32) error {
-	return l.setattr("chown", path, func(a *Attr) { a.UID, a.GID = uid, gid })
+	return l.setattr("chown", path, func(a *Attr) error { a.UID, a.GID = uid, gid; return nil })
 }
 
 func (l *Layer) Utimens(path string, mtime time.Time) error {
-	return l.setattr("utimens", path, func(a *Attr) { a.Mtime = mtime })
+	return l.setattr("utimens", path, func(a *Attr) error { a.Mtime = mtime; return nil })
 }
 
-func (l *Layer) setattr(op, path string, set func(*Attr)) error {
+// XattrMode is setxattr(2)'s flags: create only, replace only, or either (0).
+type XattrMode int
+
+const (
+	XattrCreate  XattrMode = 1 // XATTR_CREATE: fail with ErrExists if the name is set
+	XattrReplace XattrMode = 2 // XATTR_REPLACE: fail with ErrNoAttr if it is not
+)
+
+// SetXattr sets extended attribute name of path. It is kept with the other attributes and
+// exported by the next upload (a metadata-only copy when the data did not change, Y7), so
+// what the object's metadata can hold bounds it: ErrNoSpace past S3's 2 KiB.
+func (l *Layer) SetXattr(path, name string, value []byte, mode XattrMode) error {
+	return l.setattr("setxattr", path, func(a *Attr) error {
+		_, had := a.Xattrs[name]
+		switch {
+		case mode == XattrCreate && had:
+			return ErrExists
+		case mode == XattrReplace && !had:
+			return ErrNoAttr
+		}
+		x := make(map[string][]byte, len(a.Xattrs)+1)
+		for k, v := range a.Xattrs {
+			x[k] = v
+		}
+		x[name] = append([]byte{}, value...)
+		a.Xattrs = x
+		if !posixmeta.FitsMetadata(posixmeta.Attr{Kind: posixmeta.File, Mode: a.Mode, UID: a.UID, GID: a.GID,
+			Mtime: a.Mtime, HasMtime: true, Rdev: a.Rdev, Xattrs: x}) {
+			return ErrNoSpace
+		}
+		return nil
+	})
+}
+
+// RemoveXattr removes extended attribute name of path (ErrNoAttr if it is not set).
+func (l *Layer) RemoveXattr(path, name string) error {
+	return l.setattr("removexattr", path, func(a *Attr) error {
+		if _, had := a.Xattrs[name]; !had {
+			return ErrNoAttr
+		}
+		x := make(map[string][]byte, len(a.Xattrs))
+		for k, v := range a.Xattrs {
+			if k != name {
+				x[k] = v
+			}
+		}
+		if len(x) == 0 {
+			x = nil
+		}
+		a.Xattrs = x
+		return nil
+	})
+}
+
+func (l *Layer) setattr(op, path string, set func(*Attr) error) error {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	// An open file's lock is taken before bbolt's (the lock order); the record's id cannot
@@ -352,24 +419,28 @@ func (l *Layer) setattr(op, path string, set func(*Attr)) error {
 			}
 		}
 	}
+	tookWrites := false
 	err = l.update(func(tx *bolt.Tx) error {
 		r, err := visibleRec(tx, path)
 		if err != nil {
 			return err
 		}
-		if f != nil {
-			if f.wrote {
-				// Unsynced writes' mtime is committed now, so a later Sync cannot overwrite
-				// an explicit utimens with it.
-				r.Attr.Mtime, r.State.Size, f.wrote = f.mtime, f.size, false
-			}
+		if tookWrites = f != nil && f.wrote; tookWrites {
+			// Unsynced writes' mtime is committed now, so a later Sync cannot overwrite
+			// an explicit utimens with it.
+			r.Attr.Mtime, r.State.Size = f.mtime, f.size
 		}
-		set(&r.Attr)
+		if err := set(&r.Attr); err != nil {
+			return err
+		}
 		r.Attr.Ctime = l.now()
 		if path != "" { // the root is the prefix itself and is never uploaded (K8)
 			r.State, _ = syncrule.Next(r.State, syncrule.LocalWrite{At: l.now(), MetadataOnly: true, Size: r.State.Size}, noParams)
 		}
 		return putRec(tx, path, r)
 	})
+	if err == nil && tookWrites {
+		f.wrote = false // the record has them now; only a refused change leaves them to the close
+	}
 	return perr(op, path, err)
 }

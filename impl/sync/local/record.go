@@ -20,7 +20,17 @@ const (
 	KindFile Kind = iota + 1
 	KindDir
 	KindSymlink
+	// Special files: no data and no target; the record is the whole of what they are, and
+	// their object is empty with the type in its metadata (Y3). The kernel keeps FIFO and
+	// socket I/O local and sends device I/O to the driver, never to the mount.
+	KindFIFO
+	KindCharDevice
+	KindBlockDevice
+	KindSocket
 )
+
+// Special reports whether k is a FIFO, a device or a socket.
+func (k Kind) Special() bool { return k >= KindFIFO && k <= KindSocket }
 
 func (k Kind) String() string {
 	switch k {
@@ -30,6 +40,14 @@ func (k Kind) String() string {
 		return "dir"
 	case KindSymlink:
 		return "symlink"
+	case KindFIFO:
+		return "fifo"
+	case KindCharDevice:
+		return "char-device"
+	case KindBlockDevice:
+		return "block-device"
+	case KindSocket:
+		return "socket"
 	}
 	return fmt.Sprintf("Kind(%d)", uint8(k))
 }
@@ -47,6 +65,10 @@ type Attr struct {
 	// Ctime is when the file last changed, data or attributes (stat's st_ctime); local only,
 	// S3 has no place for it. Zero in records written before it existed: Mtime stands in.
 	Ctime time.Time `json:",omitempty"`
+	// Rdev is a device's number, as the kernel gives it to mknod.
+	Rdev uint32 `json:",omitempty"`
+	// Xattrs are the extended attributes, exported with the object's metadata (Y3).
+	Xattrs map[string][]byte `json:",omitempty"`
 }
 
 // ChangeTime is st_ctime: Ctime, or Mtime for records that have none.
@@ -125,6 +147,8 @@ func (r *record) info(path string) Info {
 		size = 0
 	case KindSymlink:
 		size = int64(len(r.Target))
+	case KindFIFO, KindCharDevice, KindBlockDevice, KindSocket:
+		size = 0
 	}
 	return Info{Path: path, Kind: r.Kind, Attr: r.Attr, Size: size, Target: r.Target, ID: r.ID,
 		State: r.State, OriginalPath: r.OrigPath, Imported: r.Imported, AttrPending: r.AttrPending}
@@ -188,7 +212,7 @@ func decodeRec(path string, v []byte) (*record, error) {
 	if err := json.Unmarshal(v, &r); err != nil {
 		return nil, fmt.Errorf("%w: record %q: %v", ErrCorrupt, path, err)
 	}
-	if r.Kind < KindFile || r.Kind > KindSymlink {
+	if r.Kind < KindFile || r.Kind > KindSocket {
 		return nil, fmt.Errorf("%w: record %q: unknown kind %d", ErrCorrupt, path, r.Kind)
 	}
 	if err := r.State.Validate(); err != nil {
