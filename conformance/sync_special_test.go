@@ -188,3 +188,53 @@ func mustAtoi(t *testing.T, s string) int {
 	require.NoError(t, err, s)
 	return n
 }
+
+// utimensat in sync mode: access and modification times set apart, nanoseconds kept, and
+// times before 1970 and after 2038 travel through the bucket (issue 17).
+func TestSyncTimes(t *testing.T) {
+	srv, store := harness.NewServer(t)
+	m := syncMount(t, srv, store, t.TempDir())
+	times := map[string]time.Time{
+		"old":    time.Date(1969, 7, 20, 20, 17, 40, 123456789, time.UTC),
+		"future": time.Date(2100, 1, 1, 0, 0, 0, 1, time.UTC),
+	}
+	for name, mt := range times {
+		require.NoError(t, os.WriteFile(m.Path(name), []byte(name), 0o644))
+		at := time.Date(2001, 2, 3, 4, 5, 6, 7, time.UTC)
+		require.NoError(t, os.Chtimes(m.Path(name), at, mt))
+		var st unix.Stat_t
+		require.NoError(t, unix.Stat(m.Path(name), &st))
+		require.Equal(t, kernelShows(mt), st.Mtim.Nano(), name)
+		require.Equal(t, at.UnixNano(), st.Atim.Nano(), "%s: the access time is its own", name)
+	}
+	// UTIME_OMIT for the mtime changes the access time alone.
+	at := time.Date(2011, 1, 1, 0, 0, 0, 0, time.UTC)
+	require.NoError(t, unix.UtimesNanoAt(unix.AT_FDCWD, m.Path("old"), []unix.Timespec{unix.NsecToTimespec(at.UnixNano()), {Nsec: unix.UTIME_OMIT}}, 0))
+	var st unix.Stat_t
+	require.NoError(t, unix.Stat(m.Path("old"), &st))
+	require.Equal(t, at.UnixNano(), st.Atim.Nano())
+	require.Equal(t, kernelShows(times["old"]), st.Mtim.Nano())
+	flush(t, m)
+	m.Unmount(t)
+
+	other := syncMount(t, srv, store, t.TempDir())
+	for name, mt := range times {
+		require.NoError(t, unix.Stat(other.Path(name), &st))
+		require.Equal(t, kernelShows(mt), st.Mtim.Nano(), "%s: read back from the bucket", name)
+		b, err := os.ReadFile(other.Path(name))
+		require.NoError(t, err)
+		require.Equal(t, name, string(b))
+	}
+	info, err := store.Head(context.Background(), "old")
+	require.NoError(t, err)
+	require.Equal(t, "-14182940.123456789", info.Metadata["mtime"], "kept to the nanosecond in the bucket")
+}
+
+// kernelShows is what stat shows of t: before 1970, the whole second it falls in (the FUSE
+// library's conversion cannot carry a fraction there, see mount.kernelTime).
+func kernelShows(t time.Time) int64 {
+	if t.Unix() < 0 {
+		return t.Unix() * 1e9
+	}
+	return t.UnixNano()
+}

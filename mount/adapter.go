@@ -112,8 +112,19 @@ func (a *adapter) fail(err error) error {
 func attrs(at fs.Attr) fuseops.InodeAttributes {
 	return fuseops.InodeAttributes{
 		Size: at.Size, Nlink: at.Nlink, Mode: at.Mode, Uid: at.UID, Gid: at.GID,
-		Atime: at.Atime, Mtime: at.Mtime, Ctime: at.Ctime, Rdev: at.Rdev,
+		Atime: kernelTime(at.Atime), Mtime: kernelTime(at.Mtime), Ctime: kernelTime(at.Ctime), Rdev: at.Rdev,
 	}
+}
+
+// kernelTime is t as jacobsa/fuse can give it to the kernel. It splits a time into seconds
+// and nanoseconds by truncating toward zero, which before 1970 gives the kernel a negative
+// fraction it reads as almost two seconds off; a whole second converts exactly, so such a
+// time is given as the second it falls in (floor), less than a second early.
+func kernelTime(t time.Time) time.Time {
+	if t.Unix() < 0 && t.Nanosecond() != 0 {
+		return time.Unix(t.Unix(), 0)
+	}
+	return t
 }
 
 func (a *adapter) StatFS(ctx context.Context, op *fuseops.StatFSOp) error {

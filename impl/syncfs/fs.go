@@ -222,7 +222,7 @@ func (f *FS) movePathsLocked(src, dst string) {
 func attrOf(id fs.InodeID, info local.Info) fs.Attr {
 	a := fs.Attr{Inode: id, Size: uint64(info.Size), UID: info.Attr.UID, GID: info.Attr.GID,
 		Mode: os.FileMode(info.Attr.Mode & 0o777), Nlink: 1,
-		Atime: info.Attr.Mtime, Mtime: info.Attr.Mtime, Ctime: info.Attr.ChangeTime()}
+		Atime: info.Attr.AccessTime(), Mtime: info.Attr.Mtime, Ctime: info.Attr.ChangeTime()}
 	m := info.Attr.Mode
 	if m&0o4000 != 0 {
 		a.Mode |= os.ModeSetuid

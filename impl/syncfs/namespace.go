@@ -183,8 +183,13 @@ func (f *FS) SetAttr(ctx context.Context, id fs.InodeID, req fs.SetAttrRequest) 
 			return fs.Attr{}, time.Time{}, localError("chown", path, err)
 		}
 	}
-	if req.Mtime != nil {
-		if err := f.layer.Utimens(path, *req.Mtime); err != nil {
+	switch {
+	case req.Mtime != nil:
+		if err := f.layer.Utimens(path, *req.Mtime, req.Atime); err != nil {
+			return fs.Attr{}, time.Time{}, localError("utimens", path, err)
+		}
+	case req.Atime != nil:
+		if err := f.layer.SetAtime(path, *req.Atime); err != nil {
 			return fs.Attr{}, time.Time{}, localError("utimens", path, err)
 		}
 	}

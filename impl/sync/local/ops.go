@@ -334,8 +334,32 @@ func (l *Layer) Chown(path string, uid, gid uint32) error {
 	return l.setattr("chown", path, func(a *Attr) error { a.UID, a.GID = uid, gid; return nil })
 }
 
-func (l *Layer) Utimens(path string, mtime time.Time) error {
-	return l.setattr("utimens", path, func(a *Attr) error { a.Mtime = mtime; return nil })
+// Utimens sets the modification time, and the access time when atime is not nil (kept
+// locally: S3 has no place for it, and reads do not update it, as with noatime).
+func (l *Layer) Utimens(path string, mtime time.Time, atime *time.Time) error {
+	return l.setattr("utimens", path, func(a *Attr) error {
+		a.Mtime = mtime
+		if atime != nil {
+			a.Atime = *atime
+		}
+		return nil
+	})
+}
+
+// SetAtime sets the access time alone (utimensat with UTIME_OMIT for the mtime): a local
+// attribute only, so nothing is owed to the bucket.
+func (l *Layer) SetAtime(path string, atime time.Time) error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	err := l.update(func(tx *bolt.Tx) error {
+		r, err := visibleRec(tx, path)
+		if err != nil {
+			return err
+		}
+		r.Attr.Atime, r.Attr.Ctime = atime, l.now()
+		return putRec(tx, path, r)
+	})
+	return perr("utimens", path, err)
 }
 
 // XattrMode is setxattr(2)'s flags: create only, replace only, or either (0).

@@ -65,6 +65,9 @@ type Attr struct {
 	// Ctime is when the file last changed, data or attributes (stat's st_ctime); local only,
 	// S3 has no place for it. Zero in records written before it existed: Mtime stands in.
 	Ctime time.Time `json:",omitempty"`
+	// Atime is the access time a program set (utimensat); zero: Mtime stands in. Local
+	// only, and reads do not move it.
+	Atime time.Time `json:",omitempty"`
 	// Rdev is a device's number, as the kernel gives it to mknod.
 	Rdev uint32 `json:",omitempty"`
 	// Xattrs are the extended attributes, exported with the object's metadata (Y3).
@@ -77,6 +80,14 @@ func (a Attr) ChangeTime() time.Time {
 		return a.Mtime
 	}
 	return a.Ctime
+}
+
+// AccessTime is st_atime: Atime, or Mtime when none was set.
+func (a Attr) AccessTime() time.Time {
+	if a.Atime.IsZero() {
+		return a.Mtime
+	}
+	return a.Atime
 }
 
 // touchParentTx gives path's directory the mtime and ctime now, as a local file system does
