@@ -37,6 +37,23 @@ type dirList struct {
 	listedAt  time.Time     // when the last complete listing started
 	absentTil time.Time     // names not in that listing are absent until then
 	tooBig    time.Time     // left to per-name lookups until then
+	// changes counts names this mount made or removed in the directory (or below it): a
+	// listing that ran while one happened cannot say what is absent.
+	changes uint64
+}
+
+// localChangeLocked is told of every name this mount makes, commits to the bucket or removes:
+// a listing of an ancestor taken before it no longer says what is absent there (a file just
+// uploaded, whose inode the kernel has forgotten, must not be "not found").
+// LOCKS_REQUIRED(f.mu)
+func (f *FS) localChangeLocked(path string) {
+	for dir := path; dir != ""; {
+		dir, _ = keymap.Split(dir)
+		if dl := f.dirLists[dir]; dl != nil {
+			dl.absentTil = time.Time{}
+			dl.changes++
+		}
+	}
 }
 
 // fromListingLocked answers a lookup of path in directory dir from a listing when the
@@ -99,7 +116,7 @@ func (f *FS) fromListingLocked(ctx context.Context, dir, path string) (res resol
 func (f *FS) listForLookupsLocked(ctx context.Context, dir, path string, dl *dirList) (res resolution, complete bool, err error) {
 	done := make(chan struct{})
 	dl.running = done
-	start := f.clock.Now()
+	start, changes := f.clock.Now(), dl.changes
 	f.mu.Unlock()
 	pages := 0
 	listing, objects, _, err := f.listDir(ctx, "lookup", dir, func(*keymap.Listing) bool {
@@ -122,7 +139,10 @@ func (f *FS) listForLookupsLocked(ctx context.Context, dir, path string, dl *dir
 		p := keymap.Join(dir, e.Name)
 		in := f.inodes.getOrCreate(p, e.Kind)
 		info, isObject := objects[e.Name]
-		if isObject && in.writer == nil {
+		if dl.changes != changes {
+			// This mount changed the directory while the pages were read: the listing
+			// answers this lookup and records nothing.
+		} else if isObject && in.writer == nil {
 			f.setMetaLocked(in, info, start)
 		} else if e.Kind == keymap.Dir {
 			f.setMetaLocked(in, s3.ObjectInfo{}, start)
@@ -136,7 +156,9 @@ func (f *FS) listForLookupsLocked(ctx context.Context, dir, path string, dl *dir
 		}
 	}
 	dl.listedAt = start
-	dl.absentTil = start.Add(f.cfg.NegativeTTL)
+	if dl.changes == changes {
+		dl.absentTil = start.Add(f.cfg.NegativeTTL)
+	}
 	return res, true, nil
 }
 

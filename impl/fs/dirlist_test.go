@@ -142,3 +142,46 @@ func TestConcurrentLookupsShareOneListing(t *testing.T) {
 		t.Fatalf("%d LISTs for 200 concurrent lookups", n)
 	}
 }
+
+// What this mount writes is found at once, even when a listing taken before said the name was
+// absent and the kernel has forgotten the new file's inode (the soak on MinIO saw ENOENT for
+// files and a directory this mount had just written).
+func TestOwnWritesOutliveAnEarlierListing(t *testing.T) {
+	keys := map[string]string{}
+	for i := 0; i < 10; i++ {
+		keys[fmt.Sprintf("d/f%d", i)] = "x"
+	}
+	x, _, lists := countingFixture(t, keys, time.Minute)
+	ctx := context.Background()
+	d, err := x.fs.Lookup(ctx, fs.RootID, "d")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < 5; i++ {
+		if _, err := x.fs.Lookup(ctx, d.Attr.Inode, fmt.Sprintf("new%d", i)); fs.CodeOf(err) != fs.CodeNotFound {
+			t.Fatalf("new%d: %v", i, err)
+		}
+	}
+	if lists.Load() == 0 {
+		t.Fatal("the directory was never listed; the test would prove nothing")
+	}
+	e, h, err := x.fs.Create(ctx, d.Attr.Inode, "new0", 0o644, fs.Caller{Pid: 7})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := x.fs.Write(ctx, h, 0, []byte("mine")); err != nil {
+		t.Fatal(err)
+	}
+	if err := x.fs.Flush(ctx, h, 7); err != nil {
+		t.Fatal(err)
+	}
+	x.fs.Release(h)
+	x.fs.Forget(e.Attr.Inode, 1)
+	got, err := x.fs.Lookup(ctx, d.Attr.Inode, "new0")
+	if err != nil {
+		t.Fatalf("a file this mount wrote: %v", err)
+	}
+	if got.Attr.Size != 4 {
+		t.Fatalf("size %d, want 4", got.Attr.Size)
+	}
+}

@@ -71,6 +71,7 @@ func (f *FS) staleLocked(path string, kind keymap.Kind) {
 			in.validUntil = f.mounted
 		}
 	}
+	f.localChangeLocked(path)
 }
 
 // MkDir creates a local directory (S7): it is not written to the bucket, and lasts until the
@@ -92,6 +93,7 @@ func (f *FS) MkDir(ctx context.Context, parent InodeID, name string, mode os.Fil
 	in.validUntil = farFuture
 	f.local[path] = in
 	delete(f.negative, path)
+	f.localChangeLocked(path)
 	return f.entryLocked(in), nil
 }
 

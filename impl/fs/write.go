@@ -53,6 +53,7 @@ func (f *FS) Create(ctx context.Context, parent InodeID, name string, mode os.Fi
 	in.local = true
 	f.local[path] = in
 	delete(f.negative, path)
+	f.localChangeLocked(path)
 	return f.entryLocked(in), h, nil
 }
 
@@ -223,6 +224,7 @@ func (f *FS) commit(ctx context.Context, w *writeHandle) error {
 		in.mtime = info.LastModified
 	}
 	in.validUntil = f.clock.Now().Add(f.cfg.MetadataTTL)
+	f.localChangeLocked(in.path)
 	// The committed key makes its local ancestors real directories of the bucket (S7).
 	for dir, _ := keymap.Split(in.path); dir != ""; dir, _ = keymap.Split(dir) {
 		if d := f.local[dir]; d != nil && d.kind == keymap.Dir {
