@@ -238,3 +238,29 @@ func kernelShows(t time.Time) int64 {
 	}
 	return t.UnixNano()
 }
+
+// A bucket written by s3fs-fuse: its FIFO and device objects (empty, typed by the mode's
+// type bits, the device number in rdev) import as a FIFO and a device.
+func TestSyncImportsS3fsSpecialFiles(t *testing.T) {
+	srv, store := harness.NewServer(t)
+	ctx := context.Background()
+	for key, meta := range map[string]map[string]string{
+		"dev/fifo": {"mode": "4516", "uid": "1000", "gid": "1000", "mtime": "1700000000"}, // 010644
+		"dev/null": {"mode": "8630", "rdev": "259", "uid": "0", "gid": "0"},               // 020666, 1:3
+	} {
+		_, err := store.Put(ctx, key, bytes.NewReader(nil), 0, s3.WriteOptions{Metadata: meta})
+		require.NoError(t, err)
+	}
+	m := syncMount(t, srv, store, t.TempDir())
+	var st unix.Stat_t
+	require.NoError(t, unix.Lstat(m.Path("dev/fifo"), &st))
+	require.Equal(t, uint32(unix.S_IFIFO|0o644), st.Mode)
+	require.Equal(t, uint32(1000), st.Uid)
+	require.Equal(t, int64(1700000000), st.Mtim.Sec)
+	require.NoError(t, unix.Lstat(m.Path("dev/null"), &st))
+	require.Equal(t, uint32(unix.S_IFCHR|0o666), st.Mode)
+	require.Equal(t, unix.Mkdev(1, 3), st.Rdev)
+	// FUSE mounts are nodev: a device node is kept and shown, never opened through the mount.
+	_, err := os.ReadFile(m.Path("dev/null"))
+	require.ErrorIs(t, err, syscall.EACCES)
+}
