@@ -14,6 +14,7 @@ import (
 	"syscall"
 	"testing"
 
+	"golang.org/x/sys/unix"
 	"pgregory.net/rapid"
 
 	"github.com/mount-s3/mount-s3/conformance/harness"
@@ -76,7 +77,7 @@ func TestSyncModel(t *testing.T) {
 			}
 		})
 		for i := 0; i < steps; i++ {
-			op := rapid.IntRange(0, 14).Draw(rt, "op")
+			op := rapid.IntRange(0, 17).Draw(rt, "op")
 			var desc string
 			var do func(root string) error
 			var doFd func(side int) (string, error)
@@ -85,7 +86,7 @@ func TestSyncModel(t *testing.T) {
 				p, off, b := path.Draw(rt, "path"), rapid.IntRange(0, 400).Draw(rt, "off"), data.Draw(rt, "data")
 				desc = fmt.Sprintf("pwrite %s @%d %d bytes", p, off, len(b))
 				do = func(root string) error {
-					f, err := os.OpenFile(filepath.Join(root, p), os.O_RDWR|os.O_CREATE, 0o644)
+					f, err := os.OpenFile(filepath.Join(root, p), os.O_RDWR|os.O_CREATE|syscall.O_NONBLOCK, 0o644)
 					if err != nil {
 						return err
 					}
@@ -96,7 +97,8 @@ func TestSyncModel(t *testing.T) {
 				p, b := path.Draw(rt, "path"), data.Draw(rt, "data")
 				desc = fmt.Sprintf("append %s %d bytes", p, len(b))
 				do = func(root string) error {
-					f, err := os.OpenFile(filepath.Join(root, p), os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o640)
+					// O_NONBLOCK: opening a FIFO for writing only would wait for a reader.
+					f, err := os.OpenFile(filepath.Join(root, p), os.O_WRONLY|os.O_APPEND|os.O_CREATE|syscall.O_NONBLOCK, 0o640)
 					if err != nil {
 						return err
 					}
@@ -168,6 +170,19 @@ func TestSyncModel(t *testing.T) {
 					}
 					return string(buf[:n]), err
 				}
+			case 15:
+				p := path.Draw(rt, "path")
+				desc = "mkfifo " + p
+				do = func(root string) error { return syscall.Mkfifo(filepath.Join(root, p), 0o640) }
+			case 16:
+				p, name, b := path.Draw(rt, "path"), rapid.SampledFrom([]string{"user.a", "user.b"}).Draw(rt, "name"), data.Draw(rt, "value")
+				flags := rapid.SampledFrom([]int{0, unix.XATTR_CREATE, unix.XATTR_REPLACE}).Draw(rt, "flags")
+				desc = fmt.Sprintf("setxattr %s %s %d bytes flags %d", p, name, len(b), flags)
+				do = func(root string) error { return unix.Lsetxattr(filepath.Join(root, p), name, b, flags) }
+			case 17:
+				p, name := path.Draw(rt, "path"), rapid.SampledFrom([]string{"user.a", "user.b"}).Draw(rt, "name")
+				desc = fmt.Sprintf("removexattr %s %s", p, name)
+				do = func(root string) error { return unix.Lremovexattr(filepath.Join(root, p), name) }
 			case 14:
 				desc = "close the kept descriptor"
 				doFd = func(side int) (string, error) {
@@ -238,9 +253,10 @@ func must(rt *rapid.T, err error) {
 }
 
 type treeNode struct {
-	kind string // "file", "dir", "symlink"
-	mode fs.FileMode
-	body string // file bytes or link target
+	kind   string // "file", "dir", "symlink", "fifo"
+	mode   fs.FileMode
+	body   string // file bytes or link target
+	xattrs string // user extended attributes, name=value in order
 }
 
 func treeOf(root string) (map[string]treeNode, error) {
@@ -261,16 +277,47 @@ func treeOf(root string) (map[string]treeNode, error) {
 		case fi.Mode()&fs.ModeSymlink != 0:
 			n.kind = "symlink"
 			n.body, err = os.Readlink(p)
+		case fi.Mode()&fs.ModeNamedPipe != 0:
+			n.kind = "fifo" // not read: that would wait for a writer
 		default:
 			n.kind = "file"
 			var b []byte
 			b, err = os.ReadFile(p)
 			n.body = string(b)
 		}
+		if err == nil {
+			n.xattrs, err = xattrsOf(p)
+		}
 		out[rel] = n
 		return err
 	})
 	return out, err
+}
+
+// xattrsOf lists p's user extended attributes as "name=value" lines in name order.
+func xattrsOf(p string) (string, error) {
+	buf := make([]byte, 64<<10)
+	n, err := unix.Llistxattr(p, buf)
+	if err != nil {
+		return "", err
+	}
+	var names []string
+	for _, name := range strings.Split(string(buf[:n]), "\x00") {
+		if strings.HasPrefix(name, "user.") {
+			names = append(names, name)
+		}
+	}
+	sort.Strings(names)
+	var out []string
+	for _, name := range names {
+		v := make([]byte, 64<<10)
+		m, err := unix.Lgetxattr(p, name, v)
+		if err != nil {
+			return "", err
+		}
+		out = append(out, name+"="+string(v[:m]))
+	}
+	return strings.Join(out, "\n"), nil
 }
 
 func diffTrees(want, got map[string]treeNode) string {
@@ -282,6 +329,8 @@ func diffTrees(want, got map[string]treeNode) string {
 			lines = append(lines, "missing on the mount: "+p)
 		case w.kind != g.kind || w.mode != g.mode:
 			lines = append(lines, fmt.Sprintf("%s: local %s %v, mount %s %v", p, w.kind, w.mode, g.kind, g.mode))
+		case w.xattrs != g.xattrs:
+			lines = append(lines, fmt.Sprintf("%s: local xattrs %q, mount %q", p, w.xattrs, g.xattrs))
 		case w.body != g.body:
 			lines = append(lines, fmt.Sprintf("%s: local %d bytes %q, mount %d bytes %q", p, len(w.body), trunc(w.body), len(g.body), trunc(g.body)))
 		}
