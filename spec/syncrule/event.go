@@ -50,11 +50,17 @@ type UploadSucceeded struct {
 // bucket holds now (HEAD) and reports it as Remote (zero if there is no object) and RemoteSize.
 // Otherwise the failure is retryable and the file is due again at once; pacing retries is the
 // engine's job.
+//
+// Own means the precondition failed on a version this sync dir wrote itself, an earlier
+// upload of the file whose answer never arrived (its op marker says so), and Remote is that
+// version: it becomes the base and the upload is retried, since a file cannot conflict with
+// its own older bytes.
 type UploadFailed struct {
 	Gen        uint64
 	Conflict   bool
 	Remote     Version
 	RemoteSize int64
+	Own        bool
 }
 
 // DeleteSucceeded: the DeleteObject of snapshot Gen completed.

@@ -42,6 +42,10 @@ func Next(s State, e Event, p Params) (State, []Action) {
 		if s.InFlight != OpUpload || e.Gen != s.InFlightGen {
 			return s, nil
 		}
+		if e.Own && !e.Remote.IsZero() {
+			s.Base = e.Remote // our own lost write: the next upload replaces it
+			return failed(s, false, Version{}, 0, p)
+		}
 		return failed(s, e.Conflict, e.Remote, e.RemoteSize, p)
 	case DeleteSucceeded:
 		if s.InFlight != OpDelete || e.Gen != s.InFlightGen {

@@ -137,6 +137,8 @@ func TestNext(t *testing.T) {
 			append([]Action{MoveToLostFound{Gen: 4, DataLocal: true}}, importOf(vRem, 7, true)...)},
 		{"C3", "a precondition failure over an unchanged base is retried, not a conflict", uploading,
 			UploadFailed{Gen: 4, Conflict: true, Remote: vBase, RemoteSize: 10}, dirty, nil},
+		{"C3", "a precondition failure over our own lost write takes it as the base and retries", uploading,
+			UploadFailed{Gen: 4, Remote: vRem, RemoteSize: 20, Own: true}, with(dirty, func(s *State) { s.Base = vRem }), nil},
 		{"C3", "a remote change during an upload is held for its result", uploading, RemoteChanged{Version: vUp, Size: 20},
 			with(uploading, func(s *State) { s.RemoteSeen, s.Remote = true, vUp }), nil},
 		{"C3", "a held change that was our own upload is dropped", with(uploading, func(s *State) { s.RemoteSeen, s.Remote = true, vUp }),

@@ -31,6 +31,14 @@ func (e *Engine) marker(op local.Op) string {
 	return e.cfg.Layer.FSID() + "." + strconv.FormatUint(op.ID, 10)
 }
 
+// ours reports whether obj was written by this sync dir (its op marker names our fsid) though
+// no recorded result says so: a write whose answer was lost, or whose result a crash kept
+// from being recorded. Ops on one key run one at a time in queue order, so such a write is
+// older than the op running now, which supersedes it: it is no other writer's change (C3).
+func (e *Engine) ours(obj s3.ObjectInfo) bool {
+	return strings.HasPrefix(obj.Metadata[OpMetaKey], e.cfg.Layer.FSID()+".")
+}
+
 // execute runs one op and reports its result to the layer.
 func (e *Engine) execute(ctx context.Context, op local.Op) result {
 	if op.ChainOf != 0 {
@@ -251,6 +259,13 @@ func (e *Engine) uploadFailed(ctx context.Context, op local.Op, opts s3.WriteOpt
 	if found && remote.Metadata[OpMetaKey] == e.marker(op) {
 		// This op's own write, made before a crash or a lost response.
 		return e.uploaded(ctx, op, local.Info{}, remote, remote.Size)
+	}
+	if found && e.ours(remote) {
+		// An earlier upload of this file whose answer was lost: its bytes are older than
+		// the local ones, and the next round replaces them on their version.
+		e.log.Printf("sync: /%s: %s holds an earlier upload of this file whose answer was lost (etag %s); uploading again over it",
+			op.Path, op.Key, remote.ETag)
+		return e.feed(op, syncrule.UploadFailed{Gen: op.Gen, Remote: version(remote), RemoteSize: remote.Size, Own: true}, result{})
 	}
 	if found && op.IfNoneMatch && strings.HasSuffix(op.Key, "/") {
 		// A directory's marker that no listing of the directory showed yet (it was seen as a
@@ -512,14 +527,14 @@ func (e *Engine) delete(ctx context.Context, op local.Op) result {
 		e.log.Printf("sync: error: delete of %s (/%s): %v; will retry", op.Key, op.Path, err)
 		return result{kept: true, err: err, persistent: persistent(err)}
 	}
-	if found && op.ChainOf != 0 && !e.sameAsBase(op.Key, op.Base, remote) {
+	if found && op.ChainOf != 0 && !e.sameAsBase(op.Key, op.Base, remote) && !e.ours(remote) {
 		// The object a rename's copy made for a path removed since was replaced by someone
 		// else: theirs, not ours to delete (C6), and no record is left to conflict.
 		e.log.Printf("sync: warning: %s (/%s) changed in the bucket since this mount copied it there (etag %s, ours %s); left in place",
 			op.Key, op.Path, remote.ETag, op.Base.ETag)
 		return e.done(op, result{})
 	}
-	if found && !op.Base.IsZero() && !e.sameAsBase(op.Key, op.Base, remote) {
+	if found && !op.Base.IsZero() && !e.sameAsBase(op.Key, op.Base, remote) && !e.ours(remote) {
 		ev := syncrule.DeleteFailed{Gen: op.Gen, Conflict: true, Remote: version(remote), RemoteSize: remote.Size}
 		return e.conflict(ctx, op, ev, remoteInfo(remote, true), s3.ErrPreconditionFailed)
 	}
