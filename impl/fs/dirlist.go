@@ -75,7 +75,7 @@ func (f *FS) fromListingLocked(ctx context.Context, dir, path string) (res resol
 		if in := f.freshChildLocked(path, now); in != nil {
 			return resolution{found: true, kind: in.kind, info: s3.ObjectInfo{Size: in.size, LastModified: in.mtime, ETag: in.etag}}, true, nil
 		}
-		if now.Before(dl.absentTil) {
+		if now.Before(dl.absentTil) && !f.knownLocked(path) {
 			return resolution{}, true, nil
 		}
 		if waited {
@@ -102,7 +102,7 @@ func (f *FS) fromListingLocked(ctx context.Context, dir, path string) (res resol
 			}
 		}
 		found, complete, err := f.listForLookupsLocked(ctx, dir, path, dl)
-		if err != nil || !complete {
+		if err != nil || !complete || !found.found && f.knownLocked(path) {
 			return resolution{}, false, err
 		}
 		return found, true, nil
@@ -160,6 +160,20 @@ func (f *FS) listForLookupsLocked(ctx context.Context, dir, path string, dl *dir
 		dl.absentTil = start.Add(f.cfg.NegativeTTL)
 	}
 	return res, true, nil
+}
+
+// knownLocked reports whether the mount has an inode for path, fresh or not: a name it wrote or
+// saw. A listing's silence does not make such a name absent; the name is asked for on its
+// own (HEAD), since a listing may lag a write the store has already acknowledged, and the
+// kernel may still hold the inode. Unknown names keep the listing's answer.
+// LOCKS_REQUIRED(f.mu)
+func (f *FS) knownLocked(path string) bool {
+	for _, k := range []keymap.Kind{keymap.File, keymap.Dir} {
+		if _, ok := f.inodes.numbers[nodeKey{path, k}]; ok {
+			return true
+		}
+	}
+	return false
 }
 
 // trimDirListsLocked keeps the table of directories small: entries with nothing running and
