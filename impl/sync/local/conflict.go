@@ -40,6 +40,9 @@ func (l *Layer) conflictTx(tx *bolt.Tx, path string, r *record, ev syncrule.Even
 	if err := delRec(tx, path, r); err != nil {
 		return nil, err
 	}
+	// linked: the file keeps other names (Link), which keep its id and data; this name
+	// leaves them, and what goes to lost+found is a copy.
+	linked := r.ID != 0 && len(pathsOfID(tx, r.ID)) > 0
 	switch {
 	case move != nil && r.State.Exists:
 		if err := l.ensureLostFoundTx(tx); err != nil {
@@ -58,7 +61,7 @@ func (l *Layer) conflictTx(tx *bolt.Tx, path string, r *record, ev syncrule.Even
 			// the bucket no longer serves (the store reads no old versions): keep what a
 			// program did, the attributes, over an empty data file. Any file of the old id
 			// is stale (no record owns data that is not local).
-			if r.ID != 0 {
+			if r.ID != 0 && !linked {
 				drop = append(drop, r.ID)
 			}
 			if lf.ID, err = tx.Bucket(bIDs).NextSequence(); err != nil {
@@ -68,6 +71,15 @@ func (l *Layer) conflictTx(tx *bolt.Tx, path string, r *record, ev syncrule.Even
 				return nil, err
 			}
 			size, res.NoBaseData = 0, true
+		} else if linked {
+			if lf.ID = 0; r.Kind == KindFile {
+				if lf.ID, err = tx.Bucket(bIDs).NextSequence(); err != nil {
+					return nil, err
+				}
+				if err := l.copyData(r.ID, lf.ID); err != nil {
+					return nil, err
+				}
+			}
 		}
 		lf.State = syncrule.NewLostFound(size, now)
 		crashHook("conflict-mid")
@@ -75,6 +87,7 @@ func (l *Layer) conflictTx(tx *bolt.Tx, path string, r *record, ev syncrule.Even
 			return nil, err
 		}
 		res.LostFound = lfPath
+	case linked:
 	case r.ID != 0 && r.State.Data == syncrule.LocalData:
 		// A clean file's data, or a dirty one's with nothing to keep: stale (C2).
 		if l.files[r.ID] != nil {

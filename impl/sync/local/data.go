@@ -140,9 +140,12 @@ func (l *Layer) BeginWrite(path string) (*Handle, error) {
 		}
 		id = r.ID
 		// Size is informational here (Sync commits the real one); reading an open file's
-		// would take its lock inside bbolt's, against the lock order.
-		r.State, _ = syncrule.Next(r.State, syncrule.LocalWrite{At: l.now(), Size: r.State.Size}, noParams)
-		return putRec(tx, path, r)
+		// would take its lock inside bbolt's, against the lock order. Every name of the file
+		// changes with it: each is its own object (hard links, Link).
+		return eachLinkTx(tx, id, func(_ string, r *record) error {
+			r.State, _ = syncrule.Next(r.State, syncrule.LocalWrite{At: l.now(), Size: r.State.Size}, noParams)
+			return nil
+		})
 	})
 	if err != nil {
 		return nil, perr("open", path, err)
@@ -162,16 +165,11 @@ func (l *Layer) BeginWrite(path string) (*Handle, error) {
 // REQUIRES: l.mu and f.mu held.
 func (l *Layer) intentLocked(f *openFile) error {
 	err := l.db.Update(func(tx *bolt.Tx) error {
-		path, ok := pathOfID(tx, f.id)
-		if !ok {
-			return nil // unlinked while open: writes go to an orphan, as in POSIX
-		}
-		r, err := getRec(tx, path)
-		if err != nil || r == nil {
-			return err
-		}
-		r.State, _ = syncrule.Next(r.State, syncrule.LocalWrite{At: l.now(), Size: f.size}, noParams)
-		return putRec(tx, path, r)
+		// Unlinked while open (no name left): writes go to an orphan, as in POSIX.
+		return eachLinkTx(tx, f.id, func(_ string, r *record) error {
+			r.State, _ = syncrule.Next(r.State, syncrule.LocalWrite{At: l.now(), Size: f.size}, noParams)
+			return nil
+		})
 	})
 	if err == nil {
 		f.sealed = false
@@ -251,26 +249,35 @@ func (h *Handle) Sync() error {
 	}
 	h.f.mu.Lock()
 	defer h.f.mu.Unlock()
-	_, err := h.l.syncLocked(h.f)
+	_, err := h.l.syncLocked(h.f, "")
 	return perr("fsync", h.path, err)
 }
 
-// syncLocked fsyncs f and commits its size and mtime; it returns the committed state.
+// syncLocked fsyncs f and commits its size and mtime to the record of every name of the file;
+// it returns the committed state of the record at path ("": of its first name).
 // REQUIRES: f.mu held.
-func (l *Layer) syncLocked(f *openFile) (syncrule.State, error) {
+func (l *Layer) syncLocked(f *openFile, path string) (syncrule.State, error) {
+	stateOf := func(tx *bolt.Tx) (syncrule.State, error) {
+		p := path
+		if !idHasPath(tx, f.id, p) {
+			// Renamed since the caller looked it up: the record is where the id says.
+			var ok bool
+			if p, ok = pathOfID(tx, f.id); !ok {
+				return syncrule.State{}, nil
+			}
+		}
+		r, err := getRec(tx, p)
+		if err != nil || r == nil {
+			return syncrule.State{}, err
+		}
+		return r.State, nil
+	}
 	if !f.wrote {
 		// Nothing since the last sync: its fsync and commit still hold. close(2) after fsync(2),
 		// and the release after a flush, then cost no disk flush.
 		var st syncrule.State
-		err := l.db.View(func(tx *bolt.Tx) error {
-			path, ok := pathOfID(tx, f.id)
-			if !ok {
-				return nil
-			}
-			r, err := getRec(tx, path)
-			if err == nil && r != nil {
-				st = r.State
-			}
+		err := l.db.View(func(tx *bolt.Tx) (err error) {
+			st, err = stateOf(tx)
 			return err
 		})
 		return st, err
@@ -281,20 +288,19 @@ func (l *Layer) syncLocked(f *openFile) (syncrule.State, error) {
 	crashHook("sync-after-fsync")
 	var st syncrule.State
 	err := l.db.Update(func(tx *bolt.Tx) error {
-		path, ok := pathOfID(tx, f.id)
-		if !ok {
+		if _, ok := pathOfID(tx, f.id); !ok {
 			return ErrNotFound
 		}
-		r, err := getRec(tx, path)
-		if err != nil || r == nil {
+		err := eachLinkTx(tx, f.id, func(_ string, r *record) error {
+			r.State.Size = f.size
+			r.Attr.Mtime, r.Attr.Ctime = f.mtime, f.mtime
+			return nil
+		})
+		if err != nil {
 			return err
 		}
-		r.State.Size = f.size
-		if f.wrote {
-			r.Attr.Mtime, r.Attr.Ctime = f.mtime, f.mtime
-		}
-		st = r.State
-		return putRec(tx, path, r)
+		st, err = stateOf(tx)
+		return err
 	})
 	if errors.Is(err, ErrNotFound) {
 		return st, nil // unlinked while open: nothing to keep
@@ -322,7 +328,7 @@ func (l *Layer) Sync(path string) error {
 		return perr("fsync", path, err)
 	}
 	f.mu.Lock()
-	_, err = l.syncLocked(f)
+	_, err = l.syncLocked(f, path)
 	f.mu.Unlock()
 	l.mu.Lock()
 	l.release(f)
@@ -397,7 +403,7 @@ func (l *Layer) Snapshot(path string) (io.ReadCloser, uint64, int64, error) {
 	}()
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	st, err := l.syncLocked(f)
+	st, err := l.syncLocked(f, path)
 	if err != nil {
 		return nil, 0, 0, perr("snapshot", path, err)
 	}
@@ -422,5 +428,37 @@ func clone(dst, src *os.File, size int64) error {
 		}
 	}
 	_, err := dst.Seek(0, io.SeekStart)
+	return err
+}
+
+// copyData makes data file dst a durable copy of data file src (a reflink where the file
+// system has them), for a linked file's name that leaves its other names with the bytes.
+func (l *Layer) copyData(src, dst uint64) error {
+	in, err := os.Open(l.dataPath(src))
+	if err != nil {
+		return err
+	}
+	defer in.Close()
+	fi, err := in.Stat()
+	if err != nil {
+		return err
+	}
+	out, err := os.OpenFile(l.dataPath(dst), os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o600)
+	if err != nil {
+		return err
+	}
+	err = clone(out, in, fi.Size())
+	if err == nil {
+		err = out.Sync()
+	}
+	if cerr := out.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = syncDir(filepath.Dir(out.Name()))
+	}
+	if err != nil {
+		os.Remove(out.Name())
+	}
 	return err
 }

@@ -27,7 +27,9 @@ func (l *Layer) Expire(path string) error {
 		if err != nil {
 			return err
 		}
-		if l.files[r.ID] != nil {
+		if l.files[r.ID] != nil || shared(tx, r.ID, path) {
+			// Open, or linked: a fetch for one name would give it its own copy of the
+			// data, and the names would no longer be one file.
 			return ErrBusy
 		}
 		now := l.now()
@@ -137,7 +139,7 @@ func (l *Layer) ExpireUnused(now time.Time, p syncrule.Params) (files int, bytes
 			if err != nil {
 				return err
 			}
-			if r.Kind == KindFile && l.files[r.ID] == nil && syncrule.MayExpire(r.State, now, p) {
+			if r.Kind == KindFile && l.files[r.ID] == nil && syncrule.MayExpire(r.State, now, p) && !shared(tx, r.ID, path) {
 				paths, sizes = append(paths, path), append(sizes, r.State.Size)
 			}
 			return nil

@@ -264,11 +264,19 @@ func (l *Layer) setRemoteAttrTx(tx *bolt.Tx, path string, v syncrule.Version, a 
 		if kind == KindSymlink && int64(len(target)) != r.State.Size || kind.Special() && (r.State.Size != 0 || target != "") {
 			return 0, ErrInvalid // not the body of version v
 		}
-		if r.ID != 0 {
-			if l.files[r.ID] != nil {
-				return 0, ErrBusy
+		switch {
+		case r.ID == 0 || r.Kind != KindFile:
+			// A linked symlink or special file keeps its id: it names no data file.
+		case shared(tx, r.ID, path):
+			// One name of a linked file: it leaves the others, which keep the data.
+			if err := dropIDPath(tx, r.ID, path); err != nil {
+				return 0, err
 			}
-			if err := tx.Bucket(bIDs).Delete(u64(r.ID)); err != nil {
+			r.ID = 0
+		case l.files[r.ID] != nil:
+			return 0, ErrBusy
+		default:
+			if err := dropIDPath(tx, r.ID, path); err != nil {
 				return 0, err
 			}
 			drop, r.ID = r.ID, 0

@@ -39,6 +39,14 @@ func (l *Layer) now() time.Time { return l.clock() }
 // into the upload (syncrule); one of the other class has a different key and its delete is
 // queued instead.
 func (l *Layer) newRecordTx(tx *bolt.Tx, path string, kind Kind, a Attr, target string) (*record, error) {
+	return l.placeRecordTx(tx, path, &record{Kind: kind, Attr: a, Target: target}, int64(len(target)))
+}
+
+// placeRecordTx is newRecordTx for the record n (its Kind, Attr, Target, and ID: 0 gets a new
+// one for a file, anything else makes n another name of that id's file, see Link); size is
+// the content's.
+func (l *Layer) placeRecordTx(tx *bolt.Tx, path string, n *record, size int64) (*record, error) {
+	kind, a := n.Kind, n.Attr
 	if path == "" || !keymap.ValidPath(path) {
 		return nil, ErrInvalid
 	}
@@ -67,7 +75,7 @@ func (l *Layer) newRecordTx(tx *bolt.Tx, path string, kind Kind, a Attr, target 
 	if err := touchParentTx(tx, path, l.now()); err != nil {
 		return nil, err
 	}
-	r := &record{Kind: kind, Attr: a, Target: target}
+	r := &record{Kind: kind, Attr: a, Target: n.Target, ID: n.ID}
 	if kind == KindDir {
 		// Nothing in the bucket can be under a directory made here, provided its parent's
 		// listing is in (ImportListing would have shown the name, and this create would be
@@ -80,9 +88,9 @@ func (l *Layer) newRecordTx(tx *bolt.Tx, path string, kind Kind, a Attr, target 
 		}
 		r.Imported = parent.Imported
 	}
-	st, _ = syncrule.Next(st, syncrule.LocalWrite{At: l.now(), Size: int64(len(target))}, noParams)
+	st, _ = syncrule.Next(st, syncrule.LocalWrite{At: l.now(), Size: size}, noParams)
 	r.State = st
-	if kind == KindFile {
+	if kind == KindFile && r.ID == 0 {
 		if r.ID, err = tx.Bucket(bIDs).NextSequence(); err != nil {
 			return nil, err
 		}
@@ -180,15 +188,17 @@ func (l *Layer) Stat(path string) (Info, error) {
 	// record before the one and looked after the other answered the size before the writes,
 	// which the kernel believes (a reader of the file just closed then read a prefix).
 	l.filesMu.RLock()
+	var info Info
 	err := l.view(func(tx *bolt.Tx) (err error) {
-		r, err = visibleRec(tx, path)
+		if r, err = visibleRec(tx, path); err == nil {
+			info = r.infoTx(tx, path)
+		}
 		return err
 	})
 	if err != nil {
 		l.filesMu.RUnlock()
 		return Info{}, perr("stat", path, err)
 	}
-	info := r.info(path)
 	statHook()
 	f := l.files[r.ID]
 	l.filesMu.RUnlock()
@@ -251,7 +261,7 @@ func (l *Layer) List(dir string) ([]Info, error) {
 				return err
 			}
 			if r.visible() {
-				out = append(out, r.info(path))
+				out = append(out, r.infoTx(tx, path))
 			}
 		}
 		return nil
@@ -309,6 +319,13 @@ func (l *Layer) remove(op, path string, dir bool) error {
 		if err := delRec(tx, path, r); err != nil {
 			return err
 		}
+		if id != 0 && len(pathsOfID(tx, id)) > 0 {
+			// The file keeps its other names, and its data; unlink(2) changes its ctime.
+			if err := l.touchLinksTx(tx, id); err != nil {
+				return err
+			}
+			id = 0
+		}
 		st, _ := syncrule.Next(r.State, syncrule.LocalDelete{At: l.now()}, noParams)
 		if st.Absent() {
 			return nil
@@ -356,7 +373,14 @@ func (l *Layer) SetAtime(path string, atime time.Time) error {
 		if err != nil {
 			return err
 		}
-		r.Attr.Atime, r.Attr.Ctime = atime, l.now()
+		set := func(_ string, r *record) error {
+			r.Attr.Atime, r.Attr.Ctime = atime, l.now()
+			return nil
+		}
+		if r.ID != 0 {
+			return eachLinkTx(tx, r.ID, set)
+		}
+		set(path, r)
 		return putRec(tx, path, r)
 	})
 	return perr("utimens", path, err)
@@ -449,17 +473,28 @@ func (l *Layer) setattr(op, path string, set func(*Attr) error) error {
 		if err != nil {
 			return err
 		}
-		if tookWrites = f != nil && f.wrote; tookWrites {
-			// Unsynced writes' mtime is committed now, so a later Sync cannot overwrite
-			// an explicit utimens with it.
-			r.Attr.Mtime, r.State.Size = f.mtime, f.size
+		tookWrites = f != nil && f.wrote
+		change := func(p string, r *record) error {
+			if tookWrites {
+				// Unsynced writes' mtime is committed now, so a later Sync cannot overwrite
+				// an explicit utimens with it.
+				r.Attr.Mtime, r.State.Size = f.mtime, f.size
+			}
+			if err := set(&r.Attr); err != nil {
+				return err
+			}
+			r.Attr.Ctime = l.now()
+			if p != "" { // the root is the prefix itself and is never uploaded (K8)
+				r.State, _ = syncrule.Next(r.State, syncrule.LocalWrite{At: l.now(), MetadataOnly: true, Size: r.State.Size}, noParams)
+			}
+			return nil
 		}
-		if err := set(&r.Attr); err != nil {
+		if r.ID != 0 {
+			// The attributes are the file's, so every name's record and object take them.
+			return eachLinkTx(tx, r.ID, change)
+		}
+		if err := change(path, r); err != nil {
 			return err
-		}
-		r.Attr.Ctime = l.now()
-		if path != "" { // the root is the prefix itself and is never uploaded (K8)
-			r.State, _ = syncrule.Next(r.State, syncrule.LocalWrite{At: l.now(), MetadataOnly: true, Size: r.State.Size}, noParams)
 		}
 		return putRec(tx, path, r)
 	})

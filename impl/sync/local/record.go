@@ -123,6 +123,9 @@ type Info struct {
 	// AttrPending: a file imported from a listing whose Attr are still the defaults, because
 	// the object's metadata (Y3) has not been read yet; SetRemoteAttr clears it.
 	AttrPending bool
+	// Nlink is the number of names of a file or other non-directory (hard links, Link): 1
+	// unless linked. Set by Stat, List and Link.
+	Nlink uint32
 }
 
 // record is the stored form of one path. Tombstones (State.Deleted) stay in the nodes bucket
@@ -151,6 +154,15 @@ type record struct {
 
 func (r *record) visible() bool { return r.State.Exists }
 
+// infoTx is r.info with the link count, which the ids index holds.
+func (r *record) infoTx(tx *bolt.Tx, path string) Info {
+	info := r.info(path)
+	if r.ID != 0 && r.Kind != KindDir {
+		info.Nlink = uint32(max(1, len(pathsOfID(tx, r.ID))))
+	}
+	return info
+}
+
 func (r *record) info(path string) Info {
 	size := r.State.Size
 	switch r.Kind {
@@ -162,14 +174,14 @@ func (r *record) info(path string) Info {
 		size = 0
 	}
 	return Info{Path: path, Kind: r.Kind, Attr: r.Attr, Size: size, Target: r.Target, ID: r.ID,
-		State: r.State, OriginalPath: r.OrigPath, Imported: r.Imported, AttrPending: r.AttrPending}
+		State: r.State, OriginalPath: r.OrigPath, Imported: r.Imported, AttrPending: r.AttrPending, Nlink: 1}
 }
 
 // bbolt bucket names.
 var (
 	bMeta  = []byte("meta")  // fsid, bucket, prefix, format version, sequences
 	bNodes = []byte("nodes") // nodeKey(path) -> record
-	bIDs   = []byte("ids")   // data id (8 bytes) -> path, so open handles survive renames
+	bIDs   = []byte("ids")   // data id (8 bytes) -> paths, so open handles survive renames
 	bQueue = []byte("queue") // op id (8 bytes) -> Op
 	// bUploads journals the multipart uploads the engine has open: upload id -> key. Created
 	// on demand, so a sync dir made before it existed opens unchanged.
@@ -241,28 +253,109 @@ func putRec(tx *bolt.Tx, path string, r *record) error {
 		return err
 	}
 	if r.ID != 0 {
-		return tx.Bucket(bIDs).Put(u64(r.ID), []byte(path))
+		return addIDPath(tx, r.ID, path)
 	}
 	return nil
 }
 
-// delRec removes the record at path and its id index entry.
+// delRec removes the record at path and its name from its id's index entry.
 func delRec(tx *bolt.Tx, path string, r *record) error {
 	if r.ID != 0 {
-		if err := tx.Bucket(bIDs).Delete(u64(r.ID)); err != nil {
+		if err := dropIDPath(tx, r.ID, path); err != nil {
 			return err
 		}
 	}
 	return tx.Bucket(bNodes).Delete(nodeKey(path))
 }
 
-// pathOfID is where the record owning data file id is now, or "" with ok=false.
-func pathOfID(tx *bolt.Tx, id uint64) (string, bool) {
+// The ids index maps a record id to the paths of the records that carry it, NUL-separated
+// (NUL is in no path, K3). One path is the common case; hard links (Link) share an id, and
+// with it the data file, among several records, one per name. The index is what makes them
+// one file: a write, a sync or an attribute change through any name changes every record of
+// the id, and the data file goes with the last of them.
+
+// pathsOfID are the paths of the records with id, in the order they were linked.
+func pathsOfID(tx *bolt.Tx, id uint64) []string {
 	v := tx.Bucket(bIDs).Get(u64(id))
 	if v == nil {
+		return nil
+	}
+	return strings.Split(string(v), "\x00")
+}
+
+// pathOfID is where the record owning data file id is now (its first name if it has
+// several), or "" with ok=false.
+func pathOfID(tx *bolt.Tx, id uint64) (string, bool) {
+	paths := pathsOfID(tx, id)
+	if len(paths) == 0 {
 		return "", false
 	}
-	return string(v), true
+	return paths[0], true
+}
+
+// shared reports whether id has a record at another path than path (a hard link).
+func shared(tx *bolt.Tx, id uint64, path string) bool {
+	for _, p := range pathsOfID(tx, id) {
+		if p != path {
+			return true
+		}
+	}
+	return false
+}
+
+// idHasPath reports whether path is one of id's names.
+func idHasPath(tx *bolt.Tx, id uint64, path string) bool {
+	for _, p := range pathsOfID(tx, id) {
+		if p == path {
+			return true
+		}
+	}
+	return false
+}
+
+func addIDPath(tx *bolt.Tx, id uint64, path string) error {
+	paths := pathsOfID(tx, id)
+	for _, p := range paths {
+		if p == path {
+			return nil
+		}
+	}
+	return tx.Bucket(bIDs).Put(u64(id), []byte(strings.Join(append(paths, path), "\x00")))
+}
+
+func dropIDPath(tx *bolt.Tx, id uint64, path string) error {
+	paths := pathsOfID(tx, id)
+	keep := paths[:0]
+	for _, p := range paths {
+		if p != path {
+			keep = append(keep, p)
+		}
+	}
+	if len(keep) == 0 {
+		return tx.Bucket(bIDs).Delete(u64(id))
+	}
+	return tx.Bucket(bIDs).Put(u64(id), []byte(strings.Join(keep, "\x00")))
+}
+
+// eachLinkTx calls fn for the record of every name of id (the file's hard links, or its
+// one record) and stores what fn changed.
+func eachLinkTx(tx *bolt.Tx, id uint64, fn func(path string, r *record) error) error {
+	for _, p := range pathsOfID(tx, id) {
+		r, err := getRec(tx, p)
+		if err != nil {
+			return err
+		}
+		if r == nil || r.ID != id {
+			return fmt.Errorf("%w: the ids index names %q for id %d, which has no such record", ErrCorrupt, p, id)
+		}
+		if err := fn(p, r); err != nil {
+			return err
+		}
+		if err := putRec(tx, p, r); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // lookupDir checks that path's parent exists and is a directory (ENOENT / ENOTDIR as POSIX).

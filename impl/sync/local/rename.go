@@ -50,6 +50,9 @@ func (l *Layer) Rename(src, dst string) error {
 			return err
 		}
 		if d != nil && d.visible() {
+			if d.ID != 0 && d.ID == r.ID {
+				return nil // two names of one file: rename(2) does nothing
+			}
 			switch {
 			case r.Kind == KindDir && d.Kind != KindDir:
 				return ErrNotDir
@@ -63,12 +66,18 @@ func (l *Layer) Rename(src, dst string) error {
 					return err
 				}
 			}
-			dropID = d.ID
 			if err := l.releaseTx(tx, dst, d); err != nil {
 				return err
 			}
 			if err := delRec(tx, dst, d); err != nil {
 				return err
+			}
+			if d.ID != 0 {
+				if len(pathsOfID(tx, d.ID)) == 0 {
+					dropID = d.ID
+				} else if err := l.touchLinksTx(tx, d.ID); err != nil {
+					return err // the replaced file keeps its other names
+				}
 			}
 		}
 		now := l.now()
