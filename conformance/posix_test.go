@@ -217,7 +217,7 @@ func posixTable() []row {
 		{rule: "S7", name: "rmdir of a file", keys: map[string]string{"f": "1"}, op: op{kind: "rmdir", path: "f"}, want: errno(syscall.ENOTDIR), sync: asStreaming},
 		// S8: not supported.
 		{rule: "S8", name: "rename", keys: map[string]string{"f": "1"}, op: op{kind: "rename", path: "f", to: "g"}, want: errno(syscall.ENOTSUP), sync: objects(map[string]*string{"f": absent, "g": content("1")})},
-		{rule: "S8", name: "hard link", keys: map[string]string{"f": "1"}, op: op{kind: "link", path: "f", to: "g"}, want: errno(syscall.ENOTSUP), sync: asStreaming},
+		{rule: "S8", name: "hard link", keys: map[string]string{"f": "1"}, op: op{kind: "link", path: "f", to: "g"}, want: errno(syscall.ENOTSUP), sync: objects(map[string]*string{"f": content("1"), "g": content("1")})},
 		{rule: "S8", name: "symbolic link", keys: map[string]string{"f": "1"}, op: op{kind: "symlink", path: "f", to: "g"}, want: errno(syscall.ENOTSUP), sync: ok(result{})},
 		{rule: "S8", name: "chmod", keys: map[string]string{"f": "1"}, op: op{kind: "chmod", path: "f"}, want: errno(syscall.EPERM), sync: ok(result{})},
 		{rule: "S8", name: "chown", keys: map[string]string{"f": "1"}, op: op{kind: "chown", path: "f"}, want: errno(syscall.EPERM), sync: ok(result{})},

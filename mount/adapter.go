@@ -65,6 +65,12 @@ type NodeMaker interface {
 	MkNode(ctx context.Context, parent fs.InodeID, name string, mode os.FileMode, rdev uint32, c fs.Caller) (fs.Entry, error)
 }
 
+// Linker is implemented by a core that has hard links: Link makes name in parent another
+// name of inode target, and answers with that inode's entry.
+type Linker interface {
+	Link(ctx context.Context, target fs.InodeID, parent fs.InodeID, name string) (fs.Entry, error)
+}
+
 // XattrRemover is implemented by a core that keeps extended attributes set on its files.
 type XattrRemover interface {
 	RemoveXattr(ctx context.Context, id fs.InodeID, name string) error
@@ -412,7 +418,16 @@ func (a *adapter) ReadSymlink(ctx context.Context, op *fuseops.ReadSymlinkOp) er
 
 func (a *adapter) CreateLink(ctx context.Context, op *fuseops.CreateLinkOp) error {
 	ctx = uninterruptible(ctx)
-	return a.fail(a.fs.Unsupported("link"))
+	l, ok := a.fs.(Linker)
+	if !ok {
+		return a.fail(a.fs.Unsupported("link"))
+	}
+	e, err := l.Link(ctx, fs.InodeID(op.Target), fs.InodeID(op.Parent), op.Name)
+	if err != nil {
+		return a.fail(err)
+	}
+	op.Entry = childEntry(e)
+	return nil
 }
 
 func (a *adapter) MkNode(ctx context.Context, op *fuseops.MkNodeOp) error {

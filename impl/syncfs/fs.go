@@ -67,7 +67,8 @@ type FS struct {
 
 	mu      sync.Mutex
 	byID    map[fs.InodeID]*inode // GUARDED_BY(mu)
-	byPath  map[string]*inode     // GUARDED_BY(mu): live paths only
+	byPath  map[string]*inode     // GUARDED_BY(mu): live paths only, every name of a linked file
+	byData  map[uint64]*inode     // GUARDED_BY(mu): a non-directory's inode by its local id (Info.ID)
 	nextID  fs.InodeID            // GUARDED_BY(mu)
 	handles map[fs.HandleID]any   // GUARDED_BY(mu): *fileHandle or *dirHandle
 	nextH   fs.HandleID           // GUARDED_BY(mu)
@@ -99,9 +100,13 @@ func (f *FS) RemoteChanged(path string) {
 
 // inode is one kernel inode. Its number never changes and is never reused; its path follows
 // renames. An unlinked inode keeps its last attributes for the descriptors still open on it.
+// A file with hard links is one inode with several names: path is the one operations use,
+// links the others; it is unlinked when the last goes.
 type inode struct {
 	id       fs.InodeID
 	path     string
+	links    []string
+	dataID   uint64 // the local layer's id of a non-directory (0: not known yet)
 	lookups  uint64
 	unlinked bool
 	last     fs.Attr
@@ -127,7 +132,7 @@ func New(cfg Config) (*FS, error) {
 	root := &inode{id: fs.RootID, path: "", lookups: 1}
 	return &FS{
 		cfg: cfg, layer: cfg.Layer, log: cfg.Logger,
-		byID: map[fs.InodeID]*inode{fs.RootID: root}, byPath: map[string]*inode{"": root},
+		byID: map[fs.InodeID]*inode{fs.RootID: root}, byPath: map[string]*inode{"": root}, byData: map[uint64]*inode{},
 		nextID: fs.RootID + 1, handles: map[fs.HandleID]any{}, nextH: 1,
 	}, nil
 }
@@ -167,16 +172,33 @@ func (f *FS) childPath(parent fs.InodeID, name, op string) (dir, path string, er
 	return dir, keymap.Join(dir, name), nil
 }
 
-// inodeForLocked returns the inode at path, making one if there is none.
+// inodeForLocked returns the inode at path, making one if there is none. dataID is the
+// local id of what is at path (Info.ID; 0 for a directory or when not known): another name
+// of a file that has an inode gets that inode (hard links).
 // REQUIRES: f.mu held.
-func (f *FS) inodeForLocked(path string) *inode {
+func (f *FS) inodeForLocked(path string, dataID uint64) *inode {
 	if in := f.byPath[path]; in != nil {
+		if dataID == 0 || in.dataID == dataID {
+			return in
+		}
+		if len(in.links) == 0 {
+			f.setDataIDLocked(in, dataID)
+			return in
+		}
+		// path no longer names the linked file in is (a remote change to this name took it
+		// out of the link): the name leaves the inode.
+		f.dropNameLocked(in, path)
+	}
+	if in := f.byData[dataID]; dataID != 0 && in != nil && !in.unlinked {
+		in.links = append(in.links, path)
+		f.byPath[path] = in
 		return in
 	}
 	in := &inode{id: f.nextID, path: path}
 	f.nextID++
 	f.byID[in.id] = in
 	f.byPath[path] = in
+	f.setDataIDLocked(in, dataID)
 	return in
 }
 
@@ -184,7 +206,7 @@ func (f *FS) inodeForLocked(path string) *inode {
 func (f *FS) entry(info local.Info) fs.Entry {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	in := f.inodeForLocked(info.Path)
+	in := f.inodeForLocked(info.Path, fileID(info))
 	in.lookups++
 	in.last = attrOf(in.id, info)
 	return fs.Entry{Attr: in.last, Expires: f.cfg.Clock.Now().Add(f.cfg.AttrTTL)}
@@ -195,9 +217,7 @@ func (f *FS) entry(info local.Info) fs.Entry {
 func (f *FS) dropPathLocked(path string) {
 	for p, in := range f.byPath {
 		if p == path || below(p, path) {
-			in.unlinked = true
-			in.last.Nlink = 0
-			delete(f.byPath, p)
+			f.dropNameLocked(in, p)
 		}
 	}
 }
@@ -207,21 +227,23 @@ func (f *FS) dropPathLocked(path string) {
 func (f *FS) movePathsLocked(src, dst string) {
 	f.dropPathLocked(dst)
 	var moved []*inode
+	var from []string
 	for p, in := range f.byPath {
 		if p == src || below(p, src) {
-			moved = append(moved, in)
+			moved, from = append(moved, in), append(from, p)
 			delete(f.byPath, p)
 		}
 	}
-	for _, in := range moved {
-		in.path = dst + in.path[len(src):]
-		f.byPath[in.path] = in
+	for i, in := range moved {
+		to := dst + from[i][len(src):]
+		in.renameName(from[i], to)
+		f.byPath[to] = in
 	}
 }
 
 func attrOf(id fs.InodeID, info local.Info) fs.Attr {
 	a := fs.Attr{Inode: id, Size: uint64(info.Size), UID: info.Attr.UID, GID: info.Attr.GID,
-		Mode: os.FileMode(info.Attr.Mode & 0o777), Nlink: 1,
+		Mode: os.FileMode(info.Attr.Mode & 0o777), Nlink: max(1, info.Nlink),
 		Atime: info.Attr.AccessTime(), Mtime: info.Attr.Mtime, Ctime: info.Attr.ChangeTime()}
 	m := info.Attr.Mode
 	if m&0o4000 != 0 {
@@ -340,16 +362,20 @@ func (f *FS) Forget(id fs.InodeID, n uint64) {
 	}
 	if in.lookups <= n {
 		delete(f.byID, id)
-		if f.byPath[in.path] == in {
-			delete(f.byPath, in.path)
+		for _, p := range append([]string{in.path}, in.links...) {
+			if f.byPath[p] == in {
+				delete(f.byPath, p)
+			}
+		}
+		if in.dataID != 0 && f.byData[in.dataID] == in {
+			delete(f.byData, in.dataID)
 		}
 		return
 	}
 	in.lookups -= n
 }
 
-// Unsupported is the error for operations sync mode does not have: hard links (a link has
-// no object form S3 tools share) and fallocate.
+// Unsupported is the error for operations sync mode does not have: fallocate.
 func (f *FS) Unsupported(op string) error {
 	return &fs.Error{Op: op, Code: fs.CodeNotSupported, Err: errors.New(op + " is not supported in sync mode")}
 }

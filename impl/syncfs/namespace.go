@@ -126,8 +126,14 @@ func (f *FS) Rename(ctx context.Context, oldParent fs.InodeID, oldName string, n
 			}
 		}
 	}
+	a, aerr := f.layer.Stat(src)
+	b, berr := f.layer.Stat(dst)
+	sameFile := aerr == nil && berr == nil && fileID(a) != 0 && fileID(a) == fileID(b)
 	if err := f.layer.Rename(src, dst); err != nil {
 		return localError("rename", src, err)
+	}
+	if sameFile {
+		return nil // two names of one file: rename(2) did nothing
 	}
 	f.mu.Lock()
 	f.movePathsLocked(src, dst)

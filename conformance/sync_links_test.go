@@ -1,0 +1,114 @@
+package conformance
+
+import (
+	"context"
+	"io"
+	"os"
+	"syscall"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+	"golang.org/x/sys/unix"
+
+	"github.com/mount-s3/mount-s3/conformance/harness"
+)
+
+// Hard links in sync mode: one inode with several names, as on a local disk; in the bucket,
+// where there are no links, each name is its own object with the same bytes and metadata
+// (issue 17, docs/SYNC-MODE.md).
+func TestSyncHardLinks(t *testing.T) {
+	srv, store := harness.NewServer(t)
+	syncDir := t.TempDir()
+	m := syncMount(t, srv, store, syncDir)
+	ctx := context.Background()
+
+	require.NoError(t, os.WriteFile(m.Path("f"), []byte("one"), 0o644))
+	require.NoError(t, os.Mkdir(m.Path("d"), 0o755))
+	require.NoError(t, os.Link(m.Path("f"), m.Path("d/g")))
+	require.ErrorIs(t, os.Link(m.Path("f"), m.Path("d/g")), syscall.EEXIST)
+	require.ErrorIs(t, os.Link(m.Path("d"), m.Path("d2")), syscall.EPERM)
+	fst, gst := lstat(t, m.Path("f")), lstat(t, m.Path("d/g"))
+	require.Equal(t, fst.Ino, gst.Ino, "one inode")
+	require.EqualValues(t, 2, fst.Nlink)
+	require.EqualValues(t, 2, gst.Nlink)
+
+	// A write through one name, by a descriptor opened before the link or after, is the
+	// file's; so are its attributes.
+	fd, err := os.OpenFile(m.Path("d/g"), os.O_WRONLY, 0)
+	require.NoError(t, err)
+	_, err = fd.WriteAt([]byte("TWO"), 0)
+	require.NoError(t, err)
+	require.NoError(t, fd.Close())
+	b, err := os.ReadFile(m.Path("f"))
+	require.NoError(t, err)
+	require.Equal(t, "TWO", string(b))
+	require.NoError(t, os.Chmod(m.Path("f"), 0o600))
+	require.EqualValues(t, 0o600, lstat(t, m.Path("d/g")).Mode&0o7777)
+
+	// The bucket: each name an object with the file's bytes and mode.
+	flush(t, m)
+	for _, key := range []string{"f", "d/g"} {
+		body, info, err := store.Get(ctx, key, 0, -1, "")
+		require.NoError(t, err, key)
+		got, _ := io.ReadAll(body)
+		body.Close()
+		require.Equal(t, "TWO", string(got), key)
+		require.Equal(t, "33152", info.Metadata["mode"], key) // 0100600
+	}
+
+	// Links survive a remount of the same sync dir.
+	m.Unmount(t)
+	m = syncMount(t, srv, store, syncDir)
+	fst, gst = lstat(t, m.Path("f")), lstat(t, m.Path("d/g"))
+	require.Equal(t, fst.Ino, gst.Ino)
+	require.EqualValues(t, 2, fst.Nlink)
+
+	// unlink removes one name; the file lives on under the other.
+	require.NoError(t, os.Remove(m.Path("f")))
+	gst = lstat(t, m.Path("d/g"))
+	require.EqualValues(t, 1, gst.Nlink)
+	b, err = os.ReadFile(m.Path("d/g"))
+	require.NoError(t, err)
+	require.Equal(t, "TWO", string(b))
+
+	// rename between two names of one file does nothing; rename over one name leaves the other.
+	require.NoError(t, os.Link(m.Path("d/g"), m.Path("h")))
+	require.NoError(t, os.Rename(m.Path("h"), m.Path("d/g")))
+	require.EqualValues(t, 2, lstat(t, m.Path("h")).Nlink)
+	require.NoError(t, os.WriteFile(m.Path("x"), []byte("other"), 0o644))
+	require.NoError(t, os.Rename(m.Path("x"), m.Path("h")))
+	require.EqualValues(t, 1, lstat(t, m.Path("d/g")).Nlink)
+	b, err = os.ReadFile(m.Path("h"))
+	require.NoError(t, err)
+	require.Equal(t, "other", string(b))
+
+	// Symlinks and FIFOs link too.
+	require.NoError(t, os.Symlink("target", m.Path("s")))
+	require.NoError(t, unix.Mkfifo(m.Path("p"), 0o644))
+	for _, n := range []string{"s", "p"} {
+		require.NoError(t, unix.Linkat(unix.AT_FDCWD, m.Path(n), unix.AT_FDCWD, m.Path(n+"2"), 0), n)
+		require.Equal(t, lstat(t, m.Path(n)).Ino, lstat(t, m.Path(n+"2")).Ino, n)
+		require.EqualValues(t, 2, lstat(t, m.Path(n+"2")).Nlink, n)
+	}
+	flush(t, m)
+	_, err = store.Head(ctx, "f")
+	require.Error(t, err, "the unlinked name's object is deleted")
+
+	// A fresh sync dir over the bucket sees separate files with the same bytes.
+	m.Unmount(t)
+	other := syncMount(t, srv, store, t.TempDir())
+	b, err = os.ReadFile(other.Path("d/g"))
+	require.NoError(t, err)
+	require.Equal(t, "TWO", string(b))
+	require.EqualValues(t, 1, lstat(t, other.Path("d/g")).Nlink)
+	target, err := os.Readlink(other.Path("s2"))
+	require.NoError(t, err)
+	require.Equal(t, "target", target)
+}
+
+func lstat(t *testing.T, p string) unix.Stat_t {
+	t.Helper()
+	var st unix.Stat_t
+	require.NoError(t, unix.Lstat(p, &st), p)
+	return st
+}
