@@ -257,7 +257,7 @@ func attrOf(id fs.InodeID, info local.Info) fs.Attr {
 	}
 	a.Mode |= typeBits(info.Kind)
 	if info.Kind == local.KindDir {
-		a.Nlink = 2
+		a.Nlink = max(2, info.Nlink)
 	}
 	if info.Kind == local.KindCharDevice || info.Kind == local.KindBlockDevice {
 		a.Rdev = info.Attr.Rdev

@@ -228,3 +228,21 @@ func mustStat(t *testing.T, l *Layer, path string) Info {
 	require.NoError(t, err)
 	return info
 }
+
+func TestDirectoryLinkCountCountsSubdirectories(t *testing.T) {
+	l, _ := newLayer(t)
+	_, err := l.Mkdir("d", 0o755, 0, 0)
+	require.NoError(t, err)
+	require.EqualValues(t, 2, mustStat(t, l, "d").Nlink)
+	for _, p := range []string{"d/a", "d/b"} {
+		_, err := l.Mkdir(p, 0o755, 0, 0)
+		require.NoError(t, err)
+	}
+	writeFile(t, l, "d/f", "files do not count")
+	require.EqualValues(t, 4, mustStat(t, l, "d").Nlink)
+	require.EqualValues(t, 3, mustStat(t, l, "").Nlink)
+	require.NoError(t, l.Rmdir("d/a"))
+	require.NoError(t, l.Rename("d/b", "b"))
+	require.EqualValues(t, 2, mustStat(t, l, "d").Nlink)
+	require.EqualValues(t, 4, mustStat(t, l, "").Nlink)
+}

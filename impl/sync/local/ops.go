@@ -190,8 +190,12 @@ func (l *Layer) Stat(path string) (Info, error) {
 	l.filesMu.RLock()
 	var info Info
 	err := l.view(func(tx *bolt.Tx) (err error) {
-		if r, err = visibleRec(tx, path); err == nil {
-			info = r.infoTx(tx, path)
+		if r, err = visibleRec(tx, path); err != nil {
+			return err
+		}
+		info = r.infoTx(tx, path)
+		if r.Kind == KindDir {
+			info.Nlink, err = dirLinksTx(tx, path)
 		}
 		return err
 	})

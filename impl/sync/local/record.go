@@ -123,8 +123,9 @@ type Info struct {
 	// AttrPending: a file imported from a listing whose Attr are still the defaults, because
 	// the object's metadata (Y3) has not been read yet; SetRemoteAttr clears it.
 	AttrPending bool
-	// Nlink is the number of names of a file or other non-directory (hard links, Link): 1
-	// unless linked. Set by Stat, List and Link.
+	// Nlink is the link count: of a file or other non-directory, its number of names (hard
+	// links, Link), set by Stat, List and Link; of a directory, 2 and one per subdirectory,
+	// set by Stat only (List leaves 1).
 	Nlink uint32
 }
 
@@ -154,13 +155,40 @@ type record struct {
 
 func (r *record) visible() bool { return r.State.Exists }
 
-// infoTx is r.info with the link count, which the ids index holds.
+// infoTx is r.info with the link count: the ids index holds a file's names; a directory has
+// one for its entry in its parent, one for its "." and one for each subdirectory's "..", as
+// on ext4. Counting them is a pass over the directory's entries, so List, which answers for
+// many directories at once, leaves it out (Nlink 1 there).
 func (r *record) infoTx(tx *bolt.Tx, path string) Info {
 	info := r.info(path)
 	if r.ID != 0 && r.Kind != KindDir {
 		info.Nlink = uint32(max(1, len(pathsOfID(tx, r.ID))))
 	}
 	return info
+}
+
+// dirLinksTx is the link count of directory dir: 2 and one per subdirectory.
+func dirLinksTx(tx *bolt.Tx, dir string) (uint32, error) {
+	n := uint32(2)
+	p := childPrefix(dir)
+	c := tx.Bucket(bNodes).Cursor()
+	for k, v := c.Seek(p); k != nil && hasPrefix(k, p); k, v = c.Next() {
+		if len(k) == len(p) {
+			continue // the root's own key
+		}
+		// Only the kind and whether the entry exists matter: a partial decode.
+		var e struct {
+			Kind  Kind `json:"k"`
+			State struct{ Exists bool } `json:"s"`
+		}
+		if err := json.Unmarshal(v, &e); err != nil {
+			return 0, fmt.Errorf("%w: record %q: %v", ErrCorrupt, pathOfNodeKey(k), err)
+		}
+		if e.Kind == KindDir && e.State.Exists {
+			n++
+		}
+	}
+	return n, nil
 }
 
 func (r *record) info(path string) Info {
