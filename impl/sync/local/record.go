@@ -178,7 +178,7 @@ func dirLinksTx(tx *bolt.Tx, dir string) (uint32, error) {
 		}
 		// Only the kind and whether the entry exists matter: a partial decode.
 		var e struct {
-			Kind  Kind `json:"k"`
+			Kind  Kind                  `json:"k"`
 			State struct{ Exists bool } `json:"s"`
 		}
 		if err := json.Unmarshal(v, &e); err != nil {
