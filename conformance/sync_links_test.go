@@ -4,13 +4,16 @@ import (
 	"context"
 	"io"
 	"os"
+	"strings"
 	"syscall"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 	"golang.org/x/sys/unix"
 
 	"github.com/mount-s3/mount-s3/conformance/harness"
+	"github.com/mount-s3/mount-s3/impl/s3"
 )
 
 // Hard links in sync mode: one inode with several names, as on a local disk; in the bucket,
@@ -111,4 +114,36 @@ func lstat(t *testing.T, p string) unix.Stat_t {
 	var st unix.Stat_t
 	require.NoError(t, unix.Lstat(p, &st), p)
 	return st
+}
+
+// A remote change to one name of a linked file (C2, C4): the bucket's version takes that name,
+// which leaves the link; the other name keeps the file and its bytes.
+func TestSyncHardLinkRemoteChange(t *testing.T) {
+	srv, store := harness.NewServer(t)
+	ctx := context.Background()
+	m := syncMount(t, srv, store, t.TempDir(), "--poll-interval", "1s")
+	require.NoError(t, os.WriteFile(m.Path("a"), []byte("linked"), 0o644))
+	require.NoError(t, os.Link(m.Path("a"), m.Path("b")))
+	flush(t, m)
+
+	_, err := store.Put(ctx, "b", strings.NewReader("theirs, longer"), 14, s3.WriteOptions{})
+	require.NoError(t, err)
+	eventually(t, 6*time.Second, "a remote change to one name of a linked file", func() bool {
+		return readString(m.Path("b")) == "theirs, longer"
+	})
+	require.Equal(t, "linked", readString(m.Path("a")))
+	eventually(t, 3*time.Second, "the names are two files", func() bool {
+		var a, b unix.Stat_t
+		return unix.Lstat(m.Path("a"), &a) == nil && unix.Lstat(m.Path("b"), &b) == nil &&
+			a.Nlink == 1 && b.Nlink == 1 && a.Ino != b.Ino
+	})
+	// A write to the name left behind is its own.
+	require.NoError(t, os.WriteFile(m.Path("a"), []byte("mine"), 0o644))
+	require.Equal(t, "theirs, longer", readString(m.Path("b")))
+	flush(t, m)
+	body, _, err := store.Get(ctx, "a", 0, -1, "")
+	require.NoError(t, err)
+	got, _ := io.ReadAll(body)
+	body.Close()
+	require.Equal(t, "mine", string(got))
 }

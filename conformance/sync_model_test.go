@@ -24,7 +24,8 @@ import (
 // directory: sync mode promises the semantics of a local file system (issue 6), so every
 // random sequence of operations runs on a fresh sync mount and on a temporary directory of
 // the machine's own disk, and each step's errno must be the same on both. After the sequence
-// the two trees (names, kinds, modes, sizes, bytes, link targets) must be equal, and after a
+// the two trees (names, kinds, modes, sizes, bytes, link targets, extended attributes, link
+// counts and which names are one file) must be equal, and after a
 // write-back (`mount-s3 sync --flush`) the bucket must hold exactly the mount's objects.
 //
 // Number of sequences: 50 from a fixed seed, or $MOUNT_S3_MODEL_CHECKS / -rapid.checks;
@@ -77,7 +78,7 @@ func TestSyncModel(t *testing.T) {
 			}
 		})
 		for i := 0; i < steps; i++ {
-			op := rapid.IntRange(0, 17).Draw(rt, "op")
+			op := rapid.IntRange(0, 18).Draw(rt, "op")
 			var desc string
 			var do func(root string) error
 			var doFd func(side int) (string, error)
@@ -183,6 +184,10 @@ func TestSyncModel(t *testing.T) {
 				p, name := path.Draw(rt, "path"), rapid.SampledFrom([]string{"user.a", "user.b"}).Draw(rt, "name")
 				desc = fmt.Sprintf("removexattr %s %s", p, name)
 				do = func(root string) error { return unix.Lremovexattr(filepath.Join(root, p), name) }
+			case 18:
+				a, b := path.Draw(rt, "from"), path.Draw(rt, "to")
+				desc = fmt.Sprintf("link %s %s", a, b)
+				do = func(root string) error { return syscall.Link(filepath.Join(root, a), filepath.Join(root, b)) }
 			case 14:
 				desc = "close the kept descriptor"
 				doFd = func(side int) (string, error) {
@@ -257,10 +262,13 @@ type treeNode struct {
 	mode   fs.FileMode
 	body   string // file bytes or link target
 	xattrs string // user extended attributes, name=value in order
+	nlink  uint64
+	links  string // the other names of the same inode, in order (hard links)
 }
 
 func treeOf(root string) (map[string]treeNode, error) {
 	out := map[string]treeNode{}
+	byIno := map[uint64][]string{}
 	err := filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
 		if err != nil || p == root {
 			return err
@@ -271,6 +279,12 @@ func treeOf(root string) (map[string]treeNode, error) {
 			return err
 		}
 		n := treeNode{mode: fi.Mode()}
+		if st, ok := fi.Sys().(*syscall.Stat_t); ok {
+			n.nlink = uint64(st.Nlink)
+			if !fi.IsDir() {
+				byIno[st.Ino] = append(byIno[st.Ino], rel)
+			}
+		}
 		switch {
 		case fi.IsDir():
 			n.kind = "dir"
@@ -291,6 +305,18 @@ func treeOf(root string) (map[string]treeNode, error) {
 		out[rel] = n
 		return err
 	})
+	for _, names := range byIno {
+		sort.Strings(names)
+		for _, p := range names {
+			n := out[p]
+			for _, o := range names {
+				if o != p {
+					n.links += o + " "
+				}
+			}
+			out[p] = n
+		}
+	}
 	return out, err
 }
 
@@ -331,6 +357,8 @@ func diffTrees(want, got map[string]treeNode) string {
 			lines = append(lines, fmt.Sprintf("%s: local %s %v, mount %s %v", p, w.kind, w.mode, g.kind, g.mode))
 		case w.xattrs != g.xattrs:
 			lines = append(lines, fmt.Sprintf("%s: local xattrs %q, mount %q", p, w.xattrs, g.xattrs))
+		case w.nlink != g.nlink || w.links != g.links:
+			lines = append(lines, fmt.Sprintf("%s: local %d links (other names %q), mount %d (%q)", p, w.nlink, w.links, g.nlink, g.links))
 		case w.body != g.body:
 			lines = append(lines, fmt.Sprintf("%s: local %d bytes %q, mount %d bytes %q", p, len(w.body), trunc(w.body), len(g.body), trunc(g.body)))
 		}

@@ -178,10 +178,10 @@ func (f *FS) childPath(parent fs.InodeID, name, op string) (dir, path string, er
 // REQUIRES: f.mu held.
 func (f *FS) inodeForLocked(path string, dataID uint64) *inode {
 	if in := f.byPath[path]; in != nil {
-		if dataID == 0 || in.dataID == dataID {
+		switch {
+		case in.dataID == dataID || len(in.links) == 0 && dataID == 0:
 			return in
-		}
-		if len(in.links) == 0 {
+		case len(in.links) == 0:
 			f.setDataIDLocked(in, dataID)
 			return in
 		}
