@@ -7,8 +7,12 @@ import (
 	"io"
 	"os"
 	"os/exec"
+	"path/filepath"
+	"runtime"
 	"syscall"
 	"time"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/mount-s3/mount-s3/conformance/harness"
 	"github.com/mount-s3/mount-s3/impl/s3"
@@ -311,6 +315,28 @@ func apply1(e *env, o op) (result, error) {
 		return stat(e.m.Path(o.path))
 	case "statfs":
 		return result{}, statfsMatches(p, e.syncDir)
+	case "link-write":
+		// link, then write through the new name and read through the old
+		if err := noEINTR(func() error { return syscall.Link(p, m.Path(o.to)) }); err != nil {
+			return result{}, err
+		}
+		if err := writeFile(m.Path(o.to), os.O_WRONLY, o.data); err != nil {
+			return result{}, err
+		}
+		b, err := os.ReadFile(p)
+		return result{data: string(b)}, err
+	case "setxattr-get":
+		if err := noEINTR(func() error { return syscall.Setxattr(p, "user.test", []byte(o.data), 0) }); err != nil {
+			return result{}, err
+		}
+		buf := make([]byte, 256)
+		n, err := syscall.Getxattr(p, "user.test", buf)
+		if err != nil {
+			return result{}, err
+		}
+		return result{data: string(buf[:n])}, nil
+	case "chmod-as-other", "write-as-other", "unlink-as-other":
+		return result{}, asOther(p, o.kind)
 	case "mknod":
 		return result{}, noEINTR(func() error { return syscall.Mknod(p, syscall.S_IFIFO|0o644, 0) })
 	case "write-nonseq-read":
@@ -459,4 +485,38 @@ func readKey(m *harness.Mount, key string) (string, error) {
 	defer body.Close()
 	b, err := io.ReadAll(body)
 	return string(b), err
+}
+
+// asOther does one operation on p as user and group 65534, as another user on the machine
+// would: setfsuid and setfsgid on a thread of its own, relative to a descriptor of p's
+// directory opened before, so that the private directories above the mount are not in the
+// way. The thread ends with the goroutine (never unlocked), so the credentials die with it.
+func asOther(p, kind string) error {
+	dir, err := os.Open(filepath.Dir(p))
+	if err != nil {
+		return err
+	}
+	defer dir.Close()
+	fd, base := int(dir.Fd()), filepath.Base(p)
+	done := make(chan error, 1)
+	go func() {
+		runtime.LockOSThread()
+		unix.Setfsgid(65534)
+		unix.Setfsuid(65534)
+		switch kind {
+		case "chmod-as-other":
+			done <- noEINTR(func() error { return unix.Fchmodat(fd, base, 0o600, 0) })
+		case "write-as-other":
+			f, err := unix.Openat(fd, base, unix.O_WRONLY, 0)
+			if err == nil {
+				unix.Close(f)
+			}
+			done <- err
+		case "unlink-as-other":
+			done <- noEINTR(func() error { return unix.Unlinkat(fd, base, 0) })
+		default:
+			done <- fmt.Errorf("asOther: no operation %q", kind)
+		}
+	}()
+	return <-done
 }

@@ -2,11 +2,12 @@ package conformance
 
 import (
 	"os"
+	"strings"
+	"syscall"
 	"testing"
 
 	"github.com/mount-s3/mount-s3/conformance/harness"
-	"strings"
-	"syscall"
+	"github.com/mount-s3/mount-s3/spec/posixmeta"
 )
 
 // bigNew is larger than the import threshold (128 KiB): its data stays in the bucket until read (Y2).
@@ -70,6 +71,21 @@ func syncRows() []row {
 			want: notRun("streaming mode has no sync dir"), sync: ok(result{})},
 		{rule: "Y3", name: "mkfifo makes an empty object that says FIFO", op: op{kind: "mknod", path: "p"},
 			want: errno(syscall.ENOTSUP), sync: expect{result: result{bucket: content("")}, meta: map[string]string{"mode": "4516"}, stated: true}},
+		{rule: "Y3", name: "a hard link is the file under another name; each name is an object", keys: map[string]string{"f": "one"},
+			op:   op{kind: "link-write", path: "f", to: "g", data: "T"},
+			want: errno(syscall.ENOTSUP), sync: ok(result{data: "Tne"}).with(map[string]*string{"f": content("Tne"), "g": content("Tne")})},
+		{rule: "Y3", name: "a hard link to a file whose data is not local yet", keys: map[string]string{"f": bigNew},
+			op:   op{kind: "link-write", path: "f", to: "g", data: "T"},
+			want: errno(syscall.ENOTSUP), sync: ok(result{data: "T" + bigNew[1:]}).with(map[string]*string{"f": content("T" + bigNew[1:]), "g": content("T" + bigNew[1:])})},
+		{rule: "Y3", name: "setxattr is kept in the object's metadata", keys: map[string]string{"f": "1"}, op: op{kind: "setxattr-get", path: "f", data: "v"},
+			want: errno(syscall.ENOTSUP), sync: expect{result: result{data: "v", bucket: content("1")},
+				meta: map[string]string{"xattr": posixmeta.EncodeXattrs(map[string][]byte{"user.test": []byte("v")})}, stated: true}},
+		{rule: "Y3", name: "chmod by another user", keys: map[string]string{"f": "1"}, args: []string{"--allow-other"}, op: op{kind: "chmod-as-other", path: "f"},
+			want: errno(syscall.EPERM), sync: errno(syscall.EPERM)},
+		{rule: "Y3", name: "write by another user without permission", keys: map[string]string{"f": "1"}, args: []string{"--allow-other"}, op: op{kind: "write-as-other", path: "f"},
+			want: errno(syscall.EACCES), sync: errno(syscall.EACCES)},
+		{rule: "Y3", name: "unlink by another user without write permission on the directory", keys: map[string]string{"f": "1"}, args: []string{"--allow-other"}, op: op{kind: "unlink-as-other", path: "f"},
+			want: errno(syscall.EACCES), sync: errno(syscall.EACCES)},
 	}
 }
 
