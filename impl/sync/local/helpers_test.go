@@ -1,13 +1,17 @@
 package local
 
 import (
+	"encoding/binary"
+	"fmt"
 	"io"
+	"sort"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/require"
+	bolt "go.etcd.io/bbolt"
 
 	"github.com/mount-s3/mount-s3/spec/syncrule"
 )
@@ -114,3 +118,60 @@ func names(infos []Info) []string {
 }
 
 func stringReader(s string) io.Reader { return strings.NewReader(s) }
+
+// checkIndexes verifies the ids and dirs indexes against the records: every record with an
+// id is among its id's paths and every path of an id has a record with it; the dirs index
+// holds exactly the visible directories.
+func checkIndexes(l *Layer) error {
+	return l.db.View(func(tx *bolt.Tx) error {
+		ids := map[uint64][]string{}
+		dirs := map[string]bool{}
+		err := tx.Bucket(bNodes).ForEach(func(k, v []byte) error {
+			path := pathOfNodeKey(k)
+			r, err := decodeRec(path, v)
+			if err != nil {
+				return err
+			}
+			if r.ID != 0 {
+				ids[r.ID] = append(ids[r.ID], path)
+			}
+			if r.Kind == KindDir && r.visible() {
+				dirs[string(k)] = true
+			}
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+		n := 0
+		err = tx.Bucket(bIDs).ForEach(func(k, v []byte) error {
+			n++
+			id := binary.BigEndian.Uint64(k)
+			got, want := pathsOfID(tx, id), ids[id]
+			sort.Strings(got)
+			sort.Strings(want)
+			if strings.Join(got, "|") != strings.Join(want, "|") {
+				return fmt.Errorf("id %d: index names %q, records %q", id, got, want)
+			}
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+		if n != len(ids) {
+			return fmt.Errorf("the ids index has %d ids, the records %d", n, len(ids))
+		}
+		n = 0
+		err = tx.Bucket(bDirs).ForEach(func(k, _ []byte) error {
+			n++
+			if !dirs[string(k)] {
+				return fmt.Errorf("the dirs index has %q, which is no visible directory", pathOfNodeKey(k))
+			}
+			return nil
+		})
+		if err == nil && n != len(dirs) {
+			err = fmt.Errorf("the dirs index has %d directories, the records %d", n, len(dirs))
+		}
+		return err
+	})
+}

@@ -186,6 +186,9 @@ func (l *Layer) initTx(tx *bolt.Tx) error {
 			return fmt.Errorf("%w: bucket %q is missing", ErrCorrupt, b)
 		}
 	}
+	if err := ensureDirsIndex(tx); err != nil {
+		return err
+	}
 	if !bytes.Equal(meta.Get(kBucket), []byte(l.opts.Bucket)) || !bytes.Equal(meta.Get(kPrefix), []byte(l.opts.Prefix)) {
 		return fmt.Errorf("sync dir %s belongs to s3://%s/%s, not s3://%s/%s: use another sync dir",
 			l.dir, meta.Get(kBucket), meta.Get(kPrefix), l.opts.Bucket, l.opts.Prefix)
@@ -209,7 +212,7 @@ func (l *Layer) create(tx *bolt.Tx) error {
 	if err != nil {
 		return err
 	}
-	for _, b := range [][]byte{bNodes, bIDs, bQueue} {
+	for _, b := range [][]byte{bNodes, bIDs, bQueue, bDirs} {
 		if _, err := tx.CreateBucketIfNotExists(b); err != nil {
 			return err
 		}

@@ -5,6 +5,7 @@ import (
 	"testing"
 
 	"github.com/stretchr/testify/require"
+	bolt "go.etcd.io/bbolt"
 
 	"github.com/mount-s3/mount-s3/spec/syncrule"
 )
@@ -224,6 +225,7 @@ func TestRemoteChangeOfOneNameBreaksItsLink(t *testing.T) {
 
 func mustStat(t *testing.T, l *Layer, path string) Info {
 	t.Helper()
+	require.NoError(t, checkIndexes(l))
 	info, err := l.Stat(path)
 	require.NoError(t, err)
 	return info
@@ -245,4 +247,18 @@ func TestDirectoryLinkCountCountsSubdirectories(t *testing.T) {
 	require.NoError(t, l.Rename("d/b", "b"))
 	require.EqualValues(t, 2, mustStat(t, l, "d").Nlink)
 	require.EqualValues(t, 4, mustStat(t, l, "").Nlink)
+}
+
+func TestDirsIndexIsMadeForAnOlderSyncDir(t *testing.T) {
+	l, _ := newLayer(t)
+	for _, p := range []string{"d", "d/a", "d/b", "d/b/c"} {
+		_, err := l.Mkdir(p, 0o755, 0, 0)
+		require.NoError(t, err)
+	}
+	// A sync dir made before the index existed has no such bucket.
+	require.NoError(t, l.db.Update(func(tx *bolt.Tx) error { return tx.DeleteBucket(bDirs) }))
+	l = reopen(t, l)
+	require.EqualValues(t, 4, mustStat(t, l, "d").Nlink)
+	require.EqualValues(t, 3, mustStat(t, l, "d/b").Nlink)
+	require.EqualValues(t, 3, mustStat(t, l, "").Nlink)
 }

@@ -195,9 +195,9 @@ func (l *Layer) Stat(path string) (Info, error) {
 		}
 		info = r.infoTx(tx, path)
 		if r.Kind == KindDir {
-			info.Nlink, err = dirLinksTx(tx, path)
+			info.Nlink = dirLinksTx(tx, path)
 		}
-		return err
+		return nil
 	})
 	if err != nil {
 		l.filesMu.RUnlock()

@@ -344,6 +344,9 @@ func compare(rt *rapid.T, l *Layer, m *model) {
 		}
 	}
 	walk("")
+	if err := checkIndexes(l); err != nil {
+		rt.Fatal(err)
+	}
 	for p := range m.nodes {
 		if !seen[p] {
 			rt.Fatalf("model has %q, layer does not", p)

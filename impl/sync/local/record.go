@@ -167,28 +167,18 @@ func (r *record) infoTx(tx *bolt.Tx, path string) Info {
 	return info
 }
 
-// dirLinksTx is the link count of directory dir: 2 and one per subdirectory.
-func dirLinksTx(tx *bolt.Tx, dir string) (uint32, error) {
+// dirLinksTx is the link count of directory dir: 2 and one per subdirectory, counted in the
+// dirs index, which holds directories only: a directory of many files costs nothing more.
+func dirLinksTx(tx *bolt.Tx, dir string) uint32 {
 	n := uint32(2)
 	p := childPrefix(dir)
-	c := tx.Bucket(bNodes).Cursor()
-	for k, v := c.Seek(p); k != nil && hasPrefix(k, p); k, v = c.Next() {
-		if len(k) == len(p) {
-			continue // the root's own key
-		}
-		// Only the kind and whether the entry exists matter: a partial decode.
-		var e struct {
-			Kind  Kind                  `json:"k"`
-			State struct{ Exists bool } `json:"s"`
-		}
-		if err := json.Unmarshal(v, &e); err != nil {
-			return 0, fmt.Errorf("%w: record %q: %v", ErrCorrupt, pathOfNodeKey(k), err)
-		}
-		if e.Kind == KindDir && e.State.Exists {
+	c := tx.Bucket(bDirs).Cursor()
+	for k, _ := c.Seek(p); k != nil && hasPrefix(k, p); k, _ = c.Next() {
+		if len(k) > len(p) { // not the root's own key
 			n++
 		}
 	}
-	return n, nil
+	return n
 }
 
 func (r *record) info(path string) Info {
@@ -211,6 +201,9 @@ var (
 	bNodes = []byte("nodes") // nodeKey(path) -> record
 	bIDs   = []byte("ids")   // data id (8 bytes) -> paths, so open handles survive renames
 	bQueue = []byte("queue") // op id (8 bytes) -> Op
+	// bDirs indexes the visible directories: nodeKey(path) -> empty. Kept by putRec and delRec,
+	// and made from the nodes when a sync dir made before it existed is opened.
+	bDirs = []byte("dirs")
 	// bUploads journals the multipart uploads the engine has open: upload id -> key. Created
 	// on demand, so a sync dir made before it existed opens unchanged.
 	bUploads = []byte("uploads")
@@ -280,6 +273,9 @@ func putRec(tx *bolt.Tx, path string, r *record) error {
 	if err := tx.Bucket(bNodes).Put(nodeKey(path), v); err != nil {
 		return err
 	}
+	if err := indexDir(tx, nodeKey(path), r); err != nil {
+		return err
+	}
 	if r.ID != 0 {
 		return addIDPath(tx, r.ID, path)
 	}
@@ -293,7 +289,35 @@ func delRec(tx *bolt.Tx, path string, r *record) error {
 			return err
 		}
 	}
+	if err := tx.Bucket(bDirs).Delete(nodeKey(path)); err != nil {
+		return err
+	}
 	return tx.Bucket(bNodes).Delete(nodeKey(path))
+}
+
+// indexDir keeps the dirs index entry of the record r at key k.
+func indexDir(tx *bolt.Tx, k []byte, r *record) error {
+	if r.Kind == KindDir && r.visible() {
+		return tx.Bucket(bDirs).Put(k, []byte{})
+	}
+	return tx.Bucket(bDirs).Delete(k)
+}
+
+// ensureDirsIndex makes the dirs index of a sync dir made before it existed.
+func ensureDirsIndex(tx *bolt.Tx) error {
+	if tx.Bucket(bDirs) != nil {
+		return nil
+	}
+	if _, err := tx.CreateBucket(bDirs); err != nil {
+		return err
+	}
+	return tx.Bucket(bNodes).ForEach(func(k, v []byte) error {
+		r, err := decodeRec(pathOfNodeKey(k), v)
+		if err != nil {
+			return err
+		}
+		return indexDir(tx, k, r)
+	})
 }
 
 // The ids index maps a record id to the paths of the records that carry it, NUL-separated
