@@ -115,7 +115,22 @@ func TestReadaheadBurstsInAnyOrderStayOneStream(t *testing.T) {
 	r.Close()
 	require.True(t, bytes.Equal(data, got), "bytes differ")
 	gets, requested, _ := fake.stats()
-	require.LessOrEqual(t, requested, int64(size+4*MiB), "bytes requested (%d GETs): bursts restarted the stream", gets)
+	// A restarted stream prefetches again what it had prefetched: a GET larger than one read
+	// over bytes an earlier such GET covered. A read whose worker was held up long enough
+	// for its bytes to be freed is a straggler, served by a GET of its own size; how many
+	// there are depends on the scheduler, so they are only logged.
+	var prefetched []getCall
+	for _, c := range fake.calls() {
+		if c.length <= MiB {
+			continue
+		}
+		for _, p := range prefetched {
+			require.False(t, c.off < p.off+p.length && p.off < c.off+c.length,
+				"GET [%d, %d) prefetches again what [%d, %d) did: a burst restarted the stream", c.off, c.off+c.length, p.off, p.off+p.length)
+		}
+		prefetched = append(prefetched, c)
+	}
+	t.Logf("%d GETs, %d MiB requested for %d MiB read", gets, requested/MiB, size/MiB)
 	require.Zero(t, budget.InUse())
 }
 
