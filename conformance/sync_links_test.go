@@ -147,3 +147,27 @@ func TestSyncHardLinkRemoteChange(t *testing.T) {
 	body.Close()
 	require.Equal(t, "mine", string(got))
 }
+
+// A conflict moves the local version to lost+found with its data id, without being a link:
+// to the kernel it is another file, whatever the mount still knows of the original's inode.
+// Found by the remote-writer model test: the lost+found file took the original's inode, so
+// its getxattr of the original path answered ENODATA.
+func TestSyncLostFoundFileIsNotTheOriginalsInode(t *testing.T) {
+	srv, store := harness.NewServer(t)
+	m := syncMount(t, srv, store, t.TempDir())
+	require.NoError(t, os.WriteFile(m.Path("a"), []byte("base"), 0o644))
+	flush(t, m)
+	before := lstat(t, m.Path("a")) // the mount knows a's inode, with its data id
+	// Their version is over the import threshold, so the original's record stays without
+	// local data (and without a data id) until read.
+	m.Put(t, "a", []byte(bigNew))
+	require.NoError(t, os.WriteFile(m.Path("a"), []byte("my edit"), 0o644))
+	flush(t, m)
+	lf := lostFile(t, m, "a")
+	require.NotEqual(t, before.Ino, lstat(t, lf).Ino)
+	require.EqualValues(t, 1, lstat(t, lf).Nlink)
+	b, err := os.ReadFile(lf)
+	require.NoError(t, err)
+	require.Equal(t, "my edit", string(b))
+	eventuallyReads(t, m.Path("a"), bigNew)
+}

@@ -173,10 +173,10 @@ func (f *FS) ReadDir(ctx context.Context, h fs.HandleID, offset uint64) ([]fs.Di
 		f.mu.Lock()
 		parent, _ := keymap.Split(dh.path)
 		dh.entries = append(dh.entries,
-			fs.DirEntry{Offset: 1, Inode: f.inodeForLocked(dh.path, 0).id, Name: ".", Kind: keymap.Dir},
-			fs.DirEntry{Offset: 2, Inode: f.inodeForLocked(parent, 0).id, Name: "..", Kind: keymap.Dir})
+			fs.DirEntry{Offset: 1, Inode: f.inodeForLocked(dh.path, 0, false).id, Name: ".", Kind: keymap.Dir},
+			fs.DirEntry{Offset: 2, Inode: f.inodeForLocked(parent, 0, false).id, Name: "..", Kind: keymap.Dir})
 		for i, e := range list {
-			de := fs.DirEntry{Offset: uint64(i + 3), Inode: f.inodeForLocked(e.Path, fileID(e)).id, Name: lastName(e.Path), Kind: keymap.File}
+			de := fs.DirEntry{Offset: uint64(i + 3), Inode: f.inodeForLocked(e.Path, fileID(e), e.Nlink > 1).id, Name: lastName(e.Path), Kind: keymap.File}
 			if e.Kind == local.KindDir {
 				de.Kind = keymap.Dir
 			} else {

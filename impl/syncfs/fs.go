@@ -173,10 +173,12 @@ func (f *FS) childPath(parent fs.InodeID, name, op string) (dir, path string, er
 }
 
 // inodeForLocked returns the inode at path, making one if there is none. dataID is the
-// local id of what is at path (Info.ID; 0 for a directory or when not known): another name
-// of a file that has an inode gets that inode (hard links).
+// local id of what is at path (Info.ID; 0 for a directory or when not known) and linked says
+// the file has other names (Info.Nlink > 1): such a name gets the inode of the file's other
+// names (hard links). Only then: a record that keeps its id under a new path without being a
+// link (a conflict's move to lost+found) is another file to the kernel.
 // REQUIRES: f.mu held.
-func (f *FS) inodeForLocked(path string, dataID uint64) *inode {
+func (f *FS) inodeForLocked(path string, dataID uint64, linked bool) *inode {
 	if in := f.byPath[path]; in != nil {
 		switch {
 		case in.dataID == dataID || len(in.links) == 0 && dataID == 0:
@@ -189,7 +191,7 @@ func (f *FS) inodeForLocked(path string, dataID uint64) *inode {
 		// out of the link): the name leaves the inode.
 		f.dropNameLocked(in, path)
 	}
-	if in := f.byData[dataID]; dataID != 0 && in != nil && !in.unlinked {
+	if in := f.byData[dataID]; linked && dataID != 0 && in != nil && !in.unlinked {
 		in.links = append(in.links, path)
 		f.byPath[path] = in
 		return in
@@ -206,7 +208,7 @@ func (f *FS) inodeForLocked(path string, dataID uint64) *inode {
 func (f *FS) entry(info local.Info) fs.Entry {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	in := f.inodeForLocked(info.Path, fileID(info))
+	in := f.inodeForLocked(info.Path, fileID(info), info.Nlink > 1)
 	in.lookups++
 	in.last = attrOf(in.id, info)
 	return fs.Entry{Attr: in.last, Expires: f.cfg.Clock.Now().Add(f.cfg.AttrTTL)}
