@@ -2,6 +2,7 @@ package conformance
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -18,6 +19,7 @@ import (
 	"pgregory.net/rapid"
 
 	"github.com/mount-s3/mount-s3/conformance/harness"
+	"github.com/mount-s3/mount-s3/spec/posixmeta"
 )
 
 // TestSyncModel is the model-vs-mount property test of sync mode. Its model is a local
@@ -246,6 +248,30 @@ func TestSyncModel(t *testing.T) {
 		}
 		if d := diffMaps(want, got); d != "" {
 			rt.Fatalf("after the write-back the bucket differs from the mount:\n%s\n%s", d, m.Logs())
+		}
+		// The objects' metadata says what the mount shows: the type, the permission bits and
+		// the extended attributes (Y3).
+		for p, n := range mntTree {
+			if n.kind == "dir" {
+				continue
+			}
+			info, err := store.Head(context.Background(), top+"/"+p)
+			must(rt, err)
+			a := posixmeta.Decode(info.Metadata)
+			wantKind := map[string]posixmeta.Kind{"file": posixmeta.File, "symlink": posixmeta.Symlink, "fifo": posixmeta.FIFO}[n.kind]
+			if a.Kind != wantKind || a.Mode&0o777 != uint32(n.mode.Perm()) {
+				rt.Fatalf("%s: the object's metadata says kind %v mode %o, the mount shows %s %v (%v)\n%s", p, a.Kind, a.Mode, n.kind, n.mode, info.Metadata, m.Logs())
+			}
+			var xs []string
+			for k, v := range a.Xattrs {
+				if strings.HasPrefix(k, "user.") {
+					xs = append(xs, k+"="+string(v))
+				}
+			}
+			sort.Strings(xs)
+			if strings.Join(xs, "\n") != n.xattrs {
+				rt.Fatalf("%s: the object's extended attributes are %q, the mount shows %q\n%s", p, xs, n.xattrs, m.Logs())
+			}
 		}
 	})
 }
