@@ -25,6 +25,17 @@ const maxBaseLen = keymap.MaxNameLen - idDigits - 1
 // LostFoundDir is the name of the lost+found directory of the file system fsid (C4, C5).
 func LostFoundDir(fsid string) string { return LostFoundDirPrefix + fsid }
 
+// InLostFound reports whether path is a lost+found directory or inside one (C5): its first
+// component is LostFoundDir(fsid), or, with fsid "", any file system's lost+found (one that
+// reached the bucket from another mount is no place to import into either).
+func InLostFound(fsid, path string) bool {
+	first, _, _ := strings.Cut(path, keymap.Delimiter)
+	if fsid == "" {
+		return strings.HasPrefix(first, LostFoundDirPrefix)
+	}
+	return first == LostFoundDir(fsid)
+}
+
 // LostFoundName is the name in lost+found of a file whose name was base (C4): "<id>-<base>",
 // the id zero-padded so that names sort by id. base is cut so the name fits NAME_MAX (K3); a
 // cut never splits a UTF-8 character of a valid UTF-8 name, and an invalid one is cut at the

@@ -76,3 +76,26 @@ func TestPropLostFoundName(t *testing.T) {
 		}
 	})
 }
+
+func TestInLostFound(t *testing.T) {
+	lf := LostFoundDir("abc")
+	for _, c := range []struct {
+		fsid, path string
+		want       bool
+	}{
+		{"abc", lf, true},
+		{"abc", lf + "/00000000000000000001-x", true},
+		{"abc", lf + "x", false},
+		{"abc", LostFoundDir("other") + "/f", false},
+		{"abc", "d/" + lf, false},
+		{"abc", "", false},
+		{"", LostFoundDir("other") + "/f", true},
+		{"", lf, true},
+		{"", "d/" + lf, false},
+		{"", ".mount-s3-lost", false},
+	} {
+		if got := InLostFound(c.fsid, c.path); got != c.want {
+			t.Errorf("InLostFound(%q, %q) = %v, want %v", c.fsid, c.path, got, c.want)
+		}
+	}
+}

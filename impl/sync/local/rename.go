@@ -118,10 +118,7 @@ func (l *Layer) Rename(src, dst string) error {
 	return nil
 }
 
-func (l *Layer) inLostFound(path string) bool {
-	lf := syncrule.LostFoundDir(l.fsid)
-	return path == lf || strings.HasPrefix(path, lf+"/")
-}
+func (l *Layer) inLostFound(path string) bool { return syncrule.InLostFound(l.fsid, path) }
 
 type pathRec struct {
 	path string

@@ -391,13 +391,10 @@ func versionOf(o s3.ObjectInfo) syncrule.Version {
 
 // isLostFound: a name in the root that is a lost+found directory (C5), this mount's or, should
 // one ever reach the bucket, another's.
-func isLostFound(name string) bool { return strings.HasPrefix(name, syncrule.LostFoundDirPrefix) }
+func isLostFound(name string) bool { return syncrule.InLostFound("", name) }
 
 // inLostFound: path is in a lost+found directory.
-func inLostFound(path string) bool {
-	first, _, _ := strings.Cut(path, keymap.Delimiter)
-	return isLostFound(first)
-}
+func inLostFound(path string) bool { return syncrule.InLostFound("", path) }
 
 // gone: the path or its directory went away locally meanwhile; nothing to do for it.
 func gone(err error) bool {
