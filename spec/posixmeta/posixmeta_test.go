@@ -62,6 +62,16 @@ func TestEncodeRoundTrip(t *testing.T) {
 	})
 }
 
+// The case rapid found (testdata/rapid/TestEncodeRoundTrip): an mtime past 2262, where a
+// time no longer fits in int64 nanoseconds, came back as the zero time.
+func TestMtimePast2262RoundTrips(t *testing.T) {
+	for _, mtime := range []time.Time{time.Unix(9223372037, 0), time.Unix(1<<40, 999999999), time.Unix(-1<<40, 1)} {
+		got := Decode(Encode(Attr{Kind: File, Mtime: mtime, HasMtime: true}))
+		require.True(t, got.HasMtime)
+		require.True(t, got.Mtime.Equal(mtime), "%v -> %v", mtime, got.Mtime)
+	}
+}
+
 func TestEncodeMatchesS3fs(t *testing.T) {
 	m := Encode(Attr{Kind: File, Mode: 0o644, UID: 0, GID: 0, Mtime: time.Unix(1700000000, 0), HasMtime: true})
 	require.Equal(t, map[string]string{"mode": "33188", "uid": "0", "gid": "0", "mtime": "1700000000"}, m)
