@@ -162,14 +162,13 @@ func servesFUSE(pid int) bool {
 	return false
 }
 
-// expireLoop drops unused clean data (Y10) every tenth of --expire-after, at most hourly and
-// at least every second.
+// expireLoop drops unused clean data (Y10) as often as syncrule.ExpireSweepEvery says.
 func (c *syncCore) expireLoop(ctx context.Context, p syncrule.Params) {
 	defer c.expiring.Done()
-	if p.ExpireAfter < 0 {
+	every := syncrule.ExpireSweepEvery(p)
+	if every == 0 {
 		return
 	}
-	every := min(max(p.ExpireAfter/10, time.Second), time.Hour)
 	t := time.NewTicker(every)
 	defer t.Stop()
 	for {

@@ -3,6 +3,7 @@ package syncrule_test
 import (
 	"strings"
 	"testing"
+	"time"
 	"unicode/utf8"
 
 	"pgregory.net/rapid"
@@ -96,6 +97,17 @@ func TestInLostFound(t *testing.T) {
 	} {
 		if got := InLostFound(c.fsid, c.path); got != c.want {
 			t.Errorf("InLostFound(%q, %q) = %v, want %v", c.fsid, c.path, got, c.want)
+		}
+	}
+}
+
+func TestExpireSweepEvery(t *testing.T) {
+	for _, c := range []struct{ after, want time.Duration }{
+		{-1, 0}, {0, time.Second}, {5 * time.Second, time.Second}, {100 * time.Second, 10 * time.Second},
+		{30 * 24 * time.Hour, time.Hour},
+	} {
+		if got := ExpireSweepEvery(Params{ExpireAfter: c.after}); got != c.want {
+			t.Errorf("ExpireSweepEvery(%v) = %v, want %v", c.after, got, c.want)
 		}
 	}
 }

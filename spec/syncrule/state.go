@@ -253,6 +253,16 @@ func MayExpire(s State, now time.Time, p Params) bool {
 	return mayDrop(s) && p.ExpireAfter >= 0 && now.Sub(s.LastUsed) >= p.ExpireAfter
 }
 
+// ExpireSweepEvery is how often unused data is looked for (Y10): a tenth of ExpireAfter, so a
+// file's data goes at most 10% late, but at least every second and at most every hour. Zero
+// when expiry is off (ExpireAfter < 0).
+func ExpireSweepEvery(p Params) time.Duration {
+	if p.ExpireAfter < 0 {
+		return 0
+	}
+	return min(max(p.ExpireAfter/10, time.Second), time.Hour)
+}
+
 // mayDrop is the safety half of MayExpire, without the age.
 func mayDrop(s State) bool {
 	return s.Exists && !s.LostFound && !s.Dirty() && s.InFlight == OpNone && s.Data == LocalData
