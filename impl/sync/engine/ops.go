@@ -11,6 +11,7 @@ import (
 	"strings"
 
 	"github.com/mount-s3/mount-s3/impl/s3"
+	"github.com/mount-s3/mount-s3/impl/sync/importer"
 	"github.com/mount-s3/mount-s3/impl/sync/local"
 	"github.com/mount-s3/mount-s3/impl/write"
 	"github.com/mount-s3/mount-s3/spec/posixmeta"
@@ -675,11 +676,8 @@ func remoteInfo(obj s3.ObjectInfo, found bool) *s3.ObjectInfo {
 	return &obj
 }
 
-// version is the base an object is remembered by (C1), with its ETag in the one form every
-// comparison uses.
-func version(obj s3.ObjectInfo) syncrule.Version {
-	return syncrule.Version{ETag: normETag(obj.ETag), VersionID: obj.VersionID}
-}
+// version is the base an object is remembered by (C1).
+func version(obj s3.ObjectInfo) syncrule.Version { return importer.VersionOf(obj) }
 
 // normETag quotes an ETag as S3 sends it. Stores return them quoted; this only makes a store
 // that does not agree with the rest.

@@ -150,7 +150,7 @@ func ListDir(ctx context.Context, store s3.Store, prefix, dir string) (DirListin
 		for _, o := range page.Objects {
 			rel := strings.TrimPrefix(o.Key, dirKey)
 			if rel == "" && dir != "" && o.Key == dirKey {
-				out.Marker = versionOf(o)
+				out.Marker = VersionOf(o)
 			}
 			kl.AddObject(rel)
 			if keymap.ValidName(rel) {
@@ -183,7 +183,7 @@ func (im *Importer) importDir(ctx context.Context, dir string) error {
 			continue
 		}
 		o := l.Objects[e.Name]
-		v := versionOf(o)
+		v := VersionOf(o)
 		entries = append(entries, local.Remote{Name: e.Name, Kind: local.KindFile, Version: v, Size: o.Size, Mtime: o.LastModified})
 		jobs = append(jobs, job{path: keymap.Join(dir, e.Name), v: v, size: o.Size})
 	}
@@ -395,7 +395,7 @@ func (im *Importer) refetch(ctx context.Context, path string) error {
 	case err != nil:
 		return fmt.Errorf("fetch /%s: %w", path, err)
 	}
-	if _, err := im.cfg.Layer.ApplyRemote(path, local.KindFile, syncrule.RemoteChanged{Version: versionOf(obj), Size: obj.Size}, params); err != nil {
+	if _, err := im.cfg.Layer.ApplyRemote(path, local.KindFile, syncrule.RemoteChanged{Version: VersionOf(obj), Size: obj.Size}, params); err != nil {
 		return fmt.Errorf("fetch /%s: importing the bucket's new version: %w", path, err)
 	}
 	info, err := im.cfg.Layer.Stat(path)
@@ -468,7 +468,7 @@ func (im *Importer) headAttrs(ctx context.Context, path string, kind local.Kind,
 	if err != nil {
 		return posixmeta.Attr{}, false, fmt.Errorf("head %s: %w", key, err)
 	}
-	if !versionOf(o).Same(v) {
+	if !VersionOf(o).Same(v) {
 		return posixmeta.Attr{}, true, nil
 	}
 	meta := posixmeta.Decode(o.Metadata)
@@ -491,7 +491,9 @@ func (im *Importer) setAttr(path string, v syncrule.Version, m posixmeta.Attr, k
 	return im.cfg.Layer.SetRemoteAttr(path, v, info.Attr.Overlay(m), kind, target)
 }
 
-func versionOf(o s3.ObjectInfo) syncrule.Version {
+// VersionOf is the version an object is remembered by (C1), with its ETag in the one form
+// every comparison uses. The importer, the engine and the watcher all take versions from it.
+func VersionOf(o s3.ObjectInfo) syncrule.Version {
 	return syncrule.Version{ETag: s3.NormalizeETag(o.ETag), VersionID: o.VersionID}
 }
 

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/mount-s3/mount-s3/impl/s3"
+	"github.com/mount-s3/mount-s3/impl/sync/importer"
 	"github.com/mount-s3/mount-s3/impl/sync/local"
 	"github.com/mount-s3/mount-s3/spec/keymap"
 	"github.com/mount-s3/mount-s3/spec/syncrule"
@@ -381,7 +382,7 @@ func (w *Watcher) head(ctx context.Context, key string) (v syncrule.Version, siz
 	if err != nil {
 		return v, 0, mtime, false, fmt.Errorf("head %q: %w", key, err)
 	}
-	return syncrule.Version{ETag: s3.NormalizeETag(info.ETag), VersionID: info.VersionID}, info.Size, info.LastModified, true, nil
+	return importer.VersionOf(info), info.Size, info.LastModified, true, nil
 }
 
 // anyKeyBelow reports whether any key starts with dirKey.

@@ -237,8 +237,8 @@ func (w *Watcher) pollDir(ctx context.Context, self local.Info, busy map[string]
 		}
 		o, ok := l.Objects[name]
 		switch {
-		case ok && !versionOf(o).Same(r.State.Base):
-			changes = append(changes, change{r, syncrule.RemoteChanged{Version: versionOf(o), Size: o.Size}})
+		case ok && !importer.VersionOf(o).Same(r.State.Base):
+			changes = append(changes, change{r, syncrule.RemoteChanged{Version: importer.VersionOf(o), Size: o.Size}})
 		case !ok && !r.State.Base.IsZero():
 			changes = append(changes, change{r, syncrule.RemoteDeleted{}})
 		}
@@ -271,7 +271,7 @@ func (w *Watcher) pollDir(ctx context.Context, self local.Info, busy map[string]
 			continue
 		}
 		o := l.Objects[e.Name]
-		add = append(add, local.Remote{Name: e.Name, Kind: local.KindFile, Version: versionOf(o), Size: o.Size, Mtime: o.LastModified})
+		add = append(add, local.Remote{Name: e.Name, Kind: local.KindFile, Version: importer.VersionOf(o), Size: o.Size, Mtime: o.LastModified})
 	}
 
 	var errs []error
@@ -385,9 +385,6 @@ func (w *Watcher) keyOf(k local.Kind, path string) string {
 	return keymap.FileKey(w.cfg.Prefix, path)
 }
 
-func versionOf(o s3.ObjectInfo) syncrule.Version {
-	return syncrule.Version{ETag: s3.NormalizeETag(o.ETag), VersionID: o.VersionID}
-}
 
 // isLostFound: a name in the root that is a lost+found directory (C5), this mount's or, should
 // one ever reach the bucket, another's.
