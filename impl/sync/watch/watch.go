@@ -385,7 +385,6 @@ func (w *Watcher) keyOf(k local.Kind, path string) string {
 	return keymap.FileKey(w.cfg.Prefix, path)
 }
 
-
 // isLostFound: a name in the root that is a lost+found directory (C5), this mount's or, should
 // one ever reach the bucket, another's.
 func isLostFound(name string) bool { return syncrule.InLostFound("", name) }
