@@ -5,13 +5,11 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"log"
 	"log/slog"
 	"log/syslog"
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"time"
 
 	"gopkg.in/natefinch/lumberjack.v2"
@@ -161,34 +159,4 @@ func (h *syslogHandler) WithGroup(name string) slog.Handler {
 	c := *h
 	c.group = name
 	return &c
-}
-
-// engineLog adapts the sync packages' *log.Logger to slog with a level per line: their
-// errors and warnings (the "error:" and "warning:" lines) stay visible, and the line per
-// object written back goes to debug, so that an rm -rf of 10,000 files is a summary
-// (writeBackSummary), not 10,000 lines.
-func engineLog(logger *slog.Logger) *log.Logger {
-	return log.New(&levelWriter{l: logger}, "", 0)
-}
-
-type levelWriter struct {
-	mu sync.Mutex
-	l  *slog.Logger
-}
-
-func (w *levelWriter) Write(p []byte) (int, error) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	msg := strings.TrimRight(string(p), "\n")
-	level := slog.LevelInfo
-	switch {
-	case strings.Contains(msg, "error:"):
-		level = slog.LevelError
-	case strings.Contains(msg, "warning:"):
-		level = slog.LevelWarn
-	case strings.HasPrefix(msg, "sync: uploaded "), strings.HasPrefix(msg, "sync: deleted "), strings.HasPrefix(msg, "sync: renamed "):
-		level = slog.LevelDebug
-	}
-	w.l.Log(context.Background(), level, msg)
-	return len(p), nil
 }

@@ -1,9 +1,7 @@
 package main
 
 import (
-	"bytes"
 	"log/slog"
-	"strings"
 	"testing"
 )
 
@@ -35,23 +33,5 @@ func TestLogLevelFromEnvironment(t *testing.T) {
 		if (err != nil) != c.bad || got != c.want || off != c.off {
 			t.Errorf("%s=%q --debug=%v: level %v off %v err %v; want %v off %v bad %v", c.env, c.value, c.debug, got, off, err, c.want, c.off, c.bad)
 		}
-	}
-}
-
-// The sync packages' lines keep their weight: errors and warnings stay visible, the line per
-// object written back is debug.
-func TestEngineLogLevels(t *testing.T) {
-	var buf bytes.Buffer
-	l := engineLog(slog.New(slog.NewTextHandler(&buf, &slog.HandlerOptions{Level: slog.LevelInfo})))
-	l.Printf("sync: deleted a/b (/a/b, generation 3)")
-	l.Printf("sync: uploaded /x (1 bytes, generation 1) to x, etag e")
-	l.Printf("sync: error: delete of k (/k): boom; will retry")
-	l.Printf("sync: warning: rename of a to b: the source changed")
-	out := buf.String()
-	if strings.Contains(out, "deleted a/b") || strings.Contains(out, "uploaded /x") {
-		t.Errorf("per-object lines at info level:\n%s", out)
-	}
-	if !strings.Contains(out, "level=ERROR msg=\"sync: error: delete") || !strings.Contains(out, "level=WARN msg=\"sync: warning: rename") {
-		t.Errorf("errors and warnings lost their level:\n%s", out)
 	}
 }

@@ -60,9 +60,8 @@ func newSyncCore(o *options, store s3.Store, rc read.Config, logger *slog.Logger
 		layer.Close()
 		return nil, err
 	}
-	stdlog := engineLog(logger)
 	params := syncrule.Params{WriteBackDelay: o.writeBackDelay, ExpireAfter: o.expireAfter, ImportThreshold: o.importThreshold}
-	im := importer.New(importer.Config{Layer: layer, Store: store, Prefix: o.prefix, Threshold: o.importThreshold, Log: stdlog})
+	im := importer.New(importer.Config{Layer: layer, Store: store, Prefix: o.prefix, Threshold: o.importThreshold, Log: logger})
 	if err := im.Resume(); err != nil {
 		logger.Warn("resuming the import of object attributes", "error", err.Error())
 	}
@@ -70,7 +69,7 @@ func newSyncCore(o *options, store s3.Store, rc read.Config, logger *slog.Logger
 	if !o.readOnly {
 		conditions = conditionalWrites(context.Background(), store, o.prefix, logger)
 	}
-	eng, err := engine.New(engine.Config{Layer: layer, Store: store, Params: params, Clock: clock.Real{}, Log: stdlog,
+	eng, err := engine.New(engine.Config{Layer: layer, Store: store, Params: params, Clock: clock.Real{}, Log: logger,
 		PartSize: o.uploadPartSize(), Attrs: objectAttrs, ConditionsUnsupported: !conditions, InferContentType: o.inferContentType})
 	if err != nil {
 		im.Close()

@@ -86,7 +86,7 @@ func startWatcher(ctx context.Context, o *options, layer *local.Layer, store s3.
 	w := watch.New(watch.Config{
 		Layer: layer, Store: store, Prefix: o.prefix, Bucket: o.bucket, Interval: interval,
 		Params:   syncrule.Params{WriteBackDelay: o.writeBackDelay, ExpireAfter: o.expireAfter, ImportThreshold: o.importThreshold},
-		Log:      slog.NewLogLogger(logger.Handler(), slog.LevelInfo),
+		Log:      logger,
 		OnChange: onChange,
 	})
 	ctx, cancel := context.WithCancel(ctx)

@@ -5,7 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"log"
+	"log/slog"
 	"sort"
 	"sync"
 	"sync/atomic"
@@ -57,7 +57,7 @@ type Config struct {
 	Store            s3.Store
 	Params           syncrule.Params // WriteBackDelay etc.
 	Clock            clock.Clock     // nil = the wall clock
-	Log              *log.Logger     // nil = discard
+	Log              *slog.Logger    // nil = discard
 	// Workers is how many bucket operations run at once (default 8).
 	Workers int
 	// PartSize: objects larger than this are uploaded multipart in parts of this size
@@ -105,7 +105,7 @@ type Stats struct {
 // Engine is the write-back worker. Its methods are safe for concurrent use.
 type Engine struct {
 	cfg        Config
-	log        *log.Logger
+	log        *slog.Logger
 	tickParams syncrule.Params
 	realClock  bool
 
@@ -174,7 +174,7 @@ func New(cfg Config) (*Engine, error) {
 		cfg.Clock = clock.Real{}
 	}
 	if cfg.Log == nil {
-		cfg.Log = log.New(io.Discard, "", 0)
+		cfg.Log = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
 	if cfg.Workers <= 0 {
 		cfg.Workers = DefaultWorkers
@@ -304,7 +304,7 @@ func (e *Engine) Run(ctx context.Context) error {
 			return err
 		}
 		if err != nil {
-			e.log.Printf("sync: error: %v", err)
+			e.logf(slog.LevelError, "sync: error: %v", err)
 			e.setLastError(err)
 			if next.IsZero() || next.After(e.now().Add(MinBackoff)) {
 				next = e.now().Add(MinBackoff)
@@ -344,14 +344,14 @@ func (e *Engine) recover() error {
 	n := len(e.ops)
 	e.mu.Unlock()
 	if n > 0 {
-		e.log.Printf("sync: resuming %d queued bucket operations", n)
+		e.logf(slog.LevelInfo, "sync: resuming %d queued bucket operations", n)
 	}
 	for _, o := range orphans {
 		var ev syncrule.Event = syncrule.UploadFailed{Gen: o.s.InFlightGen}
 		if o.s.InFlight == syncrule.OpDelete {
 			ev = syncrule.DeleteFailed{Gen: o.s.InFlightGen}
 		}
-		e.log.Printf("sync: warning: /%s was %v in flight (generation %d) with no queued operation; retrying it",
+		e.logf(slog.LevelWarn, "sync: warning: /%s was %v in flight (generation %d) with no queued operation; retrying it",
 			o.path, o.s.InFlight, o.s.InFlightGen)
 		if _, err := e.cfg.Layer.Apply(o.path, ev, e.cfg.Params); err != nil {
 			return fmt.Errorf("sync engine: recovering /%s: %w", o.path, err)
@@ -540,7 +540,7 @@ func (e *Engine) step(ctx context.Context, wg *sync.WaitGroup) (next time.Time, 
 			if errors.Is(err, local.ErrClosed) {
 				return time.Time{}, err
 			}
-			e.log.Printf("sync: error: starting the write-back of /%s: %v", info.Path, err)
+			e.logf(slog.LevelError, "sync: error: starting the write-back of /%s: %v", info.Path, err)
 			e.failPath(info.Path, err, false)
 			continue
 		}
@@ -578,9 +578,9 @@ func (e *Engine) otherActions(path string, acts []syncrule.Action) {
 		case syncrule.CheckRemote:
 			// Only a remote change seen during an op asks for this, and the engine feeds
 			// none yet (that is the poller's job).
-			e.log.Printf("sync: /%s: a remote check was asked for; the poller will see it", path)
+			e.logf(slog.LevelInfo, "sync: /%s: a remote check was asked for; the poller will see it", path)
 		default:
-			e.log.Printf("sync: /%s: action %T not handled by the engine", path, a)
+			e.logf(slog.LevelInfo, "sync: /%s: action %T not handled by the engine", path, a)
 		}
 	}
 }
@@ -804,4 +804,11 @@ func backoff(n int) time.Duration {
 		d *= 2
 	}
 	return min(d, MaxBackoff)
+}
+
+// logf logs one line at level, the message built as by fmt.Sprintf: one line per bucket
+// operation is debug, a failure that will be retried an error, a conflict or a kept object a
+// warning.
+func (e *Engine) logf(level slog.Level, format string, args ...any) {
+	e.log.Log(context.Background(), level, fmt.Sprintf(format, args...))
 }

@@ -7,7 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"log"
+	"log/slog"
 	"net/http"
 	"sort"
 	"strings"
@@ -121,7 +121,7 @@ func (v *env) start(store s3.Store, tweak func(*Config)) {
 	}
 	cfg := Config{Layer: v.layer, Store: store, Clock: v.clk, Attrs: attrs,
 		Params: syncrule.Params{WriteBackDelay: window, ExpireAfter: -1},
-		Log:    log.New(v.logs, "", log.Lmicroseconds)}
+		Log:    slog.New(slog.NewTextHandler(v.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))}
 	if tweak != nil {
 		tweak(&cfg)
 	}
@@ -282,6 +282,29 @@ func TestFlushUploadsNow(t *testing.T) {
 	}
 	require.Equal(t, int64(2), v.puts.Load())
 	v.requireSynced()
+}
+
+// The engine's lines keep their weight: the line per object written back is debug, so that
+// an rm -rf of 10,000 files is the mount's summary, not 10,000 lines; errors stay visible.
+func TestLogLevels(t *testing.T) {
+	v := newEnv(t)
+	v.start(failingPuts{v.store}, nil)
+	v.write("a", "A")
+	v.clk.Advance(2 * window)
+	require.Eventually(t, func() bool { return strings.Contains(v.logs.String(), "upload of /a") }, 5*time.Second, 10*time.Millisecond)
+	v.stop()
+	v.start(nil, nil)
+	v.flush()
+	out := v.logs.String()
+	require.Contains(t, out, `level=ERROR msg="sync: error: upload of /a`)
+	require.Contains(t, out, `level=DEBUG msg="sync: uploaded /a`)
+}
+
+// failingPuts fails every Put.
+type failingPuts struct{ s3.Store }
+
+func (f failingPuts) Put(context.Context, string, io.ReadSeeker, int64, s3.WriteOptions) (s3.ObjectInfo, error) {
+	return s3.ObjectInfo{}, errors.New("injected failure")
 }
 
 // blockingStore holds the first Put until released, to change the file during its upload.

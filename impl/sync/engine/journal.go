@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"time"
 
 	"github.com/mount-s3/mount-s3/impl/s3"
@@ -76,7 +77,7 @@ const intentWindow = 5 * time.Minute
 func (e *Engine) abortOrphans(ctx context.Context) {
 	ups, err := e.cfg.Layer.OpenUploads()
 	if err != nil {
-		e.log.Printf("sync: reading the upload journal: %v", err)
+		e.logf(slog.LevelWarn, "sync: reading the upload journal: %v", err)
 		return
 	}
 	for _, u := range ups {
@@ -84,12 +85,12 @@ func (e *Engine) abortOrphans(ctx context.Context) {
 		if u.ID == "" {
 			err = e.abortIntended(actx, u)
 		} else if err = e.cfg.Store.AbortMultipart(actx, u.Key, u.ID); err == nil || errors.Is(err, s3.ErrNotFound) {
-			e.log.Printf("sync: aborted upload %s of %s left open by a crash", u.ID, u.Key)
+			e.logf(slog.LevelInfo, "sync: aborted upload %s of %s left open by a crash", u.ID, u.Key)
 			err = e.cfg.Layer.ForgetUpload(u.ID)
 		}
 		cancel()
 		if err != nil {
-			e.log.Printf("sync: cleaning up the upload of %s left by a crash: %v (tried again at the next start)", u.Key, err)
+			e.logf(slog.LevelWarn, "sync: cleaning up the upload of %s left by a crash: %v (tried again at the next start)", u.Key, err)
 		}
 	}
 }
@@ -106,7 +107,7 @@ func (e *Engine) abortIntended(ctx context.Context, u local.OpenUpload) error {
 		if err := e.cfg.Store.AbortMultipart(ctx, up.Key, up.UploadID); err != nil && !errors.Is(err, s3.ErrNotFound) {
 			return err
 		}
-		e.log.Printf("sync: aborted upload %s of %s left open by a crash", up.UploadID, up.Key)
+		e.logf(slog.LevelInfo, "sync: aborted upload %s of %s left open by a crash", up.UploadID, up.Key)
 	}
 	return e.cfg.Layer.ForgetIntent(u.Key, u.Token)
 }

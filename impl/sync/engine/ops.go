@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"maps"
 	"strconv"
 	"strings"
@@ -111,7 +112,7 @@ func (e *Engine) upload(ctx context.Context, op local.Op) result {
 	if s := info.State; s.InFlight != syncrule.OpUpload || s.InFlightGen != op.Gen {
 		// A replay whose result was recorded before the crash, or an op overtaken by a
 		// rename's copy: the record says what the bucket holds.
-		e.log.Printf("sync: /%s: upload of generation %d is no longer in flight; dropped", op.Path, op.Gen)
+		e.logf(slog.LevelInfo, "sync: /%s: upload of generation %d is no longer in flight; dropped", op.Path, op.Gen)
 		return e.done(op, result{})
 	}
 	opts := s3.WriteOptions{Metadata: e.attrs(info, op)}
@@ -145,7 +146,7 @@ func (e *Engine) upload(ctx context.Context, op local.Op) result {
 		case errors.Is(err, local.ErrNotFound):
 			return e.notUploaded(ctx, op)
 		case err != nil:
-			e.log.Printf("sync: error: snapshot of /%s: %v", op.Path, err)
+			e.logf(slog.LevelError, "sync: error: snapshot of /%s: %v", op.Path, err)
 			return e.feed(op, syncrule.UploadFailed{Gen: op.Gen}, result{err: err, backoff: true,
 				persistent: errors.Is(err, local.ErrNoData)})
 		case gen != op.Gen:
@@ -210,7 +211,7 @@ func (e *Engine) uploaded(ctx context.Context, op local.Op, before local.Info, o
 		}
 		v = version(head)
 	}
-	e.log.Printf("sync: uploaded /%s (%d bytes, generation %d) to %s, etag %s", op.Path, size, op.Gen, op.Key, v.ETag)
+	e.logf(slog.LevelDebug, "sync: uploaded /%s (%d bytes, generation %d) to %s, etag %s", op.Path, size, op.Gen, op.Key, v.ETag)
 	if after, err := e.cfg.Layer.Stat(op.Path); err == nil && before.ID != 0 && after.ID != before.ID {
 		// Another file took the path. If it replaced the uploading one by a rename, its
 		// record continues the replaced one's state (moveTx), this upload included: it
@@ -249,12 +250,12 @@ func (e *Engine) uploadFailed(ctx context.Context, op local.Op, opts s3.WriteOpt
 	precondition := errors.Is(err, s3.ErrPreconditionFailed) ||
 		(opts.IfMatch != "" && errors.Is(err, s3.ErrNotFound)) // If-Match on a missing object
 	if !precondition {
-		e.log.Printf("sync: error: upload of /%s to %s failed, will retry: %v", op.Path, op.Key, err)
+		e.logf(slog.LevelError, "sync: error: upload of /%s to %s failed, will retry: %v", op.Path, op.Key, err)
 		return e.feed(op, syncrule.UploadFailed{Gen: op.Gen}, result{err: err, backoff: true, persistent: persistent(err)})
 	}
 	remote, found, herr := e.head(ctx, op.Key)
 	if herr != nil {
-		e.log.Printf("sync: error: upload of /%s: precondition failed and reading %s failed, will retry: %v", op.Path, op.Key, herr)
+		e.logf(slog.LevelError, "sync: error: upload of /%s: precondition failed and reading %s failed, will retry: %v", op.Path, op.Key, herr)
 		return e.feed(op, syncrule.UploadFailed{Gen: op.Gen}, result{err: herr, backoff: true})
 	}
 	if found && remote.Metadata[OpMetaKey] == e.marker(op) {
@@ -264,7 +265,7 @@ func (e *Engine) uploadFailed(ctx context.Context, op local.Op, opts s3.WriteOpt
 	if found && e.ours(remote) {
 		// An earlier upload of this file whose answer was lost: its bytes are older than
 		// the local ones, and the next round replaces them on their version.
-		e.log.Printf("sync: /%s: %s holds an earlier upload of this file whose answer was lost (etag %s); uploading again over it",
+		e.logf(slog.LevelInfo, "sync: /%s: %s holds an earlier upload of this file whose answer was lost (etag %s); uploading again over it",
 			op.Path, op.Key, remote.ETag)
 		return e.feed(op, syncrule.UploadFailed{Gen: op.Gen, Remote: version(remote), RemoteSize: remote.Size, Own: true}, result{})
 	}
@@ -275,7 +276,7 @@ func (e *Engine) uploadFailed(ctx context.Context, op local.Op, opts s3.WriteOpt
 		if aerr := e.cfg.Layer.AdoptMarker(op.Path, version(remote)); aerr != nil {
 			return e.feed(op, syncrule.UploadFailed{Gen: op.Gen}, result{err: aerr, backoff: true})
 		}
-		e.log.Printf("sync: /%s: found the directory's marker %s (etag %s); updating it", op.Path, op.Key, remote.ETag)
+		e.logf(slog.LevelInfo, "sync: /%s: found the directory's marker %s (etag %s); updating it", op.Path, op.Key, remote.ETag)
 		r := e.feed(op, syncrule.UploadFailed{Gen: op.Gen}, result{})
 		e.poke()
 		return r
@@ -308,7 +309,7 @@ func (e *Engine) conflict(ctx context.Context, op local.Op, ev syncrule.Event, r
 		// No conflict after all: the bucket holds the base (changed and changed back), so
 		// the rule retries; or the op was stale.
 		e.otherActions(op.Path, res.Actions)
-		e.log.Printf("sync: /%s: precondition failed at %s but the bucket holds the base; retrying", op.Path, op.Key)
+		e.logf(slog.LevelInfo, "sync: /%s: precondition failed at %s but the bucket holds the base; retrying", op.Path, op.Key)
 		return e.done(op, result{err: fmt.Errorf("%v /%s: %w", op.Kind, op.Path, cause), backoff: true})
 	case errors.Is(err, local.ErrNotFound):
 		return e.done(op, result{})
@@ -326,12 +327,12 @@ func (e *Engine) conflict(ctx context.Context, op local.Op, ev syncrule.Event, r
 	if h := e.cfg.OnConflict; h != nil {
 		herr := h(ctx, Conflict{Op: op, Event: ev, Remote: remote, Err: err})
 		if herr == nil {
-			e.log.Printf("sync: conflict at /%s handled", op.Path)
+			e.logf(slog.LevelInfo, "sync: conflict at /%s handled", op.Path)
 			return e.done(op, result{})
 		}
-		e.log.Printf("sync: warning: conflict handler for /%s failed: %v", op.Path, herr)
+		e.logf(slog.LevelWarn, "sync: warning: conflict handler for /%s failed: %v", op.Path, herr)
 	}
-	e.log.Printf("sync: warning: conflict: bucket changed %s since this mount last synced /%s (base etag %q, now %s); local version kept, not uploaded: %v",
+	e.logf(slog.LevelWarn, "sync: warning: conflict: bucket changed %s since this mount last synced /%s (base etag %q, now %s); local version kept, not uploaded: %v",
 		op.Key, op.Path, op.Base.ETag, now, err)
 	return result{kept: true, persistent: true, err: cerr}
 }
@@ -362,13 +363,13 @@ func (e *Engine) logConflict(op local.Op, remote *s3.ObjectInfo, res local.Appli
 		if res.NoBaseData {
 			extra = " (only its attributes had changed, over bytes the bucket no longer serves: the lost+found file keeps the attributes and is empty)"
 		}
-		e.log.Printf("sync: conflict: /%s %s since this mount last synced it; the local version was moved to /%s%s; %s",
+		e.logf(slog.LevelInfo, "sync: conflict: /%s %s since this mount last synced it; the local version was moved to /%s%s; %s",
 			op.Path, what, res.LostFound, extra, now)
 	case op.Kind == local.OpDelete && !strings.HasSuffix(op.Key, "/"):
-		e.log.Printf("sync: conflict: the local delete of /%s was dropped: the object %s since this mount last synced it; %s (C6)",
+		e.logf(slog.LevelInfo, "sync: conflict: the local delete of /%s was dropped: the object %s since this mount last synced it; %s (C6)",
 			op.Path, what, now)
 	default:
-		e.log.Printf("sync: conflict: the directory marker of /%s %s; the bucket's attributes win and the local change to them was dropped",
+		e.logf(slog.LevelInfo, "sync: conflict: the directory marker of /%s %s; the bucket's attributes win and the local change to them was dropped",
 			op.Path, what)
 	}
 }
@@ -403,7 +404,7 @@ func (e *Engine) importAfter(ctx context.Context, path, key string, remote *s3.O
 	case kind == local.KindFile && (imp.FetchData || meta.Kind == posixmeta.Symlink):
 		body, obj, err := e.cfg.Store.Get(ctx, key, 0, -1, imp.Version.ETag)
 		if err != nil {
-			e.log.Printf("sync: /%s: fetching the bucket's version after the conflict: %v; reads stream it", path, err)
+			e.logf(slog.LevelInfo, "sync: /%s: fetching the bucket's version after the conflict: %v; reads stream it", path, err)
 			return
 		}
 		defer body.Close()
@@ -417,7 +418,7 @@ func (e *Engine) importAfter(ctx context.Context, path, key string, remote *s3.O
 		} else if k := local.KindOfMeta(meta.Kind); k.Special() {
 			kind = k
 		} else if err := e.cfg.Layer.PutData(path, got, body); err != nil {
-			e.log.Printf("sync: /%s: storing the bucket's version after the conflict: %v; reads stream it", path, err)
+			e.logf(slog.LevelInfo, "sync: /%s: storing the bucket's version after the conflict: %v; reads stream it", path, err)
 			return
 		}
 	case remote == nil:
@@ -428,7 +429,7 @@ func (e *Engine) importAfter(ctx context.Context, path, key string, remote *s3.O
 		a.Mtime = remote.LastModified
 	}
 	if err := e.cfg.Layer.SetRemoteAttr(path, imp.Version, a, kind, target); err != nil {
-		e.log.Printf("sync: /%s: recording the bucket's attributes after the conflict: %v", path, err)
+		e.logf(slog.LevelInfo, "sync: /%s: recording the bucket's attributes after the conflict: %v", path, err)
 	}
 }
 
@@ -525,13 +526,13 @@ func (e *Engine) delete(ctx context.Context, op local.Op) result {
 	}
 	remote, found, err := e.head(ctx, op.Key)
 	if err != nil {
-		e.log.Printf("sync: error: delete of %s (/%s): %v; will retry", op.Key, op.Path, err)
+		e.logf(slog.LevelError, "sync: error: delete of %s (/%s): %v; will retry", op.Key, op.Path, err)
 		return result{kept: true, err: err, persistent: persistent(err)}
 	}
 	if found && op.ChainOf != 0 && !e.sameAsBase(op.Key, op.Base, remote) && !e.ours(remote) {
 		// The object a rename's copy made for a path removed since was replaced by someone
 		// else: theirs, not ours to delete (C6), and no record is left to conflict.
-		e.log.Printf("sync: warning: %s (/%s) changed in the bucket since this mount copied it there (etag %s, ours %s); left in place",
+		e.logf(slog.LevelWarn, "sync: warning: %s (/%s) changed in the bucket since this mount copied it there (etag %s, ours %s); left in place",
 			op.Key, op.Path, remote.ETag, op.Base.ETag)
 		return e.done(op, result{})
 	}
@@ -541,10 +542,10 @@ func (e *Engine) delete(ctx context.Context, op local.Op) result {
 	}
 	if found {
 		if err := e.cfg.Store.Delete(ctx, op.Key); err != nil {
-			e.log.Printf("sync: error: delete of %s (/%s): %v; will retry", op.Key, op.Path, err)
+			e.logf(slog.LevelError, "sync: error: delete of %s (/%s): %v; will retry", op.Key, op.Path, err)
 			return result{kept: true, err: err, persistent: persistent(err)}
 		}
-		e.log.Printf("sync: deleted %s (/%s, generation %d)", op.Key, op.Path, op.Gen)
+		e.logf(slog.LevelDebug, "sync: deleted %s (/%s, generation %d)", op.Key, op.Path, op.Gen)
 	}
 	if op.ChainOf != 0 {
 		return e.done(op, result{}) // no record's state is waiting for it
@@ -561,7 +562,7 @@ func (e *Engine) rename(ctx context.Context, op local.Op) result {
 		// Chained to a copy that made nothing at the source key (its own source had changed
 		// or was gone): there is nothing of ours to move. The destination is uploaded from
 		// local data if it has any.
-		e.log.Printf("sync: warning: rename of %s to %s (/%s): the rename before it copied nothing there; the destination is uploaded from local data",
+		e.logf(slog.LevelWarn, "sync: warning: rename of %s to %s (/%s): the rename before it copied nothing there; the destination is uploaded from local data",
 			op.Key, op.DstKey, op.Path)
 		return e.done(op, result{})
 	}
@@ -591,11 +592,11 @@ func (e *Engine) rename(ctx context.Context, op local.Op) result {
 		if err := e.cfg.Store.Delete(ctx, op.Key); err != nil {
 			return e.renameFailed(op, err)
 		}
-		e.log.Printf("sync: renamed %s to %s (/%s)", op.Key, op.DstKey, op.Path)
+		e.logf(slog.LevelDebug, "sync: renamed %s to %s (/%s)", op.Key, op.DstKey, op.Path)
 	case srcFound:
 		// Someone else wrote the source since our base: their version is not ours to move
 		// or delete (C6). The destination stays dirty and is uploaded from local data.
-		e.log.Printf("sync: warning: rename of %s to %s (/%s): the source changed in the bucket (etag %s, base %s); left in place, the destination is uploaded from local data",
+		e.logf(slog.LevelWarn, "sync: warning: rename of %s to %s (/%s): the source changed in the bucket (etag %s, base %s); left in place, the destination is uploaded from local data",
 			op.Key, op.DstKey, op.Path, src.ETag, op.Base.ETag)
 	default:
 		dst, found, err := e.head(ctx, op.DstKey)
@@ -607,9 +608,9 @@ func (e *Engine) rename(ctx context.Context, op local.Op) result {
 			if r, ok := e.markCopied(op, version(dst)); !ok {
 				return r
 			}
-			e.log.Printf("sync: renamed %s to %s (/%s), finished after a restart", op.Key, op.DstKey, op.Path)
+			e.logf(slog.LevelDebug, "sync: renamed %s to %s (/%s), finished after a restart", op.Key, op.DstKey, op.Path)
 		} else {
-			e.log.Printf("sync: warning: rename of %s to %s (/%s): the source is gone from the bucket; the destination is uploaded from local data",
+			e.logf(slog.LevelWarn, "sync: warning: rename of %s to %s (/%s): the source is gone from the bucket; the destination is uploaded from local data",
 				op.Key, op.DstKey, op.Path)
 		}
 	}
@@ -626,7 +627,7 @@ func (e *Engine) markCopied(op local.Op, v syncrule.Version) (result, bool) {
 	_, err := e.cfg.Layer.CopyDone(op, v)
 	switch {
 	case errors.Is(err, local.ErrNotFound):
-		e.log.Printf("sync: warning: /%s moved again before its rename reached the bucket; %s is left in the bucket", op.Path, op.DstKey)
+		e.logf(slog.LevelWarn, "sync: warning: /%s moved again before its rename reached the bucket; %s is left in the bucket", op.Path, op.DstKey)
 	case err != nil:
 		return result{kept: true, err: fmt.Errorf("recording the rename to /%s: %w", op.Path, err)}, false
 	}
@@ -634,7 +635,7 @@ func (e *Engine) markCopied(op local.Op, v syncrule.Version) (result, bool) {
 }
 
 func (e *Engine) renameFailed(op local.Op, err error) result {
-	e.log.Printf("sync: error: rename of %s to %s (/%s) failed, will retry: %v", op.Key, op.DstKey, op.Path, err)
+	e.logf(slog.LevelError, "sync: error: rename of %s to %s (/%s) failed, will retry: %v", op.Key, op.DstKey, op.Path, err)
 	return result{kept: true, err: err, persistent: persistent(err)}
 }
 

@@ -22,7 +22,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"log"
+	"log/slog"
 	"strings"
 	"sync"
 
@@ -46,7 +46,7 @@ type Config struct {
 	// once; default 64. Each waits a round trip: at S3's 20 ms, 1,000 fresh entries take
 	// 1000/Workers round trips, so 16 left an `ls -l` at 1.5 s.
 	Workers int
-	Log     *log.Logger // default: discard
+	Log     *slog.Logger // default: discard
 }
 
 // Importer imports directories and file data from the bucket into the layer. Its methods are
@@ -91,7 +91,7 @@ func New(cfg Config) *Importer {
 		cfg.Workers = 64
 	}
 	if cfg.Log == nil {
-		cfg.Log = log.New(io.Discard, "", 0)
+		cfg.Log = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	im := &Importer{cfg: cfg, ctx: ctx, cancel: cancel, recent: map[string]local.RemoteAttr{}}
@@ -362,7 +362,7 @@ func (im *Importer) committer() {
 		im.attrQ = nil
 		im.mu.Unlock()
 		if err := im.cfg.Layer.SetRemoteAttrs(batch); err != nil {
-			im.cfg.Log.Printf("import: recording the attributes of %d entries lookups read: %v (the import reads them again)", len(batch), err)
+			im.logf(slog.LevelInfo, "import: recording the attributes of %d entries lookups read: %v (the import reads them again)", len(batch), err)
 		}
 		im.mu.Lock()
 		for _, u := range batch {
@@ -536,7 +536,7 @@ func (im *Importer) worker() {
 			err = im.run(j)
 		}
 		if err != nil && im.ctx.Err() == nil {
-			im.cfg.Log.Printf("import: %v", err)
+			im.logf(slog.LevelInfo, "import: %v", err)
 		}
 
 		im.mu.Lock()
@@ -657,4 +657,9 @@ func (f *flight) do(ctx context.Context, key string, fn func(context.Context) er
 		close(c.done)
 		return c.err
 	}
+}
+
+// logf logs one line at level, the message built as by fmt.Sprintf.
+func (im *Importer) logf(level slog.Level, format string, args ...any) {
+	im.cfg.Log.Log(context.Background(), level, fmt.Sprintf(format, args...))
 }

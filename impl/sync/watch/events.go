@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
 	"net/url"
 	"strings"
@@ -103,7 +104,7 @@ func (w *Watcher) parse(body []byte) ([]string, error) {
 		// SNS delivery: the S3 notification is the Message.
 		if n.Type != "Notification" {
 			if n.Type == "SubscriptionConfirmation" {
-				w.cfg.Log.Printf("event notifications: an SNS subscription asks to be confirmed; "+
+				w.logf(slog.LevelInfo, "event notifications: an SNS subscription asks to be confirmed; "+
 					"confirm it yourself (visit its SubscribeURL %s); this endpoint never fetches URLs it is sent", n.SubscribeURL)
 			}
 			return nil, nil
@@ -122,7 +123,7 @@ func (w *Watcher) parse(body []byte) ([]string, error) {
 	for _, rec := range n.Records {
 		key, err := url.QueryUnescape(rec.S3.Object.Key)
 		if err != nil {
-			w.cfg.Log.Printf("event notifications: ignoring key %q: not URL-encoded: %v", rec.S3.Object.Key, err)
+			w.logf(slog.LevelWarn, "event notifications: ignoring key %q: not URL-encoded: %v", rec.S3.Object.Key, err)
 			continue
 		}
 		add(rec.EventName, rec.S3.Bucket.Name, key)
@@ -224,7 +225,7 @@ func (w *Watcher) eventWorker(ctx context.Context) {
 				// The file is open (often only until the kernel's release of a close that
 				// already returned): try again shortly rather than wait for the next poll.
 			} else {
-				w.cfg.Log.Printf("event notification for %q: %v", key, err)
+				w.logf(slog.LevelWarn, "event notification for %q: %v", key, err)
 			}
 		}
 		w.mu.Lock()

@@ -3,7 +3,7 @@ package watch_test
 import (
 	"bytes"
 	"context"
-	"log"
+	"log/slog"
 	"strings"
 	"sync"
 	"testing"
@@ -130,7 +130,7 @@ func (e *env) watcher(cfg watch.Config) *watch.Watcher {
 	}
 	cfg.Store, cfg.Prefix = e.cnt, prefix
 	cfg.Params = syncrule.DefaultParams()
-	cfg.Log = log.New(&lockedWriter{mu: &e.mu, w: e.logs}, "", 0)
+	cfg.Log = slog.New(slog.NewTextHandler(&lockedWriter{mu: &e.mu, w: e.logs}, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	cfg.OnChange = func(p string) {
 		e.mu.Lock()
 		e.changed = append(e.changed, p)

@@ -5,7 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"log"
+	"log/slog"
 	"strings"
 	"sync"
 	"time"
@@ -47,7 +47,7 @@ type Config struct {
 	// Interval between two polls (--poll-interval); zero or negative: no polling (Run then
 	// only processes event notifications).
 	Interval time.Duration
-	Log      *log.Logger // default: discard
+	Log      *slog.Logger // default: discard
 	// OnChange, if set, is called with each path whose record a remote change changed, and
 	// with each directory that gained entries: the mount tells the kernel to drop what it
 	// cached of the file (syncfs.FS.RemoteChanged).
@@ -79,7 +79,7 @@ type Watcher struct {
 // New makes a Watcher. It does no I/O and starts nothing: Run does.
 func New(cfg Config) *Watcher {
 	if cfg.Log == nil {
-		cfg.Log = log.New(io.Discard, "", 0)
+		cfg.Log = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
 	if cfg.Bucket == "" && cfg.Store != nil {
 		cfg.Bucket = cfg.Store.Bucket()
@@ -117,7 +117,7 @@ func (w *Watcher) Run(ctx context.Context) error {
 			return nil
 		case <-t.C:
 			if err := w.PollOnce(ctx); err != nil && ctx.Err() == nil {
-				w.cfg.Log.Printf("poll for remote changes: %v", err)
+				w.logf(slog.LevelWarn, "poll for remote changes: %v", err)
 			}
 		}
 	}
@@ -321,7 +321,7 @@ func (w *Watcher) importNew(dir string, marker syncrule.Version, add []local.Rem
 		return err
 	}
 	if len(add) > 0 {
-		w.cfg.Log.Printf("remote change: %d new entries in /%s", len(add), dir)
+		w.logf(slog.LevelInfo, "remote change: %d new entries in /%s", len(add), dir)
 		w.changed(dir)
 	}
 	var errs []error
@@ -350,7 +350,7 @@ func (w *Watcher) apply(path string, kind local.Kind, ev syncrule.Event) error {
 		return fmt.Errorf("remote change of /%s: %w", path, err)
 	}
 	if len(res.Actions) > 0 {
-		w.cfg.Log.Printf("remote change of /%s: %s", path, describe(ev, res.Actions))
+		w.logf(slog.LevelInfo, "remote change of /%s: %s", path, describe(ev, res.Actions))
 		w.changed(path)
 	}
 	return nil
@@ -414,4 +414,9 @@ func describe(ev syncrule.Event, acts []syncrule.Action) string {
 		}
 	}
 	return b.String()
+}
+
+// logf logs one line at level, the message built as by fmt.Sprintf.
+func (w *Watcher) logf(level slog.Level, format string, args ...any) {
+	w.cfg.Log.Log(context.Background(), level, fmt.Sprintf(format, args...))
 }
