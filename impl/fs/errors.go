@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"syscall"
 
 	"github.com/mount-s3/mount-s3/impl/s3"
 )
@@ -54,21 +55,44 @@ func newError(op, path string, code Code, reason string) *Error {
 	return &Error{Op: op, Path: path, Code: code, Err: errors.New(reason)}
 }
 
-// storeError classifies an error from the store. This is the one place where store errors
-// become file-system error codes.
+// storeError classifies an error from the store (Classify).
 func storeError(op, path string, err error) *Error {
-	code := CodeIO
+	return &Error{Op: op, Path: path, Code: Classify(err), Err: err}
+}
+
+// Classify is the one table from a cause to a Code, for both cores: the store's errors, the
+// errnos the local disk's errors wrap (the sync layer's among them), and a caller that gave
+// up. Anything else is CodeIO. A core that knows more about a cause may decide otherwise, and
+// says why where it does (syncfs: a store's "not found" under a fetch is a stale local view).
+func Classify(err error) Code {
 	switch {
-	case errors.Is(err, s3.ErrNotFound):
-		code = CodeNotFound
-	case errors.Is(err, s3.ErrAccessDenied):
-		code = CodeAccess
-	case errors.Is(err, s3.ErrInvalidKey):
-		code = CodeInvalid
 	case errors.Is(err, context.Canceled):
-		code = CodeInterrupted
+		return CodeInterrupted
+	case errors.Is(err, s3.ErrNotFound):
+		return CodeNotFound
+	case errors.Is(err, s3.ErrAccessDenied):
+		return CodeAccess
+	case errors.Is(err, s3.ErrInvalidKey):
+		return CodeInvalid
 	}
-	return &Error{Op: op, Path: path, Code: code, Err: err}
+	for _, c := range errnoCodes {
+		if errors.Is(err, c.errno) {
+			return c.code
+		}
+	}
+	return CodeIO
+}
+
+// errnoCodes are the errnos a cause may wrap, in the order they are tried.
+var errnoCodes = []struct {
+	errno syscall.Errno
+	code  Code
+}{
+	{syscall.ENOENT, CodeNotFound}, {syscall.EEXIST, CodeExists}, {syscall.ENOTEMPTY, CodeNotEmpty},
+	{syscall.ENOTDIR, CodeNotDir}, {syscall.EISDIR, CodeIsDir}, {syscall.EINVAL, CodeInvalid},
+	{syscall.EPERM, CodePerm}, {syscall.EBUSY, CodeBusy}, {syscall.ENOSPC, CodeNoSpace},
+	{syscall.EDQUOT, CodeNoSpace}, {syscall.EFBIG, CodeTooBig}, {syscall.ENAMETOOLONG, CodeNameTooLong},
+	{syscall.EOPNOTSUPP, CodeNotSupported},
 }
 
 // CodeOf returns the code of err: its own if it is an *Error, CodeIO otherwise.

@@ -303,8 +303,8 @@ func kindOfMode(m os.FileMode) (local.Kind, bool) {
 	return 0, false
 }
 
-// localError classifies an error of the local layer, the importer or the store. It is the
-// one place where they become fs codes (and so, through mount/, errnos).
+// localError classifies an error of the local layer, the importer or the store by fs.Classify,
+// the table both cores share, with the two causes sync mode knows more about.
 func localError(op, path string, err error) error {
 	if err == nil {
 		return nil
@@ -313,29 +313,10 @@ func localError(op, path string, err error) error {
 	if errors.As(err, &fe) {
 		return err
 	}
-	code := fs.CodeIO
-	for _, c := range []struct {
-		errno syscall.Errno
-		code  fs.Code
-	}{
-		{syscall.ENOENT, fs.CodeNotFound}, {syscall.EEXIST, fs.CodeExists}, {syscall.ENOTEMPTY, fs.CodeNotEmpty},
-		{syscall.ENOTDIR, fs.CodeNotDir}, {syscall.EISDIR, fs.CodeIsDir}, {syscall.EINVAL, fs.CodeInvalid},
-		{syscall.EPERM, fs.CodePerm}, {syscall.EBUSY, fs.CodeBusy}, {syscall.ENOSPC, fs.CodeNoSpace},
-		{syscall.EDQUOT, fs.CodeNoSpace}, {syscall.EFBIG, fs.CodeTooBig}, {syscall.ENAMETOOLONG, fs.CodeNameTooLong},
-		{syscall.EOPNOTSUPP, fs.CodeNotSupported},
-	} {
-		if errors.Is(err, c.errno) {
-			code = c.code
-			break
-		}
-	}
+	code := fs.Classify(err)
 	switch {
 	case errors.Is(err, local.ErrNoAttr): // not ErrNoData, the other ENODATA
 		code = fs.CodeNoAttr
-	case errors.Is(err, context.Canceled):
-		code = fs.CodeInterrupted
-	case errors.Is(err, s3.ErrAccessDenied):
-		code = fs.CodeAccess
 	case errors.Is(err, s3.ErrNotFound), errors.Is(err, s3.ErrPreconditionFailed):
 		// The object went away or changed under a fetch: the local view is stale, not the
 		// caller's path wrong; the retry after the next import sees the new state.
