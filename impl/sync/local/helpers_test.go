@@ -39,8 +39,18 @@ func newLayer(t *testing.T) (*Layer, string) {
 	dir := t.TempDir()
 	l, err := Open(dir, testOpts())
 	require.NoError(t, err)
-	t.Cleanup(func() { l.Close() })
+	t.Cleanup(func() { closeChecked(t, l) })
 	return l, dir
+}
+
+// closeChecked checks the indexes of a layer a test leaves open, then closes it.
+func closeChecked(t *testing.T, l *Layer) {
+	if !l.closed.Load() && !t.Failed() {
+		if err := checkIndexes(l); err != nil {
+			t.Errorf("at the end of the test: %v", err)
+		}
+	}
+	l.Close()
 }
 
 func reopen(t *testing.T, l *Layer) *Layer {
@@ -48,7 +58,7 @@ func reopen(t *testing.T, l *Layer) *Layer {
 	require.NoError(t, l.Close())
 	l2, err := Open(l.dir, l.opts)
 	require.NoError(t, err)
-	t.Cleanup(func() { l2.Close() })
+	t.Cleanup(func() { closeChecked(t, l2) })
 	return l2
 }
 
