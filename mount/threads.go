@@ -41,7 +41,8 @@ func newLimited(inner fuseutil.FileSystem, n int, obs Observer) *limited {
 // run calls f once a slot is free. An interrupt does not end the wait: the kernel sends one
 // whenever the calling thread takes a signal (Go's runtime signals its threads all the time),
 // and answering EINTR there would fail a close or a readdir that the core would have
-// completed; the operation runs, and sees its canceled context, as without the bound.
+// completed. The operation then runs to completion, as without the bound: the adapter detaches
+// its context from the kernel's interrupt (uninterruptible).
 func run[Op any](l *limited, name string, ctx context.Context, op Op, f func(context.Context, Op) error) error {
 	if l.slots != nil {
 		l.slots <- struct{}{}

@@ -138,7 +138,7 @@ func flags() []flag {
 			o.syncDir = v
 			return nil
 		}},
-		{name: "write-back-delay", value: "DURATION", help: "Sync mode: upload a changed file this long after its first unsynced change (e.g. 60, 5s, 2m) [default: 60s]", apply: func(o *options, v string) error {
+		{name: "write-back-delay", value: "DURATION", help: "Sync mode: upload a changed file this long after its first unsynced change (e.g. 60, 5s, 2m) [default: " + helpDuration(syncrule.DefaultWriteBackDelay) + "]", apply: func(o *options, v string) error {
 			d, err := parseDuration(v)
 			if err != nil {
 				return usagef("invalid value '%s' for '--write-back-delay <DURATION>': %v", v, err)
@@ -146,7 +146,7 @@ func flags() []flag {
 			o.writeBackDelay, o.syncFlagSet = d, firstNonEmpty(o.syncFlagSet, "--write-back-delay")
 			return nil
 		}},
-		{name: "expire-after", value: "DURATION", help: "Sync mode: drop local data not read for this long once the bucket has it (e.g. 30d, 12h) [default: 30d]", apply: func(o *options, v string) error {
+		{name: "expire-after", value: "DURATION", help: "Sync mode: drop local data not read for this long once the bucket has it (e.g. 30d, 12h) [default: " + helpDuration(syncrule.DefaultExpireAfter) + "]", apply: func(o *options, v string) error {
 			d, err := parseDuration(v)
 			if err != nil {
 				return usagef("invalid value '%s' for '--expire-after <DURATION>': %v", v, err)
@@ -154,7 +154,7 @@ func flags() []flag {
 			o.expireAfter, o.syncFlagSet = d, firstNonEmpty(o.syncFlagSet, "--expire-after")
 			return nil
 		}},
-		{name: "import-threshold", value: "BYTES", help: "Sync mode: fetch files smaller than this in the background when their directory is first listed [default: 131072]", apply: func(o *options, v string) error {
+		{name: "import-threshold", value: "BYTES", help: "Sync mode: fetch files smaller than this in the background when their directory is first listed [default: " + strconv.FormatInt(syncrule.DefaultImportThreshold, 10) + "]", apply: func(o *options, v string) error {
 			n, err := strconv.ParseInt(v, 10, 64)
 			if err != nil || n < 0 {
 				return usagef("invalid value '%s' for '--import-threshold <BYTES>': expected a number of bytes", v)
@@ -652,4 +652,13 @@ func usage() string {
 	}
 	b.WriteString("  -o <OPTIONS>                                 Options as in /etc/fstab: flag names without dashes, comma separated\n")
 	return b.String()
+}
+
+// helpDuration writes a default duration the way the options take it: whole days as "30d",
+// otherwise in seconds ("60s"), so the help shows the values syncrule defines.
+func helpDuration(d time.Duration) string {
+	if d >= 24*time.Hour && d%(24*time.Hour) == 0 {
+		return strconv.FormatInt(int64(d/(24*time.Hour)), 10) + "d"
+	}
+	return strconv.FormatFloat(d.Seconds(), 'f', -1, 64) + "s"
 }

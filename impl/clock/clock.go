@@ -1,6 +1,7 @@
-// Package clock owns the product's notion of time. Everything in impl/ takes a Clock as a
-// dependency instead of calling time.Now, so tests can move time (a metadata TTL, a
-// write-back window, an expiry period) without sleeping.
+// Package clock owns the product's notion of time for what tests must move without sleeping:
+// the streaming core's metadata TTL and the sync engine's write-back window take a Clock (the
+// sync layer takes its Now as a func). Timeouts, retry backoff, throttling and the disk
+// cache's last-use stamps read the wall clock directly.
 package clock
 
 import (

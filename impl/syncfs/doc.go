@@ -12,5 +12,7 @@
 //
 // FS.mu guards the inode and handle tables only. It is never held across a call into the
 // local layer, the importer or the store, so a slow import of one directory never blocks an
-// operation on another. A handle's lock orders the operations on one open file.
+// operation on another. A file handle's lock guards only the swap of its remote reader (and
+// the readers it retired); reads, writes and syncs take none, since the local layer orders the
+// changes to one file (its open file's lock) and a reader is safe for concurrent use.
 package syncfs
