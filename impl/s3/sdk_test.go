@@ -97,3 +97,19 @@ func TestNoSignRequest(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, "b", st.Bucket())
 }
+
+// The decorators of a Store pass the suite as the store they wrap: Faults with no fault set,
+// and Throttled (bandwidth and latency only delay).
+func TestFaultsIsAStore(t *testing.T) {
+	storetest.Run(t, func(t *testing.T) s3.Store {
+		st, _ := embeddedStore(t, "")
+		return s3.NewFaults(st)
+	})
+}
+
+func TestThrottledIsAStore(t *testing.T) {
+	storetest.Run(t, func(t *testing.T) s3.Store {
+		st, _ := embeddedStore(t, "")
+		return s3.NewThrottled(st, 1<<30, time.Millisecond)
+	})
+}

@@ -39,6 +39,10 @@ type Quirks struct {
 	// NoPartCopyWithChecksum: UploadPartCopy into an upload created with a checksum algorithm
 	// fails (MinIO); CopyLarge creates its uploads without one.
 	NoPartCopyWithChecksum bool
+	// KeepsVersions: a Get with If-Match on a version the object no longer is may still be
+	// served, with that version's bytes (a cache keyed by ETag, impl/cache), where S3 fails
+	// with ErrPreconditionFailed. Either way a read never gets another version's bytes.
+	KeepsVersions bool
 }
 
 // QuirksOf returns the quirks of a store by name: "minio", or "" / "s3" for none.
