@@ -16,6 +16,7 @@ import (
 	"github.com/mount-s3/mount-s3/impl/s3"
 	"github.com/mount-s3/mount-s3/impl/s3/embedded"
 	"github.com/mount-s3/mount-s3/impl/s3/probe/probetest"
+	"github.com/mount-s3/mount-s3/impl/s3/storetest"
 	"github.com/mount-s3/mount-s3/impl/sync/local"
 	"github.com/mount-s3/mount-s3/spec/syncrule"
 )
@@ -227,4 +228,20 @@ func TestHeadCheckedStore(t *testing.T) {
 	require.NoError(t, raw.AbortMultipart(ctx, "m", id))
 
 	require.Zero(t, strip.Stripped.Load(), "no condition reached the store")
+}
+
+// Over a store that ignores conditions on writes, headChecked passes the Store suite as a
+// store that honours them: the conditional writes fail and succeed as on S3 (with the window
+// of one request its doc names, which the suite does not race).
+func TestHeadCheckedIsAStore(t *testing.T) {
+	strip := &probetest.StripConditions{}
+	srv, err := embedded.Start(embedded.Options{Buckets: []string{"b"}, Middleware: strip.Middleware})
+	require.NoError(t, err)
+	t.Cleanup(func() { srv.Close() })
+	storetest.Run(t, func(t *testing.T) s3.Store {
+		st, err := s3.NewSDKStore(context.Background(), s3.Config{Bucket: "b", EndpointURL: srv.URL(),
+			ForcePathStyle: true, StaticCredentials: embedded.Credentials, MaxAttempts: 3})
+		require.NoError(t, err)
+		return headChecked{st}
+	})
 }
