@@ -1,14 +1,13 @@
 package syncrule_test
 
 import (
-	"flag"
-	"os"
 	"reflect"
-	"strconv"
 	"testing"
 	"time"
 
 	"pgregory.net/rapid"
+
+	"github.com/mount-s3/mount-s3/spec/internal/rapidsetup"
 
 	. "github.com/mount-s3/mount-s3/spec/syncrule"
 )
@@ -16,29 +15,8 @@ import (
 // minChecks is the least number of cases every property below is checked with.
 const minChecks = 1000
 
-// TestMain raises rapid's default of 100 checks to minChecks (5x that under -short, which
-// rapid divides by 5) unless -rapid.checks was given, and stops rapid from writing failure
-// files into testdata/ unless -rapid.nofailfile was given (a failure still prints the seed and
-// the minimal case; rerun with -rapid.seed to reproduce).
-func TestMain(m *testing.M) {
-	flag.Parse()
-	set := map[string]bool{}
-	flag.Visit(func(f *flag.Flag) { set[f.Name] = true })
-	if f := flag.Lookup("rapid.checks"); f != nil && !set[f.Name] {
-		n, _ := strconv.Atoi(f.Value.String())
-		want := minChecks
-		if testing.Short() {
-			want *= 5
-		}
-		if n < want {
-			_ = f.Value.Set(strconv.Itoa(want))
-		}
-	}
-	if f := flag.Lookup("rapid.nofailfile"); f != nil && !set[f.Name] {
-		_ = f.Value.Set("true")
-	}
-	os.Exit(m.Run())
-}
+// TestMain runs every property with at least minChecks cases (rapidsetup).
+func TestMain(m *testing.M) { rapidsetup.Main(m, minChecks) }
 
 // Every state Next produces passes Validate, and operations start one at a time with the
 // precondition of C3 / C6.
