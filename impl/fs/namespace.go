@@ -4,7 +4,6 @@ import (
 	"context"
 	"github.com/mount-s3/mount-s3/impl/status"
 	"os"
-	"strings"
 	"time"
 
 	"github.com/mount-s3/mount-s3/spec/keymap"
@@ -110,7 +109,7 @@ func (f *FS) RmDir(ctx context.Context, parent InodeID, name string) error {
 	in := f.local[path]
 	localChildren := false
 	for p := range f.local {
-		if strings.HasPrefix(p, path+keymap.Delimiter) {
+		if keymap.Below(p, path) {
 			localChildren = true
 		}
 	}

@@ -6,7 +6,6 @@ import (
 	"io"
 	"log/slog"
 	"os"
-	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -364,9 +363,4 @@ func (f *FS) Unsupported(op string) error {
 }
 
 // below reports whether p is strictly inside directory dir.
-func below(p, dir string) bool {
-	if dir == "" {
-		return p != ""
-	}
-	return strings.HasPrefix(p, dir+"/")
-}
+func below(p, dir string) bool { return keymap.Below(p, dir) }

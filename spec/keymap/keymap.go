@@ -70,6 +70,15 @@ func Join(dir, name string) string {
 	return dir + Delimiter + name
 }
 
+// Below reports whether path p is strictly inside directory dir: a child of it or deeper. The
+// root ("") has every other path below it.
+func Below(p, dir string) bool {
+	if dir == "" {
+		return p != ""
+	}
+	return len(p) > len(dir) && p[len(dir)] == Delimiter[0] && p[:len(dir)] == dir
+}
+
 // Split returns the parent directory path and the last name of path. The root has no parent:
 // Split("") returns ("", "").
 func Split(path string) (dir, name string) {

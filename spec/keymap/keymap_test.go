@@ -536,3 +536,17 @@ func TestListingMatchesChildrenExamples(t *testing.T) {
 		}
 	}
 }
+
+func TestBelow(t *testing.T) {
+	for _, c := range []struct {
+		p, dir string
+		want   bool
+	}{
+		{"a/b", "a", true}, {"a/b/c", "a", true}, {"a", "a", false}, {"ab", "a", false},
+		{"ab/c", "a", false}, {"a", "", true}, {"", "", false}, {"a/b", "a/b", false}, {"b/a", "a", false},
+	} {
+		if got := Below(c.p, c.dir); got != c.want {
+			t.Errorf("Below(%q, %q) = %v, want %v", c.p, c.dir, got, c.want)
+		}
+	}
+}

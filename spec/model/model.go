@@ -512,7 +512,7 @@ func (m *Model) Rename(from, to string) syscall.Errno {
 
 // isAncestorOrSelf reports whether directory path a is p or contains it.
 func isAncestorOrSelf(a, p string) bool {
-	return a == p || strings.HasPrefix(p, a+keymap.Delimiter)
+	return a == p || keymap.Below(p, a)
 }
 
 // RemotePut is another client writing an object into the bucket. The key may be hidden (K3)

@@ -2,7 +2,6 @@ package local
 
 import (
 	"os"
-	"strings"
 
 	bolt "go.etcd.io/bbolt"
 
@@ -39,7 +38,7 @@ func (l *Layer) Rename(src, dst string) error {
 		if src == dst {
 			return nil
 		}
-		if strings.HasPrefix(dst, src+"/") {
+		if keymap.Below(dst, src) {
 			return ErrInvalid
 		}
 		if r.State.LostFound {
