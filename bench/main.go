@@ -51,6 +51,7 @@ type config struct {
 	treeFiles   int            // objects in each of them
 	profiles    []profile      // network profiles to run, one table each
 	profile     profile        // the one this run uses
+	mountArgs   []string       // more flags for every mount (--mount-args)
 }
 
 func fullConfig() config {
@@ -102,12 +103,14 @@ func main() {
 	listLat := flag.Duration("list-latency", s3Profile.listLatency, "S3 profile: first-byte latency of a LIST")
 	perReq := flag.Float64("request-rate", s3Profile.perRequest/1e6, "S3 profile: MB/s of each request, each way")
 	total := flag.Float64("total-rate", s3Profile.total/1e6, "S3 profile: MB/s of all requests together, each way")
+	mountArgs := flag.String("mount-args", "", "more flags for every mount, space-separated (e.g. \"--metrics-addr 127.0.0.1:0\" to measure with metrics on)")
 	flag.Parse()
 	s3p := profile{name: "S3-like", latency: *lat, listLatency: *listLat, perRequest: *perReq * 1e6, total: *total * 1e6}
 	cfg := fullConfig()
 	if *quick {
 		cfg = quickConfig()
 	}
+	cfg.mountArgs = strings.Fields(*mountArgs)
 	if *randSecs > 0 {
 		cfg.randDur = time.Duration(*randSecs * float64(time.Second))
 	}
@@ -252,6 +255,9 @@ func printTable(w io.Writer, rows []row, e *env) {
 		e.cfg.partSize>>20, e.cfg.inFlight, e.cfg.workers)
 	if !e.dropOK {
 		fmt.Fprintf(w, "note: could not write /proc/sys/vm/drop_caches; reads rely on the fresh mount for a cold page cache.\n")
+	}
+	if len(e.cfg.mountArgs) > 0 {
+		fmt.Fprintf(w, "every mount also ran with: %s\n", strings.Join(e.cfg.mountArgs, " "))
 	}
 	fmt.Fprintf(w, "server: %s; %d CPUs shared by the server, the SDK client, the mount and the kernel;\n", e.serverDesc, runtime.NumCPU())
 	fmt.Fprintf(w, "load average %s at the start, %s at the end (well above the CPU count, every figure is noisy).\n", e.loadStart, loadAvg())

@@ -93,6 +93,7 @@ func setup(ctx context.Context, cfg config, so serverOptions, logw io.Writer) (*
 	if so.endpoint != "" {
 		e.mountArgs = append(e.mountArgs, "--endpoint-url", so.endpoint, "--force-path-style")
 	}
+	e.mountArgs = append(e.mountArgs, cfg.mountArgs...)
 	client, err := newClient(ctx, so, e.srv != nil)
 	if err != nil {
 		e.teardown()
