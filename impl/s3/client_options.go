@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"net/http"
 	"time"
 
 	awsmiddleware "github.com/aws/aws-sdk-go-v2/aws/middleware"
@@ -117,7 +118,8 @@ func observeAttempts(obs Observer) func(*middleware.Stack) error {
 				}
 				if resp, ok := awsmiddleware.GetRawResponse(md).(*smithyhttp.Response); ok {
 					status = resp.StatusCode
-					if resp.ContentLength > 0 {
+					// A HEAD's Content-Length is the object's, and no body follows it.
+					if resp.ContentLength > 0 && (resp.Request == nil || resp.Request.Method != http.MethodHead) {
 						received = resp.ContentLength
 					}
 				}

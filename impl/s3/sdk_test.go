@@ -1,10 +1,13 @@
 package s3_test
 
 import (
+	"bytes"
 	"context"
 	"errors"
+	"io"
 	"net"
 	"os"
+	"sync"
 	"testing"
 	"time"
 
@@ -112,4 +115,45 @@ func TestThrottledIsAStore(t *testing.T) {
 		st, _ := embeddedStore(t, "")
 		return s3.NewThrottled(st, 1<<30, time.Millisecond)
 	})
+}
+
+// recordingObserver keeps the attempts an SDKStore reports.
+type recordingObserver struct {
+	mu       sync.Mutex
+	received map[string]int64
+	sent     map[string]int64
+}
+
+func (o *recordingObserver) S3Attempt(op string, status int, d time.Duration, sent, received int64, retry bool) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	o.sent[op] += sent
+	o.received[op] += received
+}
+
+// The bytes an attempt reports are its bodies': a HEAD's Content-Length is the object's size,
+// with no body (a 1 GiB read once showed 1 GiB received by HeadObject).
+func TestObservedBodyBytes(t *testing.T) {
+	srv, err := embedded.Start(embedded.Options{Buckets: []string{testBucket}})
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = srv.Close() })
+	obs := &recordingObserver{received: map[string]int64{}, sent: map[string]int64{}}
+	st, err := s3.NewSDKStore(context.Background(), s3.Config{Bucket: testBucket, EndpointURL: srv.URL(),
+		ForcePathStyle: true, StaticCredentials: embedded.Credentials, Observe: obs})
+	require.NoError(t, err)
+	ctx := context.Background()
+	data := bytes.Repeat([]byte("x"), 100000)
+	_, err = st.Put(ctx, "k", bytes.NewReader(data), int64(len(data)), s3.WriteOptions{})
+	require.NoError(t, err)
+	_, err = st.Head(ctx, "k")
+	require.NoError(t, err)
+	body, _, err := st.Get(ctx, "k", 10, 1000, "")
+	require.NoError(t, err)
+	io.Copy(io.Discard, body)
+	body.Close()
+	obs.mu.Lock()
+	defer obs.mu.Unlock()
+	require.EqualValues(t, len(data), obs.sent["PutObject"])
+	require.Zero(t, obs.received["HeadObject"])
+	require.EqualValues(t, 1000, obs.received["GetObject"])
 }
