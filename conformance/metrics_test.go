@@ -138,9 +138,14 @@ func TestMetricsExport(t *testing.T) {
 		require.Greater(t, a, b, "%s did not move during the workload", name)
 	}
 	for _, want := range []string{`fuse_operations_total{error_type="ENOENT",fuse_operation="LookUpInode"`,
-		`s3_client_request_duration_seconds_bucket{`, `mount_s3_memory_budget_limit_bytes`} {
+		`s3_client_request_duration_seconds_bucket{`, `mount_s3_memory_budget_limit_bytes`,
+		`mount_s3_prefetch_readers`, `mount_s3_prefetch_window_bytes`, `mount_s3_uploads_in_flight`} {
 		require.True(t, strings.Contains(after, want), "/metrics has no %s", want)
 	}
+	uploads, _ := sample(after, "mount_s3_uploads_total")
+	require.EqualValues(t, 1, uploads, "the streaming upload is counted")
+	headBytes, _ := sample(after, "s3_client_body_size_bytes_total", `s3_operation="HeadObject"`)
+	require.Zero(t, headBytes, "a HEAD receives no body")
 	written, _ := sample(after, "fuse_io_size_bytes_total", `direction="write"`)
 	require.GreaterOrEqual(t, written, float64(len(data)))
 
@@ -155,3 +160,44 @@ func TestMetricsExport(t *testing.T) {
 }
 
 func fmtSscan(s string, v *float64) (int, error) { return fmt.Sscan(s, v) }
+
+// Sync mode's gauges: the changes not written back (bytes, the oldest one's age) and the
+// import's queue, and the write-back's counters once flushed.
+func TestSyncMetrics(t *testing.T) {
+	promAddr := freeAddr(t)
+	srv, store := harness.NewServer(t)
+	m := syncMount(t, srv, store, t.TempDir(), "--metrics-addr", promAddr, "--write-back-delay", "1h")
+	scrape := func() string {
+		resp, err := http.Get("http://" + promAddr + "/metrics")
+		require.NoError(t, err)
+		defer resp.Body.Close()
+		b, err := io.ReadAll(resp.Body)
+		require.NoError(t, err)
+		return string(b)
+	}
+	value := func(text, name string) float64 {
+		for _, line := range strings.Split(text, "\n") {
+			if strings.HasPrefix(line, name+"{") || strings.HasPrefix(line, name+" ") {
+				f := strings.Fields(line)
+				var v float64
+				_, err := fmtSscan(f[len(f)-1], &v)
+				require.NoError(t, err, line)
+				return v
+			}
+		}
+		t.Fatalf("/metrics has no %s", name)
+		return 0
+	}
+	require.NoError(t, os.WriteFile(m.Path("a"), bytes.Repeat([]byte("a"), 1000), 0o644))
+	require.NoError(t, os.WriteFile(m.Path("b"), bytes.Repeat([]byte("b"), 500), 0o644))
+	text := scrape()
+	require.EqualValues(t, 1500, value(text, "mount_s3_sync_dirty_size_bytes"))
+	require.GreaterOrEqual(t, value(text, "mount_s3_sync_dirty_oldest_age_seconds"), 0.0)
+	value(text, "mount_s3_sync_import_pending")
+	require.Zero(t, value(text, "mount_s3_sync_lost_found_files"))
+	flush(t, m)
+	time.Sleep(1100 * time.Millisecond) // the gauges read the layer at most once a second
+	text = scrape()
+	require.Zero(t, value(text, "mount_s3_sync_dirty_size_bytes"))
+	require.EqualValues(t, 2, value(text, "mount_s3_sync_uploads_total"))
+}

@@ -199,7 +199,8 @@ func serve(o *options, ready func(error)) error {
 	budget := memory.NewBudget(target / 2)
 	budgetMetrics(met, budget)
 	readCfg := read.Config{Budget: budget, PartSize: o.downloadPartSize(), MaxInFlight: o.requestsInFlight(),
-		MaxWindow: int64(o.requestsInFlight()) * o.effectiveReadPartSize()}
+		MaxWindow: int64(o.requestsInFlight()) * o.effectiveReadPartSize(), Stats: &read.Stats{}}
+	readMetrics(met, readCfg.Stats)
 	var core mount.FileSystem
 	if o.syncDir != "" {
 		readCfg.Store = data
@@ -211,7 +212,8 @@ func serve(o *options, ready func(error)) error {
 		defer sc.close()
 		core = sc.fs
 	} else {
-		core, err = fs.New(fs.Config{
+		var sfs *fs.FS
+		sfs, err = fs.New(fs.Config{
 			Store: data, Logger: logger, Prefix: o.prefix, UID: o.uid, GID: o.gid,
 			FileMode: o.fileMode, DirMode: o.dirMode, MetadataTTL: o.metadataTTL, NegativeTTL: o.negativeTTL,
 			AllowOverwrite: o.allowOverwrite, AllowDelete: o.allowDelete,
@@ -223,6 +225,8 @@ func serve(o *options, ready func(error)) error {
 		if err != nil {
 			return err
 		}
+		uploadMetrics(met, sfs)
+		core = sfs
 	}
 	fsName := o.fsName
 	if fsName == "" {

@@ -3,14 +3,18 @@ package main
 import (
 	"context"
 	"log/slog"
+	"sync"
 	"time"
 
 	"go.opentelemetry.io/otel/attribute"
 
 	"github.com/mount-s3/mount-s3/impl/cache"
+	"github.com/mount-s3/mount-s3/impl/fs"
 	"github.com/mount-s3/mount-s3/impl/memory"
 	"github.com/mount-s3/mount-s3/impl/metrics"
+	"github.com/mount-s3/mount-s3/impl/read"
 	"github.com/mount-s3/mount-s3/mount"
+	"github.com/mount-s3/mount-s3/spec/syncrule"
 )
 
 // logMetricsEvery is how often --log-metrics writes its summary line.
@@ -52,6 +56,28 @@ func budgetMetrics(m *metrics.Metrics, b *memory.Budget) {
 	m.Gauge("mount_s3.memory.budget.limit", "By", "The budget for prefetched and uploading data (half of --memory-target)", b.Limit)
 }
 
+// readMetrics registers the prefetcher's: its readers and how far their windows reach.
+func readMetrics(m *metrics.Metrics, st *read.Stats) {
+	m.Gauge("mount_s3.prefetch.readers", "{reader}", "Objects open for reading, each with its own prefetch window", st.Readers.Load)
+	m.Gauge("mount_s3.prefetch.window", "By", "Bytes the readers' prefetch windows reach beyond what was read, summed", st.Window.Load)
+}
+
+// uploadMetrics registers a streaming mount's uploads.
+func uploadMetrics(m *metrics.Metrics, f *fs.FS) {
+	m.Gauge("mount_s3.uploads.in_flight", "{upload}", "Files open for writing whose upload is not complete", func() int64 {
+		n, _, _ := f.UploadStats()
+		return n
+	})
+	m.Counter("mount_s3.uploads", "{object}", "Uploads completed (a file written and closed)", func() int64 {
+		_, done, _ := f.UploadStats()
+		return int64(done)
+	})
+	m.Counter("mount_s3.upload.failures", "{upload}", "Uploads that failed (the program saw an error at close)", func() int64 {
+		_, _, failed := f.UploadStats()
+		return int64(failed)
+	})
+}
+
 // cacheMetrics registers a data cache's counters under name ("disk" or "shared").
 func cacheMetrics(m *metrics.Metrics, name string, stats func() cache.Stats) {
 	p := "mount_s3.cache." + name + "."
@@ -84,4 +110,54 @@ func (c *syncCore) metrics(m *metrics.Metrics) {
 	m.Counter("mount_s3.sync.renames", "{object}", "Objects moved in the bucket (copy and delete)", func() int64 { return int64(st().Renames) })
 	m.Counter("mount_s3.sync.failures", "{attempt}", "Write-back attempts that failed and will be retried", func() int64 { return int64(st().Failures) })
 	m.Counter("mount_s3.sync.conflicts", "{conflict}", "Writes the bucket refused because it changed (the loser goes to lost+found)", func() int64 { return int64(st().Conflicts) })
+	m.Gauge("mount_s3.sync.import.pending", "{job}", "Background imports (a file's data or attributes) queued or running", func() int64 { return int64(c.importer.Pending()) })
+	snap := c.syncSnapshot()
+	m.Gauge("mount_s3.sync.dirty.size", "By", "Bytes of the files with changes the bucket does not have yet", func() int64 { return snap().dirtyBytes })
+	m.Gauge("mount_s3.sync.dirty.oldest_age", "s", "How long the oldest change the bucket does not have yet has waited", func() int64 { return snap().oldestAge })
+	m.Gauge("mount_s3.sync.lost_found.files", "{file}", "Files in lost+found (each the losing side of a conflict)", func() int64 { return snap().lostFiles })
+	m.Gauge("mount_s3.sync.lost_found.size", "By", "Bytes of the files in lost+found", func() int64 { return snap().lostBytes })
+}
+
+// syncState is what sync mode's gauges read from the local layer, taken at most once a second
+// however many gauges a collection reads (each is a pass over the changed records).
+type syncState struct {
+	dirtyBytes, oldestAge, lostFiles, lostBytes int64
+}
+
+func (c *syncCore) syncSnapshot() func() syncState {
+	var mu sync.Mutex
+	var at time.Time
+	var last syncState
+	return func() syncState {
+		mu.Lock()
+		defer mu.Unlock()
+		now := time.Now()
+		if now.Sub(at) < time.Second {
+			return last
+		}
+		var s syncState
+		if dirty, err := c.layer.Dirty(); err == nil {
+			oldest := now
+			for _, d := range dirty {
+				if d.State.LostFound {
+					continue
+				}
+				if !d.State.Deleted {
+					s.dirtyBytes += d.Size
+				}
+				if !d.State.DirtySince.IsZero() && d.State.DirtySince.Before(oldest) {
+					oldest = d.State.DirtySince
+				}
+			}
+			s.oldestAge = int64(now.Sub(oldest) / time.Second)
+		}
+		if files, err := c.layer.List(syncrule.LostFoundDir(c.layer.FSID())); err == nil {
+			for _, f := range files {
+				s.lostFiles++
+				s.lostBytes += f.Size
+			}
+		}
+		at, last = now, s
+		return s
+	}
 }

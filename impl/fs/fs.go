@@ -115,6 +115,9 @@ type FS struct {
 
 	// Counters for `mount-s3 status`: uploads completed and failed, and the last failure.
 	uploads, uploadFailures atomic.Uint64
+	// uploadsStarted counts write handles opened: those not yet completed or failed are the
+	// uploads in flight (UploadStats).
+	uploadsStarted atomic.Uint64
 	lastError               atomic.Pointer[string]
 
 	// invalidate tells the kernel that what it cached of an inode is wrong; set once by the

@@ -102,7 +102,15 @@ func (f *FS) startWriteLocked(in *inode, pid uint32) HandleID {
 	w := &writeHandle{inode: in, path: in.path, opener: pid, upload: write.New(f.cfg.Upload, keymap.FileKey(f.prefix, in.path))}
 	in.writer = w
 	in.mtime = f.clock.Now()
+	f.uploadsStarted.Add(1)
 	return f.addHandle(w)
+}
+
+// UploadStats reports the streaming uploads for the mount's metrics: in flight now (opened
+// for writing and not yet completed or failed), completed, and failed.
+func (f *FS) UploadStats() (inFlight int64, done, failed uint64) {
+	done, failed = f.uploads.Load(), f.uploadFailures.Load()
+	return int64(f.uploadsStarted.Load() - done - failed), done, failed
 }
 
 // openForWrite replaces an existing object (S6): only with --allow-overwrite and O_TRUNC, and

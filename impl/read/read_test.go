@@ -508,3 +508,25 @@ func TestBudgetHeldElsewhere(t *testing.T) {
 	require.True(t, bytes.Equal(data, got))
 	require.LessOrEqual(t, budget.InUse(), budget.Limit())
 }
+
+// A mount's metrics see its readers and their windows, and nothing once they are closed.
+func TestStatsFollowReaders(t *testing.T) {
+	const size = 32 * MiB
+	fake := newFakeStore()
+	fake.put("big", randomBytes(size, 5), `"v1"`)
+	stats := &Stats{}
+	cfg := Config{Store: fake, Budget: memory.NewBudget(256 * MiB), Stats: stats}
+	a := NewReader(cfg, "big", `"v1"`, size)
+	b := NewReader(cfg, "big", `"v1"`, size)
+	require.EqualValues(t, 2, stats.Readers.Load())
+	buf := make([]byte, MiB)
+	for off := int64(0); off < 8*MiB; off += MiB {
+		_, err := a.ReadAt(context.Background(), buf, off)
+		require.NoError(t, err)
+	}
+	require.Greater(t, stats.Window.Load(), int64(MiB), "a stream's window grows")
+	a.Close()
+	b.Close()
+	require.Zero(t, stats.Readers.Load())
+	require.Zero(t, stats.Window.Load())
+}

@@ -22,6 +22,7 @@ import (
 	"io"
 	"math"
 	"sync"
+	"sync/atomic"
 
 	"github.com/mount-s3/mount-s3/impl/memory"
 	"github.com/mount-s3/mount-s3/impl/s3"
@@ -92,7 +93,16 @@ type Config struct {
 	// DefaultMaxInFlight.
 	MaxInFlight int
 
+	// Stats, if set, is told of every reader's window (shared by the readers of a mount).
+	Stats *Stats
+
 	tune *tuning // nil: defaultTuning
+}
+
+// Stats sums the readers of a mount for its metrics. Safe for concurrent use.
+type Stats struct {
+	Readers atomic.Int64 // readers open now
+	Window  atomic.Int64 // bytes their prefetch windows reach beyond their streams now
 }
 
 func (c Config) withDefaults() Config {
@@ -146,6 +156,9 @@ type Reader struct {
 func NewReader(cfg Config, key, etag string, size int64) *Reader {
 	cfg = cfg.withDefaults()
 	ctx, cancel := context.WithCancel(context.Background())
+	if cfg.Stats != nil {
+		cfg.Stats.Readers.Add(1)
+	}
 	return &Reader{
 		cfg:       cfg,
 		key:       key,
@@ -197,6 +210,10 @@ func (r *Reader) Close() {
 	}
 	r.closed = true
 	r.dropAll()
+	r.setWindow(0)
+	if r.cfg.Stats != nil {
+		r.cfg.Stats.Readers.Add(-1)
+	}
 	r.mu.Unlock()
 	r.cancel()
 	r.wg.Wait()

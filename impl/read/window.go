@@ -8,7 +8,7 @@ package read
 // LOCKS_REQUIRED(r.mu)
 func (r *Reader) startStream(off, end int64) {
 	r.streaming = true
-	r.window = r.cfg.InitialWindow
+	r.setWindow(r.cfg.InitialWindow)
 	r.frontier = max(r.frontier, end)
 	r.move(off, end)
 }
@@ -20,7 +20,7 @@ func (r *Reader) startStream(off, end int64) {
 func (r *Reader) advance(off, end int64) {
 	if end > r.frontier {
 		r.frontier = end
-		r.window = min(2*r.window, r.maxWindow)
+		r.setWindow(min(2*r.window, r.maxWindow))
 		r.behind = 0
 	}
 	r.move(off, end)
@@ -77,7 +77,7 @@ func (r *Reader) seek(off, end int64) {
 	r.dropAll()
 	r.streaming = false
 	r.behind = 0
-	r.window = 0
+	r.setWindow(0)
 	r.frontier = end
 	r.next = end
 	n := min((end-off+r.cfg.tune.randomAlign-1)/r.cfg.tune.randomAlign*r.cfg.tune.randomAlign, r.size-off)
@@ -188,4 +188,13 @@ func (r *Reader) unref(c *chunk) {
 		c.buf = nil
 		r.cfg.Budget.Release(c.end - c.start)
 	}
+}
+
+// setWindow sets the window and tells the mount's Stats of the change.
+// LOCKS_REQUIRED(r.mu)
+func (r *Reader) setWindow(w int64) {
+	if r.cfg.Stats != nil {
+		r.cfg.Stats.Window.Add(w - r.window)
+	}
+	r.window = w
 }

@@ -497,6 +497,14 @@ func VersionOf(o s3.ObjectInfo) syncrule.Version {
 	return syncrule.Version{ETag: s3.NormalizeETag(o.ETag), VersionID: o.VersionID}
 }
 
+// Pending is how many background jobs (a file's data or attributes) are queued or running:
+// the import's progress, for the mount's metrics.
+func (im *Importer) Pending() int {
+	im.mu.Lock()
+	defer im.mu.Unlock()
+	return im.pending
+}
+
 func (im *Importer) enqueue(jobs []job) {
 	if len(jobs) == 0 {
 		return
