@@ -171,3 +171,38 @@ func TestSyncLostFoundFileIsNotTheOriginalsInode(t *testing.T) {
 	require.Equal(t, "my edit", string(b))
 	eventuallyReads(t, m.Path("a"), bigNew)
 }
+
+// The same when the name that leaves is the one the inode was first known by: the name left
+// behind still reaches the file, for reads and for writes, and never the other one (found in
+// review: the inode kept using the departed name).
+func TestSyncHardLinkRemoteChangeOfFirstName(t *testing.T) {
+	srv, store := harness.NewServer(t)
+	ctx := context.Background()
+	m := syncMount(t, srv, store, t.TempDir(), "--poll-interval", "1s")
+	require.NoError(t, os.WriteFile(m.Path("x"), []byte("linked"), 0o644))
+	require.NoError(t, os.Link(m.Path("x"), m.Path("y")))
+	flush(t, m)
+	require.Equal(t, lstat(t, m.Path("x")).Ino, lstat(t, m.Path("y")).Ino)
+
+	_, err := store.Put(ctx, "x", strings.NewReader("theirs, longer"), 14, s3.WriteOptions{})
+	require.NoError(t, err)
+	eventually(t, 6*time.Second, "the remote change to the first name", func() bool {
+		return readString(m.Path("x")) == "theirs, longer"
+	})
+	require.Equal(t, "linked", readString(m.Path("y")))
+	f, err := os.OpenFile(m.Path("y"), os.O_WRONLY|os.O_APPEND, 0)
+	require.NoError(t, err)
+	_, err = f.Write([]byte(" and mine"))
+	require.NoError(t, err)
+	require.NoError(t, f.Close())
+	require.Equal(t, "linked and mine", readString(m.Path("y")))
+	require.Equal(t, "theirs, longer", readString(m.Path("x")))
+	flush(t, m)
+	for key, want := range map[string]string{"x": "theirs, longer", "y": "linked and mine"} {
+		body, _, err := store.Get(ctx, key, 0, -1, "")
+		require.NoError(t, err)
+		got, _ := io.ReadAll(body)
+		body.Close()
+		require.Equal(t, want, string(got), key)
+	}
+}

@@ -145,15 +145,47 @@ func (f *FS) notify() {
 // pathOf returns the live path of inode id.
 func (f *FS) pathOf(id fs.InodeID, op string) (string, error) {
 	f.mu.Lock()
-	defer f.mu.Unlock()
 	in := f.byID[id]
 	if in == nil {
+		f.mu.Unlock()
 		return "", &fs.Error{Op: op, Code: fs.CodeNotFound, Err: errors.New("unknown inode (forgotten by the kernel)")}
 	}
 	if in.unlinked {
+		f.mu.Unlock()
 		return "", &fs.Error{Op: op, Path: in.path, Code: fs.CodeNotFound, Err: errors.New("removed")}
 	}
-	return in.path, nil
+	if len(in.links) == 0 {
+		defer f.mu.Unlock()
+		return in.path, nil
+	}
+	names, dataID := append([]string{in.path}, in.links...), in.dataID
+	f.mu.Unlock()
+	return f.linkedPath(in, names, dataID, op)
+}
+
+// linkedPath is pathOf for an inode with several names: the first that still names the file.
+// A name can leave the file behind the mount's back (a remote change to its object, or a
+// conflict of its upload, takes that name out of the link), and is then dropped here, so
+// that no operation through the inode reaches the other file.
+func (f *FS) linkedPath(in *inode, names []string, dataID uint64, op string) (string, error) {
+	var gone []string
+	path := ""
+	for _, p := range names {
+		if info, err := f.layer.Stat(p); err == nil && fileID(info) == dataID {
+			path = p
+			break
+		}
+		gone = append(gone, p)
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for _, p := range gone {
+		f.dropNameLocked(in, p)
+	}
+	if path == "" || in.unlinked {
+		return "", &fs.Error{Op: op, Path: names[0], Code: fs.CodeNotFound, Err: errors.New("removed")}
+	}
+	return path, nil
 }
 
 // childPath checks name and joins it to parent's path.
@@ -179,15 +211,17 @@ func (f *FS) childPath(parent fs.InodeID, name, op string) (dir, path string, er
 // REQUIRES: f.mu held.
 func (f *FS) inodeForLocked(path string, dataID uint64, linked bool) *inode {
 	if in := f.byPath[path]; in != nil {
+		owner := f.byData[dataID]
+		joins := linked && dataID != 0 && owner != nil && owner != in && !owner.unlinked
 		switch {
 		case in.dataID == dataID || len(in.links) == 0 && dataID == 0:
 			return in
-		case len(in.links) == 0:
+		case len(in.links) == 0 && !joins:
 			f.setDataIDLocked(in, dataID)
 			return in
 		}
-		// path no longer names the linked file in is (a remote change to this name took it
-		// out of the link): the name leaves the inode.
+		// path no longer names the file in is (a remote change to this name took it out of
+		// the link, or it is now a name of another linked file): the name leaves the inode.
 		f.dropNameLocked(in, path)
 	}
 	if in := f.byData[dataID]; linked && dataID != 0 && in != nil && !in.unlinked {

@@ -47,14 +47,27 @@ func (f *FS) Link(ctx context.Context, id fs.InodeID, parent fs.InodeID, name st
 			return fs.Entry{}, localError("link", path, err)
 		}
 	}
-	f.mu.Lock()
-	if in := f.byID[id]; in != nil && !in.unlinked {
-		// A symlink or special file gets its id when first linked.
-		f.setDataIDLocked(in, info.ID)
-	}
-	f.mu.Unlock()
 	f.notify()
-	return f.entry(info), nil
+	f.mu.Lock()
+	in := f.byID[id]
+	if in == nil || in.unlinked {
+		f.mu.Unlock()
+		return f.entry(info), nil
+	}
+	defer f.mu.Unlock()
+	// The new name is this inode's, whatever the table held at that path before (a name the
+	// kernel still had for a file since removed); a symlink or special file gets its id now.
+	if old := f.byPath[path]; old != nil && old != in {
+		f.dropNameLocked(old, path)
+	}
+	f.setDataIDLocked(in, info.ID)
+	if f.byPath[path] != in {
+		in.links = append(in.links, path)
+		f.byPath[path] = in
+	}
+	in.lookups++
+	in.last = attrOf(in.id, info)
+	return fs.Entry{Attr: in.last, Expires: f.cfg.Clock.Now().Add(f.cfg.AttrTTL)}, nil
 }
 
 // fileID is the id that identifies info's file among its names (0 for a directory).
