@@ -118,7 +118,7 @@ type FS struct {
 	// uploadsStarted counts write handles opened: those not yet completed or failed are the
 	// uploads in flight (UploadStats).
 	uploadsStarted atomic.Uint64
-	lastError               atomic.Pointer[string]
+	lastError      atomic.Pointer[string]
 
 	// invalidate tells the kernel that what it cached of an inode is wrong; set once by the
 	// adapter before the mount serves (SetInvalidator), a no-op until then.
