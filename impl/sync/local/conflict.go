@@ -17,7 +17,8 @@ import (
 //
 //  1. MoveToLostFound: the local version becomes /<LostFoundDir>/<id>-<basename>, a
 //     lost+found record with r's id, so its data file moves with it without being touched
-//     (data files are named by id), and its original path (OrigPath: the xattr of C4). The
+//     (data files are named by id), and its original path (OrigPath: the xattr of C4); a name
+//     of a linked file, whose other names keep the id and the data, gets a copy. The
 //     id comes from the lost+found sequence in meta, so ids keep increasing across restarts.
 //  2. ImportRemote: the path takes the bucket's version: a clean, metadata-only record with
 //     the remote base (AttrPending: the object's attributes are read by the engine or the
@@ -76,7 +77,10 @@ func (l *Layer) conflictTx(tx *bolt.Tx, path string, r *record, ev syncrule.Even
 				if lf.ID, err = tx.Bucket(bIDs).NextSequence(); err != nil {
 					return nil, err
 				}
-				if err := l.copyData(r.ID, lf.ID); err != nil {
+				// The copy is of the data file as it is, unsynced writes of an open handle
+				// included, so its size is the copy's. It is taken inside the transaction,
+				// under l.mu: a reflink where the disk has them, else a full copy.
+				if size, err = l.copyData(r.ID, lf.ID); err != nil {
 					return nil, err
 				}
 			}
@@ -200,7 +204,8 @@ func (l *Layer) dropData(ids []uint64) {
 //     record (as ImportListing would make it; the returned ImportRemote asks to fetch it if
 //     small, Y1). Under a directory not imported yet nothing is recorded: its listing will be.
 //   - A clean file: the bucket's version is imported and its stale data dropped (ErrBusy while
-//     the data file is open, so the poller retries it later).
+//     the data file is open, so the poller retries it later). A name of a linked file leaves
+//     the link instead: the other names keep the data, open or not.
 //   - A dirty file: the conflict rule (C4): the local version moves to lost+found and the
 //     bucket's version (or absence) is imported, in one transaction (see conflictTx). A
 //     tombstone meets C6: the local delete is dropped and the bucket's version reappears.

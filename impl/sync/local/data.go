@@ -133,14 +133,29 @@ func (l *Layer) BeginWrite(path string) (*Handle, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	var id uint64
-	err := l.update(func(tx *bolt.Tx) error {
+	err := l.view(func(tx *bolt.Tx) error {
 		r, err := localFile(tx, path)
-		if err != nil {
+		if err == nil {
+			id = r.ID
+		}
+		return err
+	})
+	if err != nil {
+		return nil, perr("open", path, err)
+	}
+	f, err := l.acquire(id)
+	if err != nil {
+		return nil, perr("open", path, err)
+	}
+	// The intent and the unsealing are one step to a snapshot, which takes f.mu: one taken
+	// between them would seal the new generation and be undone, and the writes after it
+	// would record no intent, so its MarkUploaded would make them clean (invariants 1, 4).
+	f.mu.Lock()
+	err = l.update(func(tx *bolt.Tx) error {
+		if _, err := localFile(tx, path); err != nil {
 			return err
 		}
-		id = r.ID
-		// Size is informational here (Sync commits the real one); reading an open file's
-		// would take its lock inside bbolt's, against the lock order. Every name of the file
+		// Size is informational here (Sync commits the real one). Every name of the file
 		// changes with it: each is its own object (hard links, Link).
 		return eachLinkTx(tx, id, func(_ string, r *record) error {
 			r.State, _ = syncrule.Next(r.State, syncrule.LocalWrite{At: l.now(), Size: r.State.Size}, noParams)
@@ -148,14 +163,11 @@ func (l *Layer) BeginWrite(path string) (*Handle, error) {
 		})
 	})
 	if err != nil {
+		f.mu.Unlock()
+		l.release(f)
 		return nil, perr("open", path, err)
 	}
 	crashHook("begin-write-after-intent")
-	f, err := l.acquire(id)
-	if err != nil {
-		return nil, perr("open", path, err)
-	}
-	f.mu.Lock()
 	f.sealed = false
 	f.mu.Unlock()
 	return &Handle{l: l, f: f, path: path}, nil
@@ -260,11 +272,18 @@ func (l *Layer) syncLocked(f *openFile, path string) (syncrule.State, error) {
 	stateOf := func(tx *bolt.Tx) (syncrule.State, error) {
 		p := path
 		if !idHasPath(tx, f.id, p) {
-			// Renamed since the caller looked it up: the record is where the id says.
-			var ok bool
-			if p, ok = pathOfID(tx, f.id); !ok {
+			paths := pathsOfID(tx, f.id)
+			switch {
+			case len(paths) == 0:
 				return syncrule.State{}, nil
+			case path != "" && len(paths) > 1:
+				// No longer a name of this linked file: another name's generation must not
+				// pass for this path's.
+				return syncrule.State{}, ErrNotFound
 			}
+			// Its one name, renamed since the caller looked it up: the record is where the
+			// id says.
+			p = paths[0]
 		}
 		r, err := getRec(tx, p)
 		if err != nil || r == nil {
@@ -432,20 +451,21 @@ func clone(dst, src *os.File, size int64) error {
 }
 
 // copyData makes data file dst a durable copy of data file src (a reflink where the file
-// system has them), for a linked file's name that leaves its other names with the bytes.
-func (l *Layer) copyData(src, dst uint64) error {
+// system has them), for a linked file's name that leaves its other names with the bytes. It
+// returns the copy's size.
+func (l *Layer) copyData(src, dst uint64) (int64, error) {
 	in, err := os.Open(l.dataPath(src))
 	if err != nil {
-		return err
+		return 0, err
 	}
 	defer in.Close()
 	fi, err := in.Stat()
 	if err != nil {
-		return err
+		return 0, err
 	}
 	out, err := os.OpenFile(l.dataPath(dst), os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o600)
 	if err != nil {
-		return err
+		return 0, err
 	}
 	err = clone(out, in, fi.Size())
 	if err == nil {
@@ -460,5 +480,5 @@ func (l *Layer) copyData(src, dst uint64) error {
 	if err != nil {
 		os.Remove(out.Name())
 	}
-	return err
+	return fi.Size(), err
 }

@@ -8,9 +8,11 @@
 // # Layout of DIR
 //
 //	meta.db  bbolt: meta (fsid, bucket, prefix, format), nodes (path -> record), ids (data id
-//	         -> path), queue (op id -> Op)
-//	data/    one file per file record, named by the record's id (16 hex digits), so a rename
-//	         never touches data
+//	         -> the paths of the records with that id: one, or a linked file's names), dirs
+//	         (the visible directories, to count a directory's subdirectories), queue (op id ->
+//	         Op), uploads (the multipart uploads the engine has open)
+//	data/    one file per file, named by its records' id (16 hex digits), so a rename never
+//	         touches data; the names of a linked file (Link) share theirs
 //	snap/    upload snapshots, unlinked as soon as they are made
 //	lock     flock'd while a Layer is open; holds the owner's pid for the error message
 //
@@ -60,7 +62,8 @@
 // Apply carries out the rule's MoveToLostFound and ImportRemote in the transaction that
 // records the conflict, and removes the failed op from the queue in the same one: the dirty
 // record moves to /<LostFoundDir>/<id>-<base> with its id, so its data file (named by id) and
-// any open handle follow it untouched, and the path gets a clean metadata-only record of the
+// any open handle follow it untouched (a name of a linked file, whose other names keep the
+// id, takes a copy under a new id instead), and the path gets a clean metadata-only record of the
 // bucket's version, or none. A crash leaves either the dirty version at its path with its op
 // queued, or all of it done (invariant 6 of SYNC.md). Lost+found records are clean (never
 // uploaded, C5) yet the only copy: recovery treats their data files as it treats dirty ones

@@ -91,6 +91,14 @@ func (l *Layer) PutData(path string, v syncrule.Version, r io.Reader) error {
 		if st.Data != syncrule.LocalData || n != st.Size {
 			return fmt.Errorf("%w: data of %v (%d bytes) is not the file's base %v (%d bytes)", ErrInvalid, v, n, rec.State.Base, st.Size)
 		}
+		if rec.ID != 0 && shared(tx, rec.ID, path) {
+			// A name of a linked file whose data was found missing (recovery): the fetched
+			// bytes are this name's own, never put over the data file its other names use.
+			if err := dropIDPath(tx, rec.ID, path); err != nil {
+				return err
+			}
+			rec.ID = 0
+		}
 		if rec.ID == 0 {
 			if rec.ID, err = tx.Bucket(bIDs).NextSequence(); err != nil {
 				return err

@@ -184,7 +184,7 @@ func (l *Layer) AttrPending() ([]Info, error) {
 // directory whose marker ImportDir recorded. kind is KindSymlink or a special kind when the
 // metadata's mode says so (KindOfMeta): the record becomes a symlink to target (the object's
 // body) or that special file, and any local data file is dropped, since the record holds
-// all of it.
+// all of it (a name of a linked file leaves the link and the others keep the data).
 //
 // It never makes the file dirty: these are the bucket's attributes, not a change. A result
 // that is no longer about the record is ignored (nil): the record is gone, dirty, busy with

@@ -178,16 +178,26 @@ func (l *Layer) initTx(tx *bolt.Tx) error {
 		}
 		return l.create(tx)
 	}
-	if string(meta.Get(kFormat)) != formatVersion {
-		return fmt.Errorf("%w: unknown format version %q", ErrCorrupt, meta.Get(kFormat))
-	}
 	for _, b := range [][]byte{bNodes, bIDs, bQueue} {
 		if tx.Bucket(b) == nil {
 			return fmt.Errorf("%w: bucket %q is missing", ErrCorrupt, b)
 		}
 	}
-	if err := ensureDirsIndex(tx); err != nil {
-		return err
+	switch v := string(meta.Get(kFormat)); v {
+	case formatVersion:
+	case "1":
+		// Format 1 has no dirs index and one path per id. Its index is made afresh (a binary of
+		// format 1 may have run on a sync dir since an earlier one was made), and the version
+		// is raised, so that a format-1 binary, which would take a linked file's paths for one
+		// path, refuses the sync dir instead.
+		if err := rebuildDirsIndex(tx); err != nil {
+			return err
+		}
+		if err := meta.Put(kFormat, []byte(formatVersion)); err != nil {
+			return err
+		}
+	default:
+		return fmt.Errorf("%w: unknown format version %q (made by a newer mount-s3?)", ErrCorrupt, v)
 	}
 	if !bytes.Equal(meta.Get(kBucket), []byte(l.opts.Bucket)) || !bytes.Equal(meta.Get(kPrefix), []byte(l.opts.Prefix)) {
 		return fmt.Errorf("sync dir %s belongs to s3://%s/%s, not s3://%s/%s: use another sync dir",

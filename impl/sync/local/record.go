@@ -155,10 +155,10 @@ type record struct {
 
 func (r *record) visible() bool { return r.State.Exists }
 
-// infoTx is r.info with the link count: the ids index holds a file's names; a directory has
-// one for its entry in its parent, one for its "." and one for each subdirectory's "..", as
-// on ext4. Counting them is a pass over the directory's entries, so List, which answers for
-// many directories at once, leaves it out (Nlink 1 there).
+// infoTx is r.info with a file's link count, which the ids index holds. A directory's (one
+// for its entry in its parent, one for its "." and one for each subdirectory's "..", as on
+// ext4) is dirLinksTx's, which Stat adds and List, answering for many entries at once, leaves
+// out (Nlink 1 there).
 func (r *record) infoTx(tx *bolt.Tx, path string) Info {
 	info := r.info(path)
 	if r.ID != 0 && r.Kind != KindDir {
@@ -218,7 +218,8 @@ var (
 	kLostIDs = []byte("lost-found-seq")
 )
 
-const formatVersion = "1"
+// formatVersion 2: hard links (several paths per id in the ids index) and the dirs index.
+const formatVersion = "2"
 
 // nodeKey is dir + NUL + name. NUL cannot occur in a name (K3), so the children of a
 // directory are exactly the keys with prefix dir+NUL and bbolt returns them in byte order of
@@ -303,10 +304,12 @@ func indexDir(tx *bolt.Tx, k []byte, r *record) error {
 	return tx.Bucket(bDirs).Delete(k)
 }
 
-// ensureDirsIndex makes the dirs index of a sync dir made before it existed.
-func ensureDirsIndex(tx *bolt.Tx) error {
+// rebuildDirsIndex makes the dirs index from the records.
+func rebuildDirsIndex(tx *bolt.Tx) error {
 	if tx.Bucket(bDirs) != nil {
-		return nil
+		if err := tx.DeleteBucket(bDirs); err != nil {
+			return err
+		}
 	}
 	if _, err := tx.CreateBucket(bDirs); err != nil {
 		return err

@@ -86,7 +86,12 @@ func (l *Layer) Rename(src, dst string) error {
 		if err := touchParentTx(tx, dst, now); err != nil {
 			return err
 		}
-		r.Attr.Ctime = now // rename(2) changes the moved inode's ctime
+		r.Attr.Ctime = now // rename(2) changes the moved inode's ctime, under all its names
+		if r.ID != 0 && r.Kind != KindDir {
+			if err := l.touchLinksTx(tx, r.ID); err != nil {
+				return err
+			}
+		}
 		moved, err := subtree(tx, src, r)
 		if err != nil {
 			return err
