@@ -97,14 +97,7 @@ func TestMetricsExport(t *testing.T) {
 	m := harness.MountServer(t, srv, store, harness.Options{Args: []string{"--metrics-addr", promAddr,
 		"--otlp-endpoint", "http://" + ln.Addr().String(), "--otlp-export-interval", "1", "--log-metrics"}})
 
-	scrape := func() string {
-		resp, err := http.Get("http://" + promAddr + "/metrics")
-		require.NoError(t, err)
-		defer resp.Body.Close()
-		b, err := io.ReadAll(resp.Body)
-		require.NoError(t, err)
-		return string(b)
-	}
+	scrape := func() string { return scrapeMetrics(t, promAddr) }
 	// sample sums the series of name whose labels include label ("" for all).
 	sample := func(text, name string, label ...string) (float64, bool) {
 		var total float64
@@ -167,14 +160,7 @@ func TestSyncMetrics(t *testing.T) {
 	promAddr := freeAddr(t)
 	srv, store := harness.NewServer(t)
 	m := syncMount(t, srv, store, t.TempDir(), "--metrics-addr", promAddr, "--write-back-delay", "1h")
-	scrape := func() string {
-		resp, err := http.Get("http://" + promAddr + "/metrics")
-		require.NoError(t, err)
-		defer resp.Body.Close()
-		b, err := io.ReadAll(resp.Body)
-		require.NoError(t, err)
-		return string(b)
-	}
+	scrape := func() string { return scrapeMetrics(t, promAddr) }
 	value := func(text, name string) float64 {
 		for _, line := range strings.Split(text, "\n") {
 			if strings.HasPrefix(line, name+"{") || strings.HasPrefix(line, name+" ") {
@@ -200,4 +186,15 @@ func TestSyncMetrics(t *testing.T) {
 	text = scrape()
 	require.Zero(t, value(text, "mount_s3_sync_dirty_size_bytes"))
 	require.EqualValues(t, 2, value(text, "mount_s3_sync_uploads_total"))
+}
+
+// scrapeMetrics reads the Prometheus page a mount serves at addr.
+func scrapeMetrics(t *testing.T, addr string) string {
+	t.Helper()
+	resp, err := http.Get("http://" + addr + "/metrics")
+	require.NoError(t, err)
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	require.NoError(t, err)
+	return string(b)
 }
