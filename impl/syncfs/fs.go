@@ -251,7 +251,7 @@ func (f *FS) entry(info local.Info) fs.Entry {
 // REQUIRES: f.mu held.
 func (f *FS) dropPathLocked(path string) {
 	for p, in := range f.byPath {
-		if p == path || below(p, path) {
+		if p == path || keymap.Below(p, path) {
 			f.dropNameLocked(in, p)
 		}
 	}
@@ -264,7 +264,7 @@ func (f *FS) movePathsLocked(src, dst string) {
 	var moved []*inode
 	var from []string
 	for p, in := range f.byPath {
-		if p == src || below(p, src) {
+		if p == src || keymap.Below(p, src) {
 			moved, from = append(moved, in), append(from, p)
 			delete(f.byPath, p)
 		}
@@ -395,6 +395,3 @@ func (f *FS) Forget(id fs.InodeID, n uint64) {
 func (f *FS) Unsupported(op string) error {
 	return &fs.Error{Op: op, Code: fs.CodeNotSupported, Err: errors.New(op + " is not supported in sync mode")}
 }
-
-// below reports whether p is strictly inside directory dir.
-func below(p, dir string) bool { return keymap.Below(p, dir) }

@@ -296,9 +296,14 @@ func delRec(tx *bolt.Tx, path string, r *record) error {
 	return tx.Bucket(bNodes).Delete(nodeKey(path))
 }
 
-// indexDir keeps the dirs index entry of the record r at key k.
+// indexDir keeps the dirs index entry of the record r at key k. Only a directory's record can
+// have one (a visible directory is never written over by another kind: that is EEXIST, and a
+// rename or removal goes through delRec), so a file's write costs no index lookup.
 func indexDir(tx *bolt.Tx, k []byte, r *record) error {
-	if r.Kind == KindDir && r.visible() {
+	switch {
+	case r.Kind != KindDir:
+		return nil
+	case r.visible():
 		return tx.Bucket(bDirs).Put(k, []byte{})
 	}
 	return tx.Bucket(bDirs).Delete(k)

@@ -259,7 +259,7 @@ func (w *Watcher) Drain(ctx context.Context) error {
 // looked at: its first access lists it (Y1).
 func (w *Watcher) checkKey(ctx context.Context, key string) error {
 	path, isDir, err := keymap.PathOfKey(w.cfg.Prefix, key)
-	if err != nil || path == "" || inLostFound(path) {
+	if err != nil || path == "" || syncrule.InLostFound("", path) {
 		return nil
 	}
 	dir, name := keymap.Split(path)
@@ -355,7 +355,7 @@ func (w *Watcher) checkAncestor(ctx context.Context, key, path string) error {
 			return err
 		}
 		d, err := w.cfg.Layer.Stat(cur)
-		if err != nil || d.Kind != local.KindDir || !d.Imported || cur == "" && isLostFound(c) {
+		if err != nil || d.Kind != local.KindDir || !d.Imported || cur == "" && syncrule.InLostFound("", c) {
 			if gone(err) {
 				err = nil
 			}

@@ -213,7 +213,7 @@ func (w *Watcher) pollDir(ctx context.Context, self local.Info, busy map[string]
 	byName := make(map[string]local.Info, len(recs))
 	for _, r := range recs {
 		_, name := keymap.Split(r.Path)
-		if dir == "" && isLostFound(name) {
+		if dir == "" && syncrule.InLostFound("", name) {
 			continue // C5: local only, never polled or compared
 		}
 		byName[name] = r
@@ -257,7 +257,7 @@ func (w *Watcher) pollDir(ctx context.Context, self local.Info, busy map[string]
 	// Names with no visible record: imported as the first listing would (package doc).
 	var add []local.Remote
 	for _, e := range l.Entries {
-		if _, ok := byName[e.Name]; ok || dir == "" && isLostFound(e.Name) {
+		if _, ok := byName[e.Name]; ok || dir == "" && syncrule.InLostFound("", e.Name) {
 			continue
 		}
 		path := keymap.Join(dir, e.Name)
@@ -384,13 +384,6 @@ func (w *Watcher) keyOf(k local.Kind, path string) string {
 	}
 	return keymap.FileKey(w.cfg.Prefix, path)
 }
-
-// isLostFound: a name in the root that is a lost+found directory (C5), this mount's or, should
-// one ever reach the bucket, another's.
-func isLostFound(name string) bool { return syncrule.InLostFound("", name) }
-
-// inLostFound: path is in a lost+found directory.
-func inLostFound(path string) bool { return syncrule.InLostFound("", path) }
 
 // gone: the path or its directory went away locally meanwhile; nothing to do for it.
 func gone(err error) bool {
