@@ -38,7 +38,7 @@ func TestDevFDMount(t *testing.T) {
 			require.Equal(t, "from the bucket", string(b))
 			require.NoError(t, os.WriteFile(m.Path("written.txt"), []byte("through the descriptor"), 0o644))
 			if mode == "sync" {
-				out, err := exec.Command(harness.Binary(t), "sync", "--flush", m.Dir).CombinedOutput()
+				out, err := harness.Flush(t, m.Dir)
 				require.NoError(t, err, "%s", out)
 			}
 			body, _, err := store.Get(ctx, "written.txt", 0, -1, "")

@@ -5,7 +5,6 @@ import (
 	"context"
 	"fmt"
 	"os"
-	"os/exec"
 	"slices"
 	"strings"
 	"syscall"
@@ -349,7 +348,7 @@ func checkObjects(e *env, o op, want expect) error {
 		return nil
 	}
 	if e.mode == "sync" {
-		out, err := exec.Command(harness.Binary(e.t), "sync", "--flush", e.m.Dir).CombinedOutput()
+		out, err := harness.Flush(e.t, e.m.Dir)
 		if err != nil {
 			return fmt.Errorf("mount-s3 sync --flush: %v: %s", err, out)
 		}

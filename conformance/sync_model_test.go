@@ -8,7 +8,6 @@ import (
 	"io"
 	"io/fs"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"sort"
 	"strings"
@@ -227,7 +226,7 @@ func TestSyncModel(t *testing.T) {
 		if d := diffTrees(refTree, mntTree); d != "" {
 			rt.Fatalf("after the sequence the trees differ (local disk vs sync mount):\n%s\n%s", d, m.Logs())
 		}
-		out, err := exec.Command(harness.Binary(t), "sync", "--flush", m.Dir).CombinedOutput()
+		out, err := harness.Flush(t, m.Dir)
 		if err != nil {
 			rt.Fatalf("flush: %v: %s\n%s", err, out, m.Logs())
 		}

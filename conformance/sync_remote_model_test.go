@@ -8,7 +8,6 @@ import (
 	"io"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -135,7 +134,7 @@ func TestSyncRemoteWriterModel(t *testing.T) {
 			}
 		}
 		flushOut := func() {
-			if out, err := exec.Command(harness.Binary(t), "sync", "--flush", m.Dir).CombinedOutput(); err != nil {
+			if out, err := harness.Flush(t, m.Dir); err != nil {
 				rt.Fatalf("flush: %v: %s\n%s", err, out, m.Logs())
 			}
 		}

@@ -34,7 +34,7 @@ func syncMount(t *testing.T, srv harness.Endpoint, store s3.Store, syncDir strin
 // flush runs `mount-s3 sync --flush MNT` and fails the test if it does.
 func flush(t *testing.T, m *harness.Mount) {
 	t.Helper()
-	out, err := exec.Command(harness.Binary(t), "sync", "--flush", m.Dir).CombinedOutput()
+	out, err := harness.Flush(t, m.Dir)
 	require.NoError(t, err, "mount-s3 sync --flush: %s\n%s", out, m.Logs())
 }
 

@@ -1,23 +1,35 @@
 package main
 
 import (
+	"bufio"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
+	"os/signal"
 	"path/filepath"
 	"syscall"
 	"time"
 
+	"golang.org/x/sys/unix"
+
+	"github.com/mount-s3/mount-s3/impl/control"
 	"github.com/mount-s3/mount-s3/impl/status"
 	"github.com/mount-s3/mount-s3/impl/sync/local"
-	"github.com/mount-s3/mount-s3/impl/syncfs"
+)
+
+// Exit codes of `mount-s3 sync --flush`.
+const (
+	flushOK        = 0 // the bucket has every change
+	flushFailed    = 1 // the command could not ask, or the sync dir failed
+	flushUsage     = 2
+	flushConflicts = 3 // written, and the bucket won conflicts: local versions are in lost+found
+	flushStoreDown = 4 // the store did not take the write-back; the changes are safe and retried
 )
 
 // runSyncCommand is `mount-s3 sync --flush MNT`: write back every change of the sync-mode
-// mount at MNT now and return when the bucket has them. `mount-s3 sync --recover SYNC_DIR` is
-// runRecover. It talks to the mount through a
-// control attribute on the mount's root (syncfs.FlushXattr), so it needs no socket, works
-// for any user who can reach the mount, and waits exactly as long as the write-back takes.
+// mount at MNT now and return when the bucket has them, with progress on a terminal and a
+// summary at the end. `mount-s3 sync --recover SYNC_DIR` is runRecover.
 func runSyncCommand(args []string) int {
 	const usageLine = "Usage: mount-s3 sync --flush MNT\n       mount-s3 sync --recover SYNC_DIR\n"
 	var target string
@@ -30,6 +42,9 @@ func runSyncCommand(args []string) int {
 			recoverDir = true
 		case a == "--help" || a == "-h":
 			fmt.Print(usageLine + "\n--flush: write back every change of the sync-mode mount at MNT now, and wait until the bucket has them.\n" +
+				"  Shows progress on a terminal and ends with what was written and each conflict the bucket won.\n" +
+				"  Exit status: 0 the bucket has every change; 3 it has them, and conflicts moved local versions to lost+found;\n" +
+				"  4 the store did not take them (they are safe in the sync dir and retried); 1 any other failure.\n" +
 				"--recover: set aside a sync dir whose metadata is damaged, keeping every data file, and list the files whose\n" +
 				"changes had not reached the bucket; the next mount imports the bucket afresh.\n")
 			return 0
@@ -37,31 +52,63 @@ func runSyncCommand(args []string) int {
 			target = a
 		default:
 			fmt.Fprintf(os.Stderr, "error: unexpected argument '%s'\n\n%s", a, usageLine)
-			return 2
+			return flushUsage
 		}
 	}
 	if flush == recoverDir || target == "" {
 		fmt.Fprintf(os.Stderr, "error: expected '--flush' and a mount point, or '--recover' and a sync dir\n\n%s", usageLine)
-		return 2
+		return flushUsage
 	}
 	if recoverDir {
 		return runRecover(target)
 	}
-	mnt := target
-	r, err := mountStatus(mnt)
+	c, err := dialMount(target)
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "error: %v\n", err)
-		return 1
+		return flushFailed
 	}
-	if r.Mode != "sync" {
-		fmt.Fprintf(os.Stderr, "error: %s is a streaming mount: every file is in the bucket when its close returns; flush applies to sync-mode mounts (--sync-dir)\n", mnt)
-		return 1
+	defer c.Close()
+	interrupted := make(chan os.Signal, 1)
+	signal.Notify(interrupted, os.Interrupt, syscall.SIGTERM)
+	go func() {
+		<-interrupted
+		// Closing the connection tells the mount; the write-back goes on without us.
+		c.Close()
+	}()
+	tty := isTerminal(os.Stderr)
+	shown := false
+	var res *status.FlushResult
+	err = c.Do(control.Request{Op: control.OpFlush}, func(l status.Line) error {
+		switch {
+		case l.Progress != nil && tty:
+			fmt.Fprintf(os.Stderr, "\r\033[K%s", status.ProgressLine(*l.Progress))
+			shown = true
+		case l.Result != nil:
+			res = l.Result
+		}
+		return nil
+	})
+	if shown {
+		fmt.Fprint(os.Stderr, "\r\033[K")
 	}
-	if err := syscall.Setxattr(mnt, syncfs.FlushXattr, []byte("1"), 0); err != nil {
-		fmt.Fprintf(os.Stderr, "error: flush of %s: %v (the changes are safe locally and will be retried; see the mount's log)\n", mnt, err)
-		return 1
+	switch {
+	case err != nil:
+		fmt.Fprintf(os.Stderr, "error: flush of %s: %v (the changes are safe in the sync dir and are written back later)\n", target, err)
+		return flushFailed
+	case res == nil:
+		fmt.Fprintf(os.Stderr, "error: flush of %s: the mount sent no result\n", target)
+		return flushFailed
 	}
-	return 0
+	status.PrintResult(os.Stdout, *res)
+	switch {
+	case res.Failed != "" && res.StoreFailed:
+		return flushStoreDown
+	case res.Failed != "":
+		return flushFailed
+	case len(res.Conflicts) > 0 || res.ConflictsNotListed > 0:
+		return flushConflicts
+	}
+	return flushOK
 }
 
 // runRecover is `mount-s3 sync --recover SYNC_DIR` (local.Salvage): it never deletes anything.
@@ -101,85 +148,103 @@ func runRecover(dir string) int {
 	return 0
 }
 
-// runStatusCommand is `mount-s3 status [--json] MNT`: the mount's mode, bucket and prefix and,
-// in sync mode, pending write-backs with their age, renames in progress and the files in
-// lost+found with their original paths. It reads the control attribute status.StatusXattr.
+// runStatusCommand is `mount-s3 status [--all] [--json] MNT`: the mount's mode, bucket and
+// prefix and, in sync mode, a summary of what the bucket is still owed (counts, bytes, the
+// oldest change's age), conflicts and the last error; --all lists every pending change,
+// rename and lost+found file after it, --json streams the same as JSON lines. It never
+// mounts anything and never writes to MNT.
 func runStatusCommand(args []string) int {
+	const usageLine = "Usage: mount-s3 status [--all] [--json] MNT\n"
 	var mnt string
-	asJSON := false
+	asJSON, all := false, false
 	for _, a := range args {
 		switch {
 		case a == "--json":
 			asJSON = true
+		case a == "--all" || a == "-a":
+			all = true
 		case a == "--help" || a == "-h":
-			fmt.Print("Usage: mount-s3 status [--json] MNT\n\nShow what the mount-s3 mount at MNT is and, in sync mode, what it has not written back yet.\n")
+			fmt.Print(usageLine + "\nShow what the mount-s3 mount at MNT is and, in sync mode, a summary of what it has not written back yet.\n\n" +
+				"  --all   after the summary, list every pending change, rename in progress and file in lost+found\n" +
+				"  --json  print JSON lines instead: {\"summary\":...} first, then one line per entry (every entry)\n")
 			return 0
 		case mnt == "" && len(a) > 0 && a[0] != '-':
 			mnt = a
 		default:
-			fmt.Fprintf(os.Stderr, "error: unexpected argument '%s'\n\nUsage: mount-s3 status [--json] MNT\n", a)
+			fmt.Fprintf(os.Stderr, "error: unexpected argument '%s'\n\n%s", a, usageLine)
 			return 2
 		}
 	}
 	if mnt == "" {
-		fmt.Fprintf(os.Stderr, "error: expected a mount point\n\nUsage: mount-s3 status [--json] MNT\n")
+		fmt.Fprintf(os.Stderr, "error: expected a mount point\n\n%s", usageLine)
 		return 2
 	}
-	r, err := mountStatus(mnt)
+	c, err := dialMount(mnt)
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "error: %v\n", err)
 		return 1
 	}
-	if asJSON {
-		b, _ := status.Encode(r)
-		os.Stdout.Write(append(b, '\n'))
-		return 0
+	defer c.Close()
+	out := bufio.NewWriterSize(os.Stdout, 64<<10)
+	defer out.Flush()
+	enc := json.NewEncoder(out)
+	now := time.Now()
+	listed := 0
+	var summary status.Summary
+	err = c.Do(control.Request{Op: control.OpStatus, All: all || asJSON}, func(l status.Line) error {
+		if asJSON {
+			return enc.Encode(l)
+		}
+		if l.Summary != nil {
+			summary = *l.Summary
+			status.PrintSummary(out, summary, now)
+			return out.Flush()
+		}
+		if listed == 0 {
+			fmt.Fprintln(out)
+		}
+		listed++
+		status.PrintEntry(out, l, now)
+		return nil
+	})
+	if err != nil {
+		out.Flush()
+		fmt.Fprintf(os.Stderr, "error: %v\n", err)
+		return 1
 	}
-	status.Print(os.Stdout, r, time.Now())
+	if !asJSON && !all && summary.Mode == "sync" && summary.PendingUploads+summary.PendingDeletes+summary.Renames+summary.LostFound > 0 {
+		fmt.Fprintf(out, "\n(every entry: mount-s3 status --all %s)\n", mnt)
+	}
 	return 0
 }
 
-// mountStatus reads the status report of the mount-s3 mount whose root is mnt. Anything else
-// (a plain directory, a directory inside a mount, another file system) is refused with what to
-// do, and nothing is written to it.
-func mountStatus(mnt string) (status.Report, error) {
+// dialMount connects to the control socket of the mount-s3 mount whose root is mnt. Anything
+// else (a plain directory, a directory inside a mount, another file system) is refused with
+// what to do, and nothing is written to it.
+func dialMount(mnt string) (*control.Client, error) {
 	st, err := os.Stat(mnt)
 	switch {
+	case errors.Is(err, syscall.ENOTCONN):
+		return nil, fmt.Errorf("%s: the mount-s3 process of this mount is gone (transport endpoint is not connected); run 'umount %s' and mount again", mnt, mnt)
 	case err != nil:
-		return status.Report{}, fmt.Errorf("%s: %v", mnt, errors.Unwrap(err))
+		return nil, fmt.Errorf("%s: %v", mnt, errors.Unwrap(err))
 	case !st.IsDir():
-		return status.Report{}, fmt.Errorf("%s is not a directory; give the mount point of a mount-s3 mount", mnt)
+		return nil, fmt.Errorf("%s is not a directory; give the mount point of a mount-s3 mount", mnt)
 	}
-	b, err := getxattr(mnt, status.StatusXattr)
-	if errors.Is(err, syscall.ENOTCONN) {
-		return status.Report{}, fmt.Errorf("%s: the mount-s3 process of this mount is gone (transport endpoint is not connected); run 'umount %s' and mount again", mnt, mnt)
+	c, err := control.Dial(mnt)
+	switch {
+	case errors.Is(err, control.ErrStale):
+		return nil, fmt.Errorf("%s: the mount-s3 process of this mount is gone (transport endpoint is not connected); run 'umount %s' and mount again", mnt, mnt)
+	case errors.Is(err, control.ErrNotMount):
+		return nil, fmt.Errorf("%s is not the mount point of a mount-s3 mount (list them with 'grep fuse.mount-s3 /proc/mounts')", mnt)
+	case err != nil:
+		return nil, fmt.Errorf("%s: %v", mnt, err)
 	}
-	if err != nil {
-		return status.Report{}, fmt.Errorf("%s is not the mount point of a mount-s3 mount (list them with 'grep fuse.mount-s3 /proc/mounts')", mnt)
-	}
-	r, err := status.Decode(b)
-	if err != nil {
-		return status.Report{}, fmt.Errorf("unreadable status from %s: %v", mnt, err)
-	}
-	return r, nil
+	return c, nil
 }
 
-// getxattr reads a whole extended attribute, growing the buffer if it changed size between
-// the two calls.
-func getxattr(path, name string) ([]byte, error) {
-	for {
-		n, err := syscall.Getxattr(path, name, nil)
-		if err != nil {
-			return nil, err
-		}
-		buf := make([]byte, n+4096)
-		n, err = syscall.Getxattr(path, name, buf)
-		if err == syscall.ERANGE {
-			continue
-		}
-		if err != nil {
-			return nil, err
-		}
-		return buf[:n], nil
-	}
+// isTerminal reports whether f is a terminal (progress is drawn only there).
+func isTerminal(f *os.File) bool {
+	_, err := unix.IoctlGetTermios(int(f.Fd()), unix.TCGETS)
+	return err == nil
 }

@@ -19,6 +19,7 @@ import (
 	"syscall"
 
 	"github.com/mount-s3/mount-s3/impl/cache"
+	"github.com/mount-s3/mount-s3/impl/control"
 	"github.com/mount-s3/mount-s3/impl/fs"
 	"github.com/mount-s3/mount-s3/impl/memory"
 	"github.com/mount-s3/mount-s3/impl/metrics"
@@ -201,20 +202,33 @@ func serve(o *options, ready func(error)) error {
 	readCfg := read.Config{Budget: budget, PartSize: o.downloadPartSize(), MaxInFlight: o.requestsInFlight(),
 		MaxWindow: int64(o.requestsInFlight()) * o.effectiveReadPartSize(), Stats: &read.Stats{}}
 	readMetrics(met, readCfg.Stats)
+	// The control socket of `mount-s3 status` and `sync --flush` (impl/control). A mount
+	// without one still serves files; only those commands cannot reach it.
+	ctl, err := control.Listen(logger)
+	socket := ""
+	if err != nil {
+		logger.Warn("no control socket: 'mount-s3 status' and 'mount-s3 sync --flush' cannot reach this mount", "error", err.Error())
+	} else {
+		socket = ctl.Path()
+	}
 	var core mount.FileSystem
+	var answer control.Handler
 	if o.syncDir != "" {
 		readCfg.Store = data
-		sc, err := newSyncCore(o, data, readCfg, logger)
+		sc, err := newSyncCore(o, data, readCfg, socket, logger)
 		if err != nil {
+			if ctl != nil {
+				ctl.Close()
+			}
 			return err
 		}
 		sc.metrics(met)
 		defer sc.close()
-		core = sc.fs
+		core, answer = sc.fs, sc.control
 	} else {
 		var sfs *fs.FS
 		sfs, err = fs.New(fs.Config{
-			Store: data, Logger: logger, Prefix: o.prefix, UID: o.uid, GID: o.gid,
+			Store: data, Logger: logger, ControlSocket: socket, Prefix: o.prefix, UID: o.uid, GID: o.gid,
 			FileMode: o.fileMode, DirMode: o.dirMode, MetadataTTL: o.metadataTTL, NegativeTTL: o.negativeTTL,
 			AllowOverwrite: o.allowOverwrite, AllowDelete: o.allowDelete,
 			Read: readCfg,
@@ -223,10 +237,19 @@ func serve(o *options, ready func(error)) error {
 			}, InferContentType: o.inferContentType},
 		})
 		if err != nil {
+			if ctl != nil {
+				ctl.Close()
+			}
 			return err
 		}
 		uploadMetrics(met, sfs)
-		core = sfs
+		core, answer = sfs, streamingControl(o, sfs)
+	}
+	if ctl != nil {
+		// Closed before a sync mount's final write-back (deferred above, so run after this):
+		// the mount is gone by then, and no command can find the socket.
+		defer ctl.Close()
+		ctl.Serve(answer)
 	}
 	fsName := o.fsName
 	if fsName == "" {

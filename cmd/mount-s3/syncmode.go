@@ -15,7 +15,6 @@ import (
 	"github.com/mount-s3/mount-s3/impl/clock"
 	"github.com/mount-s3/mount-s3/impl/read"
 	"github.com/mount-s3/mount-s3/impl/s3"
-	"github.com/mount-s3/mount-s3/impl/status"
 	"github.com/mount-s3/mount-s3/impl/sync/engine"
 	"github.com/mount-s3/mount-s3/impl/sync/importer"
 	"github.com/mount-s3/mount-s3/impl/sync/local"
@@ -48,10 +47,11 @@ type syncCore struct {
 	expiring sync.WaitGroup
 
 	bucket, prefix, syncDir string
+	opts                    *options
 	log                     *slog.Logger
 }
 
-func newSyncCore(o *options, store s3.Store, rc read.Config, logger *slog.Logger) (*syncCore, error) {
+func newSyncCore(o *options, store s3.Store, rc read.Config, socket string, logger *slog.Logger) (*syncCore, error) {
 	layer, err := openSyncDir(o, logger)
 	if err != nil {
 		return nil, fmt.Errorf("--sync-dir %s: %w", o.syncDir, err)
@@ -77,9 +77,9 @@ func newSyncCore(o *options, store s3.Store, rc read.Config, logger *slog.Logger
 		return nil, err
 	}
 	c := &syncCore{layer: layer, importer: im, engine: eng, done: make(chan error, 1), log: logger,
-		bucket: o.bucket, prefix: o.prefix, syncDir: o.syncDir}
+		bucket: o.bucket, prefix: o.prefix, syncDir: o.syncDir, opts: o}
 	core, err := syncfs.New(syncfs.Config{Layer: layer, Importer: im, WriteBack: eng, Prefix: o.prefix, Read: rc, Logger: logger,
-		Status: c.report})
+		ControlSocket: socket})
 	if err != nil {
 		im.Close()
 		layer.Close()
@@ -243,41 +243,6 @@ func (c *syncCore) close() {
 	if err := c.layer.Close(); err != nil {
 		c.log.Error("closing the sync dir", "error", err.Error())
 	}
-}
-
-// report is the status of the mount (`mount-s3 status`): what the bucket is still owed and
-// what lost+found holds.
-func (c *syncCore) report() ([]byte, error) {
-	st := c.engine.Stats()
-	r := status.Report{Mode: "sync", Bucket: c.bucket, Prefix: c.prefix, SyncDir: c.syncDir,
-		Uploads: st.Uploads, Failures: st.Failures, Conflicts: st.Conflicts, LastError: st.LastError}
-	dirty, err := c.layer.Dirty()
-	if err != nil {
-		return nil, err
-	}
-	for _, d := range dirty {
-		if d.State.LostFound {
-			continue
-		}
-		r.Pending = append(r.Pending, status.Pending{Path: d.Path, Deleted: d.State.Deleted, DirtySince: d.State.DirtySince,
-			Uploading: d.State.InFlight != syncrule.OpNone})
-	}
-	ops, err := c.layer.Pending()
-	if err != nil {
-		return nil, err
-	}
-	for _, op := range ops {
-		if op.Kind == local.OpRename {
-			r.Renames = append(r.Renames, status.Rename{From: op.Key, To: op.DstKey, Queued: op.Queued})
-		}
-	}
-	lf := syncrule.LostFoundDir(c.layer.FSID())
-	if files, err := c.layer.List(lf); err == nil {
-		for _, f := range files {
-			r.LostFound = append(r.LostFound, status.LostFound{Path: f.Path, OriginalPath: f.OriginalPath, Size: f.Size})
-		}
-	}
-	return status.EncodeBounded(r)
 }
 
 // bucketWarning is Y11's message.

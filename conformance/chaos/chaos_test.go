@@ -9,7 +9,6 @@ import (
 	"math/rand/v2"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -431,7 +430,7 @@ func runSync(t *testing.T, seed uint64, dur, down time.Duration) {
 	var err error
 	for deadline := time.Now().Add(3 * time.Minute); time.Now().Before(deadline); time.Sleep(time.Second) {
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-		out, err = exec.CommandContext(ctx, harness.Binary(t), "sync", "--flush", m.Dir).CombinedOutput()
+		out, err = harness.FlushContext(ctx, t, m.Dir)
 		cancel()
 		if err == nil || ctx.Err() != nil {
 			break

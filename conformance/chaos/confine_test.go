@@ -97,7 +97,7 @@ func confinement(t *testing.T, mode string) {
 		require.NoError(t, os.Rename(m.Path("d"), m.Path("d2")))
 		require.NoError(t, os.Rename(m.Path("d2/e/f"), m.Path("top-f")))
 		require.NoError(t, os.Chmod(m.Path("top-f"), 0o600))
-		out, err := exec.Command(harness.Binary(t), "sync", "--flush", m.Dir).CombinedOutput()
+		out, err := harness.Flush(t, m.Dir)
 		require.NoError(t, err, "flush: %s", out)
 	} else {
 		require.NoError(t, os.Remove(m.Path("d/e/f")))

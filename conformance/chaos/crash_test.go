@@ -180,7 +180,7 @@ func (r *crashRig) cycle(t *testing.T, c int, kind string) {
 		}
 		go func() {
 			defer close(done)
-			exec.Command(harness.Binary(t), "sync", "--flush", r.m.Dir).Run()
+			harness.Flush(t, r.m.Dir)
 		}()
 	case "dir-rename":
 		to := map[string]string{"big": "big2", "big2": "big"}[r.dirName]
@@ -296,7 +296,7 @@ func (r *crashRig) flushAndCheck(c int, lost map[Version]bool, conflicted map[st
 	var out []byte
 	var err error
 	for i := 0; i < 30; i++ {
-		if out, err = exec.Command(harness.Binary(t), "sync", "--flush", r.m.Dir).CombinedOutput(); err == nil {
+		if out, err = harness.Flush(t, r.m.Dir); err == nil {
 			break
 		}
 		time.Sleep(time.Second)
@@ -374,7 +374,7 @@ func TestCorruptMetadataRecovery(t *testing.T) {
 	args := []string{"--sync-dir", syncDir, "--write-back-delay", "1h"}
 	m := harness.MountServer(t, srv, store, harness.Options{Args: args})
 	require.NoError(t, os.WriteFile(m.Path("synced"), []byte("in the bucket"), 0o644))
-	out, err := exec.Command(harness.Binary(t), "sync", "--flush", m.Dir).CombinedOutput()
+	out, err := harness.Flush(t, m.Dir)
 	require.NoError(t, err, "%s", out)
 	require.NoError(t, os.WriteFile(m.Path("pending"), []byte("only here"), 0o644))
 	m.Unmount(t)
@@ -411,7 +411,7 @@ func TestCorruptMetadataRecovery(t *testing.T) {
 	data, err := os.ReadFile(found)
 	require.NoError(t, err)
 	require.NoError(t, os.WriteFile(m2.Path("pending"), data, 0o644))
-	out, err = exec.Command(harness.Binary(t), "sync", "--flush", m2.Dir).CombinedOutput()
+	out, err = harness.Flush(t, m2.Dir)
 	require.NoError(t, err, "%s", out)
 	got, err := getObject(context.Background(), store, "pending")
 	require.NoError(t, err)

@@ -18,6 +18,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -352,4 +353,26 @@ func (s *syncBuffer) String() string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.b.String()
+}
+
+// FlushExitConflicts is `mount-s3 sync --flush`'s exit status when every change was written
+// and the bucket won conflicts (the local versions are in lost+found).
+const FlushExitConflicts = 3
+
+// Flush runs `mount-s3 sync --flush dir` and returns its output. Exit status 3 (written, and
+// conflicts moved local versions to lost+found) is no error: the bucket has every change,
+// which is what the callers wait for; what lost+found holds is theirs to check.
+func Flush(t testing.TB, dir string) ([]byte, error) {
+	return FlushContext(context.Background(), t, dir)
+}
+
+// FlushContext is Flush bounded by ctx.
+func FlushContext(ctx context.Context, t testing.TB, dir string) ([]byte, error) {
+	t.Helper()
+	out, err := exec.CommandContext(ctx, Binary(t), "sync", "--flush", dir).CombinedOutput()
+	var exit *exec.ExitError
+	if errors.As(err, &exit) && exit.ExitCode() == FlushExitConflicts {
+		err = nil
+	}
+	return out, err
 }

@@ -32,6 +32,8 @@ type Config struct {
 	Store  s3.Store
 	Clock  clock.Clock  // defaults to the wall clock
 	Logger *slog.Logger // defaults to discarding
+	// ControlSocket is the mount's control socket (impl/control), answered on the root.
+	ControlSocket string
 
 	// Prefix is the mount prefix (K8): empty or ending in '/'.
 	Prefix string
@@ -118,7 +120,7 @@ type FS struct {
 	// uploadsStarted counts write handles opened: those not yet completed or failed are the
 	// uploads in flight (UploadStats).
 	uploadsStarted atomic.Uint64
-	lastError      atomic.Pointer[string]
+	lastError      atomic.Pointer[failure]
 
 	// invalidate tells the kernel that what it cached of an inode is wrong; set once by the
 	// adapter before the mount serves (SetInvalidator), a no-op until then.

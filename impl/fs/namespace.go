@@ -2,7 +2,7 @@ package fs
 
 import (
 	"context"
-	"github.com/mount-s3/mount-s3/impl/status"
+	"github.com/mount-s3/mount-s3/impl/control"
 	"os"
 	"time"
 
@@ -206,13 +206,8 @@ func (f *FS) ReadLink(ctx context.Context, id InodeID) (string, error) {
 // GetXattr: objects have no extended attributes in streaming mode. ENODATA rather than ENOTSUP
 // so that `ls -l` and `cp -a` do not complain (S8).
 func (f *FS) GetXattr(ctx context.Context, id InodeID, name string) ([]byte, error) {
-	if id == RootID && name == status.StatusXattr {
-		r := status.Report{Mode: "streaming", Bucket: f.cfg.Store.Bucket(), Prefix: f.prefix,
-			Uploads: f.uploads.Load(), Failures: f.uploadFailures.Load()}
-		if e := f.lastError.Load(); e != nil {
-			r.LastError = *e
-		}
-		return status.Encode(r)
+	if id == RootID && name == control.SocketXattr && f.cfg.ControlSocket != "" {
+		return []byte(f.cfg.ControlSocket), nil
 	}
 	return nil, newError("getxattr", "", CodeNoAttr, "no such attribute")
 }

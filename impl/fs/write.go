@@ -113,6 +113,21 @@ func (f *FS) UploadStats() (inFlight int64, done, failed uint64) {
 	return int64(f.uploadsStarted.Load() - done - failed), done, failed
 }
 
+// failure is the last upload that failed, for `mount-s3 status`.
+type failure struct {
+	at  time.Time
+	msg string
+}
+
+// LastError is the last failed upload (the path and the store's error) and when it failed;
+// "" if none has.
+func (f *FS) LastError() (string, time.Time) {
+	if e := f.lastError.Load(); e != nil {
+		return e.msg, e.at
+	}
+	return "", time.Time{}
+}
+
 // openForWrite replaces an existing object (S6): only with --allow-overwrite and O_TRUNC, and
 // only when no one else is writing it (S2).
 // LOCKS_EXCLUDED(f.mu)
@@ -217,8 +232,7 @@ func (f *FS) commit(ctx context.Context, w *writeHandle) error {
 	if err != nil {
 		w.err = err
 		f.uploadFailures.Add(1)
-		msg := time.Now().UTC().Format(time.RFC3339) + " /" + w.path + ": " + err.Error()
-		f.lastError.Store(&msg)
+		f.lastError.Store(&failure{at: f.clock.Now(), msg: "/" + w.path + ": " + err.Error()})
 		f.log.Warn("upload failed; the file was not written", "path", "/"+w.path, "error", err)
 		// Whatever the store said, the program's data did not arrive: an I/O error.
 		return &Error{Op: "close", Path: w.path, Code: CodeIO, Err: err}

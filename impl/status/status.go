@@ -1,69 +1,47 @@
-// Package status owns the report `mount-s3 status MNT` prints: what a mount is (mode, bucket,
-// prefix) and, in sync mode, what it still owes the bucket and what it set aside in
-// lost+found. The mount serves it as JSON through the control attribute StatusXattr on its
-// root, so the command needs no socket and no process lookup.
+// Package status owns what a mount tells `mount-s3 status` and `mount-s3 sync --flush`: the
+// summary of what a mount is and owes the bucket, the entries behind it (pending changes,
+// renames in progress, lost+found), a flush's progress and its outcome, and how each is
+// printed for a person. The mount sends them as JSON lines (Line) over its control socket
+// (impl/control), so a report has no size limit: entries are streamed, never held whole.
 package status
 
 import (
-	"encoding/json"
 	"fmt"
 	"io"
-	"sort"
 	"time"
 )
 
-// StatusXattr is read on a mount's root to get its Report as JSON.
-const StatusXattr = "user.mount-s3.status"
-
-// Report is the state of one mount.
-type Report struct {
+// Summary is the first thing `mount-s3 status` prints: counts, never lists, so that it costs
+// the same with a million pending changes as with one.
+type Summary struct {
 	Mode    string `json:"mode"` // "streaming" or "sync"
 	Bucket  string `json:"bucket"`
 	Prefix  string `json:"prefix"`
 	SyncDir string `json:"sync_dir,omitempty"`
-	// Sync mode only: Pending, Renames, LostFound and Conflicts.
-	Pending   []Pending   `json:"pending,omitempty"`    // changed files not yet in the bucket
-	Renames   []Rename    `json:"renames,omitempty"`    // copies+deletes in progress (Y9)
-	LostFound []LostFound `json:"lost_found,omitempty"` // local versions that lost a conflict (C4)
-	// Both modes: objects written, and failed attempts (sync mode retries them; in streaming
-	// mode the program saw the error).
-	Uploads   uint64 `json:"uploads"`
-	Failures  uint64 `json:"failures"`
-	Conflicts uint64 `json:"conflicts"`
-	LastError string `json:"last_error,omitempty"`
-	// Totals of the lists above, which hold only the oldest entries when there are many (the
-	// report travels in one extended attribute, and the kernel caps those at 64 KiB).
-	PendingTotal   int       `json:"pending_total,omitempty"`
-	RenamesTotal   int       `json:"renames_total,omitempty"`
-	LostFoundTotal int       `json:"lost_found_total,omitempty"`
-	OldestPending  time.Time `json:"oldest_pending,omitempty"`
-}
-
-// MaxEncoded bounds an encoded report, under the kernel's 64 KiB for an extended attribute.
-const MaxEncoded = 48 << 10
-
-// EncodeBounded encodes r, keeping only as many of the oldest pending entries, renames and
-// lost+found files as fit in MaxEncoded; the totals say how many there are.
-func EncodeBounded(r Report) ([]byte, error) {
-	sort.Slice(r.Pending, func(i, j int) bool { return r.Pending[i].DirtySince.Before(r.Pending[j].DirtySince) })
-	sort.Slice(r.Renames, func(i, j int) bool { return r.Renames[i].Queued.Before(r.Renames[j].Queued) })
-	r.PendingTotal, r.RenamesTotal, r.LostFoundTotal = len(r.Pending), len(r.Renames), len(r.LostFound)
-	if len(r.Pending) > 0 {
-		r.OldestPending = r.Pending[0].DirtySince
-	}
-	for {
-		b, err := json.Marshal(r)
-		if err != nil || len(b) <= MaxEncoded || len(r.Pending)+len(r.Renames)+len(r.LostFound) == 0 {
-			return b, err
-		}
-		r.Pending, r.Renames, r.LostFound = r.Pending[:len(r.Pending)/2], r.Renames[:len(r.Renames)/2], r.LostFound[:len(r.LostFound)/2]
-	}
+	// Both modes: objects written since the mount started, and failed attempts (sync mode
+	// retries them; in streaming mode the program saw the error).
+	Uploads     uint64    `json:"uploads"`
+	Failures    uint64    `json:"failures"`
+	LastError   string    `json:"last_error,omitempty"`
+	LastErrorAt time.Time `json:"last_error_at,omitzero"`
+	// Sync mode only.
+	Conflicts      uint64    `json:"conflicts,omitempty"`       // conflicts the bucket won (C4, C6)
+	PendingUploads int       `json:"pending_uploads,omitempty"` // changed files the bucket lacks
+	PendingBytes   int64     `json:"pending_bytes,omitempty"`   // their size
+	Uploading      int       `json:"uploading,omitempty"`       // of which being written now
+	PendingDeletes int       `json:"pending_deletes,omitempty"`
+	Renames        int       `json:"renames,omitempty"` // copies+deletes in progress (Y9)
+	OldestPending  time.Time `json:"oldest_pending,omitzero"`
+	Importing      int       `json:"importing,omitempty"` // background imports queued or running (Y1, Y3)
+	LostFound      int       `json:"lost_found,omitempty"`
+	LostFoundBytes int64     `json:"lost_found_bytes,omitempty"`
 }
 
 // Pending is a file (or a delete) the bucket does not have yet.
 type Pending struct {
 	Path       string    `json:"path"`
 	Deleted    bool      `json:"deleted,omitempty"`
+	Size       int64     `json:"size,omitempty"`
 	DirtySince time.Time `json:"dirty_since"`
 	Uploading  bool      `json:"uploading,omitempty"`
 }
@@ -82,68 +60,164 @@ type LostFound struct {
 	Size         int64  `json:"size"`
 }
 
-// Encode is what the mount serves.
-func Encode(r Report) ([]byte, error) { return json.Marshal(r) }
-
-// Decode reads what the mount served.
-func Decode(b []byte) (Report, error) {
-	var r Report
-	err := json.Unmarshal(b, &r)
-	return r, err
+// Progress is a running flush, sent about every half second.
+type Progress struct {
+	Done     uint64        `json:"done"`  // uploads, deletes and renames finished since the flush began
+	Total    uint64        `json:"total"` // Done plus what remains, as far as the mount knows now
+	Bytes    int64         `json:"bytes"` // data uploaded since the flush began
+	Elapsed  time.Duration `json:"elapsed_ns"`
+	Failures uint64        `json:"failures,omitempty"` // failed attempts since the flush began (retried)
+	Retrying string        `json:"retrying,omitempty"` // the last failure, in words
 }
 
-// Print writes the report for a person: ages relative to now.
-func Print(w io.Writer, r Report, now time.Time) {
-	prefix := r.Prefix
+// Conflict is one conflict the bucket won during a flush.
+type Conflict struct {
+	Path      string `json:"path"`
+	LostFound string `json:"lost_found,omitempty"` // where the local version went; "" if nothing was kept
+	What      string `json:"what"`
+}
+
+// FlushResult is how a flush ended.
+type FlushResult struct {
+	Uploaded  uint64        `json:"uploaded"`
+	Deleted   uint64        `json:"deleted"`
+	Renamed   uint64        `json:"renamed"`
+	Bytes     int64         `json:"bytes"`
+	Elapsed   time.Duration `json:"elapsed_ns"`
+	Conflicts []Conflict    `json:"conflicts,omitempty"`
+	// ConflictsNotListed counts conflicts beyond the ones the mount still remembers.
+	ConflictsNotListed uint64 `json:"conflicts_not_listed,omitempty"`
+	// Failed, if set, says in words why the flush stopped before the bucket had everything;
+	// StoreFailed says the store (not the local disk) is the cause.
+	Failed      string `json:"failed,omitempty"`
+	StoreFailed bool   `json:"store_failed,omitempty"`
+}
+
+// Line is one line of what the mount sends: exactly one field is set. An answer ends with a
+// line with End (or Error) set.
+type Line struct {
+	Summary   *Summary     `json:"summary,omitempty"`
+	Pending   *Pending     `json:"pending,omitempty"`
+	Rename    *Rename      `json:"rename,omitempty"`
+	LostFound *LostFound   `json:"lost_found,omitempty"`
+	Progress  *Progress    `json:"progress,omitempty"`
+	Result    *FlushResult `json:"result,omitempty"`
+	Error     string       `json:"error,omitempty"`
+	End       bool         `json:"end,omitempty"`
+}
+
+// PrintSummary writes s for a person: ages relative to now.
+func PrintSummary(w io.Writer, s Summary, now time.Time) {
+	prefix := s.Prefix
 	if prefix == "" {
 		prefix = "(whole bucket)"
 	}
-	fmt.Fprintf(w, "mode:      %s\nbucket:    %s\nprefix:    %s\n", r.Mode, r.Bucket, prefix)
-	if r.Mode != "sync" {
-		fmt.Fprintf(w, "uploads:   %d done, %d failed (the program saw an error at close)\n", r.Uploads, r.Failures)
-		if r.LastError != "" {
-			fmt.Fprintf(w, "last error: %s\n", r.LastError)
-		}
+	fmt.Fprintf(w, "mode:       %s\nbucket:     %s\nprefix:     %s\n", s.Mode, s.Bucket, prefix)
+	if s.Mode != "sync" {
+		fmt.Fprintf(w, "uploads:    %d done, %d failed (the program saw an error at close)\n", s.Uploads, s.Failures)
+		printLastError(w, s, now)
 		return
 	}
-	fmt.Fprintf(w, "sync dir:  %s\nuploads:   %d done, %d failed attempts, %d conflicts\n", r.SyncDir, r.Uploads, r.Failures, r.Conflicts)
-	pending, renames, lost := max(r.PendingTotal, len(r.Pending)), max(r.RenamesTotal, len(r.Renames)), max(r.LostFoundTotal, len(r.LostFound))
+	fmt.Fprintf(w, "sync dir:   %s\n", s.SyncDir)
 	oldest := ""
-	if !r.OldestPending.IsZero() {
-		oldest = fmt.Sprintf(" (oldest %s ago)", age(now, r.OldestPending))
+	if !s.OldestPending.IsZero() {
+		oldest = fmt.Sprintf("; oldest waiting %s", age(now, s.OldestPending))
 	}
-	fmt.Fprintf(w, "pending:   %d changes%s, %d renames in progress, %d files in lost+found\n", pending, oldest, renames, lost)
-	if r.LastError != "" {
-		fmt.Fprintf(w, "last error: %s\n", r.LastError)
+	uploading := ""
+	if s.Uploading > 0 {
+		uploading = fmt.Sprintf(", %d being written now", s.Uploading)
 	}
-	sort.Slice(r.Pending, func(i, j int) bool { return r.Pending[i].DirtySince.Before(r.Pending[j].DirtySince) })
-	more := func(listed, total int, what string) {
-		if total > listed {
-			fmt.Fprintf(w, "  ... and %d more (the report lists the oldest %d %s)\n", total-listed, listed, what)
-		}
+	fmt.Fprintf(w, "pending:    %d uploads (%s%s), %d deletes, %d renames in progress%s\n",
+		s.PendingUploads, Bytes(s.PendingBytes), uploading, s.PendingDeletes, s.Renames, oldest)
+	if s.Importing > 0 {
+		fmt.Fprintf(w, "importing:  %d files' data or attributes in the background\n", s.Importing)
 	}
-	fmt.Fprintf(w, "\npending write-back: %d\n", pending)
-	for _, p := range r.Pending {
-		what := "changed"
+	fmt.Fprintf(w, "written:    %d uploads, deletes and renames done since the mount started; %d failed attempts (retried)\n", s.Uploads, s.Failures)
+	fmt.Fprintf(w, "conflicts:  %d since the mount started; lost+found holds %d files (%s)\n", s.Conflicts, s.LostFound, Bytes(s.LostFoundBytes))
+	printLastError(w, s, now)
+}
+
+func printLastError(w io.Writer, s Summary, now time.Time) {
+	if s.LastError == "" {
+		return
+	}
+	when := ""
+	if !s.LastErrorAt.IsZero() {
+		when = fmt.Sprintf(" (%s ago)", age(now, s.LastErrorAt))
+	}
+	fmt.Fprintf(w, "last error: %s%s\n", s.LastError, when)
+}
+
+// PrintEntry writes one entry of `status --all` (a Line with Pending, Rename or LostFound).
+func PrintEntry(w io.Writer, l Line, now time.Time) {
+	switch {
+	case l.Pending != nil:
+		p := l.Pending
+		what := "changed, " + Bytes(p.Size)
 		if p.Deleted {
 			what = "deleted"
 		}
 		if p.Uploading {
-			what += ", uploading"
+			what += ", being written"
 		}
-		fmt.Fprintf(w, "  /%s  (%s %s ago)\n", p.Path, what, age(now, p.DirtySince))
+		fmt.Fprintf(w, "pending     /%s  (%s, waiting %s)\n", p.Path, what, age(now, p.DirtySince))
+	case l.Rename != nil:
+		fmt.Fprintf(w, "renaming    %s -> %s  (queued %s ago)\n", l.Rename.From, l.Rename.To, age(now, l.Rename.Queued))
+	case l.LostFound != nil:
+		fmt.Fprintf(w, "lost+found  /%s  (was /%s, %s)\n", l.LostFound.Path, l.LostFound.OriginalPath, Bytes(l.LostFound.Size))
 	}
-	more(len(r.Pending), pending, "changes")
-	fmt.Fprintf(w, "\nrenames in progress: %d\n", renames)
-	for _, m := range r.Renames {
-		fmt.Fprintf(w, "  %s -> %s  (queued %s ago)\n", m.From, m.To, age(now, m.Queued))
+}
+
+// ProgressLine is a flush's progress on one line, for a terminal.
+func ProgressLine(p Progress) string {
+	rate := ""
+	if sec := p.Elapsed.Seconds(); sec >= 1 {
+		rate = fmt.Sprintf(", %s/s", Bytes(int64(float64(p.Bytes)/sec)))
 	}
-	more(len(r.Renames), renames, "renames")
-	fmt.Fprintf(w, "\nlost+found: %d\n", lost)
-	for _, l := range r.LostFound {
-		fmt.Fprintf(w, "  /%s  (was /%s, %d bytes)\n", l.Path, l.OriginalPath, l.Size)
+	s := fmt.Sprintf("flushing: %d/%d changes written, %s%s, %s", p.Done, p.Total, Bytes(p.Bytes), rate, p.Elapsed.Round(time.Second))
+	if p.Retrying != "" {
+		s += "; retrying after: " + p.Retrying
 	}
-	more(len(r.LostFound), lost, "files")
+	return s
+}
+
+// PrintResult writes how a flush ended.
+func PrintResult(w io.Writer, r FlushResult) {
+	state := "flushed"
+	if r.Failed != "" {
+		state = "flush stopped"
+	}
+	fmt.Fprintf(w, "%s: %d uploaded (%s), %d deleted, %d renamed in %s\n", state, r.Uploaded, Bytes(r.Bytes), r.Deleted, r.Renamed, r.Elapsed.Round(time.Millisecond))
+	if n := uint64(len(r.Conflicts)) + r.ConflictsNotListed; n > 0 {
+		fmt.Fprintf(w, "conflicts: %d; the bucket's version won each (the mount's log has every one):\n", n)
+		for _, c := range r.Conflicts {
+			if c.LostFound != "" {
+				fmt.Fprintf(w, "  /%s: the local version is now /%s\n", c.Path, c.LostFound)
+			} else {
+				fmt.Fprintf(w, "  /%s: %s\n", c.Path, c.What)
+			}
+		}
+		if r.ConflictsNotListed > 0 {
+			fmt.Fprintf(w, "  ... and %d more\n", r.ConflictsNotListed)
+		}
+	}
+	if r.Failed != "" {
+		fmt.Fprintf(w, "error: %s\n", r.Failed)
+	}
+}
+
+// Bytes is n in binary units, as a person reads them.
+func Bytes(n int64) string {
+	const unit = 1024
+	if n < unit {
+		return fmt.Sprintf("%d B", n)
+	}
+	div, exp := int64(unit), 0
+	for m := n / unit; m >= unit; m /= unit {
+		div *= unit
+		exp++
+	}
+	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
 }
 
 func age(now, t time.Time) string {

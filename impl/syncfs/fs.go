@@ -35,8 +35,6 @@ type Importer interface {
 type WriteBack interface {
 	// Notify: the local layer changed; plan the next upload (Y5).
 	Notify()
-	// Flush writes back everything now and returns when the bucket has it.
-	Flush(ctx context.Context) error
 }
 
 // Config configures a sync-mode file system.
@@ -50,8 +48,8 @@ type Config struct {
 	Read   read.Config
 	Clock  clock.Clock
 	Logger *slog.Logger
-	// Status returns the mount's status report (impl/status) for `mount-s3 status`.
-	Status func() ([]byte, error)
+	// ControlSocket is the mount's control socket (impl/control), answered on the root.
+	ControlSocket string
 	// AttrTTL is how long the kernel may keep attributes and names. The local layer answers
 	// every stat, so this only bounds how soon the kernel notices a change made behind its
 	// back (a remote change, C2). Default 1 s.

@@ -8,8 +8,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/mount-s3/mount-s3/impl/control"
 	"github.com/mount-s3/mount-s3/impl/fs"
-	"github.com/mount-s3/mount-s3/impl/status"
 	"github.com/mount-s3/mount-s3/impl/sync/local"
 	"github.com/mount-s3/mount-s3/spec/syncrule"
 )
@@ -204,12 +204,11 @@ func (f *FS) SetAttr(ctx context.Context, id fs.InodeID, req fs.SetAttrRequest) 
 }
 
 // GetXattr answers an extended attribute: one set on the file (kept with its object's
-// metadata, Y3), the original path of a file in lost+found (C4), or the mount's status on the
-// root.
+// metadata, Y3), the original path of a file in lost+found (C4), or the control socket's path
+// on the root.
 func (f *FS) GetXattr(ctx context.Context, id fs.InodeID, name string) ([]byte, error) {
-	if id == fs.RootID && name == status.StatusXattr && f.cfg.Status != nil {
-		b, err := f.cfg.Status()
-		return b, localError("status", "", err)
+	if id == fs.RootID && name == control.SocketXattr && f.cfg.ControlSocket != "" {
+		return []byte(f.cfg.ControlSocket), nil
 	}
 	info, err := f.stat(ctx, id, "getxattr")
 	if err != nil {
@@ -255,23 +254,10 @@ func (f *FS) stat(ctx context.Context, id fs.InodeID, op string) (local.Info, er
 	return info, localError(op, path, err)
 }
 
-// FlushXattr is the control of `mount-s3 sync --flush MNT`: setting it on the mount's root
-// writes back every change now, ignoring the window, and returns when the bucket has them
-// (or with the error that stopped it). Extended attributes are the one channel every program
-// that can reach the mount can use, with the kernel's own permission checks.
-const FlushXattr = "user.mount-s3.flush"
-
-// SetXattr runs the control attributes on the root, and sets any other extended attribute of
-// the namespaces sync mode keeps (user., trusted., security.: plain names and bytes, which
+// SetXattr sets an extended attribute of the namespaces sync mode keeps (user., trusted., security.: plain names and bytes, which
 // the kernel checks the caller's right to before asking). It is exported with the file's
 // next upload; flags are setxattr(2)'s XATTR_CREATE (1) and XATTR_REPLACE (2).
 func (f *FS) SetXattr(ctx context.Context, id fs.InodeID, name string, value []byte, flags uint32) error {
-	if id == fs.RootID && name == FlushXattr {
-		if f.cfg.WriteBack == nil {
-			return nil
-		}
-		return localError("flush", "", f.cfg.WriteBack.Flush(ctx))
-	}
 	path, err := f.xattrTarget(ctx, id, "setxattr", name)
 	if err != nil {
 		return err
@@ -296,8 +282,8 @@ func (f *FS) RemoveXattr(ctx context.Context, id fs.InodeID, name string) error 
 	return nil
 }
 
-// reservedXattrs is the prefix of the mount's own attributes (status, flush, a lost file's
-// original path): they are answered, never stored.
+// reservedXattrs is the prefix of the mount's own attributes (the control socket, a lost
+// file's original path): they are answered, never stored.
 const reservedXattrs = "user.mount-s3."
 
 // xattrTarget is the path whose attribute name may be changed, with its object's attributes

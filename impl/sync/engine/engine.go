@@ -99,8 +99,30 @@ type Stats struct {
 	Renames    uint64
 	Failures   uint64 // failed attempts, retried later
 	Conflicts  uint64 // precondition failures (C3, C6)
-	LastError  string
+	// UploadedBytes counts the data bytes of the uploads done (an attribute-only change, a
+	// copy in place, counts none).
+	UploadedBytes int64
+	LastError     string
+	LastErrorAt   time.Time
+	// Resolved counts the conflicts the bucket won (Resolution), the sequence number of the
+	// newest one.
+	Resolved uint64
 }
+
+// Resolution is one conflict the bucket won (C4, C6): what happened to the local version.
+type Resolution struct {
+	Seq  uint64 // Stats.Resolved when it was recorded
+	At   time.Time
+	Path string // the path the conflict was at
+	// LostFound is where the local version went ("" if none was kept: a local delete
+	// dropped, a directory's attributes).
+	LostFound string
+	What      string // in words: what the bucket did and what is at Path now
+}
+
+// resolutionsKept bounds the conflict history kept for `mount-s3 sync --flush` summaries: the
+// log and lost+found keep every one.
+const resolutionsKept = 1000
 
 // Engine is the write-back worker. Its methods are safe for concurrent use.
 type Engine struct {
@@ -135,6 +157,7 @@ type Engine struct {
 	waiters    []*flushWaiter              // GUARDED_BY(mu)
 	flushErr   error                       // GUARDED_BY(mu): a persistent failure to report to waiters
 	stats      Stats                       // GUARDED_BY(mu)
+	resolved   []Resolution                // GUARDED_BY(mu): the newest resolutionsKept, oldest first
 }
 
 type runState uint8
@@ -642,6 +665,7 @@ type result struct {
 	persistent bool // Flush gives up on it at once
 	cancelled  bool // Run is ending: leave everything for the next start
 	kind       string
+	bytes      int64 // data bytes an upload sent
 }
 
 // complete records an op's result in the scheduler.
@@ -678,13 +702,14 @@ func (e *Engine) complete(op local.Op, r result) {
 	switch {
 	case r.err == nil && r.kind == "upload":
 		e.stats.Uploads++
+		e.stats.UploadedBytes += r.bytes
 	case r.err == nil && r.kind == "delete":
 		e.stats.Deletes++
 	case r.err == nil && r.kind == "rename":
 		e.stats.Renames++
 	case r.err != nil:
 		e.stats.Failures++
-		e.stats.LastError = r.err.Error()
+		e.stats.LastError, e.stats.LastErrorAt = r.err.Error(), now
 		if len(e.waiters) > 0 && (r.persistent || attempts >= flushAttempts) && e.flushErr == nil {
 			e.flushErr = r.err
 		}
@@ -701,16 +726,46 @@ func (e *Engine) failPath(path string, err error, persistent bool) {
 	rt.at = now.Add(backoff(rt.attempts))
 	e.pathRetry[path] = rt
 	e.stats.Failures++
-	e.stats.LastError = err.Error()
+	e.stats.LastError, e.stats.LastErrorAt = err.Error(), now
 	if len(e.waiters) > 0 && (persistent || rt.attempts >= flushAttempts) && e.flushErr == nil {
 		e.flushErr = err
 	}
 }
 
 func (e *Engine) setLastError(err error) {
+	now := e.now()
 	e.mu.Lock()
-	e.stats.LastError = err.Error()
+	e.stats.LastError, e.stats.LastErrorAt = err.Error(), now
 	e.mu.Unlock()
+}
+
+// recordResolution keeps a conflict the bucket won for ResolutionsSince.
+func (e *Engine) recordResolution(r Resolution) {
+	r.At = e.now()
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.stats.Resolved++
+	r.Seq = e.stats.Resolved
+	if len(e.resolved) == resolutionsKept {
+		e.resolved = append(e.resolved[:0], e.resolved[1:]...)
+	}
+	e.resolved = append(e.resolved, r)
+}
+
+// ResolutionsSince returns the conflicts the bucket won after the one numbered seq (a
+// Stats.Resolved read earlier), oldest first, and how many more there were than it kept.
+func (e *Engine) ResolutionsSince(seq uint64) (rs []Resolution, dropped uint64) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	for _, r := range e.resolved {
+		if r.Seq > seq {
+			rs = append(rs, r)
+		}
+	}
+	if n := e.stats.Resolved - seq; n > uint64(len(rs)) {
+		dropped = n - uint64(len(rs))
+	}
+	return rs, dropped
 }
 
 // checkFlushDone releases the Flush waiters if the layer is fully written back. The queue is

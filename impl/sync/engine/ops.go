@@ -162,7 +162,11 @@ func (e *Engine) upload(ctx context.Context, op local.Op) result {
 	if err != nil {
 		return e.uploadFailed(ctx, op, opts, err)
 	}
-	return e.uploaded(ctx, op, info, obj, size)
+	r := e.uploaded(ctx, op, info, obj, size)
+	if r.err == nil && !op.MetadataOnly {
+		r.bytes = size
+	}
+	return r
 }
 
 // notUploaded ends an upload op without uploading. If this op's write reached the bucket
@@ -357,21 +361,25 @@ func (e *Engine) logConflict(op local.Op, remote *s3.ObjectInfo, res local.Appli
 		what = "changed in the bucket (etag " + remote.ETag + ")"
 		now = "the bucket's version is at /" + op.Path
 	}
+	var msg string
 	switch {
 	case res.LostFound != "":
 		extra := ""
 		if res.NoBaseData {
 			extra = " (only its attributes had changed, over bytes the bucket no longer serves: the lost+found file keeps the attributes and is empty)"
 		}
-		e.logf(slog.LevelInfo, "sync: conflict: /%s %s since this mount last synced it; the local version was moved to /%s%s; %s",
+		msg = fmt.Sprintf("/%s %s since this mount last synced it; the local version was moved to /%s%s; %s",
 			op.Path, what, res.LostFound, extra, now)
 	case op.Kind == local.OpDelete && !strings.HasSuffix(op.Key, "/"):
-		e.logf(slog.LevelInfo, "sync: conflict: the local delete of /%s was dropped: the object %s since this mount last synced it; %s (C6)",
+		msg = fmt.Sprintf("the local delete of /%s was dropped: the object %s since this mount last synced it; %s (C6)",
 			op.Path, what, now)
 	default:
-		e.logf(slog.LevelInfo, "sync: conflict: the directory marker of /%s %s; the bucket's attributes win and the local change to them was dropped",
+		msg = fmt.Sprintf("the directory marker of /%s %s; the bucket's attributes win and the local change to them was dropped",
 			op.Path, what)
 	}
+	// A warning: a program's closed version is now only in lost+found.
+	e.logf(slog.LevelWarn, "sync: conflict: %s", msg)
+	e.recordResolution(Resolution{Path: op.Path, LostFound: res.LostFound, What: msg})
 }
 
 // importAfter brings in what an import of a conflict left pending: the data of a small file

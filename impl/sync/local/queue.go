@@ -389,3 +389,58 @@ func (l *Layer) applyTx(tx *bolt.Tx, path string, r *record, ev syncrule.Event, 
 	}
 	return res, nil, putRec(tx, path, r)
 }
+
+// pageSize is how many records one short read transaction of DirtyPage or PendingPage visits
+// at most: a reader of a long list (`mount-s3 status --all`) never holds one transaction
+// open for long, which would hold back a writer that grows the file.
+const pageSize = 4096
+
+// DirtyPage lists up to n (at most pageSize) records with changes the bucket lacks, in the
+// store's order, starting at the cursor from (nil: the start), and returns the cursor of the
+// next page, nil when the listing is complete.
+func (l *Layer) DirtyPage(from []byte, n int) (out []Info, next []byte, err error) {
+	n = min(max(n, 1), pageSize)
+	err = l.view(func(tx *bolt.Tx) error {
+		c := tx.Bucket(bNodes).Cursor()
+		k, v := c.First()
+		if from != nil {
+			k, v = c.Seek(from)
+		}
+		for visited := 0; k != nil; k, v = c.Next() {
+			if visited == pageSize || len(out) == n {
+				next = append([]byte(nil), k...) // bolt's keys are valid only inside the transaction
+				return nil
+			}
+			visited++
+			path := pathOfNodeKey(k)
+			r, err := decodeRec(path, v)
+			if err != nil {
+				return err
+			}
+			if r.State.Dirty() {
+				out = append(out, r.info(path))
+			}
+		}
+		return nil
+	})
+	return out, next, err
+}
+
+// PendingPage lists up to n (at most pageSize) queued operations with an id above after, in
+// queue order.
+func (l *Layer) PendingPage(after uint64, n int) ([]Op, error) {
+	n = min(max(n, 1), pageSize)
+	var ops []Op
+	err := l.view(func(tx *bolt.Tx) error {
+		c := tx.Bucket(bQueue).Cursor()
+		for k, v := c.Seek(u64(after + 1)); k != nil && len(ops) < n; k, v = c.Next() {
+			var op Op
+			if err := json.Unmarshal(v, &op); err != nil {
+				return fmt.Errorf("%w: queue entry %d: %v", ErrCorrupt, binary.BigEndian.Uint64(k), err)
+			}
+			ops = append(ops, op)
+		}
+		return nil
+	})
+	return ops, err
+}
