@@ -92,6 +92,9 @@ func runSyncCommand(args []string) int {
 		fmt.Fprint(os.Stderr, "\r\033[K")
 	}
 	switch {
+	case errors.As(err, new(*control.RemoteError)):
+		fmt.Fprintf(os.Stderr, "error: flush of %s: %v\n", target, err)
+		return flushFailed
 	case err != nil:
 		fmt.Fprintf(os.Stderr, "error: flush of %s: %v (the changes are safe in the sync dir and are written back later)\n", target, err)
 		return flushFailed

@@ -3,6 +3,7 @@ package main
 import (
 	"errors"
 	"fmt"
+	"regexp"
 	"strings"
 
 	"github.com/mount-s3/mount-s3/impl/s3"
@@ -49,6 +50,10 @@ func explain(err error, o *options) string {
 	case errors.Is(err, s3.ErrNoSuchBucket):
 		return fmt.Sprintf("bucket %q does not exist at %s: check the name, --region and --endpoint-url", o.bucket, endpoint)
 	case errors.Is(err, s3.ErrAccessDenied):
+		if op, perm := deniedOperation(msg); perm != "" {
+			return fmt.Sprintf("%s denied %s in bucket %q (AccessDenied): the credentials need %s there; check the bucket policy, the key's policy, or --profile",
+				endpoint, op, o.bucket, perm)
+		}
 		return fmt.Sprintf("access to bucket %q at %s was denied: the credentials need s3:ListBucket on the bucket and s3:GetObject on its objects "+
 			"(s3:PutObject and s3:DeleteObject to write); check the policy, or --profile", o.bucket, endpoint)
 	case has("server gave HTTP response to HTTPS client", "first record does not look like a TLS handshake"):
@@ -61,6 +66,29 @@ func explain(err error, o *options) string {
 			endpoint, o.bucket, networkReason(msg))
 	}
 	return msg
+}
+
+// sdkOperation finds the request an SDK error chain names ("operation error S3: PutObject").
+var sdkOperation = regexp.MustCompile(`operation error S3: (\w+)`)
+
+// deniedOperation names the request that was denied and the permission it needs, for a request
+// other than the start-up check (whose answer is the general one).
+func deniedOperation(msg string) (op, permission string) {
+	m := sdkOperation.FindStringSubmatch(msg)
+	if m == nil {
+		return "", ""
+	}
+	switch op = m[1]; op {
+	case "PutObject", "CopyObject", "CreateMultipartUpload", "UploadPart", "UploadPartCopy", "CompleteMultipartUpload":
+		return op, "s3:PutObject"
+	case "DeleteObject", "DeleteObjects":
+		return op, "s3:DeleteObject"
+	case "GetObject", "HeadObject":
+		return op, "s3:GetObject"
+	case "ListObjectsV2":
+		return op, "s3:ListBucket"
+	}
+	return op, ""
 }
 
 func tlsReason(msg string) string {

@@ -23,6 +23,10 @@ func TestExplain(t *testing.T) {
 			[]string{"InvalidAccessKeyId", "AWS_ACCESS_KEY_ID"}},
 		{fmt.Errorf("bucket %q: %w (endpoint x)", "data", s3.ErrNoSuchBucket), []string{`bucket "data" does not exist at http://127.0.0.1:19000`}},
 		{fmt.Errorf("bucket %q: %w", "data", s3.ErrAccessDenied), []string{"access to bucket \"data\"", "s3:ListBucket"}},
+		// A write-back denied later names the request and the permission it needs.
+		{fmt.Errorf("upload /a: s3 PutObject \"a\": operation error S3: PutObject, https response error StatusCode: 403: %w", s3.ErrAccessDenied),
+			[]string{"denied PutObject in bucket \"data\"", "s3:PutObject"}},
+		{fmt.Errorf("delete /a: operation error S3: DeleteObject, StatusCode: 403: %w", s3.ErrAccessDenied), []string{"denied DeleteObject", "s3:DeleteObject"}},
 		{errors.New(`cannot reach S3 endpoint https://h for bucket "data": dial tcp: lookup h: no such host`), []string{"cannot reach", "no such host"}},
 		{errors.New(`Get "https://h/data": tls: failed to verify certificate: x509: certificate signed by unknown authority`), []string{"--ca-bundle", "certificate signed by unknown authority"}},
 		{errors.New(`Head "https://127.0.0.1:19000/data": http: server gave HTTP response to HTTPS client`), []string{"http://"}},

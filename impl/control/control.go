@@ -286,7 +286,7 @@ func (c *Client) Do(req Request, each func(status.Line) error) error {
 		}
 		switch {
 		case l.Error != "":
-			return errors.New(l.Error)
+			return &RemoteError{Msg: l.Error}
 		case l.End:
 			return nil
 		}
@@ -295,6 +295,11 @@ func (c *Client) Do(req Request, each func(status.Line) error) error {
 		}
 	}
 }
+
+// RemoteError is a request the mount answered with an error: the words are the mount's.
+type RemoteError struct{ Msg string }
+
+func (e *RemoteError) Error() string { return e.Msg }
 
 // Close ends the connection.
 func (c *Client) Close() error { return c.conn.Close() }

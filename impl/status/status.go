@@ -183,6 +183,10 @@ func ProgressLine(p Progress) string {
 
 // PrintResult writes how a flush ended.
 func PrintResult(w io.Writer, r FlushResult) {
+	if r.Failed == "" && r.Uploaded+r.Deleted+r.Renamed == 0 && len(r.Conflicts) == 0 && r.ConflictsNotListed == 0 {
+		fmt.Fprintln(w, "flushed: nothing was pending; the bucket has every change")
+		return
+	}
 	state := "flushed"
 	if r.Failed != "" {
 		state = "flush stopped"
