@@ -43,17 +43,27 @@ type dirList struct {
 }
 
 // localChangeLocked is told of every name this mount makes, commits to the bucket or removes:
-// a listing of an ancestor taken before it no longer says what is absent there (a file just
-// uploaded, whose inode the kernel has forgotten, must not be "not found").
+// a listing of an ancestor that runs across it records no metadata. Its absent answers stay:
+// every name this mount changes is known (knownLocked), and a known name is never answered
+// absent from a listing, so a file just uploaded, whose inode the kernel has forgotten, is
+// asked for on its own. Voiding the whole listing instead made every create in a busy
+// directory list it again (a LIST per file).
 // LOCKS_REQUIRED(f.mu)
 func (f *FS) localChangeLocked(path string) {
 	for dir := path; dir != ""; {
 		dir, _ = keymap.Split(dir)
 		if dl := f.dirLists[dir]; dl != nil {
-			dl.absentTil = time.Time{}
 			dl.changes++
 		}
 	}
+}
+
+// absentFromListingLocked reports whether a listing of dir still says that path, a name
+// this mount never had, is absent (S3's negative TTL, counted from the listing's start).
+// LOCKS_REQUIRED(f.mu)
+func (f *FS) absentFromListingLocked(dir, path string, now time.Time) bool {
+	dl := f.dirLists[dir]
+	return dl != nil && now.Before(dl.absentTil) && !now.Before(dl.tooBig) && !f.knownLocked(path)
 }
 
 // fromListingLocked answers a lookup of path in directory dir from a listing when the
@@ -75,7 +85,7 @@ func (f *FS) fromListingLocked(ctx context.Context, dir, path string) (res resol
 		if in := f.freshChildLocked(path, now); in != nil {
 			return resolution{found: true, kind: in.kind, info: s3.ObjectInfo{Size: in.size, LastModified: in.mtime, ETag: in.etag}}, true, nil
 		}
-		if now.Before(dl.absentTil) && !f.knownLocked(path) {
+		if f.absentFromListingLocked(dir, path, now) {
 			return resolution{}, true, nil
 		}
 		if waited {
@@ -155,10 +165,9 @@ func (f *FS) listForLookupsLocked(ctx context.Context, dir, path string, dl *dir
 			}
 		}
 	}
-	dl.listedAt = start
-	if dl.changes == changes {
-		dl.absentTil = start.Add(f.cfg.NegativeTTL)
-	}
+	// Absent answers hold even if this mount changed the directory meanwhile: they are given
+	// only for names it never had (absentFromListingLocked).
+	dl.listedAt, dl.absentTil = start, start.Add(f.cfg.NegativeTTL)
 	return res, true, nil
 }
 

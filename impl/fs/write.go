@@ -79,11 +79,13 @@ func (f *FS) newChildPath(ctx context.Context, parent InodeID, name, op string) 
 		return "", newError(op, path, CodeExists, "exists")
 	}
 	// The kernel looks a name up just before creating it; a fresh negative answer from that
-	// lookup saves asking the store again.
+	// lookup (its own, or its directory's listing) saves asking the store again.
 	f.mu.Lock()
+	now := f.clock.Now()
 	until, known := f.negative[path]
+	absent := known && now.Before(until) || f.absentFromListingLocked(dir.path, path, now)
 	f.mu.Unlock()
-	if known && f.clock.Now().Before(until) {
+	if absent {
 		return path, nil
 	}
 	res, err := f.resolve(ctx, path)
