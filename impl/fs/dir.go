@@ -24,7 +24,8 @@ type DirEntry struct {
 }
 
 // dirHandle is an open directory. Its listing is taken when the first ReadDir at offset 0
-// arrives (opendir, or rewinddir), so a listing is never stale (S3).
+// arrives (opendir, or rewinddir), so a listing is never older than S3 allows: fresh, or one
+// made ahead of a walk within the metadata TTL (walk.go).
 type dirHandle struct {
 	mu      sync.Mutex
 	inode   InodeID
@@ -70,18 +71,23 @@ func (f *FS) ReadDir(ctx context.Context, h HandleID, offset uint64) ([]DirEntry
 	return dh.entries[offset:], nil
 }
 
-// list reads the whole directory from the store, page by page, and records what the listing
-// says about each child so that the lookups of an `ls -l` that follow need no request.
+// list reads the whole directory from the store, page by page (or takes the listing made
+// ahead of a walk, walk.go), and records what the listing says about each child, valid from
+// when it started (S3), so that the lookups of an `ls -l` that follow need no request.
 // LOCKS_EXCLUDED(f.mu)
 func (f *FS) list(ctx context.Context, dh *dirHandle) ([]DirEntry, error) {
-	listing, objects, _, err := f.listDir(ctx, "readdir", dh.path, nil)
-	if err != nil {
-		return nil, err
+	listing, objects, start, ok := f.takeAhead(ctx, dh.path)
+	if !ok {
+		start = f.clock.Now()
+		var err error
+		if listing, objects, _, err = f.listDir(ctx, "readdir", dh.path, nil); err != nil {
+			return nil, err
+		}
 	}
 
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	now := f.clock.Now()
+	now := start
 	parent := RootID
 	if dh.path != "" {
 		parentPath, _ := keymap.Split(dh.path)
@@ -125,6 +131,7 @@ func (f *FS) list(ctx context.Context, dh *dirHandle) ([]DirEntry, error) {
 		delete(f.negative, path)
 		out = append(out, DirEntry{Offset: uint64(len(out) + 1), Inode: in.id, Name: e.Name, Kind: e.Kind})
 	}
+	f.walkLocked(dh.path, entries, f.clock.Now())
 	return out, nil
 }
 

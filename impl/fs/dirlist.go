@@ -56,6 +56,7 @@ func (f *FS) localChangeLocked(path string) {
 			dl.changes++
 		}
 	}
+	f.aheadChangedLocked(path)
 }
 
 // absentFromListingLocked reports whether a listing of dir still says that path, a name

@@ -109,6 +109,11 @@ type FS struct {
 	negative map[string]time.Time
 	// dirLists is what lookups know of directories' listings (dirlist.go). GUARDED_BY(mu)
 	dirLists map[string]*dirList
+	// walkDirs and ahead are what readdirs know of a walk, and the listings made ahead of it
+	// (walk.go). GUARDED_BY(mu)
+	walkDirs   map[string]*walkDir
+	ahead      map[string]*aheadList
+	aheadSlots chan struct{} // one per listing made ahead running
 	// local holds the local inodes (mkdir'd directories, files being written) by path. GUARDED_BY(mu)
 	local map[string]*inode
 	// handles are the open files and directories. GUARDED_BY(mu)
@@ -162,8 +167,9 @@ func New(cfg Config) (*FS, error) {
 		mounted:  cfg.Clock.Now(),
 		negative: map[string]time.Time{},
 		dirLists: map[string]*dirList{},
-		local:    map[string]*inode{},
-		handles:  map[HandleID]any{},
+		walkDirs: map[string]*walkDir{}, ahead: map[string]*aheadList{}, aheadSlots: make(chan struct{}, walkParallel),
+		local:   map[string]*inode{},
+		handles: map[HandleID]any{},
 	}
 	f.inodes.init(f.mounted)
 	return f, nil

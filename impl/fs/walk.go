@@ -1,0 +1,183 @@
+package fs
+
+import (
+	"context"
+	"errors"
+	"sort"
+	"time"
+
+	"github.com/mount-s3/mount-s3/impl/s3"
+	"github.com/mount-s3/mount-s3/spec/keymap"
+)
+
+// Listing ahead of a walk. find, du, rsync, tar and a loader's scan read a directory, then its
+// subdirectories one after another: a LIST round trip each, in series, so a tree of 100
+// directories costs 100 round trips however fast the store answers. When a directory is read
+// within walkWindow of its parent, the reads are a walk: the mount lists the parent's next
+// walkAhead subdirectories and this directory's first walkAhead, walkParallel at a time, and a
+// readdir takes a listing made ahead if it started within the metadata TTL (rule S3), so what
+// it shows is as fresh as a lookup's answer may be. Such a listing is used once; one this
+// mount changed the directory under (a create, a commit, a delete) is dropped and the
+// directory listed again.
+const (
+	walkWindow   = 5 * time.Second
+	walkAhead    = 16
+	walkParallel = 16
+	// walkDirsMax bounds the directories whose subdirectory names are remembered, and
+	// walkNamesMax the names remembered for one.
+	walkDirsMax  = 256
+	walkNamesMax = 4096
+	// aheadMax bounds the listings made ahead and not yet read, and aheadPages the pages of
+	// one (a bigger directory is listed by its own readdir).
+	aheadMax     = 48
+	aheadPages   = 2
+	aheadTimeout = time.Minute
+)
+
+// walkDir is a directory a readdir listed: when, and its subdirectories in listing order.
+type walkDir struct {
+	at      time.Time
+	subdirs []string
+}
+
+// aheadList is a listing made ahead of a walk. start, listing, objects and err are written
+// before done is closed and read only after it.
+type aheadList struct {
+	done    chan struct{}
+	start   time.Time
+	listing *keymap.Listing
+	objects map[string]s3.ObjectInfo
+	err     error
+	// void: this mount changed the directory after the listing was queued. GUARDED_BY(FS.mu)
+	void bool
+}
+
+var errAheadTooBig = errors.New("too big to list ahead")
+
+// takeAhead returns the listing made ahead for dir, if there is one that may still be used,
+// with the time it started. It waits for one that is running.
+// LOCKS_EXCLUDED(f.mu)
+func (f *FS) takeAhead(ctx context.Context, dir string) (*keymap.Listing, map[string]s3.ObjectInfo, time.Time, bool) {
+	f.mu.Lock()
+	a := f.ahead[dir]
+	delete(f.ahead, dir)
+	f.mu.Unlock()
+	if a == nil {
+		return nil, nil, time.Time{}, false
+	}
+	select {
+	case <-a.done:
+	case <-ctx.Done():
+		return nil, nil, time.Time{}, false
+	}
+	f.mu.Lock()
+	void := a.void
+	f.mu.Unlock()
+	if void || a.err != nil || !f.clock.Now().Before(a.start.Add(f.cfg.MetadataTTL)) {
+		return nil, nil, time.Time{}, false
+	}
+	return a.listing, a.objects, a.start, true
+}
+
+// walkLocked records that dir was read, with its subdirectories, and if the read is part of a
+// walk starts the listings ahead of it.
+// LOCKS_REQUIRED(f.mu)
+func (f *FS) walkLocked(dir string, entries []keymap.Entry, now time.Time) {
+	if f.cfg.MetadataTTL <= 0 {
+		return // nothing listed ahead could be used
+	}
+	var subdirs []string
+	for _, e := range entries {
+		if e.Kind == keymap.Dir && len(subdirs) < walkNamesMax {
+			subdirs = append(subdirs, e.Name)
+		}
+	}
+	f.trimWalkLocked(now)
+	f.walkDirs[dir] = &walkDir{at: now, subdirs: subdirs}
+	if dir == "" {
+		return // the root has no parent: a walk from it shows at its first subdirectory
+	}
+	parent, name := keymap.Split(dir)
+	p := f.walkDirs[parent]
+	if p == nil || now.Sub(p.at) > walkWindow {
+		return
+	}
+	var next []string
+	if i := sort.SearchStrings(p.subdirs, name); i < len(p.subdirs) && p.subdirs[i] == name {
+		for _, s := range p.subdirs[i+1 : min(len(p.subdirs), i+1+walkAhead)] {
+			next = append(next, keymap.Join(parent, s))
+		}
+	}
+	for _, s := range subdirs[:min(len(subdirs), walkAhead)] {
+		next = append(next, keymap.Join(dir, s))
+	}
+	for _, d := range next {
+		if f.ahead[d] != nil || len(f.ahead) >= aheadMax {
+			continue
+		}
+		a := &aheadList{done: make(chan struct{})}
+		f.ahead[d] = a
+		go f.listAhead(d, a)
+	}
+}
+
+// listAhead lists dir for a readdir to come, walkParallel at a time.
+// LOCKS_EXCLUDED(f.mu)
+func (f *FS) listAhead(dir string, a *aheadList) {
+	defer close(a.done)
+	f.aheadSlots <- struct{}{}
+	defer func() { <-f.aheadSlots }()
+	f.mu.Lock()
+	void := a.void || f.ahead[dir] != a
+	f.mu.Unlock()
+	if void {
+		a.err = errAheadTooBig // dropped or taken meanwhile: not worth a request
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), aheadTimeout)
+	defer cancel()
+	a.start = f.clock.Now()
+	pages := 0
+	a.listing, a.objects, _, a.err = f.listDir(ctx, "readdir", dir, func(*keymap.Listing) bool {
+		pages++
+		return pages >= aheadPages
+	})
+	if a.err == nil && pages >= aheadPages {
+		a.listing, a.objects, a.err = nil, nil, errAheadTooBig
+	}
+}
+
+// trimWalkLocked forgets walks that ended and listings made ahead that were not read in time.
+// LOCKS_REQUIRED(f.mu)
+func (f *FS) trimWalkLocked(now time.Time) {
+	if len(f.walkDirs) >= walkDirsMax {
+		for d, w := range f.walkDirs {
+			if now.Sub(w.at) > walkWindow || len(f.walkDirs) >= walkDirsMax {
+				delete(f.walkDirs, d)
+			}
+		}
+	}
+	if len(f.ahead) >= aheadMax {
+		for d, a := range f.ahead {
+			select {
+			case <-a.done:
+				if !now.Before(a.start.Add(f.cfg.MetadataTTL)) || a.err != nil {
+					delete(f.ahead, d)
+				}
+			default:
+			}
+		}
+	}
+}
+
+// aheadChangedLocked voids the listings made ahead of path's ancestors: this mount changed
+// what they hold.
+// LOCKS_REQUIRED(f.mu)
+func (f *FS) aheadChangedLocked(path string) {
+	for dir := path; dir != ""; {
+		dir, _ = keymap.Split(dir)
+		if a := f.ahead[dir]; a != nil {
+			a.void = true
+		}
+	}
+}
