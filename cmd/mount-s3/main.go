@@ -20,6 +20,7 @@ import (
 
 	"github.com/mount-s3/mount-s3/impl/cache"
 	"github.com/mount-s3/mount-s3/impl/control"
+	"github.com/mount-s3/mount-s3/impl/fetchahead"
 	"github.com/mount-s3/mount-s3/impl/fs"
 	"github.com/mount-s3/mount-s3/impl/memory"
 	"github.com/mount-s3/mount-s3/impl/metrics"
@@ -226,8 +227,15 @@ func serve(o *options, ready func(error)) error {
 		defer sc.close()
 		core, answer = sc.fs, sc.control
 	} else {
+		var ahead *fetchahead.Cache
+		if !o.noSmallFilePrefetch {
+			// An eighth of the data budget at most, so that fetching ahead never starves the
+			// prefetcher of the files being read.
+			ahead = fetchahead.New(fetchahead.Config{Store: data, Budget: budget, MaxBytes: min(fetchahead.DefaultMaxBytes, budget.Limit()/8)})
+			defer ahead.Close()
+		}
 		var sfs *fs.FS
-		sfs, err = fs.New(fs.Config{
+		sfs, err = fs.New(fs.Config{FetchAhead: ahead,
 			Store: data, Logger: logger, ControlSocket: socket, Prefix: o.prefix, UID: o.uid, GID: o.gid,
 			FileMode: o.fileMode, DirMode: o.dirMode, MetadataTTL: o.metadataTTL, NegativeTTL: o.negativeTTL,
 			AllowOverwrite: o.allowOverwrite, AllowDelete: o.allowDelete,

@@ -57,6 +57,7 @@ type options struct {
 	// Mountpoint's client and bucket flags.
 	userAgentPrefix, expectedBucketOwner, bucketType string
 	requesterPays, inferContentType                  bool
+	noSmallFilePrefetch                              bool
 	dualStack, transferAcceleration                  bool
 	bind                                             []string
 	debugCRT, logMetrics, incrementalUpload          bool
@@ -252,6 +253,7 @@ func flags() []flag {
 			o.bucketType = v
 			return nil
 		}},
+		{name: "no-small-file-prefetch", help: "Do not fetch small files (up to 1 MiB) whole at open, nor the next ones of a directory whose files are read in listing order", apply: func(o *options, _ string) error { o.noSmallFilePrefetch = true; return nil }},
 		{name: "infer-content-type", help: "Set the Content-Type of uploaded objects from the file name's extension", apply: func(o *options, _ string) error { o.inferContentType = true; return nil }},
 		{name: "dual-stack", help: "Use dual-stack (IPv4 and IPv6) endpoints when accessing S3", apply: func(o *options, _ string) error { o.dualStack = true; return nil }},
 		{name: "transfer-acceleration", help: "Use S3 Transfer Acceleration when accessing S3 (it must be enabled on the bucket)", apply: func(o *options, _ string) error { o.transferAcceleration = true; return nil }},

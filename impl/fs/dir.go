@@ -132,6 +132,7 @@ func (f *FS) list(ctx context.Context, dh *dirHandle) ([]DirEntry, error) {
 		out = append(out, DirEntry{Offset: uint64(len(out) + 1), Inode: in.id, Name: e.Name, Kind: e.Kind})
 	}
 	f.walkLocked(dh.path, entries, f.clock.Now())
+	f.recordOrderLocked(dh.path, entries, now)
 	return out, nil
 }
 

@@ -166,6 +166,7 @@ func (f *FS) listForLookupsLocked(ctx context.Context, dir, path string, dl *dir
 			}
 		}
 	}
+	f.recordOrderLocked(dir, listing.Entries(), start)
 	// Absent answers hold even if this mount changed the directory meanwhile: they are given
 	// only for names it never had (absentFromListingLocked).
 	dl.listedAt, dl.absentTil = start, start.Add(f.cfg.NegativeTTL)

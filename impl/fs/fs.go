@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/mount-s3/mount-s3/impl/clock"
+	"github.com/mount-s3/mount-s3/impl/fetchahead"
 	"github.com/mount-s3/mount-s3/impl/read"
 	"github.com/mount-s3/mount-s3/impl/s3"
 	"github.com/mount-s3/mount-s3/impl/write"
@@ -34,6 +35,9 @@ type Config struct {
 	Logger *slog.Logger // defaults to discarding
 	// ControlSocket is the mount's control socket (impl/control), answered on the root.
 	ControlSocket string
+	// FetchAhead, if set, fetches small files whole at open and ahead of a program reading a
+	// directory's files in order (small.go).
+	FetchAhead *fetchahead.Cache
 
 	// Prefix is the mount prefix (K8): empty or ending in '/'.
 	Prefix string
@@ -114,6 +118,10 @@ type FS struct {
 	walkDirs   map[string]*walkDir
 	ahead      map[string]*aheadList
 	aheadSlots chan struct{} // one per listing made ahead running
+	// orders and scans are what opens of small files know of their directories (small.go).
+	// GUARDED_BY(mu)
+	orders map[string]*fileOrder
+	scans  map[string]*dirScan
 	// local holds the local inodes (mkdir'd directories, files being written) by path. GUARDED_BY(mu)
 	local map[string]*inode
 	// handles are the open files and directories. GUARDED_BY(mu)
@@ -168,6 +176,7 @@ func New(cfg Config) (*FS, error) {
 		negative: map[string]time.Time{},
 		dirLists: map[string]*dirList{},
 		walkDirs: map[string]*walkDir{}, ahead: map[string]*aheadList{}, aheadSlots: make(chan struct{}, walkParallel),
+		orders: map[string]*fileOrder{}, scans: map[string]*dirScan{},
 		local:   map[string]*inode{},
 		handles: map[HandleID]any{},
 	}

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/mount-s3/mount-s3/impl/clock"
+	"github.com/mount-s3/mount-s3/impl/fetchahead"
 	"github.com/mount-s3/mount-s3/impl/fs"
 	"github.com/mount-s3/mount-s3/impl/s3"
 	"github.com/mount-s3/mount-s3/impl/s3/embedded"
@@ -33,6 +34,8 @@ type fixtureOptions struct {
 	keys       map[string]string
 	middleware func(http.Handler) http.Handler
 	ttl        time.Duration
+	// fetchAhead, if set, is given the store and becomes the file system's FetchAhead.
+	fetchAhead *fetchahead.Config
 }
 
 func newFixtureWith(t *testing.T, o fixtureOptions) *fixture {
@@ -55,7 +58,14 @@ func newFixtureWith(t *testing.T, o fixtureOptions) *fixture {
 		o.ttl = time.Second
 	}
 	clk := clock.NewFake(time.Unix(1_700_000_000, 0))
-	f, err := fs.New(fs.Config{Store: store, Clock: clk, Prefix: o.prefix, MetadataTTL: o.ttl, NegativeTTL: o.ttl})
+	cfg := fs.Config{Store: store, Clock: clk, Prefix: o.prefix, MetadataTTL: o.ttl, NegativeTTL: o.ttl}
+	if o.fetchAhead != nil {
+		fc := *o.fetchAhead
+		fc.Store = store
+		cfg.FetchAhead = fetchahead.New(fc)
+		t.Cleanup(cfg.FetchAhead.Close)
+	}
+	f, err := fs.New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"sync"
 
 	"github.com/mount-s3/mount-s3/impl/read"
 	"github.com/mount-s3/mount-s3/impl/s3"
@@ -25,6 +26,15 @@ type OpenFlags struct {
 type readHandle struct {
 	path   string       // constant
 	reader *read.Reader // safe for concurrent use
+	key    string       // constant
+	etag   string       // constant: the version read
+
+	mu sync.Mutex
+	// pending: the whole object is being fetched (small.go); the first read takes it.
+	pending bool // GUARDED_BY(mu)
+	// whole is the whole object when it was fetched whole; nil: the reader serves reads.
+	whole   []byte // GUARDED_BY(mu)
+	release func() // GUARDED_BY(mu): returns whole's memory
 }
 
 // Open opens a file for reading, or for writing (which replaces the object, S6). A file being
@@ -57,7 +67,9 @@ func (f *FS) Open(ctx context.Context, id InodeID, flags OpenFlags, pid uint32) 
 	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	h := &readHandle{path: path, reader: read.NewReader(f.cfg.Read, keymap.FileKey(f.prefix, path), in.etag, in.size)}
+	key := keymap.FileKey(f.prefix, path)
+	h := &readHandle{path: path, key: key, etag: in.etag, reader: read.NewReader(f.cfg.Read, key, in.etag, in.size)}
+	h.pending = f.fetchSmallLocked(in, key)
 	return f.addHandle(h), nil
 }
 
@@ -79,6 +91,12 @@ func (f *FS) Read(ctx context.Context, h HandleID, off int64, dst []byte) (int, 
 	rh, err := handleOf[*readHandle](f, h, "read")
 	if err != nil {
 		return 0, err
+	}
+	if whole, ok := f.wholeOf(ctx, rh); ok {
+		if off >= int64(len(whole)) {
+			return 0, nil
+		}
+		return copy(dst, whole[off:]), nil
 	}
 	n, err := rh.reader.ReadAt(ctx, dst, off)
 	if errors.Is(err, io.EOF) {
@@ -109,6 +127,12 @@ func (f *FS) Release(h HandleID) {
 	switch h := v.(type) {
 	case *readHandle:
 		h.reader.Close()
+		h.mu.Lock()
+		if h.release != nil {
+			h.release()
+		}
+		h.whole, h.release = nil, nil
+		h.mu.Unlock()
 	case *writeHandle:
 		f.releaseWrite(h)
 	}

@@ -1,0 +1,269 @@
+// Package fetchahead owns reading small objects whole before a program asks for their bytes.
+// A program that reads a directory's files one after another (cp -r, tar, rsync, a training
+// loader) pays a GET round trip per file, in series; fetched ahead, several at once, the
+// files are in memory when they are opened. The file system decides what to fetch (impl/fs:
+// the file being opened, and the next files of a directory read in listing order); this
+// package fetches each object whole at the version named (If-Match), holds the bodies within
+// a byte limit and the mount's memory budget, hands each to the first open of that version,
+// and drops what nobody opened.
+//
+// It knows nothing of paths, inodes or FUSE. A fetch that fails, is cut short or finds another
+// version is dropped quietly: the open then reads the object as it would have anyway.
+package fetchahead
+
+import (
+	"context"
+	"io"
+	"sync"
+	"time"
+
+	"github.com/mount-s3/mount-s3/impl/memory"
+	"github.com/mount-s3/mount-s3/impl/s3"
+)
+
+// Defaults for zero Config fields.
+const (
+	DefaultMaxBytes = 32 << 20
+	DefaultParallel = 8
+	DefaultKeep     = 30 * time.Second
+	fetchTimeout    = time.Minute
+)
+
+// Config configures a Cache.
+type Config struct {
+	Store  s3.Store
+	Budget *memory.Budget // nil: only MaxBytes bounds the bodies
+	// MaxBytes bounds the bodies held (fetched or being fetched, not yet taken).
+	MaxBytes int64
+	// Parallel is the most GETs running at once.
+	Parallel int
+	// Keep is how long a body nobody took is held.
+	Keep time.Duration
+	// Now is the clock (default time.Now).
+	Now func() time.Time
+}
+
+// Cache holds the bodies fetched ahead. Its methods are safe for concurrent use.
+type Cache struct {
+	cfg   Config
+	slots chan struct{}
+	ctx   context.Context
+	stop  context.CancelFunc
+
+	mu     sync.Mutex
+	bodies map[string]*body // GUARDED_BY(mu): by key
+	held   int64            // GUARDED_BY(mu): bytes of the bodies in the map
+	closed bool             // GUARDED_BY(mu)
+	stats  Stats            // GUARDED_BY(mu)
+}
+
+// Stats counts what the cache did, for tests and metrics.
+type Stats struct {
+	Fetched int64 // bodies fetched whole
+	Taken   int64 // bodies handed to an open
+	Dropped int64 // bodies dropped unread (expired, evicted, failed, another version)
+}
+
+// body is one object being fetched or fetched. etag, size and at are constant; data and err
+// are written before done is closed and read only after.
+type body struct {
+	etag string
+	size int64
+	at   time.Time
+	done chan struct{}
+	data []byte
+	err  error
+}
+
+// New returns an empty cache.
+func New(cfg Config) *Cache {
+	if cfg.MaxBytes <= 0 {
+		cfg.MaxBytes = DefaultMaxBytes
+	}
+	if cfg.Parallel <= 0 {
+		cfg.Parallel = DefaultParallel
+	}
+	if cfg.Keep <= 0 {
+		cfg.Keep = DefaultKeep
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	ctx, stop := context.WithCancel(context.Background())
+	c := &Cache{cfg: cfg, slots: make(chan struct{}, cfg.Parallel), ctx: ctx, stop: stop, bodies: map[string]*body{}}
+	go c.expireLoop()
+	return c
+}
+
+// expireLoop drops the bodies nobody took in time, so that a scan that stopped early does not
+// keep its bodies' memory.
+func (c *Cache) expireLoop() {
+	t := time.NewTicker(c.cfg.Keep / 2)
+	defer t.Stop()
+	for {
+		select {
+		case <-c.ctx.Done():
+			return
+		case <-t.C:
+			c.mu.Lock()
+			c.expireLocked(c.cfg.Now())
+			c.mu.Unlock()
+		}
+	}
+}
+
+// Fetch starts fetching key at version etag, size bytes, unless it is held or being fetched
+// already, or there is no room for it (in MaxBytes after dropping expired bodies, and in the
+// memory budget without waiting). It reports whether the body is or will be held.
+func (c *Cache) Fetch(key, etag string, size int64) bool {
+	if etag == "" || size < 0 || size > c.cfg.MaxBytes {
+		return false
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closed {
+		return false
+	}
+	now := c.cfg.Now()
+	if b := c.bodies[key]; b != nil {
+		if b.etag == etag {
+			return true
+		}
+		c.dropLocked(key, b)
+	}
+	if c.held+size > c.cfg.MaxBytes {
+		c.expireLocked(now)
+	}
+	if c.held+size > c.cfg.MaxBytes || c.cfg.Budget != nil && !c.cfg.Budget.TryAcquire(size) {
+		return false
+	}
+	b := &body{etag: etag, size: size, at: now, done: make(chan struct{})}
+	c.bodies[key] = b
+	c.held += size
+	go c.fetch(key, b)
+	return true
+}
+
+// fetch reads the whole object into b.
+func (c *Cache) fetch(key string, b *body) {
+	defer close(b.done)
+	select {
+	case c.slots <- struct{}{}:
+	case <-c.ctx.Done():
+		b.err = c.ctx.Err()
+		return
+	}
+	defer func() { <-c.slots }()
+	ctx, cancel := context.WithTimeout(c.ctx, fetchTimeout)
+	defer cancel()
+	if b.size == 0 {
+		b.data = []byte{}
+		return
+	}
+	rc, info, err := c.cfg.Store.Get(ctx, key, 0, b.size, b.etag)
+	if err != nil {
+		b.err = err
+		return
+	}
+	defer rc.Close()
+	if info.Size != 0 && info.Size != b.size {
+		b.err = io.ErrUnexpectedEOF // another version, whatever If-Match said
+		return
+	}
+	data := make([]byte, b.size)
+	if _, err := io.ReadFull(rc, data); err != nil {
+		b.err = err // cut short: the open reads the object itself
+		return
+	}
+	b.data = data
+	c.mu.Lock()
+	c.stats.Fetched++
+	c.mu.Unlock()
+}
+
+// Take returns the body of key at version etag, waiting for its fetch if it is running, and
+// forgets it: each body serves one open. ok is false if there is none (or its fetch failed).
+// The caller owns the bytes and must call release when done with them (it returns their
+// memory to the budget).
+func (c *Cache) Take(ctx context.Context, key, etag string) (data []byte, release func(), ok bool) {
+	c.mu.Lock()
+	b := c.bodies[key]
+	if b == nil || b.etag != etag {
+		c.mu.Unlock()
+		return nil, nil, false
+	}
+	delete(c.bodies, key)
+	c.held -= b.size
+	c.mu.Unlock()
+	select {
+	case <-b.done:
+	case <-ctx.Done():
+		go func() { <-b.done; c.settle(b, false) }()
+		return nil, nil, false
+	}
+	if b.err != nil {
+		c.settle(b, false)
+		return nil, nil, false
+	}
+	c.mu.Lock()
+	c.stats.Taken++
+	c.mu.Unlock()
+	var once sync.Once
+	return b.data, func() { once.Do(func() { c.settle(b, true) }) }, true
+}
+
+// settle returns a body's bytes to the memory budget once nobody holds them: taken and
+// released, or dropped (after its fetch ended).
+func (c *Cache) settle(b *body, taken bool) {
+	c.mu.Lock()
+	if !taken {
+		c.stats.Dropped++
+	}
+	c.mu.Unlock()
+	if c.cfg.Budget != nil {
+		c.cfg.Budget.Release(b.size)
+	}
+}
+
+// dropLocked forgets a body nobody took; its bytes are returned once its fetch ends.
+// LOCKS_REQUIRED(c.mu)
+func (c *Cache) dropLocked(key string, b *body) {
+	delete(c.bodies, key)
+	c.held -= b.size
+	go func() { <-b.done; c.settle(b, false) }()
+}
+
+// expireLocked drops the bodies held longer than Keep.
+// LOCKS_REQUIRED(c.mu)
+func (c *Cache) expireLocked(now time.Time) {
+	for k, b := range c.bodies {
+		if now.Sub(b.at) > c.cfg.Keep {
+			c.dropLocked(k, b)
+		}
+	}
+}
+
+// Stats returns the counters.
+func (c *Cache) Stats() Stats {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.stats
+}
+
+// Held returns the bytes of the bodies held or being fetched and not yet taken.
+func (c *Cache) Held() int64 {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.held
+}
+
+// Close stops the fetches and drops every body not taken.
+func (c *Cache) Close() {
+	c.mu.Lock()
+	c.closed = true
+	for k, b := range c.bodies {
+		c.dropLocked(k, b)
+	}
+	c.mu.Unlock()
+	c.stop()
+}

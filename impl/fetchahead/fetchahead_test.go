@@ -1,0 +1,127 @@
+package fetchahead
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"net/http"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/mount-s3/mount-s3/impl/memory"
+	"github.com/mount-s3/mount-s3/impl/s3"
+	"github.com/mount-s3/mount-s3/impl/s3/embedded"
+)
+
+func server(t *testing.T, mw func(http.Handler) http.Handler) s3.Store {
+	t.Helper()
+	srv, err := embedded.Start(embedded.Options{Buckets: []string{"b"}, Middleware: mw})
+	require.NoError(t, err)
+	t.Cleanup(func() { srv.Close() })
+	store, err := s3.NewSDKStore(context.Background(), s3.Config{Bucket: "b", EndpointURL: srv.URL(), ForcePathStyle: true, StaticCredentials: embedded.Credentials})
+	require.NoError(t, err)
+	return store
+}
+
+func put(t *testing.T, store s3.Store, key string, data []byte) string {
+	t.Helper()
+	info, err := store.Put(context.Background(), key, bytes.NewReader(data), int64(len(data)), s3.WriteOptions{})
+	require.NoError(t, err)
+	return info.ETag
+}
+
+// A body fetched ahead is the object's bytes, handed to one open; its memory is in the budget
+// until released.
+func TestFetchTakeRelease(t *testing.T) {
+	store := server(t, nil)
+	budget := memory.NewBudget(1 << 20)
+	c := New(Config{Store: store, Budget: budget})
+	defer c.Close()
+	data := bytes.Repeat([]byte("abc"), 1000)
+	etag := put(t, store, "k", data)
+	require.True(t, c.Fetch("k", etag, int64(len(data))))
+	require.True(t, c.Fetch("k", etag, int64(len(data))), "a second Fetch of the same version is the same body")
+	got, release, ok := c.Take(context.Background(), "k", etag)
+	require.True(t, ok)
+	require.Equal(t, data, got)
+	require.Equal(t, int64(len(data)), budget.InUse())
+	release()
+	release()
+	require.Zero(t, budget.InUse())
+	require.Zero(t, c.Held())
+	_, _, ok = c.Take(context.Background(), "k", etag)
+	require.False(t, ok, "a body serves one open")
+	require.Equal(t, Stats{Fetched: 1, Taken: 1}, c.Stats())
+}
+
+// Another version, a failed or cut-short fetch, or no room: no body, and nothing held.
+func TestNoWrongBytes(t *testing.T) {
+	var cut atomic.Bool
+	store := server(t, func(next http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if r.Method == http.MethodGet && r.URL.Path == "/b/short" && cut.CompareAndSwap(true, false) {
+				w.Header().Set("Content-Length", "3000")
+				w.WriteHeader(http.StatusOK)
+				w.Write([]byte("abc"))
+				panic(http.ErrAbortHandler) // the connection breaks mid-body
+			}
+			next.ServeHTTP(w, r)
+		})
+	})
+	budget := memory.NewBudget(1 << 20)
+	c := New(Config{Store: store, Budget: budget, MaxBytes: 10_000})
+	defer c.Close()
+	ctx := context.Background()
+
+	old := put(t, store, "k", []byte("old version"))
+	put(t, store, "k", []byte("new version"))
+	require.True(t, c.Fetch("k", old, 11))
+	_, _, ok := c.Take(ctx, "k", old)
+	require.False(t, ok, "If-Match refuses the old version")
+
+	cut.Store(true)
+	etag := put(t, store, "short", bytes.Repeat([]byte("x"), 3000))
+	require.True(t, c.Fetch("short", etag, 3000))
+	got, release, ok := c.Take(ctx, "short", etag)
+	if ok {
+		// The store re-requested the rest (a body cut short is a retryable fault).
+		require.Equal(t, bytes.Repeat([]byte("x"), 3000), got, "a body cut short is never handed out as it is")
+		release()
+	}
+
+	big := put(t, store, "big", bytes.Repeat([]byte("x"), 20_000))
+	require.False(t, c.Fetch("big", big, 20_000), "over MaxBytes")
+	tight := New(Config{Store: store, Budget: memory.NewBudget(100)})
+	defer tight.Close()
+	small := put(t, store, "small", bytes.Repeat([]byte("x"), 200))
+	require.True(t, tight.Fetch("small", small, 200), "the budget lends its whole limit to the first")
+	require.False(t, tight.Fetch("small2", small, 200), "no room left in the budget")
+
+	require.Eventually(t, func() bool { return budget.InUse() == 0 && c.Held() == 0 }, 5*time.Second, 10*time.Millisecond)
+}
+
+// Bodies nobody opened are dropped after Keep, and their memory returned; MaxBytes bounds
+// what is held at once.
+func TestUnreadBodiesExpire(t *testing.T) {
+	store := server(t, nil)
+	budget := memory.NewBudget(1 << 20)
+	var now atomic.Int64
+	now.Store(time.Unix(1_700_000_000, 0).UnixNano())
+	c := New(Config{Store: store, Budget: budget, MaxBytes: 3000, Keep: time.Hour, Now: func() time.Time { return time.Unix(0, now.Load()) }})
+	defer c.Close()
+	var etags []string
+	for i := 0; i < 4; i++ {
+		etags = append(etags, put(t, store, fmt.Sprint("f", i), bytes.Repeat([]byte("x"), 1000)))
+	}
+	for i := 0; i < 3; i++ {
+		require.True(t, c.Fetch(fmt.Sprint("f", i), etags[i], 1000))
+	}
+	require.False(t, c.Fetch("f3", etags[3], 1000), "MaxBytes is full of bodies not yet expired")
+	now.Add(int64(2 * time.Hour))
+	require.True(t, c.Fetch("f3", etags[3], 1000), "expired bodies make room")
+	require.Eventually(t, func() bool { return budget.InUse() == 1000 }, 5*time.Second, 10*time.Millisecond)
+	require.Equal(t, int64(3), c.Stats().Dropped)
+}
