@@ -44,7 +44,9 @@ func smallFixture(t *testing.T, n int, ahead *fetchahead.Config) (x *fixture, ge
 	return x, gets, maxAtOnce
 }
 
-func smallBody(i int) string { return fmt.Sprintf("file %d ", i) + string(bytes.Repeat([]byte{byte('a' + i%26)}, 100+i)) }
+func smallBody(i int) string {
+	return fmt.Sprintf("file %d ", i) + string(bytes.Repeat([]byte{byte('a' + i%26)}, 100+i))
+}
 
 // readFile opens, reads whole and releases path under directory d, as cat does.
 func readFile(t *testing.T, x *fixture, d fs.InodeID, name string) string {
