@@ -44,12 +44,13 @@ type dirList struct {
 
 // localChangeLocked is told of every name this mount makes, commits to the bucket or removes:
 // a listing of an ancestor that runs across it records no metadata. Its absent answers stay:
-// every name this mount changes is known (knownLocked), and a known name is never answered
-// absent from a listing, so a file just uploaded, whose inode the kernel has forgotten, is
+// every name this mount changes is known for as long as those answers last (knownLocked,
+// changedLocked), and a known name is never answered absent from a listing, so a file just uploaded, whose inode the kernel has forgotten, is
 // asked for on its own. Voiding the whole listing instead made every create in a busy
 // directory list it again (a LIST per file).
 // LOCKS_REQUIRED(f.mu)
 func (f *FS) localChangeLocked(path string) {
+	f.changedLocked(path, f.clock.Now())
 	for dir := path; dir != ""; {
 		dir, _ = keymap.Split(dir)
 		if dl := f.dirLists[dir]; dl != nil {
@@ -173,18 +174,56 @@ func (f *FS) listForLookupsLocked(ctx context.Context, dir, path string, dl *dir
 	return res, true, nil
 }
 
-// knownLocked reports whether the mount has an inode for path, fresh or not: a name it wrote or
-// saw. A listing's silence does not make such a name absent; the name is asked for on its
-// own (HEAD), since a listing may lag a write the store has already acknowledged, and the
-// kernel may still hold the inode. Unknown names keep the listing's answer.
+// knownLocked reports whether path is a name the mount has an inode for (the kernel may hold
+// it) or changed itself lately (changedLocked). A listing's silence does not make such a name
+// absent; the name is asked for on its own (HEAD), since a listing may lag a write the store
+// has already acknowledged, and the kernel may still hold the inode. Other names keep the
+// listing's answer.
 // LOCKS_REQUIRED(f.mu)
 func (f *FS) knownLocked(path string) bool {
-	for _, k := range []keymap.Kind{keymap.File, keymap.Dir} {
-		if _, ok := f.inodes.numbers[nodeKey{path, k}]; ok {
-			return true
-		}
+	if f.inodes.lookup(path, keymap.File) != nil || f.inodes.lookup(path, keymap.Dir) != nil {
+		return true
 	}
-	return false
+	t, ok := f.changed[path]
+	return ok && f.clock.Now().Before(t.Add(f.changedKeep()))
+}
+
+// listingLag is how long after a write a listing may still not show it (MinIO under load).
+const listingLag = 10 * time.Second
+
+// changedKeep is how long a name this mount changed is remembered: as long as a listing that
+// started before the change, or within listingLag after it, may answer it absent.
+func (f *FS) changedKeep() time.Duration { return f.cfg.NegativeTTL + listingLag }
+
+// changedMax bounds the names remembered as changed. Past it they are forgotten and every
+// listing's absent answers with them, which is what remembering them protects.
+const changedMax = 1 << 20
+
+// changedLocked remembers that this mount made, committed or removed path and the directories
+// above it.
+// LOCKS_REQUIRED(f.mu)
+func (f *FS) changedLocked(path string, now time.Time) {
+	if len(f.changed) >= f.changedSweepAt {
+		for p, t := range f.changed {
+			if !now.Before(t.Add(f.changedKeep())) {
+				delete(f.changed, p)
+			}
+		}
+		if len(f.changed) >= changedMax {
+			clear(f.changed)
+			for _, dl := range f.dirLists {
+				dl.absentTil = time.Time{}
+			}
+		}
+		f.changedSweepAt = max(sweepMin, 2*len(f.changed))
+	}
+	for p := path; ; {
+		f.changed[p] = now
+		if p == "" {
+			return
+		}
+		p, _ = keymap.Split(p)
+	}
 }
 
 // trimDirListsLocked keeps the table of directories small: entries with nothing running and

@@ -110,7 +110,8 @@ type FS struct {
 	// inodes holds the numbers and cached metadata of every path the kernel knows. GUARDED_BY(mu)
 	inodes inodeTable
 	// negative remembers names that did not exist, until the time given. GUARDED_BY(mu)
-	negative map[string]time.Time
+	negative        map[string]time.Time
+	negativeSweepAt int // GUARDED_BY(mu)
 	// dirLists is what lookups know of directories' listings (dirlist.go). GUARDED_BY(mu)
 	dirLists map[string]*dirList
 	// walkDirs and ahead are what readdirs know of a walk, and the listings made ahead of it
@@ -118,6 +119,10 @@ type FS struct {
 	walkDirs   map[string]*walkDir
 	ahead      map[string]*aheadList
 	aheadSlots chan struct{} // one per listing made ahead running
+	// changed: names this mount made, committed or removed lately, and when (knownLocked).
+	// GUARDED_BY(mu)
+	changed        map[string]time.Time
+	changedSweepAt int // GUARDED_BY(mu)
 	// orders and scans are what opens of small files know of their directories (small.go).
 	// GUARDED_BY(mu)
 	orders map[string]*fileOrder
@@ -177,10 +182,11 @@ func New(cfg Config) (*FS, error) {
 		dirLists: map[string]*dirList{},
 		walkDirs: map[string]*walkDir{}, ahead: map[string]*aheadList{}, aheadSlots: make(chan struct{}, walkParallel),
 		orders: map[string]*fileOrder{}, scans: map[string]*dirScan{},
+		changed: map[string]time.Time{}, changedSweepAt: sweepMin, negativeSweepAt: sweepMin,
 		local:   map[string]*inode{},
 		handles: map[HandleID]any{},
 	}
-	f.inodes.init(f.mounted)
+	f.inodes.init(f.clock.Now)
 	return f, nil
 }
 

@@ -1,12 +1,14 @@
 package fs
 
 import (
+	"hash/fnv"
 	"time"
 
 	"github.com/mount-s3/mount-s3/spec/keymap"
 )
 
-// inode is one file or directory the kernel knows.
+// inode is one file or directory the kernel knows, or one a listing described whose metadata
+// is still fresh (lookups 0).
 type inode struct {
 	// Constant data.
 	id   InodeID
@@ -35,48 +37,101 @@ type nodeKey struct {
 	kind keymap.Kind
 }
 
-// inodeTable keeps inode numbers stable for the life of the mount (S9): a number, once given
-// to a path and kind, is never reused, and the same path and kind always get the same number,
-// even after the kernel has forgotten the inode.
+// inodeTable gives inode numbers that are stable for the life of the mount (S9) without
+// remembering every path ever seen: a path and kind's number is derived from them (a 63-bit
+// hash), so the same path and kind get the same number after the kernel forgot the inode,
+// and the table holds only the live inodes: those the kernel holds, and those a listing
+// described whose metadata is fresh, dropped once it is stale (sweep). Two keys whose hashes
+// meet while both are live cannot share a number: the later one takes the next free number,
+// remembered in moved (about one key in 2^63/n for n live keys; see S9).
 type inodeTable struct {
-	numbers map[nodeKey]InodeID
-	live    map[InodeID]*inode
-	next    InodeID
+	live  map[InodeID]*inode
+	byKey map[nodeKey]*inode
+	moved map[nodeKey]InodeID
+	// sweepAt: the next getOrCreate that finds this many live inodes drops the stale ones.
+	sweepAt int
+	now     func() time.Time
 }
 
-func (t *inodeTable) init(now time.Time) {
-	t.numbers = map[nodeKey]InodeID{{"", keymap.Dir}: RootID}
-	t.live = map[InodeID]*inode{RootID: {id: RootID, kind: keymap.Dir, lookups: 1, validUntil: farFuture}}
-	t.next = RootID + 1
+// sweepMin is the fewest live inodes worth a sweep.
+const sweepMin = 4096
+
+func (t *inodeTable) init(now func() time.Time) {
+	root := &inode{id: RootID, kind: keymap.Dir, lookups: 1, validUntil: farFuture}
+	t.live = map[InodeID]*inode{RootID: root}
+	t.byKey = map[nodeKey]*inode{{"", keymap.Dir}: root}
+	t.moved = map[nodeKey]InodeID{}
+	t.sweepAt, t.now = sweepMin, now
 }
 
 var farFuture = time.Unix(1<<62, 0)
 
-// number returns the inode number of path and kind, allocating one on first sight.
+// hashNumber is the number a key gets unless another live key has it: FNV-1a over the kind and
+// the path, with the top bit clear, never 0 (invalid) or the root's.
+func hashNumber(k nodeKey) InodeID {
+	h := fnv.New64a()
+	h.Write([]byte{byte(k.kind)})
+	h.Write([]byte(k.path))
+	id := InodeID(h.Sum64() >> 1)
+	if id <= RootID {
+		id += RootID + 1
+	}
+	return id
+}
+
+// number returns the inode number of path and kind: its live inode's, or the one it gets.
 func (t *inodeTable) number(path string, kind keymap.Kind) InodeID {
 	k := nodeKey{path, kind}
-	if id, ok := t.numbers[k]; ok {
-		return id
+	if in := t.byKey[k]; in != nil {
+		return in.id
 	}
-	id := t.next
-	t.next++
-	t.numbers[k] = id
+	id, ok := t.moved[k]
+	if !ok {
+		id = hashNumber(k)
+	}
+	for {
+		in := t.live[id]
+		if in == nil || (in.path == path && in.kind == kind) {
+			break
+		}
+		// Another live key has this number: take the next free one, and remember it so the
+		// key keeps it.
+		id++
+		if id <= RootID {
+			id = RootID + 1
+		}
+		t.moved[k] = id
+	}
 	return id
 }
 
 // get returns the live inode with this number, or nil.
 func (t *inodeTable) get(id InodeID) *inode { return t.live[id] }
 
-// getOrCreate returns the live inode for path and kind, creating it if the kernel does not
-// know it yet.
+// lookup returns the live inode of path and kind, or nil.
+func (t *inodeTable) lookup(path string, kind keymap.Kind) *inode {
+	return t.byKey[nodeKey{path, kind}]
+}
+
+// getOrCreate returns the live inode for path and kind, creating it if there is none.
 func (t *inodeTable) getOrCreate(path string, kind keymap.Kind) *inode {
-	id := t.number(path, kind)
-	if in := t.live[id]; in != nil {
+	k := nodeKey{path, kind}
+	if in := t.byKey[k]; in != nil {
 		return in
 	}
-	in := &inode{id: id, path: path, kind: kind}
-	t.live[id] = in
+	if len(t.live) >= t.sweepAt {
+		t.sweep()
+	}
+	in := &inode{id: t.number(path, kind), path: path, kind: kind}
+	t.live[in.id] = in
+	t.byKey[k] = in
 	return in
+}
+
+// drop removes a live inode (its number stays its key's).
+func (t *inodeTable) drop(in *inode) {
+	delete(t.live, in.id)
+	delete(t.byKey, nodeKey{in.path, in.kind})
 }
 
 // forget drops n kernel references; at zero the inode is no longer live (its number stays).
@@ -86,8 +141,29 @@ func (t *inodeTable) forget(id InodeID, n uint64) {
 		return
 	}
 	if n >= in.lookups {
-		delete(t.live, id)
+		t.drop(in)
 		return
 	}
 	in.lookups -= n
+}
+
+// sweep drops the inodes nobody holds (no kernel reference, not local, not being written)
+// whose metadata is stale: what a listing recorded for lookups that never came. The live
+// table is then bounded by what the kernel holds plus what the metadata TTL keeps fresh.
+func (t *inodeTable) sweep() {
+	now := t.now()
+	for _, in := range t.live {
+		if in.lookups == 0 && !in.local && in.writer == nil && in.id != RootID && !now.Before(in.validUntil) {
+			t.drop(in)
+		}
+	}
+	t.sweepAt = max(sweepMin, 2*len(t.live))
+}
+
+// Inodes returns how many inodes the file system holds now (the kernel's, local ones and
+// those with fresh metadata), for metrics and tests.
+func (f *FS) Inodes() int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return len(f.inodes.live)
 }

@@ -100,7 +100,7 @@ func (f *FS) Lookup(ctx context.Context, parent InodeID, name string) (Entry, er
 	if !res.found {
 		// A listing's absence already lasts as long as S3 allows; a lookup's starts now.
 		if f.cfg.NegativeTTL > 0 && !listed {
-			f.negative[path] = now.Add(f.cfg.NegativeTTL)
+			f.setNegativeLocked(path, now)
 		}
 		return Entry{}, newError("lookup", path, CodeNotFound, "no such object or prefix")
 	}
@@ -138,11 +138,7 @@ func (f *FS) freshChildLocked(path string, now time.Time) *inode {
 		return in
 	}
 	for _, k := range []keymap.Kind{keymap.Dir, keymap.File} {
-		id, ok := f.inodes.numbers[nodeKey{path, k}]
-		if !ok {
-			continue
-		}
-		if in := f.inodes.get(id); in != nil && now.Before(in.validUntil) {
+		if in := f.inodes.lookup(path, k); in != nil && now.Before(in.validUntil) {
 			return in
 		}
 	}
@@ -265,4 +261,20 @@ func (f *FS) hasLocalBelowLocked(path string) bool {
 		}
 	}
 	return false
+}
+
+// setNegativeLocked caches that path does not exist, for the negative TTL. Expired entries are
+// swept when the cache has doubled since the last sweep, so a program probing many missing
+// names does not grow it for good.
+// LOCKS_REQUIRED(f.mu)
+func (f *FS) setNegativeLocked(path string, now time.Time) {
+	if len(f.negative) >= f.negativeSweepAt {
+		for p, until := range f.negative {
+			if !now.Before(until) {
+				delete(f.negative, p)
+			}
+		}
+		f.negativeSweepAt = max(sweepMin, 2*len(f.negative))
+	}
+	f.negative[path] = now.Add(f.cfg.NegativeTTL)
 }

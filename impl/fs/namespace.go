@@ -65,10 +65,8 @@ func (f *FS) Unlink(ctx context.Context, parent InodeID, name string) error {
 // staleLocked makes the next lookup or open of path ask the store, whatever the TTL.
 // LOCKS_REQUIRED(f.mu)
 func (f *FS) staleLocked(path string, kind keymap.Kind) {
-	if id, ok := f.inodes.numbers[nodeKey{path, kind}]; ok {
-		if in := f.inodes.get(id); in != nil {
-			in.validUntil = f.mounted
-		}
+	if in := f.inodes.lookup(path, kind); in != nil {
+		in.validUntil = f.mounted
 	}
 	f.localChangeLocked(path)
 }
