@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -69,10 +70,12 @@ func runSyncCommand(args []string) int {
 	}
 	defer c.Close()
 	interrupted := make(chan os.Signal, 1)
+	var stopped atomic.Bool
 	signal.Notify(interrupted, os.Interrupt, syscall.SIGTERM)
 	go func() {
 		<-interrupted
 		// Closing the connection tells the mount; the write-back goes on without us.
+		stopped.Store(true)
 		c.Close()
 	}()
 	tty := isTerminal(os.Stderr)
@@ -92,6 +95,9 @@ func runSyncCommand(args []string) int {
 		fmt.Fprint(os.Stderr, "\r\033[K")
 	}
 	switch {
+	case stopped.Load():
+		fmt.Fprintf(os.Stderr, "interrupted: the write-back goes on in the mount; 'mount-s3 status %s' shows what remains\n", target)
+		return 130
 	case errors.As(err, new(*control.RemoteError)):
 		fmt.Fprintf(os.Stderr, "error: flush of %s: %v\n", target, err)
 		return flushFailed

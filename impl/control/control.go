@@ -11,6 +11,7 @@ package control
 import (
 	"bufio"
 	"context"
+	"crypto/rand"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -91,8 +92,11 @@ func listenIn(dir string, log *slog.Logger) (*Server, error) {
 	if err := privateDir(dir); err != nil {
 		return nil, err
 	}
-	path := filepath.Join(dir, strconv.Itoa(os.Getpid())+".sock")
-	os.Remove(path) // left by an earlier process with this pid, which is gone
+	// The pid names the socket for a person; the random part keeps two mounts apart whose
+	// pids are equal in different pid namespaces sharing the directory (containers).
+	var r [4]byte
+	rand.Read(r[:])
+	path := filepath.Join(dir, fmt.Sprintf("%d-%x.sock", os.Getpid(), r))
 	// The directory is the user's alone, so the socket is never reachable by anyone else,
 	// even before the chmod.
 	ln, err := net.ListenUnix("unix", &net.UnixAddr{Name: path, Net: "unix"})

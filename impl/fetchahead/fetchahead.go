@@ -33,9 +33,12 @@ const (
 type Config struct {
 	Store  s3.Store
 	Budget *memory.Budget // nil: only MaxBytes bounds the bodies
-	// MaxBytes bounds the bodies held (fetched or being fetched, not yet taken).
+	// MaxBytes bounds the bodies in memory: fetched or being fetched, and taken by an open
+	// that has not released them. Past it, Fetch refuses, and opens read as they would
+	// without this package.
 	MaxBytes int64
-	// Parallel is the most GETs running at once.
+	// Parallel is the most GETs running at once for files not yet opened; files being
+	// opened have as many slots again of their own, so they never wait behind those.
 	Parallel int
 	// Keep is how long a body nobody took is held.
 	Keep time.Duration
@@ -45,14 +48,16 @@ type Config struct {
 
 // Cache holds the bodies fetched ahead. Its methods are safe for concurrent use.
 type Cache struct {
-	cfg   Config
-	slots chan struct{}
-	ctx   context.Context
-	stop  context.CancelFunc
+	cfg         Config
+	slots       chan struct{} // fetches ahead of opens
+	urgentSlots chan struct{} // fetches an open waits for
+	ctx         context.Context
+	stop        context.CancelFunc
 
 	mu     sync.Mutex
 	bodies map[string]*body // GUARDED_BY(mu): by key
 	held   int64            // GUARDED_BY(mu): bytes of the bodies in the map
+	inUse  int64            // GUARDED_BY(mu): held, plus bodies taken and not released
 	closed bool             // GUARDED_BY(mu)
 	stats  Stats            // GUARDED_BY(mu)
 }
@@ -67,12 +72,15 @@ type Stats struct {
 // body is one object being fetched or fetched. etag, size and at are constant; data and err
 // are written before done is closed and read only after.
 type body struct {
-	etag string
-	size int64
-	at   time.Time
-	done chan struct{}
-	data []byte
-	err  error
+	etag   string
+	size   int64
+	at     time.Time
+	done   chan struct{}
+	urgent chan struct{} // closed when an open waits for the body
+	data   []byte
+	err    error
+	// urged: urgent is closed. GUARDED_BY(Cache.mu)
+	urged bool
 }
 
 // New returns an empty cache.
@@ -90,7 +98,8 @@ func New(cfg Config) *Cache {
 		cfg.Now = time.Now
 	}
 	ctx, stop := context.WithCancel(context.Background())
-	c := &Cache{cfg: cfg, slots: make(chan struct{}, cfg.Parallel), ctx: ctx, stop: stop, bodies: map[string]*body{}}
+	c := &Cache{cfg: cfg, slots: make(chan struct{}, cfg.Parallel), urgentSlots: make(chan struct{}, cfg.Parallel),
+		ctx: ctx, stop: stop, bodies: map[string]*body{}}
 	go c.expireLoop()
 	return c
 }
@@ -114,8 +123,9 @@ func (c *Cache) expireLoop() {
 
 // Fetch starts fetching key at version etag, size bytes, unless it is held or being fetched
 // already, or there is no room for it (in MaxBytes after dropping expired bodies, and in the
-// memory budget without waiting). It reports whether the body is or will be held.
-func (c *Cache) Fetch(key, etag string, size int64) bool {
+// memory budget without waiting). urgent says an open will wait for it: it does not queue
+// behind the fetches ahead. It reports whether the body is or will be held.
+func (c *Cache) Fetch(key, etag string, size int64, urgent bool) bool {
 	if etag == "" || size < 0 || size > c.cfg.MaxBytes {
 		return false
 	}
@@ -127,33 +137,68 @@ func (c *Cache) Fetch(key, etag string, size int64) bool {
 	now := c.cfg.Now()
 	if b := c.bodies[key]; b != nil {
 		if b.etag == etag {
+			if urgent {
+				c.urgeLocked(b)
+			}
 			return true
 		}
 		c.dropLocked(key, b)
 	}
-	if c.held+size > c.cfg.MaxBytes {
+	if c.inUse+size > c.cfg.MaxBytes {
 		c.expireLocked(now)
 	}
-	if c.held+size > c.cfg.MaxBytes || c.cfg.Budget != nil && !c.cfg.Budget.TryAcquire(size) {
+	if c.inUse+size > c.cfg.MaxBytes || c.cfg.Budget != nil && !c.cfg.Budget.TryAcquire(size) {
 		return false
 	}
-	b := &body{etag: etag, size: size, at: now, done: make(chan struct{})}
+	b := &body{etag: etag, size: size, at: now, done: make(chan struct{}), urgent: make(chan struct{})}
+	if urgent {
+		c.urgeLocked(b)
+	}
 	c.bodies[key] = b
 	c.held += size
+	c.inUse += size
 	go c.fetch(key, b)
 	return true
+}
+
+// urgeLocked lets b's fetch take an open's slot if it has none yet.
+// LOCKS_REQUIRED(c.mu)
+func (c *Cache) urgeLocked(b *body) {
+	if !b.urged {
+		b.urged = true
+		close(b.urgent)
+	}
+}
+
+// slot waits for a slot for b's GET: an ahead slot, or an open's once b is urgent. It
+// returns the function that frees it, or nil if the cache closed.
+func (c *Cache) slot(b *body) func() {
+	select {
+	case c.slots <- struct{}{}:
+		return func() { <-c.slots }
+	case <-b.urgent:
+	case <-c.ctx.Done():
+		return nil
+	}
+	select {
+	case c.urgentSlots <- struct{}{}:
+		return func() { <-c.urgentSlots }
+	case c.slots <- struct{}{}:
+		return func() { <-c.slots }
+	case <-c.ctx.Done():
+		return nil
+	}
 }
 
 // fetch reads the whole object into b.
 func (c *Cache) fetch(key string, b *body) {
 	defer close(b.done)
-	select {
-	case c.slots <- struct{}{}:
-	case <-c.ctx.Done():
+	free := c.slot(b)
+	if free == nil {
 		b.err = c.ctx.Err()
 		return
 	}
-	defer func() { <-c.slots }()
+	defer free()
 	ctx, cancel := context.WithTimeout(c.ctx, fetchTimeout)
 	defer cancel()
 	if b.size == 0 {
@@ -194,6 +239,7 @@ func (c *Cache) Take(ctx context.Context, key, etag string) (data []byte, releas
 	}
 	delete(c.bodies, key)
 	c.held -= b.size
+	c.urgeLocked(b)
 	c.mu.Unlock()
 	select {
 	case <-b.done:
@@ -216,6 +262,7 @@ func (c *Cache) Take(ctx context.Context, key, etag string) (data []byte, releas
 // released, or dropped (after its fetch ended).
 func (c *Cache) settle(b *body, taken bool) {
 	c.mu.Lock()
+	c.inUse -= b.size
 	if !taken {
 		c.stats.Dropped++
 	}
@@ -230,7 +277,16 @@ func (c *Cache) settle(b *body, taken bool) {
 func (c *Cache) dropLocked(key string, b *body) {
 	delete(c.bodies, key)
 	c.held -= b.size
-	go func() { <-b.done; c.settle(b, false) }()
+	select {
+	case <-b.done:
+		c.inUse -= b.size
+		c.stats.Dropped++
+		if c.cfg.Budget != nil {
+			c.cfg.Budget.Release(b.size) // lock order: Cache.mu < the budget's
+		}
+	default:
+		go func() { <-b.done; c.settle(b, false) }()
+	}
 }
 
 // expireLocked drops the bodies held longer than Keep.
@@ -240,6 +296,16 @@ func (c *Cache) expireLocked(now time.Time) {
 		if now.Sub(b.at) > c.cfg.Keep {
 			c.dropLocked(k, b)
 		}
+	}
+}
+
+// Drop forgets the body of key at version etag if nobody took it: an open that fetched its
+// file whole and closed it unread.
+func (c *Cache) Drop(key, etag string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if b := c.bodies[key]; b != nil && b.etag == etag {
+		c.dropLocked(key, b)
 	}
 }
 
@@ -255,6 +321,14 @@ func (c *Cache) Held() int64 {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return c.held
+}
+
+// InUse returns the bytes of the bodies in memory: held, and taken but not released. It is
+// at most MaxBytes.
+func (c *Cache) InUse() int64 {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.inUse
 }
 
 // Close stops the fetches and drops every body not taken.

@@ -42,8 +42,8 @@ func TestFetchTakeRelease(t *testing.T) {
 	defer c.Close()
 	data := bytes.Repeat([]byte("abc"), 1000)
 	etag := put(t, store, "k", data)
-	require.True(t, c.Fetch("k", etag, int64(len(data))))
-	require.True(t, c.Fetch("k", etag, int64(len(data))), "a second Fetch of the same version is the same body")
+	require.True(t, c.Fetch("k", etag, int64(len(data)), false))
+	require.True(t, c.Fetch("k", etag, int64(len(data)), false), "a second Fetch of the same version is the same body")
 	got, release, ok := c.Take(context.Background(), "k", etag)
 	require.True(t, ok)
 	require.Equal(t, data, got)
@@ -78,13 +78,13 @@ func TestNoWrongBytes(t *testing.T) {
 
 	old := put(t, store, "k", []byte("old version"))
 	put(t, store, "k", []byte("new version"))
-	require.True(t, c.Fetch("k", old, 11))
+	require.True(t, c.Fetch("k", old, 11, false))
 	_, _, ok := c.Take(ctx, "k", old)
 	require.False(t, ok, "If-Match refuses the old version")
 
 	cut.Store(true)
 	etag := put(t, store, "short", bytes.Repeat([]byte("x"), 3000))
-	require.True(t, c.Fetch("short", etag, 3000))
+	require.True(t, c.Fetch("short", etag, 3000, false))
 	got, release, ok := c.Take(ctx, "short", etag)
 	if ok {
 		// The store re-requested the rest (a body cut short is a retryable fault).
@@ -93,12 +93,12 @@ func TestNoWrongBytes(t *testing.T) {
 	}
 
 	big := put(t, store, "big", bytes.Repeat([]byte("x"), 20_000))
-	require.False(t, c.Fetch("big", big, 20_000), "over MaxBytes")
+	require.False(t, c.Fetch("big", big, 20_000, false), "over MaxBytes")
 	tight := New(Config{Store: store, Budget: memory.NewBudget(100)})
 	defer tight.Close()
 	small := put(t, store, "small", bytes.Repeat([]byte("x"), 200))
-	require.True(t, tight.Fetch("small", small, 200), "the budget lends its whole limit to the first")
-	require.False(t, tight.Fetch("small2", small, 200), "no room left in the budget")
+	require.True(t, tight.Fetch("small", small, 200, false), "the budget lends its whole limit to the first")
+	require.False(t, tight.Fetch("small2", small, 200, false), "no room left in the budget")
 
 	require.Eventually(t, func() bool { return budget.InUse() == 0 && c.Held() == 0 }, 5*time.Second, 10*time.Millisecond)
 }
@@ -117,11 +117,39 @@ func TestUnreadBodiesExpire(t *testing.T) {
 		etags = append(etags, put(t, store, fmt.Sprint("f", i), bytes.Repeat([]byte("x"), 1000)))
 	}
 	for i := 0; i < 3; i++ {
-		require.True(t, c.Fetch(fmt.Sprint("f", i), etags[i], 1000))
+		require.True(t, c.Fetch(fmt.Sprint("f", i), etags[i], 1000, false))
 	}
-	require.False(t, c.Fetch("f3", etags[3], 1000), "MaxBytes is full of bodies not yet expired")
+	require.False(t, c.Fetch("f3", etags[3], 1000, false), "MaxBytes is full of bodies not yet expired")
+	require.Eventually(t, func() bool { return c.Stats().Fetched == 3 }, 5*time.Second, 5*time.Millisecond)
 	now.Add(int64(2 * time.Hour))
-	require.True(t, c.Fetch("f3", etags[3], 1000), "expired bodies make room")
+	require.True(t, c.Fetch("f3", etags[3], 1000, false), "expired bodies make room")
 	require.Eventually(t, func() bool { return budget.InUse() == 1000 }, 5*time.Second, 10*time.Millisecond)
 	require.Equal(t, int64(3), c.Stats().Dropped)
+}
+
+// Bodies taken by opens still count against MaxBytes until released: a program holding many
+// small files open cannot make the cache take more of the shared budget (found in review).
+func TestTakenBodiesCountUntilReleased(t *testing.T) {
+	store := server(t, nil)
+	budget := memory.NewBudget(1 << 20)
+	c := New(Config{Store: store, Budget: budget, MaxBytes: 2500})
+	defer c.Close()
+	var releases []func()
+	for i := 0; i < 3; i++ {
+		key := fmt.Sprint("f", i)
+		etag := put(t, store, key, bytes.Repeat([]byte("x"), 1000))
+		if !c.Fetch(key, etag, 1000, true) {
+			require.Equal(t, 2, i, "the third body does not fit beside two taken ones")
+			break
+		}
+		_, release, ok := c.Take(context.Background(), key, etag)
+		require.True(t, ok)
+		releases = append(releases, release)
+	}
+	require.LessOrEqual(t, budget.InUse(), int64(2500))
+	for _, r := range releases {
+		r()
+	}
+	require.Zero(t, budget.InUse())
+	require.Zero(t, c.InUse())
 }

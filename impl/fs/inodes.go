@@ -22,6 +22,10 @@ type inode struct {
 	etag    string
 	// validUntil is when the cached metadata must be checked with the store again (S3).
 	validUntil time.Time
+	// metaAt is when what the mount knows of the inode was true: the start of the lookup or
+	// listing that said it, or the time this mount wrote it or found it stale. An answer
+	// that started earlier never replaces it (setMetaLocked).
+	metaAt time.Time
 	// local: a directory made by mkdir that may not exist in the bucket (S7), or a file
 	// being written whose object does not exist yet. Local inodes are answered without
 	// asking the store and are listed in their parent.

@@ -145,9 +145,16 @@ func (f *FS) freshChildLocked(path string, now time.Time) *inode {
 	return nil
 }
 
-// setMetaLocked records what the store said about in, valid for the metadata TTL.
+// setMetaLocked records what the store said about in at time now (when the request or listing
+// that said it started), valid for the metadata TTL from then, unless the mount already knows
+// something newer: a listing made ahead of a walk, or a lookup that crossed a newer one, must
+// not roll back what a later lookup, open or commit of this mount saw.
 // LOCKS_REQUIRED(f.mu)
 func (f *FS) setMetaLocked(in *inode, info s3.ObjectInfo, now time.Time) {
+	if now.Before(in.metaAt) {
+		return
+	}
+	in.metaAt = now
 	if in.kind == keymap.File {
 		in.size, in.mtime, in.etag = info.Size, info.LastModified, info.ETag
 	}

@@ -66,7 +66,7 @@ func (f *FS) Unlink(ctx context.Context, parent InodeID, name string) error {
 // LOCKS_REQUIRED(f.mu)
 func (f *FS) staleLocked(path string, kind keymap.Kind) {
 	if in := f.inodes.lookup(path, kind); in != nil {
-		in.validUntil = f.mounted
+		in.validUntil, in.metaAt = f.mounted, f.clock.Now()
 	}
 	f.localChangeLocked(path)
 }
@@ -147,7 +147,7 @@ func (f *FS) RmDir(ctx context.Context, parent InodeID, name string) error {
 	defer f.mu.Unlock()
 	delete(f.local, path)
 	in.local = false
-	in.validUntil = f.mounted
+	in.validUntil, in.metaAt = f.mounted, f.clock.Now()
 	return nil
 }
 

@@ -78,7 +78,7 @@ func (f *FS) Open(ctx context.Context, id InodeID, flags OpenFlags, pid uint32) 
 func (f *FS) refresh(ctx context.Context, id InodeID) error {
 	f.mu.Lock()
 	if in := f.inodes.get(id); in != nil {
-		in.validUntil = f.mounted // force the store round trip
+		in.validUntil, in.metaAt = f.mounted, f.clock.Now() // force the store round trip
 	}
 	f.mu.Unlock()
 	_, _, err := f.GetAttr(ctx, id)
@@ -131,7 +131,10 @@ func (f *FS) Release(h HandleID) {
 		if h.release != nil {
 			h.release()
 		}
-		h.whole, h.release = nil, nil
+		if h.pending {
+			f.cfg.FetchAhead.Drop(h.key, h.etag) // fetched whole for an open that read nothing
+		}
+		h.whole, h.release, h.pending = nil, nil, false
 		h.mu.Unlock()
 	case *writeHandle:
 		f.releaseWrite(h)

@@ -75,7 +75,7 @@ func (f *FS) fetchSmallLocked(in *inode, key string) bool {
 	if c == nil {
 		return false
 	}
-	whole := in.size <= smallWhole && in.etag != "" && c.Fetch(key, in.etag, in.size)
+	whole := in.size <= smallWhole && in.etag != "" && c.Fetch(key, in.etag, in.size, true)
 	now := f.clock.Now()
 	dir, name := keymap.Split(in.path)
 	order := f.orders[dir]
@@ -106,7 +106,7 @@ func (f *FS) fetchSmallLocked(in *inode, key string) bool {
 		if next == nil || next.kind != keymap.File || next.writer != nil || next.size > smallWhole || next.etag == "" {
 			continue
 		}
-		c.Fetch(keymap.FileKey(f.prefix, p), next.etag, next.size)
+		c.Fetch(keymap.FileKey(f.prefix, p), next.etag, next.size, false)
 	}
 	return whole
 }

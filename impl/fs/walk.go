@@ -44,23 +44,33 @@ type walkDir struct {
 // before done is closed and read only after it.
 type aheadList struct {
 	done    chan struct{}
+	queued  time.Time // constant
 	start   time.Time
 	listing *keymap.Listing
 	objects map[string]s3.ObjectInfo
 	err     error
-	// void: this mount changed the directory after the listing was queued. GUARDED_BY(FS.mu)
+	// void: this mount changed the directory after the listing was queued, or a readdir
+	// came before it started and listed itself. GUARDED_BY(FS.mu)
 	void bool
+	// started: the listing has its slot and runs. GUARDED_BY(FS.mu)
+	started bool
 }
 
 var errAheadTooBig = errors.New("too big to list ahead")
 
 // takeAhead returns the listing made ahead for dir, if there is one that may still be used,
-// with the time it started. It waits for one that is running.
+// with the time it started. It waits for one that is running; one still waiting for its slot
+// is dropped, since listing now is sooner. The entry stays in f.ahead while it is waited
+// for, so that a change this mount makes meanwhile voids it.
 // LOCKS_EXCLUDED(f.mu)
 func (f *FS) takeAhead(ctx context.Context, dir string) (*keymap.Listing, map[string]s3.ObjectInfo, time.Time, bool) {
 	f.mu.Lock()
 	a := f.ahead[dir]
-	delete(f.ahead, dir)
+	if a != nil && !a.started {
+		a.void = true
+		delete(f.ahead, dir)
+		a = nil
+	}
 	f.mu.Unlock()
 	if a == nil {
 		return nil, nil, time.Time{}, false
@@ -72,6 +82,9 @@ func (f *FS) takeAhead(ctx context.Context, dir string) (*keymap.Listing, map[st
 	}
 	f.mu.Lock()
 	void := a.void
+	if f.ahead[dir] == a {
+		delete(f.ahead, dir)
+	}
 	f.mu.Unlock()
 	if void || a.err != nil || !f.clock.Now().Before(a.start.Add(f.cfg.MetadataTTL)) {
 		return nil, nil, time.Time{}, false
@@ -115,7 +128,7 @@ func (f *FS) walkLocked(dir string, entries []keymap.Entry, now time.Time) {
 		if f.ahead[d] != nil || len(f.ahead) >= aheadMax {
 			continue
 		}
-		a := &aheadList{done: make(chan struct{})}
+		a := &aheadList{done: make(chan struct{}), queued: now}
 		f.ahead[d] = a
 		go f.listAhead(d, a)
 	}
@@ -129,6 +142,7 @@ func (f *FS) listAhead(dir string, a *aheadList) {
 	defer func() { <-f.aheadSlots }()
 	f.mu.Lock()
 	void := a.void || f.ahead[dir] != a
+	a.started = !void
 	f.mu.Unlock()
 	if void {
 		a.err = errAheadTooBig // dropped or taken meanwhile: not worth a request
@@ -159,12 +173,10 @@ func (f *FS) trimWalkLocked(now time.Time) {
 	}
 	if len(f.ahead) >= aheadMax {
 		for d, a := range f.ahead {
-			select {
-			case <-a.done:
-				if !now.Before(a.start.Add(f.cfg.MetadataTTL)) || a.err != nil {
-					delete(f.ahead, d)
-				}
-			default:
+			// Void, or not read within a walk's pause: the walk went elsewhere. A listing
+			// still running finds itself dropped, or ends unread.
+			if a.void || now.Sub(a.queued) > walkWindow {
+				delete(f.ahead, d)
 			}
 		}
 	}

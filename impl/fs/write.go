@@ -247,7 +247,8 @@ func (f *FS) commit(ctx context.Context, w *writeHandle) error {
 	if !info.LastModified.IsZero() {
 		in.mtime = info.LastModified
 	}
-	in.validUntil = f.clock.Now().Add(f.cfg.MetadataTTL)
+	in.metaAt = f.clock.Now()
+	in.validUntil = in.metaAt.Add(f.cfg.MetadataTTL)
 	f.localChangeLocked(in.path)
 	// The committed key makes its local ancestors real directories of the bucket (S7).
 	for dir, _ := keymap.Split(in.path); dir != ""; dir, _ = keymap.Split(dir) {
@@ -278,7 +279,7 @@ func (f *FS) endWrite(w *writeHandle, committed bool) {
 		delete(f.local, in.path)
 	}
 	if !committed {
-		in.validUntil = f.mounted // ask the store what is there now
+		in.validUntil, in.metaAt = f.mounted, f.clock.Now() // ask the store what is there now
 	}
 	f.mu.Unlock()
 	// After a failure the kernel still has the size the failed writer reached (it tracks
