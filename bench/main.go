@@ -49,6 +49,7 @@ type config struct {
 	only        *regexp.Regexp // nil: every workload
 	treeDirs    int            // directories of the find/du tree
 	treeFiles   int            // objects in each of them
+	walkObjects int            // objects of the memory-after-walks row, 1,000 a directory
 	profiles    []profile      // network profiles to run, one table each
 	profile     profile        // the one this run uses
 	mountArgs   []string       // more flags for every mount (--mount-args)
@@ -57,7 +58,7 @@ type config struct {
 func fullConfig() config {
 	return config{bigSize: 1 << 30, multiSize: 256 << 20, readers: 4, smallFiles: 1000, smallSize: 4 << 10,
 		workers: 8, dirEntries: 10000, randDur: 20 * time.Second, randThreads: []int{1, 4},
-		partSize: 8 << 20, inFlight: 16, treeDirs: 100, treeFiles: 100}
+		partSize: 8 << 20, inFlight: 16, treeDirs: 100, treeFiles: 100, walkObjects: 200_000}
 }
 
 // quickConfig keeps every code path (several parts per object, several list pages) at a
@@ -65,7 +66,7 @@ func fullConfig() config {
 func quickConfig() config {
 	return config{quick: true, bigSize: 24 << 20, multiSize: 8 << 20, readers: 4, smallFiles: 50, smallSize: 4 << 10,
 		workers: 8, dirEntries: 1100, randDur: time.Second, randThreads: []int{1, 4},
-		partSize: 8 << 20, inFlight: 16, treeDirs: 10, treeFiles: 30}
+		partSize: 8 << 20, inFlight: 16, treeDirs: 10, treeFiles: 30, walkObjects: 3000}
 }
 
 // row is one line of the table.

@@ -158,6 +158,21 @@ func (m *mounted) peakRSS() int64 {
 	return 0
 }
 
+// rssKiB is the mount process's resident set now (VmRSS), in KiB.
+func (m *mounted) rssKiB() int64 {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", m.cmd.Process.Pid))
+	if err != nil {
+		return 0
+	}
+	for _, l := range strings.Split(string(b), "\n") {
+		if f := strings.Fields(l); len(f) >= 2 && f[0] == "VmRSS:" {
+			n, _ := strconv.ParseInt(f[1], 10, 64)
+			return n
+		}
+	}
+	return 0
+}
+
 // cpu is the mount process's user+system CPU time so far, in seconds.
 func (m *mounted) cpu() float64 {
 	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", m.cmd.Process.Pid))

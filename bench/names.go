@@ -23,7 +23,59 @@ func (e *env) nameWorkloads() []workload {
 		one(fmt.Sprintf("stat %d names in one dir, cold", c.dirEntries), e.statCold),
 		one(fmt.Sprintf("cat %d x %s, one after another", c.smallFiles, size(int64(c.smallSize))), e.catSerial),
 		one(fmt.Sprintf("find + du, %d objects in %d dirs", c.treeDirs*c.treeFiles, c.treeDirs), e.findDu),
+		one(fmt.Sprintf("find + stat %d objects, 3 walks (RSS after each)", c.walkObjects), e.walkMemory),
 	}
+}
+
+// walkMemory walks a tree of walkObjects objects three times on one mount, stat'ing every
+// file, and reports the mount's RSS before and after each walk: what a training job that
+// walks its dataset every epoch costs in memory. The row's figure is the time of the three
+// walks; the RSS goes in its detail line.
+func (e *env) walkMemory(r *row) {
+	r.unit = "s"
+	n := e.cfg.walkObjects
+	dirs := max(1, n/1000)
+	if !e.walkSeeded {
+		err := parallel(n, 32, func(k int) error {
+			return e.putSmall(fmt.Sprintf("walk/d%03d/f%04d", k%dirs, k/dirs), 0, 0)
+		})
+		if err != nil {
+			r.err = err
+			return
+		}
+		e.walkSeeded = true
+	}
+	r.floor = 3 * pages(n) * e.listLat.Seconds()
+	var rss []string
+	e.onMount(r, nil, func(m *mounted) error {
+		rss = append(rss, fmt.Sprintf("%d", m.rssKiB()>>10))
+		t0 := time.Now()
+		for walk := 0; walk < 3; walk++ {
+			files := 0
+			err := filepath.WalkDir(m.path("walk"), func(p string, d fs.DirEntry, err error) error {
+				if err != nil {
+					return err
+				}
+				if _, err := os.Lstat(p); err != nil {
+					return err
+				}
+				if !d.IsDir() {
+					files++
+				}
+				return nil
+			})
+			if err == nil && files != n {
+				err = fmt.Errorf("walk %d found %d files, want %d", walk+1, files, n)
+			}
+			if err != nil {
+				return err
+			}
+			rss = append(rss, fmt.Sprintf("%d", m.rssKiB()>>10))
+		}
+		r.ours = time.Since(t0).Seconds()
+		return nil
+	})
+	r.reqs = "RSS MiB before, after each walk: " + strings.Join(rss, " -> ") + "  " + r.reqs
 }
 
 // pages is the number of LIST pages n names need.

@@ -50,6 +50,7 @@ type env struct {
 	cacheDiskBytes   int64         // what the cache row left in its --cache dir
 	cacheDiskMBps    float64       // reading that back cold, file by file
 	shaper           *shaper       // the S3 profile's proxy, nil on loopback
+	walkSeeded       bool          // the memory-after-walks row's objects are in the bucket
 }
 
 func setup(ctx context.Context, cfg config, so serverOptions, logw io.Writer) (*env, error) {
