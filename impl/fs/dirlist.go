@@ -37,6 +37,8 @@ type dirList struct {
 	listedAt  time.Time     // when the last complete listing started
 	absentTil time.Time     // names not in that listing are absent until then
 	tooBig    time.Time     // left to per-name lookups until then
+	// refreshing: a listing ahead of this one's expiry is about to start (refreshAheadLocked).
+	refreshing bool
 	// changes counts names this mount made or removed in the directory (or below it): a
 	// listing that ran while one happened cannot say what is absent.
 	changes uint64
@@ -58,6 +60,31 @@ func (f *FS) localChangeLocked(path string) {
 		}
 	}
 	f.aheadChangedLocked(path)
+}
+
+// refreshAheadLocked lists dir again in the background when a lookup comes in the second
+// half of its listing's life, so that lookups that keep coming (stat of every name of a big
+// directory, a loader with a manifest) never wait for a listing: the next one is ready, or
+// running, when the current one expires. Each answer still comes from a listing that started
+// within the TTL (S3).
+// LOCKS_REQUIRED(f.mu)
+func (f *FS) refreshAheadLocked(dir string, now time.Time) {
+	dl := f.dirLists[dir]
+	if dl == nil || dl.running != nil || dl.refreshing || dl.listedAt.IsZero() || now.Before(dl.tooBig) {
+		return
+	}
+	if age := now.Sub(dl.listedAt); age < f.cfg.MetadataTTL/2 || age >= f.cfg.MetadataTTL {
+		return
+	}
+	dl.refreshing = true
+	go func() {
+		f.mu.Lock()
+		defer f.mu.Unlock()
+		dl.refreshing = false
+		if dl.running == nil && f.dirLists[dir] == dl {
+			f.listForLookupsLocked(context.Background(), dir, "", dl)
+		}
+	}()
 }
 
 // absentFromListingLocked reports whether a listing of dir still says that path, a name

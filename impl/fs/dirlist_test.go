@@ -241,3 +241,49 @@ func TestCreatesInAListedDirectory(t *testing.T) {
 		t.Fatalf("create over another writer's object after the TTL: %v, want EEXIST", err)
 	}
 }
+
+// Lookups that keep coming to a listed directory never wait for its next listing: one in the
+// second half of the listing's life starts the next in the background, and once the first
+// expires the lookups are answered from the second without a request (issue 16: stat of
+// 10,000 names waited for a 10-page listing each time the 1 s TTL ran out).
+func TestListingRefreshedAhead(t *testing.T) {
+	keys := map[string]string{}
+	for i := 0; i < 50; i++ {
+		keys[fmt.Sprintf("d/f%02d", i)] = "x"
+	}
+	x, heads, lists := countingFixture(t, keys, time.Minute)
+	ctx := context.Background()
+	d := mustLookup(t, x, "d")
+	for i := 0; i < 10; i++ {
+		if _, err := x.fs.Lookup(ctx, d, fmt.Sprintf("f%02d", i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if lists.Load() == 0 {
+		t.Fatal("the directory was never listed; the test would prove nothing")
+	}
+	x.clock.Advance(40 * time.Second)
+	before := lists.Load()
+	if _, err := x.fs.Lookup(ctx, d, "f10"); err != nil {
+		t.Fatal(err)
+	}
+	for deadline := time.Now().Add(10 * time.Second); lists.Load() == before; time.Sleep(5 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("no listing started in the second half of the first one's life")
+		}
+	}
+	time.Sleep(100 * time.Millisecond) // let the background listing finish
+	x.clock.Advance(30 * time.Second)  // the first listing has expired, the second has not
+	h, l := heads.Load(), lists.Load()
+	for i := 11; i < 50; i++ {
+		if _, err := x.fs.Lookup(ctx, d, fmt.Sprintf("f%02d", i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := x.fs.Lookup(ctx, d, "absent"); fs.CodeOf(err) != fs.CodeNotFound {
+		t.Fatalf("absent: %v", err)
+	}
+	if dh, dl := heads.Load()-h, lists.Load()-l; dh != 0 || dl != 0 {
+		t.Fatalf("lookups after the first listing expired sent %d HEADs and %d LISTs; want none", dh, dl)
+	}
+}

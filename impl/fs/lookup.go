@@ -62,6 +62,7 @@ func (f *FS) Lookup(ctx context.Context, parent InodeID, name string) (Entry, er
 		f.mu.Unlock()
 		return f.lookupWriting(ctx, in, path)
 	}
+	f.refreshAheadLocked(dir.path, now)
 	if in := f.freshChildLocked(path, now); in != nil {
 		in.lookups++
 		e := f.entryLocked(in)
