@@ -8,6 +8,7 @@ import (
 	"io"
 	"log/slog"
 	"maps"
+	"net"
 	"strconv"
 	"strings"
 
@@ -254,6 +255,23 @@ func (e *Engine) uploadFailed(ctx context.Context, op local.Op, opts s3.WriteOpt
 	precondition := errors.Is(err, s3.ErrPreconditionFailed) ||
 		(opts.IfMatch != "" && errors.Is(err, s3.ErrNotFound)) // If-Match on a missing object
 	if !precondition {
+		if mayHaveArrived(err) {
+			// The write may have reached the store with its answer lost (a connection reset
+			// after the request was sent). If it is there, it succeeded; if an earlier write
+			// of ours is there, the rule learns its version, so that a delete or rename of the
+			// file owes the bucket its removal (the fault campaign found such a file left in
+			// the bucket after its local delete, then imported back as a remote change).
+			if remote, found, herr := e.head(ctx, op.Key); herr == nil && found {
+				if remote.Metadata[OpMetaKey] == e.marker(op) {
+					e.logf(slog.LevelInfo, "sync: /%s: the upload's answer was lost but %s holds it (etag %s)", op.Path, op.Key, remote.ETag)
+					return e.uploaded(ctx, op, local.Info{}, remote, remote.Size)
+				}
+				if e.ours(remote) {
+					e.logf(slog.LevelError, "sync: error: upload of /%s to %s failed, will retry over an earlier upload of ours (etag %s): %v", op.Path, op.Key, remote.ETag, err)
+					return e.feed(op, syncrule.UploadFailed{Gen: op.Gen, Remote: version(remote), RemoteSize: remote.Size, Own: true}, result{err: err, backoff: true})
+				}
+			}
+		}
 		e.logf(slog.LevelError, "sync: error: upload of /%s to %s failed, will retry: %v", op.Path, op.Key, err)
 		return e.feed(op, syncrule.UploadFailed{Gen: op.Gen}, result{err: err, backoff: true, persistent: persistent(err)})
 	}
@@ -693,6 +711,17 @@ func version(obj s3.ObjectInfo) syncrule.Version { return importer.VersionOf(obj
 func normETag(etag string) string { return s3.NormalizeETag(etag) }
 
 // persistent: errors that retrying soon will not fix; Flush reports them at once.
+// mayHaveArrived reports whether a failed write may still have been carried out by the store:
+// not refused for good (persistent), and not failed before the request left (a dial error,
+// as when the store is down, where a HEAD would only fail too).
+func mayHaveArrived(err error) bool {
+	var dial *net.OpError
+	if errors.As(err, &dial) && dial.Op == "dial" {
+		return false
+	}
+	return !persistent(err)
+}
+
 func persistent(err error) bool {
 	return errors.Is(err, s3.ErrAccessDenied) || errors.Is(err, s3.ErrNoSuchBucket) || errors.Is(err, s3.ErrInvalidKey)
 }
