@@ -231,10 +231,11 @@ func runStatusCommand(args []string) int {
 // else (a plain directory, a directory inside a mount, another file system) is refused with
 // what to do, and nothing is written to it.
 func dialMount(mnt string) (*control.Client, error) {
+	gone := fmt.Errorf("%s: the mount-s3 process of this mount is gone (transport endpoint is not connected); run 'umount %s' and mount again", mnt, mnt)
 	st, err := os.Stat(mnt)
 	switch {
 	case errors.Is(err, syscall.ENOTCONN):
-		return nil, fmt.Errorf("%s: the mount-s3 process of this mount is gone (transport endpoint is not connected); run 'umount %s' and mount again", mnt, mnt)
+		return nil, gone
 	case err != nil:
 		return nil, fmt.Errorf("%s: %v", mnt, errors.Unwrap(err))
 	case !st.IsDir():
@@ -243,7 +244,7 @@ func dialMount(mnt string) (*control.Client, error) {
 	c, err := control.Dial(mnt)
 	switch {
 	case errors.Is(err, control.ErrStale):
-		return nil, fmt.Errorf("%s: the mount-s3 process of this mount is gone (transport endpoint is not connected); run 'umount %s' and mount again", mnt, mnt)
+		return nil, gone
 	case errors.Is(err, control.ErrNotMount):
 		return nil, fmt.Errorf("%s is not the mount point of a mount-s3 mount (list them with 'grep fuse.mount-s3 /proc/mounts')", mnt)
 	case err != nil:

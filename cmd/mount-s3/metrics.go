@@ -14,7 +14,6 @@ import (
 	"github.com/mount-s3/mount-s3/impl/metrics"
 	"github.com/mount-s3/mount-s3/impl/read"
 	"github.com/mount-s3/mount-s3/mount"
-	"github.com/mount-s3/mount-s3/spec/syncrule"
 )
 
 // logMetricsEvery is how often --log-metrics writes its summary line.
@@ -136,25 +135,10 @@ func (c *syncCore) syncSnapshot() func() syncState {
 			return last
 		}
 		var s syncState
-		if dirty, err := c.layer.Dirty(); err == nil {
-			oldest := now
-			for _, d := range dirty {
-				if d.State.LostFound {
-					continue
-				}
-				if !d.State.Deleted {
-					s.dirtyBytes += d.Size
-				}
-				if !d.State.DirtySince.IsZero() && d.State.DirtySince.Before(oldest) {
-					oldest = d.State.DirtySince
-				}
-			}
-			s.oldestAge = int64(now.Sub(oldest) / time.Second)
-		}
-		if files, err := c.layer.List(syncrule.LostFoundDir(c.layer.FSID())); err == nil {
-			for _, f := range files {
-				s.lostFiles++
-				s.lostBytes += f.Size
+		if sum, _, err := c.summary(context.Background()); err == nil {
+			s = syncState{dirtyBytes: sum.PendingBytes, lostFiles: int64(sum.LostFound), lostBytes: sum.LostFoundBytes}
+			if !sum.OldestPending.IsZero() {
+				s.oldestAge = int64(now.Sub(sum.OldestPending) / time.Second)
 			}
 		}
 		at, last = now, s

@@ -48,6 +48,30 @@ func (c *syncCore) control(ctx context.Context, req control.Request, send func(s
 // The local layer is read in pages, each its own short transaction, so a million pending
 // changes cost memory for one page and never hold back the write-back.
 func (c *syncCore) status(ctx context.Context, all bool, send func(status.Line) error) error {
+	s, lost, err := c.summary(ctx)
+	if err != nil {
+		return err
+	}
+	if err := send(status.Line{Summary: &s}); err != nil || !all {
+		return err
+	}
+	if err := c.eachPending(ctx, func(p status.Pending) error { return send(status.Line{Pending: &p}) }); err != nil {
+		return err
+	}
+	if err := c.eachRename(ctx, func(r status.Rename) error { return send(status.Line{Rename: &r}) }); err != nil {
+		return err
+	}
+	for _, l := range lost {
+		if err := send(status.Line{LostFound: &l}); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// summary is what `status` prints first (and the metrics' sync gauges read), with the files
+// in lost+found behind it.
+func (c *syncCore) summary(ctx context.Context) (status.Summary, []status.LostFound, error) {
 	st := c.engine.Stats()
 	s := status.Summary{Mode: "sync", Bucket: c.bucket, Prefix: c.prefix, SyncDir: c.syncDir,
 		Uploads: st.Uploads + st.Deletes + st.Renames, Failures: st.Failures, Conflicts: st.Resolved,
@@ -69,34 +93,17 @@ func (c *syncCore) status(ctx context.Context, all bool, send func(status.Line) 
 		return nil
 	})
 	if err != nil {
-		return err
+		return s, nil, err
 	}
 	if err := c.eachRename(ctx, func(status.Rename) error { s.Renames++; return nil }); err != nil {
-		return err
+		return s, nil, err
 	}
 	lost, err := c.lostFound()
-	if err != nil {
-		return err
-	}
 	for _, l := range lost {
 		s.LostFound++
 		s.LostFoundBytes += l.Size
 	}
-	if err := send(status.Line{Summary: &s}); err != nil || !all {
-		return err
-	}
-	if err := c.eachPending(ctx, func(p status.Pending) error { return send(status.Line{Pending: &p}) }); err != nil {
-		return err
-	}
-	if err := c.eachRename(ctx, func(r status.Rename) error { return send(status.Line{Rename: &r}) }); err != nil {
-		return err
-	}
-	for _, l := range lost {
-		if err := send(status.Line{LostFound: &l}); err != nil {
-			return err
-		}
-	}
-	return nil
+	return s, lost, err
 }
 
 // eachPending calls fn for every change the bucket lacks, a page of the local layer at a time.

@@ -28,6 +28,9 @@ type readHandle struct {
 	reader *read.Reader // safe for concurrent use
 	key    string       // constant
 	etag   string       // constant: the version read
+	// small: the open started fetching the whole object (small.go); only then may reads be
+	// served from it, and only then do they take mu. Constant.
+	small bool
 
 	mu sync.Mutex
 	// pending: the whole object is being fetched (small.go); the first read takes it.
@@ -69,7 +72,8 @@ func (f *FS) Open(ctx context.Context, id InodeID, flags OpenFlags, pid uint32) 
 	defer f.mu.Unlock()
 	key := keymap.FileKey(f.prefix, path)
 	h := &readHandle{path: path, key: key, etag: in.etag, reader: read.NewReader(f.cfg.Read, key, in.etag, in.size)}
-	h.pending = f.fetchSmallLocked(in, key)
+	h.small = f.fetchSmallLocked(in, key)
+	h.pending = h.small
 	return f.addHandle(h), nil
 }
 
@@ -92,11 +96,13 @@ func (f *FS) Read(ctx context.Context, h HandleID, off int64, dst []byte) (int, 
 	if err != nil {
 		return 0, err
 	}
-	if whole, ok := f.wholeOf(ctx, rh); ok {
-		if off >= int64(len(whole)) {
-			return 0, nil
+	if rh.small {
+		if whole, ok := f.wholeOf(ctx, rh); ok {
+			if off >= int64(len(whole)) {
+				return 0, nil
+			}
+			return copy(dst, whole[off:]), nil
 		}
-		return copy(dst, whole[off:]), nil
 	}
 	n, err := rh.reader.ReadAt(ctx, dst, off)
 	if errors.Is(err, io.EOF) {
@@ -127,6 +133,9 @@ func (f *FS) Release(h HandleID) {
 	switch h := v.(type) {
 	case *readHandle:
 		h.reader.Close()
+		if !h.small {
+			return
+		}
 		h.mu.Lock()
 		if h.release != nil {
 			h.release()

@@ -24,18 +24,14 @@ func smallFixture(t *testing.T, n int, ahead *fetchahead.Config) (x *fixture, ge
 		keys[fmt.Sprintf("d/f%03d", i)] = smallBody(i)
 	}
 	keys["d/big"] = string(bytes.Repeat([]byte("B"), 2<<20))
-	gets, maxAtOnce = &atomic.Int64{}, &atomic.Int64{}
-	var running atomic.Int64
+	busy := &atOnce{}
+	gets, maxAtOnce = &atomic.Int64{}, &busy.max
 	var counting atomic.Bool
 	x = newFixtureWith(t, fixtureOptions{keys: keys, ttl: time.Minute, fetchAhead: ahead, middleware: func(next http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			if counting.Load() && r.Method == http.MethodGet && !r.URL.Query().Has("list-type") {
 				gets.Add(1)
-				n := running.Add(1)
-				defer running.Add(-1)
-				for m := maxAtOnce.Load(); n > m && !maxAtOnce.CompareAndSwap(m, n); m = maxAtOnce.Load() {
-				}
-				time.Sleep(5 * time.Millisecond)
+				busy.hold(5 * time.Millisecond)
 			}
 			next.ServeHTTP(w, r)
 		})

@@ -16,6 +16,18 @@ import (
 	"github.com/mount-s3/mount-s3/spec/keymap"
 )
 
+// atOnce measures how many requests a test server is answering at once; each is held for a
+// while first, as a real network would, so that requests sent together overlap.
+type atOnce struct{ running, max atomic.Int64 }
+
+func (a *atOnce) hold(d time.Duration) {
+	n := a.running.Add(1)
+	defer a.running.Add(-1)
+	for m := a.max.Load(); n > m && !a.max.CompareAndSwap(m, n); m = a.max.Load() {
+	}
+	time.Sleep(d)
+}
+
 // walkFixture is a tree of dirs directories of three files and one subdirectory each under
 // t/, on a server that counts each directory's listings and how many run at once. Every
 // listing waits a little, as a LIST on a real network does, so that listings made ahead
@@ -31,8 +43,8 @@ func walkFixture(t *testing.T, dirs int) (x *fixture, listsOf func(dir string) i
 	}
 	var mu sync.Mutex
 	counts := map[string]int{}
-	var running atomic.Int64
-	maxAtOnce = &atomic.Int64{}
+	busy := &atOnce{}
+	maxAtOnce = &busy.max
 	var counting atomic.Bool
 	x = newFixtureWith(t, fixtureOptions{keys: keys, ttl: time.Minute, middleware: func(next http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -41,11 +53,7 @@ func walkFixture(t *testing.T, dirs int) (x *fixture, listsOf func(dir string) i
 				mu.Lock()
 				counts[q.Get("prefix")]++
 				mu.Unlock()
-				n := running.Add(1)
-				defer running.Add(-1)
-				for m := maxAtOnce.Load(); n > m && !maxAtOnce.CompareAndSwap(m, n); m = maxAtOnce.Load() {
-				}
-				time.Sleep(10 * time.Millisecond)
+				busy.hold(10 * time.Millisecond)
 			}
 			next.ServeHTTP(w, r)
 		})
