@@ -272,8 +272,10 @@ func TestListingRefreshedAhead(t *testing.T) {
 			t.Fatal("no listing started in the second half of the first one's life")
 		}
 	}
-	time.Sleep(100 * time.Millisecond) // let the background listing finish
-	x.clock.Advance(30 * time.Second)  // the first listing has expired, the second has not
+	time.Sleep(100 * time.Millisecond) // let the background listing finish (a lookup waits for it if not)
+	// The first listing has expired; the second, started at 40 s, is 25 s old: in its first
+	// half, so it starts no other (at exactly half its life it would).
+	x.clock.Advance(25 * time.Second)
 	h, l := heads.Load(), lists.Load()
 	for i := 11; i < 50; i++ {
 		if _, err := x.fs.Lookup(ctx, d, fmt.Sprintf("f%02d", i)); err != nil {
