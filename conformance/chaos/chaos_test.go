@@ -28,6 +28,7 @@ import (
 // Settings, from the environment (make chaos sets them):
 //
 //	CHAOS_SEEDS=N      run seeds 1..N of each mode (default 2)
+//	CHAOS_FIRST=F      start at seed F instead of 1 (campaigns split across processes)
 //	CHAOS_SEED=S       run only seed S (a failing seed, to replay it)
 //	CHAOS_MODES=m,...  streaming, sync (default both)
 //	CHAOS_DURATION=d   how long each workload runs (default 6s)
@@ -42,7 +43,13 @@ func settings(t *testing.T) (seeds []uint64, modes []string, dur, down time.Dura
 		n, err = strconv.Atoi(v)
 		require.NoError(t, err, "CHAOS_SEEDS")
 	}
-	for i := 1; i <= n; i++ {
+	first := 1
+	if v := os.Getenv("CHAOS_FIRST"); v != "" {
+		var err error
+		first, err = strconv.Atoi(v)
+		require.NoError(t, err, "CHAOS_FIRST")
+	}
+	for i := first; i < first+n; i++ {
 		seeds = append(seeds, uint64(i))
 	}
 	if v := os.Getenv("CHAOS_SEED"); v != "" {
