@@ -3,8 +3,10 @@ package main
 import (
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"syscall"
 	"time"
 )
 
@@ -17,6 +19,7 @@ func (e *env) syncWorkloads() []workload {
 		one(fmt.Sprintf("sync: create %d x %s, %d writers (vs local dir)", c.smallFiles, size(int64(c.smallSize)), c.workers), e.syncCreate),
 		one(fmt.Sprintf("sync: ls -l %d entries, importing (vs local dir)", c.dirEntries), func(r *row) { e.syncList(r, false) }),
 		one(fmt.Sprintf("sync: ls -l %d entries, imported (vs local dir)", c.dirEntries), func(r *row) { e.syncList(r, true) }),
+		{"sync: data path (vs local dir)", e.syncData},
 	}
 }
 
@@ -138,4 +141,109 @@ func checkFiles(dir string, n, size int) error {
 		}
 	}
 	return nil
+}
+
+// syncData: the data path of files already local (issue 16): a sequential write ended by
+// fsync, a cold sequential read, random 4 KiB reads, and random 4 KiB writes with an fsync
+// every 32, on one file through a sync mount and on the same work in a local directory of
+// the same disk. The sync mount's write-back delay is an hour, so its uploads do not compete
+// with the rows (a write-back's cost is the bucket's, not the data path's).
+func (e *env) syncData() []row {
+	n := e.cfg.multiSize
+	rows := []row{
+		{name: fmt.Sprintf("sync: seq write %s + fsync (vs local dir)", size(n)), unit: "MB/s"},
+		{name: fmt.Sprintf("sync: seq read %s, cold (vs local dir)", size(n)), unit: "MB/s"},
+		{name: "sync: rand 4 KiB read (vs local dir)", unit: "ops/s"},
+		{name: "sync: rand 4 KiB write, fsync every 32 (vs local dir)", unit: "ops/s"},
+	}
+	syncDir, localDir, cleanup, err := syncDirs()
+	if err != nil {
+		rows[0].err = err
+		return rows
+	}
+	defer cleanup()
+	var first row
+	e.onMount(&first, []string{"--sync-dir", syncDir, "--write-back-delay", "1h"}, func(m *mounted) error {
+		figs, err := e.dataPath(m.path("data-path"), n)
+		for i := range rows {
+			rows[i].ours = figs[i]
+		}
+		rows[len(rows)-1].reqs, rows[len(rows)-1].cpuSecs = e.reqSnap(), m.cpu()
+		return err
+	})
+	for i := range rows {
+		rows[i].rssKiB, rows[i].err = first.rssKiB, first.err
+	}
+	figs, err := e.dataPath(filepath.Join(localDir, "data-path"), n)
+	for i := range rows {
+		baseline(&rows[i], figs[i], err)
+	}
+	return rows
+}
+
+// dataPath runs the four data-path steps on path, a new file of n bytes, and returns their
+// figures in the rows' order; it stops at the first error.
+func (e *env) dataPath(path string, n int64) (figs [4]float64, err error) {
+	const seed = 11
+	buf := make([]byte, 1<<20)
+	t0 := time.Now()
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_RDWR|os.O_EXCL, 0o644)
+	if err != nil {
+		return figs, err
+	}
+	defer f.Close()
+	for off := int64(0); off < n && err == nil; off += int64(len(buf)) {
+		b := buf[:min(int64(len(buf)), n-off)]
+		fill(b, seed, off)
+		_, err = f.Write(b)
+	}
+	if err == nil {
+		err = f.Sync()
+	}
+	if err != nil {
+		return figs, fmt.Errorf("seq write: %w", err)
+	}
+	figs[0] = mbps(n, time.Since(t0))
+
+	e.dropCaches()
+	t0 = time.Now()
+	if err := readSeq(path, obj{path, seed, n}); err != nil {
+		return figs, fmt.Errorf("seq read: %w", err)
+	}
+	figs[1] = mbps(n, time.Since(t0))
+
+	// Random I/O as fio does it: POSIX_FADV_RANDOM, so that readahead does not turn a 4 KiB
+	// read into a larger one.
+	syscall.Syscall6(syscall.SYS_FADVISE64, f.Fd(), 0, 0, 1 /* POSIX_FADV_RANDOM */, 0, 0)
+	e.dropCaches()
+	page := make([]byte, 4096)
+	ops, deadline := 0, time.Now().Add(e.cfg.randDur)
+	t0 = time.Now()
+	for ; time.Now().Before(deadline); ops++ {
+		off := rand.Int64N(n/4096) * 4096
+		if k, err := f.ReadAt(page, off); err != nil || k != len(page) {
+			return figs, fmt.Errorf("rand read @%d: %d bytes, %v", off, k, err)
+		}
+		if !same(page, seed, off) {
+			return figs, fmt.Errorf("rand read @%d: %w", off, errMismatch)
+		}
+	}
+	figs[2] = float64(ops) / time.Since(t0).Seconds()
+
+	ops, deadline = 0, time.Now().Add(e.cfg.randDur)
+	t0 = time.Now()
+	for ; time.Now().Before(deadline) || ops%32 != 0; ops++ {
+		off := rand.Int64N(n/4096) * 4096
+		fill(page, seed, off) // the same bytes: the file stays checkable
+		if _, err := f.WriteAt(page, off); err != nil {
+			return figs, fmt.Errorf("rand write @%d: %w", off, err)
+		}
+		if ops%32 == 31 {
+			if err := f.Sync(); err != nil {
+				return figs, fmt.Errorf("rand write fsync: %w", err)
+			}
+		}
+	}
+	figs[3] = float64(ops) / time.Since(t0).Seconds()
+	return figs, nil
 }

@@ -38,7 +38,7 @@ func (l *Layer) conflictTx(tx *bolt.Tx, path string, r *record, ev syncrule.Even
 	}
 	var drop []uint64
 	now := l.now()
-	if err := delRec(tx, path, r); err != nil {
+	if err := l.delRec(tx, path, r); err != nil {
 		return nil, err
 	}
 	// linked: the file keeps other names (Link), which keep its id and data; this name
@@ -259,7 +259,7 @@ func (l *Layer) ApplyRemote(path string, kind Kind, ev syncrule.Event, p syncrul
 // remoteNewTx records an object (or directory) new to an imported directory.
 func (l *Layer) remoteNewTx(tx *bolt.Tx, path string, kind Kind, ev syncrule.Event, p syncrule.Params, res *Applied) error {
 	rc, ok := ev.(syncrule.RemoteChanged)
-	if !ok {
+	if !ok || l.removedWhileObserved(path) {
 		return nil
 	}
 	dir, _ := keymap.Split(path)

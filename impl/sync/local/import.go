@@ -74,7 +74,7 @@ func (l *Layer) ImportDir(dir string, marker syncrule.Version, entries []Remote)
 			if err != nil {
 				return err
 			}
-			if old != nil {
+			if old != nil || l.removedWhileObserved(path) {
 				continue
 			}
 			mtime := e.Mtime

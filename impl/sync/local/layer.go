@@ -60,6 +60,8 @@ type Layer struct {
 	// must not wait for mu, which is held across commits. Writers of files hold both.
 	filesMu sync.RWMutex
 	closed  atomic.Bool // set under mu; read without it by views
+
+	observed observations // names removed while the watcher looked (observe.go)
 }
 
 // crashHook is called at named points of multi-step operations; the crash tests set it to

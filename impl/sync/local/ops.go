@@ -320,7 +320,7 @@ func (l *Layer) remove(op, path string, dir bool) error {
 		if err := l.releaseTx(tx, path, r); err != nil {
 			return err
 		}
-		if err := delRec(tx, path, r); err != nil {
+		if err := l.delRec(tx, path, r); err != nil {
 			return err
 		}
 		if id != 0 && len(pathsOfID(tx, id)) > 0 {

@@ -385,7 +385,7 @@ func (l *Layer) applyTx(tx *bolt.Tx, path string, r *record, ev syncrule.Event, 
 	}
 	r.State = s
 	if s.Absent() {
-		return res, nil, delRec(tx, path, r)
+		return res, nil, l.delRec(tx, path, r)
 	}
 	return res, nil, putRec(tx, path, r)
 }

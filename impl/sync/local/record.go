@@ -283,8 +283,9 @@ func putRec(tx *bolt.Tx, path string, r *record) error {
 	return nil
 }
 
-// delRec removes the record at path and its name from its id's index entry.
-func delRec(tx *bolt.Tx, path string, r *record) error {
+// delRecTx removes the record at path and its name from its id's index entry. Callers go
+// through Layer.delRec, which notes the removal for observers.
+func delRecTx(tx *bolt.Tx, path string, r *record) error {
 	if r.ID != 0 {
 		if err := dropIDPath(tx, r.ID, path); err != nil {
 			return err

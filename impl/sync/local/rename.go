@@ -68,7 +68,7 @@ func (l *Layer) Rename(src, dst string) error {
 			if err := l.releaseTx(tx, dst, d); err != nil {
 				return err
 			}
-			if err := delRec(tx, dst, d); err != nil {
+			if err := l.delRec(tx, dst, d); err != nil {
 				return err
 			}
 			if d.ID != 0 {
@@ -172,7 +172,7 @@ func (l *Layer) moveTx(tx *bolt.Tx, old, path string, r *record, d *record) erro
 	s := r.State
 	chain, chainGen := r.PendingCopy, r.PendingCopyGen
 	r.PendingCopy, r.PendingCopyGen = 0, 0
-	if err := delRec(tx, old, r); err != nil {
+	if err := l.delRec(tx, old, r); err != nil {
 		return err
 	}
 	var n syncrule.State

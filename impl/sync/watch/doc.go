@@ -44,8 +44,9 @@
 //
 // # Races with this mount's own writes
 //
-// A listing or HEAD may show this mount's own write before the layer recorded its result. Three
-// guards keep that from looking like a remote change:
+// A listing or HEAD may show this mount's own write before the layer recorded its result, or
+// an object this mount has since deleted. Four guards keep that from looking like a remote
+// change:
 //
 //  1. Records are read before the listing, and a discrepancy is acted on only if a fresh Stat
 //     shows the same base and class afterwards: a base that moved meanwhile was our upload.
@@ -54,6 +55,10 @@
 //     still holds the object that its copy moves (the layer's records no longer say so).
 //  3. A change seen while an operation is in flight is held by syncrule itself (RemoteSeen)
 //     and checked again after the operation's result (CheckRemote).
+//  4. A directory is observed (Sink.Observe) from before its records are read until what was
+//     seen is applied: a name whose record was removed meanwhile (a local delete that reached
+//     the bucket after the listing saw its object, and whose tombstone went with it) is not
+//     created again from the stale sighting. The next poll decides it.
 //
 // # The kernel
 //

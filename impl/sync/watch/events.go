@@ -273,6 +273,7 @@ func (w *Watcher) checkKey(ctx context.Context, key string) error {
 	if parent.Kind != local.KindDir || !parent.Imported {
 		return nil
 	}
+	defer w.cfg.Layer.Observe(dir)() // guard 4
 	busy, err := w.pendingKeys()
 	if err != nil || busy[key] {
 		return err

@@ -3,9 +3,11 @@ package watch_test
 import (
 	"context"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/mount-s3/mount-s3/impl/s3"
 	"github.com/mount-s3/mount-s3/impl/sync/local"
 	"github.com/mount-s3/mount-s3/impl/sync/watch"
 	"github.com/mount-s3/mount-s3/spec/syncrule"
@@ -224,4 +226,64 @@ func TestRunPollsUntilCancelled(t *testing.T) {
 func name(i int) string {
 	const digits = "0123456789"
 	return string([]byte{'f', digits[i/1000%10], digits[i/100%10], digits[i/10%10], digits[i%10]})
+}
+
+// listHooks runs before[prefix] once before the first listing of prefix, and after[prefix]
+// once after it has been read and before the watcher sees it.
+type listHooks struct {
+	s3.Store
+	before, after map[string]func()
+}
+
+func (h *listHooks) List(ctx context.Context, in s3.ListInput) (s3.ListPage, error) {
+	if fn := h.before[in.Prefix]; fn != nil {
+		delete(h.before, in.Prefix)
+		fn()
+	}
+	page, err := h.Store.List(ctx, in)
+	if fn := h.after[in.Prefix]; fn != nil {
+		delete(h.after, in.Prefix)
+		fn()
+	}
+	return page, err
+}
+
+// A local delete that reaches the bucket between a poll's listing and its import must not
+// come back from the stale listing: the name would reappear until the next poll, and `rm -r`
+// of its directory failed with ENOTEMPTY (the crash cycles found it).
+func TestPollDoesNotImportWhatWasDeletedMeanwhile(t *testing.T) {
+	e := newEnv(t)
+	e.put("pre/d/x", "x1")
+	e.importDirs("", "d")
+	params := syncrule.DefaultParams()
+	var op local.Op
+	hooks := &listHooks{Store: e.cnt,
+		// After the poll read the queue (guard 2) and before it reads d's records: the
+		// program deletes d/x, whose delete is queued.
+		before: map[string]func(){"pre/": func() {
+			require.NoError(t, e.layer.Remove("d/x"))
+			a, err := e.layer.Apply("d/x", syncrule.Flush{Now: time.Now()}, params)
+			require.NoError(t, err)
+			require.Len(t, a.Ops, 1)
+			op = a.Ops[0]
+		}},
+		// d's listing still shows the object; then the delete reaches the bucket and its
+		// tombstone goes.
+		after: map[string]func(){"pre/d/": func() {
+			e.del("pre/d/x")
+			_, err := e.layer.Apply("d/x", syncrule.DeleteSucceeded{Gen: op.Gen}, params)
+			require.NoError(t, err)
+			require.NoError(t, e.layer.Done(op.ID))
+		}},
+	}
+	// One worker, so that the root is polled before d; the layer itself as the sink, so
+	// that ImportDir and ApplyRemote are the real ones.
+	w := watch.New(watch.Config{Layer: e.layer, Store: hooks, Prefix: prefix, Params: params, Workers: 1})
+	require.NoError(t, w.PollOnce(context.Background()))
+	require.Empty(t, hooks.before)
+	require.Empty(t, hooks.after)
+	ls, err := e.layer.List("d")
+	require.NoError(t, err)
+	require.Empty(t, ls, "a deleted name came back from a listing older than its delete")
+	require.NoError(t, e.layer.Rmdir("d"))
 }

@@ -30,6 +30,9 @@ type Sink interface {
 	// ImportDir records names of dir that have no record at all, as the first listing does
 	// (Y1), and adopts marker as dir's base if it has none.
 	ImportDir(dir string, marker syncrule.Version, entries []local.Remote) error
+	// Observe opens an observation of dir: until end is called, ImportDir and ApplyRemote
+	// create no record for a name of dir whose record was removed meanwhile (guard 4).
+	Observe(dir string) (end func())
 	// Pending lists the queued bucket operations.
 	Pending() ([]local.Op, error)
 }
@@ -201,6 +204,7 @@ type change struct {
 // the layer. It returns the imported subdirectories to poll next.
 func (w *Watcher) pollDir(ctx context.Context, self local.Info, busy map[string]bool) ([]local.Info, error) {
 	dir := self.Path
+	defer w.cfg.Layer.Observe(dir)() // guard 4
 	// The records first, the listing after (guard 1 of the package doc).
 	recs, err := w.cfg.Layer.List(dir)
 	if err != nil {
