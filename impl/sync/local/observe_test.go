@@ -1,6 +1,7 @@
 package local
 
 import (
+	"encoding/json"
 	"testing"
 	"time"
 
@@ -58,4 +59,21 @@ func TestObservedRemovalIsNotImportedAgain(t *testing.T) {
 	info, err := l.Stat("e/a")
 	require.NoError(t, err, "an observation that ended holds nothing back")
 	require.Equal(t, "other", info.State.Base.ETag)
+}
+
+// Records decoded from the same bytes come from a cache; each caller gets its own copy.
+func TestDecodedRecordsAreCopies(t *testing.T) {
+	r := &record{Kind: KindFile, Attr: Attr{Mode: 0o644, Xattrs: map[string][]byte{"user.a": []byte("1")}}}
+	r.State.Exists = true
+	v, err := json.Marshal(r)
+	require.NoError(t, err)
+	a, err := decodeRec("p", v)
+	require.NoError(t, err)
+	a.Attr.Xattrs["user.a"][0] = '2'
+	a.Attr.Xattrs["user.b"] = nil
+	a.Attr.Mode = 0o600
+	b, err := decodeRec("p", v)
+	require.NoError(t, err)
+	require.Equal(t, map[string][]byte{"user.a": []byte("1")}, b.Attr.Xattrs)
+	require.Equal(t, uint32(0o644), b.Attr.Mode)
 }
