@@ -17,8 +17,10 @@ func (e *env) syncWorkloads() []workload {
 	c := e.cfg
 	return []workload{
 		one(fmt.Sprintf("sync: create %d x %s, %d writers (vs local dir)", c.smallFiles, size(int64(c.smallSize)), c.workers), e.syncCreate),
-		one(fmt.Sprintf("sync: ls -l %d entries, importing (vs local dir)", c.dirEntries), func(r *row) { e.syncList(r, false) }),
-		one(fmt.Sprintf("sync: ls -l %d entries, imported (vs local dir)", c.dirEntries), func(r *row) { e.syncList(r, true) }),
+		one(fmt.Sprintf("sync: ls -l %d entries, fresh sync dir (vs local dir)", c.dirEntries), func(r *row) { e.syncList(r, fresh) }),
+		one(fmt.Sprintf("sync: ls -l %d entries, import running (vs local dir)", c.dirEntries), func(r *row) { e.syncList(r, importing) }),
+		one(fmt.Sprintf("sync: ls -l %d entries, imported (vs local dir)", c.dirEntries), func(r *row) { e.syncList(r, settled) }),
+		{"sync: imported small files (vs local dir)", e.syncImported},
 		{"sync: data path (vs local dir)", e.syncData},
 	}
 }
@@ -80,11 +82,18 @@ func (e *env) syncCreate(r *row) {
 	baseline(r, v, err)
 }
 
-// syncList lists the seeded directory once to import it (Y1), then times `ls -l` of it,
-// against `ls -l` of a local directory with as many empty files. The listing imports the
-// names at once and the small files' data in the background: settled waits for that to end
-// (every seeded file is under the import threshold), otherwise ls runs alongside it.
-func (e *env) syncList(r *row, settled bool) {
+// When a sync-mode ls -l row runs, relative to the directory's import.
+type importStage int
+
+const (
+	fresh     importStage = iota // on a fresh sync dir: the import's listing (Y1) and HEADs (Y3) counted
+	importing                    // right after the listing that imported the names, while the background import of data and attributes runs
+	settled                      // after the background import ended (every seeded file is under the import threshold)
+)
+
+// syncList times `ls -l` of the seeded directory at stage against `ls -l` of a local
+// directory with as many empty files.
+func (e *env) syncList(r *row, stage importStage) {
 	r.unit = "s"
 	syncDir, localDir, cleanup, err := syncDirs()
 	if err != nil {
@@ -93,23 +102,21 @@ func (e *env) syncList(r *row, settled bool) {
 	}
 	defer cleanup()
 	e.onMount(r, []string{"--sync-dir", syncDir}, func(m *mounted) error {
+		if stage == fresh {
+			// A fresh sync dir: the import's listing and the attributes' HEADs are counted;
+			// the fewest round trips are its listing's pages and one HEAD, were every HEAD
+			// sent at once.
+			r.floor = pages(e.cfg.dirEntries)*e.listLat.Seconds() + e.headLat.Seconds()
+			var err error
+			r.ours, err = e.lsl(m.path(listDir))
+			return err
+		}
 		if _, err := os.ReadDir(m.path(listDir)); err != nil { // the import, not timed
 			return err
 		}
-		if settled {
-			deadline := time.Now().Add(2 * time.Minute)
-			for {
-				entries, err := os.ReadDir(filepath.Join(syncDir, "data"))
-				if err != nil {
-					return err
-				}
-				if len(entries) >= e.cfg.dirEntries {
-					break
-				}
-				if time.Now().After(deadline) {
-					return fmt.Errorf("background import: %d of %d files after 2 minutes", len(entries), e.cfg.dirEntries)
-				}
-				time.Sleep(100 * time.Millisecond)
+		if stage == settled {
+			if err := settle(syncDir, e.cfg.dirEntries); err != nil {
+				return err
 			}
 		}
 		var err error
@@ -246,4 +253,100 @@ func (e *env) dataPath(path string, n int64) (figs [4]float64, err error) {
 	}
 	figs[3] = float64(ops) / time.Since(t0).Seconds()
 	return figs, nil
+}
+
+// settle waits until the sync dir holds the data of n files: the background import of a
+// directory of small files has ended.
+func settle(syncDir string, n int) error {
+	deadline := time.Now().Add(2 * time.Minute)
+	for {
+		entries, err := os.ReadDir(filepath.Join(syncDir, "data"))
+		if err != nil {
+			return err
+		}
+		if len(entries) >= n {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("background import: %d of %d files after 2 minutes", len(entries), n)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// syncImported: once a directory of small files is imported (names, attributes and data
+// local), a stat of each and a cat of each, one after another, against the same files in a
+// local directory with a cold page cache on both sides (issue 16: they must not cost more
+// than twice the local figure, nor wait behind the import's requests and commits).
+func (e *env) syncImported() []row {
+	n := e.cfg.smallFiles
+	rows := []row{
+		{name: fmt.Sprintf("sync: stat %d imported files (vs local dir)", n), unit: "s"},
+		{name: fmt.Sprintf("sync: cat %d x %s imported, one after another (vs local dir)", n, size(int64(e.cfg.smallSize))), unit: "s"},
+	}
+	syncDir, localDir, cleanup, err := syncDirs()
+	if err != nil {
+		rows[0].err = err
+		return rows
+	}
+	defer cleanup()
+	var first row
+	e.onMount(&first, []string{"--sync-dir", syncDir}, func(m *mounted) error {
+		if _, err := os.ReadDir(m.path(smallDir)); err != nil { // the import, not timed
+			return err
+		}
+		if err := settle(syncDir, n); err != nil {
+			return err
+		}
+		e.dropCaches()
+		figs, err := e.statCat(m.path(smallDir), n)
+		rows[0].ours, rows[1].ours = figs[0], figs[1]
+		rows[1].reqs, rows[1].cpuSecs = e.reqSnap(), m.cpu()
+		return err
+	})
+	for i := range rows {
+		rows[i].rssKiB, rows[i].err = first.rssKiB, first.err
+	}
+	buf := make([]byte, e.cfg.smallSize)
+	for i := 0; i < n; i++ {
+		fill(buf, smallSeed(i), 0)
+		if err := os.WriteFile(filepath.Join(localDir, smallName(i)), buf, 0o644); err != nil {
+			baseline(&rows[0], 0, err)
+			return rows
+		}
+	}
+	e.dropCaches()
+	figs, err := e.statCat(localDir+"/", n)
+	for i := range rows {
+		baseline(&rows[i], figs[i], err)
+	}
+	return rows
+}
+
+// statCat times an lstat of each of the n small files in dir, then a read of each, checking
+// the bytes; the seconds each took.
+func (e *env) statCat(dir string, n int) (secs [2]float64, err error) {
+	t0 := time.Now()
+	for i := 0; i < n; i++ {
+		fi, err := os.Lstat(filepath.Join(dir, smallName(i)))
+		if err != nil {
+			return secs, err
+		}
+		if fi.Size() != int64(e.cfg.smallSize) {
+			return secs, fmt.Errorf("%s: size %d, want %d", smallName(i), fi.Size(), e.cfg.smallSize)
+		}
+	}
+	secs[0] = time.Since(t0).Seconds()
+	t0 = time.Now()
+	for i := 0; i < n; i++ {
+		b, err := os.ReadFile(filepath.Join(dir, smallName(i)))
+		if err != nil {
+			return secs, err
+		}
+		if len(b) != e.cfg.smallSize || !same(b, smallSeed(i), 0) {
+			return secs, fmt.Errorf("%s: %d bytes: %w", smallName(i), len(b), errMismatch)
+		}
+	}
+	secs[1] = time.Since(t0).Seconds()
+	return secs, nil
 }
