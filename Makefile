@@ -57,9 +57,6 @@ test-minio:
 # server (ENDPOINT=minio runs it against MinIO). SEED=S replays one seed. The last line says
 # how many faults were injected. FIRST=F starts at seed F, to split a campaign across processes.
 SEEDS    ?= 20
-# KNOWN_BUGS=1 (the default here) includes the workload that meets a known limitation (see
-# conformance/chaos knownBugs); KNOWN_BUGS=0 leaves it out, as CI does.
-KNOWN_BUGS ?= 1
 CYCLES   ?= 1000
 SOAK     ?= 30m
 MODES    ?= streaming,sync
@@ -69,7 +66,6 @@ DOWN     ?= 60s
 chaos:
 	@set -eo pipefail; if [ "$(ENDPOINT)" = minio ]; then eval "$$(scripts/minio.sh start)"; export MOUNT_S3_TEST_STORE=minio; fi; \
 	CHAOS_SEEDS=$(SEEDS) $(if $(FIRST),CHAOS_FIRST=$(FIRST)) CHAOS_MODES=$(MODES) CHAOS_DURATION=$(DURATION) CHAOS_DOWN=$(DOWN) $(if $(SEED),CHAOS_SEED=$(SEED)) \
-	MOUNT_S3_KNOWN_BUGS=$(KNOWN_BUGS) \
 	MOUNT_S3_REQUIRE_FUSE=1 $(GO) test -count=1 -timeout 0 -v -run TestChaos ./conformance/chaos | tee chaos.log | grep -E '^(---|ok|FAIL|panic)|chaos_test.go|Error'; \
 	echo "full output (violations with each object's request history, mount logs): chaos.log"
 

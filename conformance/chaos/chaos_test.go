@@ -206,13 +206,9 @@ func runStreaming(t *testing.T, seed uint64, dur, down time.Duration) {
 	}
 	l := NewLedger()
 	vers := make([]int, len(paths))
-	// Without MOUNT_S3_KNOWN_BUGS, a writer holds its path's lock while it overwrites it and
-	// readers take it. KNOWN LIMITATION: a program reading a file while another overwrites it
-	// (O_TRUNC) shares the kernel's inode and page cache with the writer, so the reader can get
-	// the old version's first pages and the new one's next, as on a local disk (the campaign saw
-	// it once in 13 heavy runs); S3's semantics, the old object whole or an error, would need
-	// a new inode per overwrite or direct I/O for readers.
-	pathLocks := make([]sync.RWMutex, len(paths))
+	// Readers read paths while writers overwrite them (O_TRUNC): a reader that opened the old
+	// version must get it whole or an error (its handle's If-Match), never the new version's
+	// pages after the old one's. Write handles bypass the page cache so that it cannot.
 	p.SetFaults(true)
 	during(p, seed, dur, down, writers+3, func(g int, rng *rand.Rand, deadline time.Time) {
 		for time.Now().Before(deadline) {
@@ -228,26 +224,14 @@ func runStreaming(t *testing.T, seed uint64, dur, down time.Duration) {
 				vers[i]++
 				v := Version{Tag: tagOf(path), Ver: vers[i]}
 				data := Content(v.Tag, v.Ver, size(rng))
-				if !knownBugs() {
-					pathLocks[i].Lock()
-				}
 				err := writeFile(m.Path(path), os.O_WRONLY|os.O_CREATE|os.O_TRUNC, data)
-				if !knownBugs() {
-					pathLocks[i].Unlock()
-				}
 				if err == nil || !errors.Is(err, syscall.ENOENT) {
 					l.Wrote(path, v, err == nil)
 				}
 			case g < writers+2: // readers
 				i := rng.IntN(len(paths))
 				path := paths[i]
-				if !knownBugs() {
-					pathLocks[i].RLock()
-				}
 				b, truncated, err := readWhole(m.Path(path))
-				if !knownBugs() {
-					pathLocks[i].RUnlock()
-				}
 				if truncated {
 					l.Truncated()
 					continue
@@ -289,11 +273,6 @@ func runStreaming(t *testing.T, seed uint64, dur, down time.Duration) {
 	checkServing(t, l, m)
 	require.Empty(t, l.Violations(), "seed %d (replay with CHAOS_SEED=%d CHAOS_MODES=streaming):\n%s", seed, seed, Report(l.Violations()))
 }
-
-// knownBugs: MOUNT_S3_KNOWN_BUGS=1 (make chaos sets it) runs the workload that meets a known
-// limitation: streaming readers that read a path while an O_TRUNC writer overwrites it (they
-// share the kernel's page cache).
-func knownBugs() bool { return os.Getenv("MOUNT_S3_KNOWN_BUGS") == "1" }
 
 // runSync: writers create, edit in place, truncate, rename and delete files in their own
 // directories of a sync mount while write-back runs through faults; readers read. Every call

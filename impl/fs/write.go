@@ -308,3 +308,17 @@ func handleOfAny(f *FS, h HandleID) any {
 	defer f.mu.Unlock()
 	return f.handles[h]
 }
+
+// DirectIO reports whether the kernel should bypass its page cache for handle h (mount's
+// DirectHandles): a write handle does. Written through the page cache, the new version's
+// pages would be where a program still reading the old version (opened before the O_TRUNC)
+// finds them, and it would get the old version's first pages and the new one's next. Without
+// them its reads reach its own handle, which serves the version it opened (If-Match) or
+// fails, as S3 does.
+// LOCKS_EXCLUDED(f.mu)
+func (f *FS) DirectIO(h HandleID) bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	_, ok := f.handles[h].(*writeHandle)
+	return ok
+}
