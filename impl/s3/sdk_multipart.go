@@ -20,22 +20,10 @@ import (
 
 // CreateMultipart implements Store.
 func (s *SDKStore) CreateMultipart(ctx context.Context, key string, opts WriteOptions) (string, error) {
-	in := &s3.CreateMultipartUploadInput{Bucket: &s.bucket, Key: &key, Metadata: opts.Metadata}
-	if opts.ContentType != "" {
-		in.ContentType = aws.String(opts.ContentType)
-	}
-	if opts.StorageClass != "" {
-		in.StorageClass = types.StorageClass(opts.StorageClass)
-	}
-	if opts.SSE != "" {
-		in.ServerSideEncryption = types.ServerSideEncryption(opts.SSE)
-	}
-	if opts.SSEKMSKeyID != "" {
-		in.SSEKMSKeyId = aws.String(opts.SSEKMSKeyID)
-	}
-	if opts.Checksum == "crc32c" {
-		in.ChecksumAlgorithm = types.ChecksumAlgorithmCrc32c
-	}
+	w := opts.fields()
+	in := &s3.CreateMultipartUploadInput{Bucket: &s.bucket, Key: &key, Metadata: opts.Metadata,
+		ContentType: w.contentType, StorageClass: w.storageClass, ServerSideEncryption: w.sse,
+		SSEKMSKeyId: w.sseKMSKeyID, ChecksumAlgorithm: w.checksum}
 	start := time.Now()
 	var attempts atomic.Int32
 	out, err := s.client.CreateMultipartUpload(withAttemptCount(ctx, &attempts), in)
@@ -125,25 +113,14 @@ func (s *SDKStore) CompleteMultipart(ctx context.Context, key, uploadID string, 
 		Key:             &key,
 		UploadId:        &uploadID,
 		MultipartUpload: &types.CompletedMultipartUpload{Parts: done},
-	}
-	if opts.IfMatch != "" {
-		in.IfMatch = aws.String(opts.IfMatch)
-	}
-	if opts.IfNoneMatch != "" {
-		in.IfNoneMatch = aws.String(opts.IfNoneMatch)
+		IfMatch:         optional(opts.IfMatch),
+		IfNoneMatch:     optional(opts.IfNoneMatch),
 	}
 	out, err := s.client.CompleteMultipartUpload(ctx, in)
 	if err != nil {
 		return ObjectInfo{}, mapError("CompleteMultipartUpload", key, err)
 	}
-	return ObjectInfo{
-		Key:          key,
-		ETag:         aws.ToString(out.ETag),
-		VersionID:    aws.ToString(out.VersionId),
-		StorageClass: opts.StorageClass,
-		Metadata:     lowerKeys(opts.Metadata),
-		ContentType:  opts.ContentType,
-	}, nil
+	return written(key, 0, out.ETag, out.VersionId, opts), nil
 }
 
 // mayHaveCreated: a failed create that the store may still have carried out (no answer, or

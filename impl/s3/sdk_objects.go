@@ -114,53 +114,73 @@ func objectSize(contentRange *string, contentLength int64) int64 {
 
 // Put implements Store.
 func (s *SDKStore) Put(ctx context.Context, key string, body io.ReadSeeker, size int64, opts WriteOptions) (ObjectInfo, error) {
+	w := opts.fields()
 	in := &s3.PutObjectInput{
-		Bucket:        &s.bucket,
-		Key:           &key,
-		Body:          body,
-		ContentLength: aws.Int64(size),
-		Metadata:      opts.Metadata,
+		Bucket:               &s.bucket,
+		Key:                  &key,
+		Body:                 body,
+		ContentLength:        aws.Int64(size),
+		Metadata:             opts.Metadata,
+		ContentType:          w.contentType,
+		StorageClass:         w.storageClass,
+		ServerSideEncryption: w.sse,
+		SSEKMSKeyId:          w.sseKMSKeyID,
+		ChecksumAlgorithm:    w.checksum,
+		IfMatch:              optional(opts.IfMatch),
+		IfNoneMatch:          optional(opts.IfNoneMatch),
 	}
-	if opts.ContentType != "" {
-		in.ContentType = aws.String(opts.ContentType)
-	}
-	if opts.StorageClass != "" {
-		in.StorageClass = types.StorageClass(opts.StorageClass)
-	}
-	if opts.SSE != "" {
-		in.ServerSideEncryption = types.ServerSideEncryption(opts.SSE)
-	}
-	if opts.SSEKMSKeyID != "" {
-		in.SSEKMSKeyId = aws.String(opts.SSEKMSKeyID)
-	}
-	if opts.Checksum == "crc32c" {
-		in.ChecksumAlgorithm = types.ChecksumAlgorithmCrc32c
-	} else {
+	if w.checksum == "" {
 		sum, err := contentMD5(body)
 		if err != nil {
 			return ObjectInfo{}, fmt.Errorf("s3 PutObject %q: reading the body for its MD5: %w", key, err)
 		}
 		in.ContentMD5 = &sum
 	}
-	if opts.IfMatch != "" {
-		in.IfMatch = aws.String(opts.IfMatch)
-	}
-	if opts.IfNoneMatch != "" {
-		in.IfNoneMatch = aws.String(opts.IfNoneMatch)
-	}
 	out, err := s.client.PutObject(ctx, in)
 	if err != nil {
 		return ObjectInfo{}, mapError("PutObject", key, err)
 	}
+	return written(key, size, out.ETag, out.VersionId, opts), nil
+}
+
+// writeFields are the request fields a write takes from WriteOptions, unset where the option
+// is empty (the SDK leaves an empty enum out of the request).
+type writeFields struct {
+	contentType, sseKMSKeyID *string
+	storageClass             types.StorageClass
+	sse                      types.ServerSideEncryption
+	checksum                 types.ChecksumAlgorithm // CRC32C, or none: PutObject then sends Content-MD5
+}
+
+func (o WriteOptions) fields() writeFields {
+	w := writeFields{contentType: optional(o.ContentType), sseKMSKeyID: optional(o.SSEKMSKeyID),
+		storageClass: types.StorageClass(o.StorageClass), sse: types.ServerSideEncryption(o.SSE)}
+	if o.Checksum == "crc32c" {
+		w.checksum = types.ChecksumAlgorithmCrc32c
+	}
+	return w
+}
+
+// optional is s for a request field, nil (not sent) if empty.
+func optional(s string) *string {
+	if s == "" {
+		return nil
+	}
+	return &s
+}
+
+// written is what a completed PutObject or CompleteMultipartUpload made: the store answers
+// with the ETag and version; the rest is what was sent.
+func written(key string, size int64, etag, versionID *string, opts WriteOptions) ObjectInfo {
 	return ObjectInfo{
 		Key:          key,
 		Size:         size,
-		ETag:         aws.ToString(out.ETag),
+		ETag:         aws.ToString(etag),
+		VersionID:    aws.ToString(versionID),
 		StorageClass: opts.StorageClass,
-		VersionID:    aws.ToString(out.VersionId),
 		Metadata:     lowerKeys(opts.Metadata),
 		ContentType:  opts.ContentType,
-	}, nil
+	}
 }
 
 // contentMD5 is the base64 MD5 of body's bytes, for Content-MD5, and seeks body back to its
@@ -179,32 +199,21 @@ func contentMD5(body io.ReadSeeker) (string, error) {
 
 // Copy implements Store. The returned info has ETag and LastModified only.
 func (s *SDKStore) Copy(ctx context.Context, src, dst string, opts WriteOptions) (ObjectInfo, error) {
+	w := opts.fields()
 	in := &s3.CopyObjectInput{
-		Bucket:     &s.bucket,
-		Key:        &dst,
-		CopySource: aws.String(escapeCopySource(s.bucket + "/" + src)),
+		Bucket:               &s.bucket,
+		Key:                  &dst,
+		CopySource:           aws.String(escapeCopySource(s.bucket + "/" + src)),
+		StorageClass:         w.storageClass,
+		ServerSideEncryption: w.sse,
+		SSEKMSKeyId:          w.sseKMSKeyID,
+		ChecksumAlgorithm:    w.checksum,
+		CopySourceIfMatch:    optional(opts.SourceIfMatch),
 	}
 	if opts.Metadata != nil {
 		in.MetadataDirective = types.MetadataDirectiveReplace
 		in.Metadata = opts.Metadata
-		if opts.ContentType != "" {
-			in.ContentType = aws.String(opts.ContentType)
-		}
-	}
-	if opts.StorageClass != "" {
-		in.StorageClass = types.StorageClass(opts.StorageClass)
-	}
-	if opts.SSE != "" {
-		in.ServerSideEncryption = types.ServerSideEncryption(opts.SSE)
-	}
-	if opts.SSEKMSKeyID != "" {
-		in.SSEKMSKeyId = aws.String(opts.SSEKMSKeyID)
-	}
-	if opts.Checksum == "crc32c" {
-		in.ChecksumAlgorithm = types.ChecksumAlgorithmCrc32c
-	}
-	if opts.SourceIfMatch != "" {
-		in.CopySourceIfMatch = aws.String(opts.SourceIfMatch)
+		in.ContentType = w.contentType
 	}
 	out, err := s.client.CopyObject(ctx, in)
 	if err != nil {
@@ -253,19 +262,8 @@ func (s *SDKStore) Delete(ctx context.Context, key string) error {
 
 // List implements Store.
 func (s *SDKStore) List(ctx context.Context, in ListInput) (ListPage, error) {
-	req := &s3.ListObjectsV2Input{Bucket: &s.bucket}
-	if in.Prefix != "" {
-		req.Prefix = aws.String(in.Prefix)
-	}
-	if in.Delimiter != "" {
-		req.Delimiter = aws.String(in.Delimiter)
-	}
-	if in.StartAfter != "" {
-		req.StartAfter = aws.String(in.StartAfter)
-	}
-	if in.ContinuationToken != "" {
-		req.ContinuationToken = aws.String(in.ContinuationToken)
-	}
+	req := &s3.ListObjectsV2Input{Bucket: &s.bucket, Prefix: optional(in.Prefix), Delimiter: optional(in.Delimiter),
+		StartAfter: optional(in.StartAfter), ContinuationToken: optional(in.ContinuationToken)}
 	if in.MaxKeys > 0 {
 		req.MaxKeys = aws.Int32(int32(min(in.MaxKeys, 1000)))
 	}
