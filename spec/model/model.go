@@ -213,6 +213,24 @@ func parent(t map[string]Node, path string) (dir, last string, errno syscall.Err
 	return dir, last, errno
 }
 
+// named resolves the parent of path and checks its last name as the kernel and the mount do
+// before creating or removing it: a parent's errno, dot for "" or ".", dotdot for "..", and
+// ENAMETOOLONG; else the entry's canonical path.
+func named(t map[string]Node, path string, dot, dotdot syscall.Errno) (string, syscall.Errno) {
+	dir, last, errno := parent(t, path)
+	switch {
+	case errno != 0:
+		return "", errno
+	case last == "" || last == ".":
+		return "", dot
+	case last == "..":
+		return "", dotdot
+	case len(last) > keymap.MaxNameLen:
+		return "", syscall.ENAMETOOLONG
+	}
+	return keymap.Join(dir, last), 0
+}
+
 // isDot reports whether a last component names the directory itself or its parent: the
 // kernel answers create, mkdir, unlink, rmdir and rename of such a path without the mount.
 func isDot(last string) bool { return last == "" || last == "." || last == ".." }
@@ -266,16 +284,10 @@ func (m *Model) Read(path string) ([]byte, syscall.Errno) {
 // ENOTDIR.
 func (m *Model) Create(path string) (Handle, syscall.Errno) {
 	t := m.Tree()
-	dir, last, errno := parent(t, path)
-	switch {
-	case errno != 0:
+	p, errno := named(t, path, syscall.EEXIST, syscall.EEXIST)
+	if errno != 0 {
 		return 0, errno
-	case isDot(last):
-		return 0, syscall.EEXIST
-	case len(last) > keymap.MaxNameLen:
-		return 0, syscall.ENAMETOOLONG
 	}
-	p := keymap.Join(dir, last)
 	if _, ok := t[p]; ok {
 		return 0, syscall.EEXIST
 	}
@@ -388,16 +400,10 @@ func (m *Model) commit(hd *handle) {
 // the same name that a directory shadowed can reappear (K4).
 func (m *Model) Unlink(path string) syscall.Errno {
 	t := m.Tree()
-	dir, last, errno := parent(t, path)
-	switch {
-	case errno != 0:
+	p, errno := named(t, path, syscall.EISDIR, syscall.EISDIR)
+	if errno != 0 {
 		return errno
-	case isDot(last):
-		return syscall.EISDIR
-	case len(last) > keymap.MaxNameLen:
-		return syscall.ENAMETOOLONG
 	}
-	p := keymap.Join(dir, last)
 	n, ok := t[p]
 	switch {
 	case !ok:
@@ -415,16 +421,10 @@ func (m *Model) Unlink(path string) syscall.Errno {
 // parent and lists its local children. A name that exists is EEXIST, as is "." or "..".
 func (m *Model) Mkdir(path string) syscall.Errno {
 	t := m.Tree()
-	dir, last, errno := parent(t, path)
-	switch {
-	case errno != 0:
+	p, errno := named(t, path, syscall.EEXIST, syscall.EEXIST)
+	if errno != 0 {
 		return errno
-	case isDot(last):
-		return syscall.EEXIST
-	case len(last) > keymap.MaxNameLen:
-		return syscall.ENAMETOOLONG
 	}
-	p := keymap.Join(dir, last)
 	if _, ok := t[p]; ok {
 		return syscall.EEXIST
 	}
@@ -438,18 +438,10 @@ func (m *Model) Mkdir(path string) syscall.Errno {
 // create. The kernel answers "." with EINVAL and ".." with ENOTEMPTY.
 func (m *Model) Rmdir(path string) syscall.Errno {
 	t := m.Tree()
-	dir, last, errno := parent(t, path)
-	switch {
-	case errno != 0:
+	p, errno := named(t, path, syscall.EINVAL, syscall.ENOTEMPTY)
+	if errno != 0 {
 		return errno
-	case last == "." || last == "":
-		return syscall.EINVAL
-	case last == "..":
-		return syscall.ENOTEMPTY
-	case len(last) > keymap.MaxNameLen:
-		return syscall.ENAMETOOLONG
 	}
-	p := keymap.Join(dir, last)
 	n, ok := t[p]
 	switch {
 	case !ok:

@@ -2,8 +2,6 @@ package local
 
 import (
 	"encoding/binary"
-	"encoding/json"
-	"fmt"
 	"os"
 
 	bolt "go.etcd.io/bbolt"
@@ -138,9 +136,9 @@ func (l *Layer) settleOpTx(tx *bolt.Tx, path string, ev syncrule.Event) error {
 	b := tx.Bucket(bQueue)
 	var del [][]byte
 	err := b.ForEach(func(k, v []byte) error {
-		var op Op
-		if err := json.Unmarshal(v, &op); err != nil {
-			return fmt.Errorf("%w: queue entry %d: %v", ErrCorrupt, binary.BigEndian.Uint64(k), err)
+		op, err := decodeOp(k, v)
+		if err != nil {
+			return err
 		}
 		if op.Path == path && op.Kind == kind && op.Gen == gen && op.ChainOf == 0 {
 			del = append(del, append([]byte(nil), k...))

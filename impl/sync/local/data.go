@@ -112,18 +112,24 @@ func (l *Layer) OpenRead(path string) (*Handle, error) {
 func (l *Layer) acquireLocal(path string) (*openFile, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	var id uint64
-	err := l.view(func(tx *bolt.Tx) error {
+	id, err := l.localFileID(path)
+	if err != nil {
+		return nil, err
+	}
+	return l.acquire(id)
+}
+
+// localFileID is the id of the visible file at path, whose bytes must be local.
+// REQUIRES: l.mu held (the id stays the file's until the caller acquires it).
+func (l *Layer) localFileID(path string) (id uint64, err error) {
+	err = l.view(func(tx *bolt.Tx) error {
 		r, err := localFile(tx, path)
 		if err == nil {
 			id = r.ID
 		}
 		return err
 	})
-	if err != nil {
-		return nil, err
-	}
-	return l.acquire(id)
+	return id, err
 }
 
 // BeginWrite opens path for writing. Before it returns, the change is recorded durably: the
@@ -132,14 +138,7 @@ func (l *Layer) acquireLocal(path string) (*openFile, error) {
 func (l *Layer) BeginWrite(path string) (*Handle, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	var id uint64
-	err := l.view(func(tx *bolt.Tx) error {
-		r, err := localFile(tx, path)
-		if err == nil {
-			id = r.ID
-		}
-		return err
-	})
+	id, err := l.localFileID(path)
 	if err != nil {
 		return nil, perr("open", path, err)
 	}

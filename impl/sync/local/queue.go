@@ -101,17 +101,23 @@ func (l *Layer) queueDeleteTx(tx *bolt.Tx, path string, old *record) error {
 		Base: old.State.Base, Gen: old.State.Gen})
 }
 
+// decodeOp decodes the queue entry k: v.
+func decodeOp(k, v []byte) (Op, error) {
+	var op Op
+	if err := json.Unmarshal(v, &op); err != nil {
+		return Op{}, fmt.Errorf("%w: queue entry %d: %v", ErrCorrupt, binary.BigEndian.Uint64(k), err)
+	}
+	return op, nil
+}
+
 // Pending lists the queued operations in queue order.
 func (l *Layer) Pending() ([]Op, error) {
 	var ops []Op
 	err := l.view(func(tx *bolt.Tx) error {
 		return tx.Bucket(bQueue).ForEach(func(k, v []byte) error {
-			var op Op
-			if err := json.Unmarshal(v, &op); err != nil {
-				return fmt.Errorf("%w: queue entry %d: %v", ErrCorrupt, binary.BigEndian.Uint64(k), err)
-			}
+			op, err := decodeOp(k, v)
 			ops = append(ops, op)
-			return nil
+			return err
 		})
 	})
 	return ops, err
@@ -157,10 +163,9 @@ func (l *Layer) Op(id uint64) (op Op, ok bool, err error) {
 			return nil
 		}
 		ok = true
-		if err := json.Unmarshal(v, &op); err != nil {
-			return fmt.Errorf("%w: queue entry %d: %v", ErrCorrupt, id, err)
-		}
-		return nil
+		var err error
+		op, err = decodeOp(u64(id), v)
+		return err
 	})
 	return op, ok, err
 }
@@ -434,9 +439,9 @@ func (l *Layer) PendingPage(after uint64, n int) ([]Op, error) {
 	err := l.view(func(tx *bolt.Tx) error {
 		c := tx.Bucket(bQueue).Cursor()
 		for k, v := c.Seek(u64(after + 1)); k != nil && len(ops) < n; k, v = c.Next() {
-			var op Op
-			if err := json.Unmarshal(v, &op); err != nil {
-				return fmt.Errorf("%w: queue entry %d: %v", ErrCorrupt, binary.BigEndian.Uint64(k), err)
+			op, err := decodeOp(k, v)
+			if err != nil {
+				return err
 			}
 			ops = append(ops, op)
 		}
