@@ -198,23 +198,23 @@ func (e *Engine) stillConflicting(ctx context.Context, op local.Op) (result, boo
 	if err != nil {
 		return result{kept: true, err: err}, true
 	}
-	if !found || !version(remote).Same(seen) {
+	if !found || !importer.VersionOf(remote).Same(seen) {
 		return result{}, false // changed again: try the write
 	}
-	ev := syncrule.UploadFailed{Gen: op.Gen, Conflict: true, Remote: version(remote), RemoteSize: remote.Size}
+	ev := syncrule.UploadFailed{Gen: op.Gen, Conflict: true, Remote: importer.VersionOf(remote), RemoteSize: remote.Size}
 	return e.conflict(ctx, op, ev, &remote, s3.ErrPreconditionFailed), true
 }
 
 // uploaded records a successful upload.
 func (e *Engine) uploaded(ctx context.Context, op local.Op, before local.Info, obj s3.ObjectInfo, size int64) result {
-	v := version(obj)
+	v := importer.VersionOf(obj)
 	if v.IsZero() {
 		// Some stores answer a write without an ETag; the rule needs the base.
 		head, found, err := e.head(ctx, op.Key)
 		if err != nil || !found {
 			return result{kept: true, err: fmt.Errorf("reading the version written at %s: %w", op.Key, orNotFound(err))}
 		}
-		v = version(head)
+		v = importer.VersionOf(head)
 	}
 	e.logf(slog.LevelDebug, "sync: uploaded /%s (%d bytes, generation %d) to %s, etag %s", op.Path, size, op.Gen, op.Key, v.ETag)
 	if after, err := e.cfg.Layer.Stat(op.Path); err == nil && before.ID != 0 && after.ID != before.ID {
@@ -268,7 +268,7 @@ func (e *Engine) uploadFailed(ctx context.Context, op local.Op, opts s3.WriteOpt
 				}
 				if e.ours(remote) {
 					e.logf(slog.LevelError, "sync: error: upload of /%s to %s failed, will retry over an earlier upload of ours (etag %s): %v", op.Path, op.Key, remote.ETag, err)
-					return e.feed(op, syncrule.UploadFailed{Gen: op.Gen, Remote: version(remote), RemoteSize: remote.Size, Own: true}, result{err: err, backoff: true})
+					return e.feed(op, syncrule.UploadFailed{Gen: op.Gen, Remote: importer.VersionOf(remote), RemoteSize: remote.Size, Own: true}, result{err: err, backoff: true})
 				}
 			}
 		}
@@ -289,13 +289,13 @@ func (e *Engine) uploadFailed(ctx context.Context, op local.Op, opts s3.WriteOpt
 		// the local ones, and the next round replaces them on their version.
 		e.logf(slog.LevelInfo, "sync: /%s: %s holds an earlier upload of this file whose answer was lost (etag %s); uploading again over it",
 			op.Path, op.Key, remote.ETag)
-		return e.feed(op, syncrule.UploadFailed{Gen: op.Gen, Remote: version(remote), RemoteSize: remote.Size, Own: true}, result{})
+		return e.feed(op, syncrule.UploadFailed{Gen: op.Gen, Remote: importer.VersionOf(remote), RemoteSize: remote.Size, Own: true}, result{})
 	}
 	if found && op.IfNoneMatch && strings.HasSuffix(op.Key, "/") {
 		// A directory's marker that no listing of the directory showed yet (it was seen as a
 		// common prefix of its parent): only attributes, nothing to lose. It becomes the base
 		// and the next round replaces it conditionally on it.
-		if aerr := e.cfg.Layer.AdoptMarker(op.Path, version(remote)); aerr != nil {
+		if aerr := e.cfg.Layer.AdoptMarker(op.Path, importer.VersionOf(remote)); aerr != nil {
 			return e.feed(op, syncrule.UploadFailed{Gen: op.Gen}, result{err: aerr, backoff: true})
 		}
 		e.logf(slog.LevelInfo, "sync: /%s: found the directory's marker %s (etag %s); updating it", op.Path, op.Key, remote.ETag)
@@ -305,7 +305,7 @@ func (e *Engine) uploadFailed(ctx context.Context, op local.Op, opts s3.WriteOpt
 	}
 	ev := syncrule.UploadFailed{Gen: op.Gen, Conflict: true}
 	if found {
-		ev.Remote, ev.RemoteSize = version(remote), remote.Size
+		ev.Remote, ev.RemoteSize = importer.VersionOf(remote), remote.Size
 	}
 	return e.conflict(ctx, op, ev, remoteInfo(remote, found), err)
 }
@@ -342,7 +342,7 @@ func (e *Engine) conflict(ctx context.Context, op local.Op, ev syncrule.Event, r
 	if remote != nil {
 		now = "etag " + remote.ETag
 		e.mu.Lock()
-		e.conflicted[op.ID] = version(*remote)
+		e.conflicted[op.ID] = importer.VersionOf(*remote)
 		e.mu.Unlock()
 	}
 	cerr := fmt.Errorf("/%s (%s, base etag %q, bucket has %s): %w", op.Path, op.Key, op.Base.ETag, now, ErrConflict)
@@ -419,7 +419,7 @@ func (e *Engine) importAfter(ctx context.Context, path, key string, remote *s3.O
 		return
 	}
 	meta := posixmeta.Attr{}
-	if remote != nil && version(*remote).Same(imp.Version) {
+	if remote != nil && importer.VersionOf(*remote).Same(imp.Version) {
 		meta = posixmeta.Decode(remote.Metadata)
 	}
 	kind, target := info.Kind, ""
@@ -434,7 +434,7 @@ func (e *Engine) importAfter(ctx context.Context, path, key string, remote *s3.O
 			return
 		}
 		defer body.Close()
-		got := syncrule.Version{ETag: imp.Version.ETag, VersionID: obj.VersionID}
+		got := importer.Fetched(imp.Version, obj)
 		if meta = posixmeta.Decode(obj.Metadata); meta.Kind == posixmeta.Symlink {
 			b, err := io.ReadAll(io.LimitReader(body, info.Size+1))
 			if err != nil {
@@ -563,7 +563,7 @@ func (e *Engine) delete(ctx context.Context, op local.Op) result {
 		return e.done(op, result{})
 	}
 	if found && !op.Base.IsZero() && !e.sameAsBase(op.Key, op.Base, remote) && !e.ours(remote) {
-		ev := syncrule.DeleteFailed{Gen: op.Gen, Conflict: true, Remote: version(remote), RemoteSize: remote.Size}
+		ev := syncrule.DeleteFailed{Gen: op.Gen, Conflict: true, Remote: importer.VersionOf(remote), RemoteSize: remote.Size}
 		return e.conflict(ctx, op, ev, remoteInfo(remote, true), s3.ErrPreconditionFailed)
 	}
 	if found {
@@ -604,13 +604,13 @@ func (e *Engine) rename(ctx context.Context, op local.Op) result {
 		if err != nil {
 			return e.renameFailed(op, err)
 		}
-		v := version(obj)
+		v := importer.VersionOf(obj)
 		if v.IsZero() {
 			dst, found, err := e.head(ctx, op.DstKey)
 			if err != nil || !found {
 				return e.renameFailed(op, orNotFound(err))
 			}
-			v = version(dst)
+			v = importer.VersionOf(dst)
 		}
 		if r, ok := e.markCopied(op, v); !ok {
 			return r
@@ -631,7 +631,7 @@ func (e *Engine) rename(ctx context.Context, op local.Op) result {
 		}
 		if found && (normETag(dst.ETag) == normETag(op.Base.ETag) || dst.Metadata[OpMetaKey] == e.marker(op)) {
 			// Copied and deleted before a crash; the result may not be recorded yet.
-			if r, ok := e.markCopied(op, version(dst)); !ok {
+			if r, ok := e.markCopied(op, importer.VersionOf(dst)); !ok {
 				return r
 			}
 			e.logf(slog.LevelDebug, "sync: renamed %s to %s (/%s), finished after a restart", op.Key, op.DstKey, op.Path)
@@ -678,7 +678,7 @@ func (e *Engine) attrs(info local.Info, op local.Op) map[string]string {
 // sameAsBase reports whether the object at key is base, or our own upload that replaced it
 // after the file moved away.
 func (e *Engine) sameAsBase(key string, base syncrule.Version, obj s3.ObjectInfo) bool {
-	v := version(obj)
+	v := importer.VersionOf(obj)
 	if v.Same(base) {
 		return true
 	}
@@ -702,9 +702,6 @@ func remoteInfo(obj s3.ObjectInfo, found bool) *s3.ObjectInfo {
 	}
 	return &obj
 }
-
-// version is the base an object is remembered by (C1).
-func version(obj s3.ObjectInfo) syncrule.Version { return importer.VersionOf(obj) }
 
 // normETag quotes an ETag as S3 sends it. Stores return them quoted; this only makes a store
 // that does not agree with the rest.

@@ -423,7 +423,7 @@ func (im *Importer) get(ctx context.Context, path string, v syncrule.Version, si
 		return fmt.Errorf("fetch /%s: %w", path, err)
 	}
 	defer body.Close()
-	got := syncrule.Version{ETag: v.ETag, VersionID: info.VersionID}
+	got := Fetched(v, info)
 	meta := posixmeta.Decode(info.Metadata)
 	if meta.Kind == posixmeta.Symlink {
 		// s3fs stores a symlink as an object whose body is the target.
@@ -489,6 +489,12 @@ func (im *Importer) setAttr(path string, v syncrule.Version, m posixmeta.Attr, k
 		return err
 	}
 	return im.cfg.Layer.SetRemoteAttr(path, v, info.Attr.Overlay(m), kind, target)
+}
+
+// Fetched is version v as a GET with If-Match on it answered: the ETag asked for, in the form
+// comparisons use, and the version id the answer carries.
+func Fetched(v syncrule.Version, o s3.ObjectInfo) syncrule.Version {
+	return syncrule.Version{ETag: v.ETag, VersionID: o.VersionID}
 }
 
 // VersionOf is the version an object is remembered by (C1), with its ETag in the one form
