@@ -40,10 +40,10 @@ func (f *FS) OpenDir(ctx context.Context, id InodeID) (HandleID, error) {
 	defer f.mu.Unlock()
 	in := f.inodes.get(id)
 	if in == nil {
-		return 0, newError("opendir", "", CodeBadHandle, "unknown inode")
+		return 0, NewError("opendir", "", CodeBadHandle, "unknown inode")
 	}
 	if in.kind != keymap.Dir {
-		return 0, newError("opendir", in.path, CodeNotDir, "not a directory")
+		return 0, NewError("opendir", in.path, CodeNotDir, "not a directory")
 	}
 	return f.addHandle(&dirHandle{inode: id, path: in.path}), nil
 }
@@ -152,7 +152,7 @@ func handleOf[T any](f *FS, h HandleID, op string) (T, error) {
 	v, ok := f.handles[h].(T)
 	if !ok {
 		var zero T
-		return zero, newError(op, "", CodeBadHandle, "unknown handle")
+		return zero, NewError(op, "", CodeBadHandle, "unknown handle")
 	}
 	return v, nil
 }

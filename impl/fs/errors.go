@@ -7,6 +7,7 @@ import (
 	"syscall"
 
 	"github.com/mount-s3/mount-s3/impl/s3"
+	"github.com/mount-s3/mount-s3/spec/keymap"
 )
 
 // Code classifies every error the file system returns. mount/ owns the one table from Code to
@@ -51,7 +52,22 @@ func (e *Error) Error() string {
 func (e *Error) Unwrap() error { return e.Err }
 
 // newError builds an Error with a plain reason.
-func newError(op, path string, code Code, reason string) *Error {
+// CheckName checks name, a new or looked-up entry of a directory, for both cores: longer than
+// 255 bytes is ENAMETOOLONG; a name no S3 key can hold (K3) is invalid, the Code the caller
+// gives (NotFound for a lookup: such a name can exist nowhere; Invalid for a create). path is
+// the entry's path, for the error.
+func CheckName(op, path, name string, invalid Code) error {
+	switch {
+	case len(name) > keymap.MaxNameLen:
+		return NewError(op, path, CodeNameTooLong, "name longer than 255 bytes")
+	case !keymap.ValidName(name):
+		return NewError(op, path, invalid, "not a valid name: no S3 key can hold it (K3)")
+	}
+	return nil
+}
+
+// NewError is an Error of code for op on path, for the reason given in words.
+func NewError(op, path string, code Code, reason string) *Error {
 	return &Error{Op: op, Path: path, Code: code, Err: errors.New(reason)}
 }
 

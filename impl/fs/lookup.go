@@ -21,15 +21,15 @@ func (f *FS) LookupListed(_ context.Context, parent InodeID, name string) (Entry
 	defer f.mu.Unlock()
 	dir := f.inodes.get(parent)
 	if dir == nil || dir.kind != keymap.Dir {
-		return Entry{}, newError("lookup", name, CodeBadHandle, "unknown parent directory")
+		return Entry{}, NewError("lookup", name, CodeBadHandle, "unknown parent directory")
 	}
 	path := keymap.Join(dir.path, name)
 	if in := f.local[path]; in != nil && in.kind == keymap.File {
-		return Entry{}, newError("lookup", path, CodeNotFound, "a file being written is looked up on its own")
+		return Entry{}, NewError("lookup", path, CodeNotFound, "a file being written is looked up on its own")
 	}
 	in := f.freshChildLocked(path, f.clock.Now())
 	if in == nil {
-		return Entry{}, newError("lookup", path, CodeNotFound, "what the listing said has expired")
+		return Entry{}, NewError("lookup", path, CodeNotFound, "what the listing said has expired")
 	}
 	in.lookups++
 	return f.entryLocked(in), nil
@@ -42,20 +42,16 @@ func (f *FS) Lookup(ctx context.Context, parent InodeID, name string) (Entry, er
 	dir := f.inodes.get(parent)
 	if dir == nil {
 		f.mu.Unlock()
-		return Entry{}, newError("lookup", name, CodeBadHandle, "unknown parent inode")
+		return Entry{}, NewError("lookup", name, CodeBadHandle, "unknown parent inode")
 	}
 	if dir.kind != keymap.Dir {
 		f.mu.Unlock()
-		return Entry{}, newError("lookup", name, CodeNotDir, "parent is not a directory")
+		return Entry{}, NewError("lookup", name, CodeNotDir, "parent is not a directory")
 	}
 	path := keymap.Join(dir.path, name)
-	if len(name) > keymap.MaxNameLen {
+	if err := CheckName("lookup", path, name, CodeNotFound); err != nil {
 		f.mu.Unlock()
-		return Entry{}, newError("lookup", path, CodeNameTooLong, "name longer than 255 bytes")
-	}
-	if !keymap.ValidName(name) {
-		f.mu.Unlock()
-		return Entry{}, newError("lookup", path, CodeNotFound, "not a valid name (K3)")
+		return Entry{}, err
 	}
 	now := f.clock.Now()
 	if in := f.local[path]; in != nil && in.kind == keymap.File {
@@ -72,7 +68,7 @@ func (f *FS) Lookup(ctx context.Context, parent InodeID, name string) (Entry, er
 	if until, ok := f.negative[path]; ok {
 		if now.Before(until) {
 			f.mu.Unlock()
-			return Entry{}, newError("lookup", path, CodeNotFound, "no such object or prefix (cached)")
+			return Entry{}, NewError("lookup", path, CodeNotFound, "no such object or prefix (cached)")
 		}
 		delete(f.negative, path)
 	}
@@ -103,7 +99,7 @@ func (f *FS) Lookup(ctx context.Context, parent InodeID, name string) (Entry, er
 		if f.cfg.NegativeTTL > 0 && !listed {
 			f.setNegativeLocked(path, now)
 		}
-		return Entry{}, newError("lookup", path, CodeNotFound, "no such object or prefix")
+		return Entry{}, NewError("lookup", path, CodeNotFound, "no such object or prefix")
 	}
 	in := f.inodes.getOrCreate(path, res.kind)
 	f.setMetaLocked(in, res.info, now)
@@ -225,7 +221,7 @@ func (f *FS) GetAttr(ctx context.Context, id InodeID) (Attr, time.Time, error) {
 	in := f.inodes.get(id)
 	if in == nil {
 		f.mu.Unlock()
-		return Attr{}, time.Time{}, newError("getattr", "", CodeBadHandle, "unknown inode")
+		return Attr{}, time.Time{}, NewError("getattr", "", CodeBadHandle, "unknown inode")
 	}
 	now := f.clock.Now()
 	if in.kind == keymap.Dir || in.local || now.Before(in.validUntil) {

@@ -16,7 +16,7 @@ func (f *FS) childPath(parent InodeID, name, op string) (string, error) {
 	defer f.mu.Unlock()
 	dir := f.inodes.get(parent)
 	if dir == nil || dir.kind != keymap.Dir {
-		return "", newError(op, name, CodeNotDir, "parent is not a directory")
+		return "", NewError(op, name, CodeNotDir, "parent is not a directory")
 	}
 	return keymap.Join(dir.path, name), nil
 }
@@ -33,13 +33,13 @@ func (f *FS) Unlink(ctx context.Context, parent InodeID, name string) error {
 	if in := f.local[path]; in != nil {
 		f.mu.Unlock()
 		if in.kind == keymap.Dir {
-			return newError("unlink", path, CodeIsDir, "is a directory")
+			return NewError("unlink", path, CodeIsDir, "is a directory")
 		}
-		return newError("unlink", path, CodePerm, "the file is being written; close it first")
+		return NewError("unlink", path, CodePerm, "the file is being written; close it first")
 	}
 	f.mu.Unlock()
-	if !keymap.ValidName(name) {
-		return newError("unlink", path, CodeNotFound, "not a valid name (K3)")
+	if err := CheckName("unlink", path, name, CodeNotFound); err != nil {
+		return err
 	}
 	res, err := f.resolve(ctx, path)
 	if err != nil {
@@ -47,11 +47,11 @@ func (f *FS) Unlink(ctx context.Context, parent InodeID, name string) error {
 	}
 	switch {
 	case !res.found:
-		return newError("unlink", path, CodeNotFound, "no such file")
+		return NewError("unlink", path, CodeNotFound, "no such file")
 	case res.kind == keymap.Dir:
-		return newError("unlink", path, CodeIsDir, "is a directory")
+		return NewError("unlink", path, CodeIsDir, "is a directory")
 	case !f.cfg.AllowDelete:
-		return newError("unlink", path, CodePerm, "deleting objects needs --allow-delete")
+		return NewError("unlink", path, CodePerm, "deleting objects needs --allow-delete")
 	}
 	if err := f.store.Delete(ctx, keymap.FileKey(f.prefix, path)); err != nil {
 		return storeError("unlink", path, err)
@@ -82,7 +82,7 @@ func (f *FS) MkDir(ctx context.Context, parent InodeID, name string, mode os.Fil
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if f.local[path] != nil {
-		return Entry{}, newError("mkdir", path, CodeExists, "exists")
+		return Entry{}, NewError("mkdir", path, CodeExists, "exists")
 	}
 	in := f.inodes.getOrCreate(path, keymap.Dir)
 	in.local = true
@@ -119,7 +119,7 @@ func (f *FS) RmDir(ctx context.Context, parent InodeID, name string) error {
 		in = nil
 	}
 	if localChildren {
-		return newError("rmdir", path, CodeNotEmpty, "directory not empty")
+		return NewError("rmdir", path, CodeNotEmpty, "directory not empty")
 	}
 	// Hidden keys (K3) can fill whole pages: read on until a visible entry or the end.
 	listing, _, inBucket, err := f.listDir(ctx, "rmdir", path, func(l *keymap.Listing) bool { return len(l.Entries()) > 0 })
@@ -128,20 +128,20 @@ func (f *FS) RmDir(ctx context.Context, parent InodeID, name string) error {
 	}
 	switch {
 	case len(listing.Entries()) > 0:
-		return newError("rmdir", path, CodeNotEmpty, "directory not empty")
+		return NewError("rmdir", path, CodeNotEmpty, "directory not empty")
 	case inBucket:
-		return newError("rmdir", path, CodePerm, "the directory exists in the bucket; streaming mode does not delete directory markers")
+		return NewError("rmdir", path, CodePerm, "the directory exists in the bucket; streaming mode does not delete directory markers")
 	case writing:
-		return newError("rmdir", path, CodeNotDir, "not a directory")
+		return NewError("rmdir", path, CodeNotDir, "not a directory")
 	case in == nil:
 		res, err := f.resolve(ctx, path)
 		if err != nil {
 			return err
 		}
 		if res.found && res.kind == keymap.File {
-			return newError("rmdir", path, CodeNotDir, "not a directory")
+			return NewError("rmdir", path, CodeNotDir, "not a directory")
 		}
-		return newError("rmdir", path, CodeNotFound, "no such directory")
+		return NewError("rmdir", path, CodeNotFound, "no such directory")
 	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -170,17 +170,17 @@ func (f *FS) SetAttr(ctx context.Context, id InodeID, req SetAttrRequest) (Attr,
 	in := f.inodes.get(id)
 	if in == nil {
 		f.mu.Unlock()
-		return Attr{}, time.Time{}, newError("setattr", "", CodeBadHandle, "unknown inode")
+		return Attr{}, time.Time{}, NewError("setattr", "", CodeBadHandle, "unknown inode")
 	}
 	path, w, isDir := in.path, in.writer, in.kind == keymap.Dir
 	f.mu.Unlock()
 	switch {
 	case req.Mode != nil || req.UID != nil || req.GID != nil:
-		return Attr{}, time.Time{}, newError("setattr", path, CodePerm, "chmod and chown are not supported in streaming mode; permissions come from --uid, --gid, --file-mode and --dir-mode")
+		return Attr{}, time.Time{}, NewError("setattr", path, CodePerm, "chmod and chown are not supported in streaming mode; permissions come from --uid, --gid, --file-mode and --dir-mode")
 	case req.Size != nil && (w == nil || int64(*req.Size) != w.size()):
-		return Attr{}, time.Time{}, newError("setattr", path, CodeNotSupported, "truncate is not supported in streaming mode; open with O_TRUNC to replace a file, or use --sync-dir")
+		return Attr{}, time.Time{}, NewError("setattr", path, CodeNotSupported, "truncate is not supported in streaming mode; open with O_TRUNC to replace a file, or use --sync-dir")
 	case (req.Atime != nil || req.Mtime != nil) && w == nil && !isDir:
-		return Attr{}, time.Time{}, newError("setattr", path, CodePerm, "times can only be set on a file being written in streaming mode")
+		return Attr{}, time.Time{}, NewError("setattr", path, CodePerm, "times can only be set on a file being written in streaming mode")
 	}
 	return f.GetAttr(ctx, id)
 }
@@ -188,7 +188,7 @@ func (f *FS) SetAttr(ctx context.Context, id InodeID, req SetAttrRequest) (Attr,
 // Rename is not supported in streaming mode (S8): S3 has no rename, and a copy of every
 // object is not what a program expects of rename(2).
 func (f *FS) Rename(ctx context.Context, oldParent InodeID, oldName string, newParent InodeID, newName string) error {
-	return newError("rename", oldName, CodeNotSupported, "rename is not supported in streaming mode; use --sync-dir for full file semantics")
+	return NewError("rename", oldName, CodeNotSupported, "rename is not supported in streaming mode; use --sync-dir for full file semantics")
 }
 
 // Symlink is not supported in streaming mode (S8): S3 has no links.
@@ -198,7 +198,7 @@ func (f *FS) Symlink(ctx context.Context, parent InodeID, name, target string, c
 
 // ReadLink: streaming mode never reports a symlink, so the kernel has no reason to ask.
 func (f *FS) ReadLink(ctx context.Context, id InodeID) (string, error) {
-	return "", newError("readlink", "", CodeInvalid, "not a symbolic link")
+	return "", NewError("readlink", "", CodeInvalid, "not a symbolic link")
 }
 
 // GetXattr: objects have no extended attributes in streaming mode. ENODATA rather than ENOTSUP
@@ -207,7 +207,7 @@ func (f *FS) GetXattr(ctx context.Context, id InodeID, name string) ([]byte, err
 	if id == RootID && name == control.SocketXattr && f.cfg.ControlSocket != "" {
 		return []byte(f.cfg.ControlSocket), nil
 	}
-	return nil, newError("getxattr", "", CodeNoAttr, "no such attribute")
+	return nil, NewError("getxattr", "", CodeNoAttr, "no such attribute")
 }
 
 // ListXattr: there are none (S8).
@@ -221,5 +221,5 @@ func (f *FS) SetXattr(ctx context.Context, id InodeID, name string, value []byte
 // Unsupported is the answer to operations that do not exist in streaming mode (S8): links,
 // symbolic links, special files, extended attributes, fallocate.
 func (f *FS) Unsupported(op string) error {
-	return newError(op, "", CodeNotSupported, op+" is not supported in streaming mode; use --sync-dir for full file semantics")
+	return NewError(op, "", CodeNotSupported, op+" is not supported in streaming mode; use --sync-dir for full file semantics")
 }

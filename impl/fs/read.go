@@ -48,12 +48,12 @@ func (f *FS) Open(ctx context.Context, id InodeID, flags OpenFlags, pid uint32) 
 	in := f.inodes.get(id)
 	if in == nil {
 		f.mu.Unlock()
-		return 0, newError("open", "", CodeBadHandle, "unknown inode")
+		return 0, NewError("open", "", CodeBadHandle, "unknown inode")
 	}
 	path, kind, stale, writing := in.path, in.kind, !f.clock.Now().Before(in.validUntil), in.writer != nil
 	f.mu.Unlock()
 	if kind == keymap.Dir {
-		return 0, newError("open", path, CodeIsDir, "is a directory")
+		return 0, NewError("open", path, CodeIsDir, "is a directory")
 	}
 	// S10: O_RDWR without O_TRUNC on an existing object is a read handle; writes to it
 	// fail. Anything else that asks for writing replaces the object.
@@ -61,7 +61,7 @@ func (f *FS) Open(ctx context.Context, id InodeID, flags OpenFlags, pid uint32) 
 		return f.openForWrite(in, flags, pid)
 	}
 	if writing {
-		return 0, newError("open", path, CodePerm, "the file is being written; it can be read once it is closed")
+		return 0, NewError("open", path, CodePerm, "the file is being written; it can be read once it is closed")
 	}
 	if stale || flags.Direct {
 		if err := f.refresh(ctx, id); err != nil {

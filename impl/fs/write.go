@@ -45,7 +45,7 @@ func (f *FS) Create(ctx context.Context, parent InodeID, name string, mode os.Fi
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if f.local[path] != nil {
-		return Entry{}, 0, newError("create", path, CodeExists, "file exists")
+		return Entry{}, 0, NewError("create", path, CodeExists, "file exists")
 	}
 	in := f.inodes.getOrCreate(path, keymap.File)
 	in.lookups++
@@ -65,18 +65,16 @@ func (f *FS) newChildPath(ctx context.Context, parent InodeID, name, op string) 
 	dir := f.inodes.get(parent)
 	if dir == nil || dir.kind != keymap.Dir {
 		f.mu.Unlock()
-		return "", newError(op, name, CodeNotDir, "parent is not a directory")
+		return "", NewError(op, name, CodeNotDir, "parent is not a directory")
 	}
 	path := keymap.Join(dir.path, name)
 	exists := f.local[path] != nil
 	f.mu.Unlock()
-	switch {
-	case len(name) > keymap.MaxNameLen:
-		return "", newError(op, path, CodeNameTooLong, "name longer than 255 bytes")
-	case !keymap.ValidName(name):
-		return "", newError(op, path, CodeInvalid, "not a valid name (K3)")
-	case exists:
-		return "", newError(op, path, CodeExists, "exists")
+	if err := CheckName(op, path, name, CodeInvalid); err != nil {
+		return "", err
+	}
+	if exists {
+		return "", NewError(op, path, CodeExists, "exists")
 	}
 	// The kernel looks a name up just before creating it; a fresh negative answer from that
 	// lookup (its own, or its directory's listing) saves asking the store again.
@@ -93,7 +91,7 @@ func (f *FS) newChildPath(ctx context.Context, parent InodeID, name, op string) 
 		return "", err
 	}
 	if res.found {
-		return "", newError(op, path, CodeExists, "exists in the bucket")
+		return "", NewError(op, path, CodeExists, "exists in the bucket")
 	}
 	return path, nil
 }
@@ -138,11 +136,11 @@ func (f *FS) openForWrite(in *inode, flags OpenFlags, pid uint32) (HandleID, err
 	defer f.mu.Unlock()
 	switch {
 	case in.writer != nil:
-		return 0, newError("open", in.path, CodePerm, "the file is already open for writing (one writer at a time in streaming mode)")
+		return 0, NewError("open", in.path, CodePerm, "the file is already open for writing (one writer at a time in streaming mode)")
 	case !f.cfg.AllowOverwrite:
-		return 0, newError("open", in.path, CodePerm, "overwriting an existing object needs --allow-overwrite (and O_TRUNC)")
+		return 0, NewError("open", in.path, CodePerm, "overwriting an existing object needs --allow-overwrite (and O_TRUNC)")
 	case !flags.Trunc:
-		return 0, newError("open", in.path, CodePerm, "an existing object can only be replaced whole (O_TRUNC); appending or editing in place needs --sync-dir")
+		return 0, NewError("open", in.path, CodePerm, "an existing object can only be replaced whole (O_TRUNC); appending or editing in place needs --sync-dir")
 	}
 	h := f.startWriteLocked(in, pid)
 	in.local = true
@@ -156,7 +154,7 @@ func (f *FS) Write(ctx context.Context, h HandleID, off int64, data []byte) erro
 	w, err := handleOf[*writeHandle](f, h, "write")
 	if err != nil {
 		if _, isRead := handleOfAny(f, h).(*readHandle); isRead {
-			return newError("write", "", CodeBadHandle, "file was opened for reading")
+			return NewError("write", "", CodeBadHandle, "file was opened for reading")
 		}
 		return err
 	}
@@ -166,7 +164,7 @@ func (f *FS) Write(ctx context.Context, h HandleID, off int64, data []byte) erro
 		if w.err != nil {
 			return &Error{Op: "write", Path: w.path, Code: CodeIO, Err: w.err}
 		}
-		return newError("write", w.path, CodePerm, "the file was already committed to the bucket by close or fsync; reopen it with O_TRUNC to replace it")
+		return NewError("write", w.path, CodePerm, "the file was already committed to the bucket by close or fsync; reopen it with O_TRUNC to replace it")
 	}
 	// A signal to the writing program (the kernel then interrupts the request) must not
 	// abort the upload of everything written so far.

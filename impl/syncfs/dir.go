@@ -79,7 +79,7 @@ func (f *FS) LookupListed(ctx context.Context, parent fs.InodeID, name string) (
 		if f.cfg.Importer != nil {
 			f.cfg.Importer.PrefetchAttrs(path)
 		}
-		return fs.Entry{}, &fs.Error{Op: "lookup", Path: path, Code: fs.CodeNotFound, Err: errors.New("attributes not read yet")}
+		return fs.Entry{}, fs.NewError("lookup", path, fs.CodeNotFound, "attributes not read yet")
 	}
 	return f.entry(info), nil
 }
@@ -91,11 +91,8 @@ func (f *FS) find(ctx context.Context, parent fs.InodeID, name string) (string, 
 		return "", local.Info{}, err
 	}
 	path := keymap.Join(dir, name)
-	if len(name) > keymap.MaxNameLen {
-		return "", local.Info{}, &fs.Error{Op: "lookup", Path: path, Code: fs.CodeNameTooLong, Err: errors.New("name longer than 255 bytes")}
-	}
-	if !keymap.ValidName(name) {
-		return "", local.Info{}, &fs.Error{Op: "lookup", Path: path, Code: fs.CodeNotFound, Err: errors.New("no such name")}
+	if err := fs.CheckName("lookup", path, name, fs.CodeNotFound); err != nil {
+		return "", local.Info{}, err
 	}
 	if err := f.ensureDir(ctx, "lookup", dir, false); err != nil {
 		return "", local.Info{}, err
@@ -120,7 +117,7 @@ func (f *FS) GetAttr(ctx context.Context, id fs.InodeID) (fs.Attr, time.Time, er
 	}
 	f.mu.Unlock()
 	if in == nil {
-		return fs.Attr{}, time.Time{}, &fs.Error{Op: "getattr", Code: fs.CodeNotFound, Err: errors.New("unknown inode")}
+		return fs.Attr{}, time.Time{}, fs.NewError("getattr", "", fs.CodeNotFound, "unknown inode")
 	}
 	if gone {
 		return last, f.cfg.Clock.Now(), nil
@@ -220,5 +217,5 @@ func (f *FS) handle(h fs.HandleID) any {
 }
 
 func badHandle(op string) error {
-	return &fs.Error{Op: op, Code: fs.CodeBadHandle, Err: errors.New("unknown handle")}
+	return fs.NewError(op, "", fs.CodeBadHandle, "unknown handle")
 }

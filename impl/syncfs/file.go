@@ -45,12 +45,12 @@ func (f *FS) Open(ctx context.Context, id fs.InodeID, flags fs.OpenFlags, pid ui
 	}
 	switch info.Kind {
 	case local.KindDir:
-		return 0, &fs.Error{Op: "open", Path: path, Code: fs.CodeIsDir, Err: errors.New("is a directory")}
+		return 0, fs.NewError("open", path, fs.CodeIsDir, "is a directory")
 	case local.KindSymlink:
-		return 0, &fs.Error{Op: "open", Path: path, Code: fs.CodeInvalid, Err: errors.New("is a symbolic link")}
+		return 0, fs.NewError("open", path, fs.CodeInvalid, "is a symbolic link")
 	case local.KindFIFO, local.KindSocket, local.KindCharDevice, local.KindBlockDevice:
 		// The kernel opens these itself and never asks; a stale inode could.
-		return 0, &fs.Error{Op: "open", Path: path, Code: fs.CodeInvalid, Err: errors.New("is a special file")}
+		return 0, fs.NewError("open", path, fs.CodeInvalid, "is a special file")
 	}
 	h := &fileHandle{ino: id, path: path, write: flags.Write}
 	if flags.Trunc {
@@ -126,7 +126,7 @@ func (f *FS) fetch(ctx context.Context, op, path string, info local.Info) error 
 		return nil
 	}
 	if f.cfg.Importer == nil {
-		return &fs.Error{Op: op, Path: path, Code: fs.CodeIO, Err: errors.New("file data is not local and there is no bucket to fetch it from")}
+		return fs.NewError(op, path, fs.CodeIO, "file data is not local and there is no bucket to fetch it from")
 	}
 	return localError(op, path, f.cfg.Importer.Fetch(ctx, path))
 }
@@ -191,7 +191,7 @@ func (f *FS) Write(ctx context.Context, h fs.HandleID, off int64, data []byte) e
 		return badHandle("write")
 	}
 	if !fh.write || fh.local == nil {
-		return &fs.Error{Op: "write", Path: fh.path, Code: fs.CodeBadHandle, Err: errors.New("not open for writing")}
+		return fs.NewError("write", fh.path, fs.CodeBadHandle, "not open for writing")
 	}
 	n, err := fh.local.WriteAt(data, off)
 	if n > 0 {

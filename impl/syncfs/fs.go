@@ -146,11 +146,11 @@ func (f *FS) pathOf(id fs.InodeID, op string) (string, error) {
 	in := f.byID[id]
 	if in == nil {
 		f.mu.Unlock()
-		return "", &fs.Error{Op: op, Code: fs.CodeNotFound, Err: errors.New("unknown inode (forgotten by the kernel)")}
+		return "", fs.NewError(op, "", fs.CodeNotFound, "unknown inode (forgotten by the kernel)")
 	}
 	if in.unlinked {
 		f.mu.Unlock()
-		return "", &fs.Error{Op: op, Path: in.path, Code: fs.CodeNotFound, Err: errors.New("removed")}
+		return "", fs.NewError(op, in.path, fs.CodeNotFound, "removed")
 	}
 	if len(in.links) == 0 {
 		defer f.mu.Unlock()
@@ -181,7 +181,7 @@ func (f *FS) linkedPath(in *inode, names []string, dataID uint64, op string) (st
 		f.dropNameLocked(in, p)
 	}
 	if path == "" || in.unlinked {
-		return "", &fs.Error{Op: op, Path: names[0], Code: fs.CodeNotFound, Err: errors.New("removed")}
+		return "", fs.NewError(op, names[0], fs.CodeNotFound, "removed")
 	}
 	return path, nil
 }
@@ -192,13 +192,11 @@ func (f *FS) childPath(parent fs.InodeID, name, op string) (dir, path string, er
 	if err != nil {
 		return "", "", err
 	}
-	if len(name) > keymap.MaxNameLen {
-		return "", "", &fs.Error{Op: op, Path: keymap.Join(dir, name), Code: fs.CodeNameTooLong, Err: errors.New("name longer than 255 bytes")}
+	path = keymap.Join(dir, name)
+	if err := fs.CheckName(op, path, name, fs.CodeInvalid); err != nil {
+		return "", "", err
 	}
-	if !keymap.ValidName(name) {
-		return "", "", &fs.Error{Op: op, Path: keymap.Join(dir, name), Code: fs.CodeInvalid, Err: errors.New("name cannot be stored as an S3 key (K3)")}
-	}
-	return dir, keymap.Join(dir, name), nil
+	return dir, path, nil
 }
 
 // inodeForLocked returns the inode at path, making one if there is none. dataID is the
@@ -391,5 +389,5 @@ func (f *FS) Forget(id fs.InodeID, n uint64) {
 
 // Unsupported is the error for operations sync mode does not have: fallocate.
 func (f *FS) Unsupported(op string) error {
-	return &fs.Error{Op: op, Code: fs.CodeNotSupported, Err: errors.New(op + " is not supported in sync mode")}
+	return fs.NewError(op, "", fs.CodeNotSupported, op+" is not supported in sync mode")
 }

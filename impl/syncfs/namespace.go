@@ -161,7 +161,7 @@ func (f *FS) SetAttr(ctx context.Context, id fs.InodeID, req fs.SetAttrRequest) 
 	}
 	if req.Size != nil {
 		if info.Kind != local.KindFile {
-			return fs.Attr{}, time.Time{}, &fs.Error{Op: "truncate", Path: path, Code: fs.CodeIsDir, Err: errors.New("not a regular file")}
+			return fs.Attr{}, time.Time{}, fs.NewError("truncate", path, fs.CodeIsDir, "not a regular file")
 		}
 		h, err := f.beginWrite(ctx, "truncate", path, info)
 		if err != nil {
@@ -220,7 +220,7 @@ func (f *FS) GetXattr(ctx context.Context, id fs.InodeID, name string) ([]byte, 
 	if v, ok := info.Attr.Xattrs[name]; ok {
 		return v, nil
 	}
-	return nil, &fs.Error{Op: "getxattr", Path: info.Path, Code: fs.CodeNoAttr, Err: errors.New("no such attribute")}
+	return nil, fs.NewError("getxattr", info.Path, fs.CodeNoAttr, "no such attribute")
 }
 
 // ListXattr lists the extended attributes of a file.
@@ -298,10 +298,10 @@ func (f *FS) xattrTarget(ctx context.Context, id fs.InodeID, op, name string) (s
 	}
 	switch {
 	case strings.HasPrefix(name, reservedXattrs):
-		return "", &fs.Error{Op: op, Path: path, Code: fs.CodePerm, Err: errors.New(name + " is reserved for the mount's own use")}
+		return "", fs.NewError(op, path, fs.CodePerm, name+" is reserved for the mount's own use")
 	case !strings.HasPrefix(name, "user.") && !strings.HasPrefix(name, "trusted.") && !strings.HasPrefix(name, "security."):
 		// system.* are ACLs and the like, which the kernel would have to enforce.
-		return "", &fs.Error{Op: op, Path: path, Code: fs.CodeNotSupported, Err: errors.New(name + ": only user., trusted. and security. attributes are kept")}
+		return "", fs.NewError(op, path, fs.CodeNotSupported, name+": only user., trusted. and security. attributes are kept")
 	}
 	return path, nil
 }
@@ -334,7 +334,7 @@ func (f *FS) MkNode(ctx context.Context, parent fs.InodeID, name string, mode os
 	}
 	kind, ok := kindOfMode(mode)
 	if !ok {
-		return fs.Entry{}, &fs.Error{Op: "mknod", Path: path, Code: fs.CodeInvalid, Err: errors.New("mknod of a directory or symlink")}
+		return fs.Entry{}, fs.NewError("mknod", path, fs.CodeInvalid, "mknod of a directory or symlink")
 	}
 	if err := f.ensureDir(ctx, "mknod", dir, false); err != nil {
 		return fs.Entry{}, err
