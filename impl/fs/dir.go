@@ -6,6 +6,7 @@ import (
 	"strings"
 	"sync"
 
+	"github.com/mount-s3/mount-s3/impl/listdir"
 	"github.com/mount-s3/mount-s3/impl/s3"
 	"github.com/mount-s3/mount-s3/spec/keymap"
 )
@@ -176,34 +177,13 @@ func childToward(dir, path string, kind keymap.Kind) (string, keymap.Kind, bool)
 	return rel, kind, true
 }
 
-// listDir reads the delimited listing of directory path page by page, until the end or until
-// done says the pages so far are enough.
+// listDir reads the delimited listing of directory path page by page (listdir.Read), until
+// the end or until done says the pages so far are enough.
 // LOCKS_EXCLUDED(f.mu)
 func (f *FS) listDir(ctx context.Context, op, path string, done func(*keymap.Listing) bool) (*keymap.Listing, map[string]s3.ObjectInfo, bool, error) {
-	dirKey := keymap.DirKey(f.prefix, path)
-	var (
-		listing  keymap.Listing
-		objects  = map[string]s3.ObjectInfo{}
-		inBucket bool
-		token    string
-	)
-	for {
-		page, err := f.store.List(ctx, s3.ListInput{Prefix: dirKey, Delimiter: keymap.Delimiter, ContinuationToken: token})
-		if err != nil {
-			return nil, nil, false, storeError(op, path, err)
-		}
-		for _, o := range page.Objects {
-			rel := strings.TrimPrefix(o.Key, dirKey)
-			listing.AddObject(rel)
-			objects[rel] = o
-		}
-		for _, p := range page.CommonPrefixes {
-			listing.AddCommonPrefix(strings.TrimPrefix(p, dirKey))
-		}
-		inBucket = inBucket || len(page.Objects) > 0 || len(page.CommonPrefixes) > 0
-		if page.NextContinuationToken == "" || (done != nil && done(&listing)) {
-			return &listing, objects, inBucket, nil
-		}
-		token = page.NextContinuationToken
+	l, err := listdir.Read(ctx, f.store, f.prefix, path, done)
+	if err != nil {
+		return nil, nil, false, storeError(op, path, err)
 	}
+	return &l.Names, l.Objects, l.InBucket, nil
 }

@@ -23,9 +23,9 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"strings"
 	"sync"
 
+	"github.com/mount-s3/mount-s3/impl/listdir"
 	"github.com/mount-s3/mount-s3/impl/s3"
 	"github.com/mount-s3/mount-s3/impl/sync/local"
 	"github.com/mount-s3/mount-s3/spec/keymap"
@@ -129,43 +129,21 @@ func (im *Importer) EnsureDir(ctx context.Context, dir string) error {
 // entry (K2).
 type DirListing struct {
 	Entries []keymap.Entry
-	Objects map[string]s3.ObjectInfo // by valid name
+	Objects map[string]s3.ObjectInfo // by name (hidden ones and the marker "" too)
 	Marker  syncrule.Version         // the directory's own marker "dir/", if the bucket has one
 }
 
-// ListDir reads directory dir (a path, "" for the mount's root) under prefix, every page. The
-// importer reads it once per directory (Y1), the watcher at every poll (C2).
+// ListDir reads directory dir (a path, "" for the mount's root) under prefix, every page
+// (listdir.Read). The importer reads it once per directory (Y1), the watcher at every poll (C2).
 func ListDir(ctx context.Context, store s3.Store, prefix, dir string) (DirListing, error) {
-	dirKey := keymap.DirKey(prefix, dir)
-	var (
-		kl    keymap.Listing
-		out   = DirListing{Objects: map[string]s3.ObjectInfo{}}
-		token string
-	)
-	for {
-		page, err := store.List(ctx, s3.ListInput{Prefix: dirKey, Delimiter: keymap.Delimiter, ContinuationToken: token})
-		if err != nil {
-			return out, fmt.Errorf("list %q: %w", dirKey, err)
-		}
-		for _, o := range page.Objects {
-			rel := strings.TrimPrefix(o.Key, dirKey)
-			if rel == "" && dir != "" && o.Key == dirKey {
-				out.Marker = VersionOf(o)
-			}
-			kl.AddObject(rel)
-			if keymap.ValidName(rel) {
-				out.Objects[rel] = o
-			}
-		}
-		for _, p := range page.CommonPrefixes {
-			kl.AddCommonPrefix(strings.TrimPrefix(p, dirKey))
-		}
-		if page.NextContinuationToken == "" {
-			break
-		}
-		token = page.NextContinuationToken
+	l, err := listdir.Read(ctx, store, prefix, dir, nil)
+	if err != nil {
+		return DirListing{}, fmt.Errorf("list %q: %w", keymap.DirKey(prefix, dir), err)
 	}
-	out.Entries = kl.Entries()
+	out := DirListing{Entries: l.Names.Entries(), Objects: l.Objects}
+	if o, ok := l.Marker(dir); ok {
+		out.Marker = VersionOf(o)
+	}
 	return out, nil
 }
 

@@ -1,0 +1,64 @@
+// Package listdir reads one directory's delimited listing from the store, page by page, the
+// one way every part of the product reads one: streaming mode's lookups, readdir, rmdir and
+// walks, and sync mode's importer and watcher. spec/keymap decides what the keys mean (K1-K4:
+// hidden names, a directory shadowing a file of its name, the directory's own marker).
+//
+// It must not: cache, decide a rule itself, or list anything but the one directory asked for.
+package listdir
+
+import (
+	"context"
+	"strings"
+
+	"github.com/mount-s3/mount-s3/impl/s3"
+	"github.com/mount-s3/mount-s3/spec/keymap"
+)
+
+// Listing is what the pages read said about a directory.
+type Listing struct {
+	// Names are the keys and common prefixes as keymap reads them; Entries() are the
+	// directory's entries.
+	Names keymap.Listing
+	// Objects are the objects directly under the directory by name relative to it, hidden
+	// ones and the directory's own marker ("") included.
+	Objects map[string]s3.ObjectInfo
+	// InBucket: the pages held at least one key or common prefix.
+	InBucket bool
+}
+
+// Marker is the directory's own marker object ("dir/"), if the bucket has one. The mount's
+// root has none (K8).
+func (l *Listing) Marker(dir string) (s3.ObjectInfo, bool) {
+	if dir == "" {
+		return s3.ObjectInfo{}, false
+	}
+	o, ok := l.Objects[""]
+	return o, ok
+}
+
+// Read lists directory dir ("" for the mount's root) under prefix, every page, or until done
+// (if not nil) says the pages so far are enough. A store error is returned as it is.
+func Read(ctx context.Context, store s3.Store, prefix, dir string, done func(*keymap.Listing) bool) (*Listing, error) {
+	dirKey := keymap.DirKey(prefix, dir)
+	l := &Listing{Objects: map[string]s3.ObjectInfo{}}
+	token := ""
+	for {
+		page, err := store.List(ctx, s3.ListInput{Prefix: dirKey, Delimiter: keymap.Delimiter, ContinuationToken: token})
+		if err != nil {
+			return nil, err
+		}
+		for _, o := range page.Objects {
+			rel := strings.TrimPrefix(o.Key, dirKey)
+			l.Names.AddObject(rel)
+			l.Objects[rel] = o
+		}
+		for _, p := range page.CommonPrefixes {
+			l.Names.AddCommonPrefix(strings.TrimPrefix(p, dirKey))
+		}
+		l.InBucket = l.InBucket || len(page.Objects) > 0 || len(page.CommonPrefixes) > 0
+		if page.NextContinuationToken == "" || (done != nil && done(&l.Names)) {
+			return l, nil
+		}
+		token = page.NextContinuationToken
+	}
+}
