@@ -292,23 +292,13 @@ func (w *Watcher) checkKey(ctx context.Context, key string) error {
 		if (rec.Kind == local.KindDir) != isDir {
 			return nil // the other class of key: shadowed (K4) or not this record's object
 		}
-		base := rec.State.Base
-		var ev syncrule.Event
+		ev, adopt := eventFor(rec, exists, v, size)
 		switch {
-		case isDir && exists && base.IsZero():
-			if !rec.Imported {
-				return nil // its first listing adopts the marker
-			}
+		case adopt && !rec.Imported:
+			return nil // its first listing adopts the marker
+		case adopt:
 			return w.importNew(path, v, nil)
-		case isDir && exists && !v.Same(base):
-			ev = syncrule.RemoteChanged{Version: v}
-		case isDir:
-			return nil // a deleted marker: the directory stays (package doc)
-		case exists && !v.Same(base):
-			ev = syncrule.RemoteChanged{Version: v, Size: size}
-		case !exists && !base.IsZero():
-			ev = syncrule.RemoteDeleted{}
-		default:
+		case ev == nil:
 			return nil
 		}
 		busy, err := w.pendingKeys()

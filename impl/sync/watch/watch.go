@@ -240,21 +240,18 @@ func (w *Watcher) pollDir(ctx context.Context, self local.Info, busy map[string]
 			continue
 		}
 		o, ok := l.Objects[name]
-		switch {
-		case ok && !importer.VersionOf(o).Same(r.State.Base):
-			changes = append(changes, change{r, syncrule.RemoteChanged{Version: importer.VersionOf(o), Size: o.Size}})
-		case !ok && !r.State.Base.IsZero():
-			changes = append(changes, change{r, syncrule.RemoteDeleted{}})
+		if ev, _ := eventFor(r, ok, importer.VersionOf(o), o.Size); ev != nil {
+			changes = append(changes, change{r, ev})
 		}
 	}
-	// The directory's own marker (Y8). The root has none (K8). A vanished marker is left
-	// alone, as is a vanished directory (package doc).
+	// The directory's own marker (Y8). The root has none (K8).
 	var adopt syncrule.Version
-	if dir != "" && !l.Marker.IsZero() && !busy[keymap.DirKey(w.cfg.Prefix, dir)] {
-		if self.State.Base.IsZero() {
+	if dir != "" && !busy[keymap.DirKey(w.cfg.Prefix, dir)] {
+		ev, adoptIt := eventFor(self, !l.Marker.IsZero(), l.Marker, 0)
+		if adoptIt {
 			adopt = l.Marker
-		} else if !l.Marker.Same(self.State.Base) {
-			changes = append(changes, change{self, syncrule.RemoteChanged{Version: l.Marker}})
+		} else if ev != nil {
+			changes = append(changes, change{self, ev})
 		}
 	}
 
@@ -293,6 +290,30 @@ func (w *Watcher) pollDir(ctx context.Context, self local.Info, busy map[string]
 		errs = append(errs, w.importNew(dir, adopt, add))
 	}
 	return subdirs, errors.Join(errs...)
+}
+
+// eventFor is what an observation of rec's object says (package doc, "What is compared"): the
+// object exists with version v and size, or not. A directory's object is its marker: a
+// vanished one is left alone, as is a vanished directory, and one found for a directory with
+// no base is adopted (adopt), as its first listing would.
+func eventFor(rec local.Info, exists bool, v syncrule.Version, size int64) (ev syncrule.Event, adopt bool) {
+	base := rec.State.Base
+	if rec.Kind == local.KindDir {
+		switch {
+		case exists && base.IsZero():
+			return nil, true
+		case exists && !v.Same(base):
+			return syncrule.RemoteChanged{Version: v}, false
+		}
+		return nil, false
+	}
+	switch {
+	case exists && !v.Same(base):
+		return syncrule.RemoteChanged{Version: v, Size: size}, false
+	case !exists && !base.IsZero():
+		return syncrule.RemoteDeleted{}, false
+	}
+	return nil, false
 }
 
 // applyChecked applies c if the record still has the base and class it had before the
