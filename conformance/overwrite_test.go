@@ -2,6 +2,8 @@ package conformance
 
 import (
 	"bytes"
+	"errors"
+	"fmt"
 	"io"
 	"os"
 	"testing"
@@ -44,4 +46,45 @@ func TestReaderDuringOverwrite(t *testing.T) {
 	got, err := os.ReadFile(m.Path("f"))
 	require.NoError(t, err)
 	require.True(t, bytes.Equal(neu, got), "a new open reads the new version")
+}
+
+// TestReaderOfShorterVersionDuringOverwrite: a reader opened a short version while a writer
+// writes a longer one. They share the kernel's inode, and with it the size the writer has
+// reached: the reader must get its version whole or an error, never that version followed by
+// zeros up to the writer's size (the chaos campaign, streaming seed 306).
+func TestReaderOfShorterVersionDuringOverwrite(t *testing.T) {
+	m := harness.New(t, harness.Options{Args: []string{"--allow-overwrite"}})
+	old := bytes.Repeat([]byte("o"), 100<<10)
+	chunk := bytes.Repeat([]byte("n"), 4<<10)
+	for i := 0; i < 10; i++ {
+		m.Put(t, fmt.Sprintf("g%d", i), old)
+	}
+	for i := 0; i < 10; i++ {
+		name := fmt.Sprintf("g%d", i)
+		r, err := os.Open(m.Path(name))
+		require.NoError(t, err)
+		w, err := os.OpenFile(m.Path(name), os.O_WRONLY|os.O_TRUNC, 0)
+		require.NoError(t, err)
+		wrote := make(chan error, 1)
+		go func() {
+			var err error
+			for n := 0; n < 512 && err == nil; n++ {
+				_, err = w.Write(chunk)
+			}
+			wrote <- errors.Join(err, w.Close())
+		}()
+		var got []byte
+		buf := make([]byte, 4<<10)
+		for {
+			n, err := r.Read(buf)
+			got = append(got, buf[:n]...)
+			if err != nil {
+				break
+			}
+		}
+		r.Close()
+		require.NoError(t, <-wrote)
+		require.LessOrEqual(t, len(got), len(old), "%s: the reader got %d bytes of a %d-byte version", name, len(got), len(old))
+		require.True(t, bytes.Equal(old[:len(got)], got), "%s: the reader's bytes are not the version it opened", name)
+	}
 }

@@ -28,6 +28,7 @@ type readHandle struct {
 	reader *read.Reader // safe for concurrent use
 	key    string       // constant
 	etag   string       // constant: the version read
+	size   int64        // constant: its size
 	// small: the open started fetching the whole object (small.go); only then may reads be
 	// served from it, and only then do they take mu. Constant.
 	small bool
@@ -71,7 +72,7 @@ func (f *FS) Open(ctx context.Context, id InodeID, flags OpenFlags, pid uint32) 
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	key := keymap.FileKey(f.prefix, path)
-	h := &readHandle{path: path, key: key, etag: in.etag, reader: read.NewReader(f.cfg.Read, key, in.etag, in.size)}
+	h := &readHandle{path: path, key: key, etag: in.etag, size: in.size, reader: read.NewReader(f.cfg.Read, key, in.etag, in.size)}
 	h.small = f.fetchSmallLocked(in, key)
 	h.pending = h.small
 	return f.addHandle(h), nil
@@ -95,6 +96,15 @@ func (f *FS) Read(ctx context.Context, h HandleID, off int64, dst []byte) (int, 
 	rh, err := handleOf[*readHandle](f, h, "read")
 	if err != nil {
 		return 0, err
+	}
+	if off+int64(len(dst)) > rh.size && f.replaced(rh) {
+		// The kernel asks past the end of the version this handle reads because it holds the
+		// size of the file that replaces it (one program overwrites while another reads: they
+		// share the kernel's inode). A short read here would have the kernel fill the rest
+		// with zeros, and the reader get the old version's bytes and then zeros.
+		err := errors.New("the file was overwritten since it was opened; reopen to read the new version")
+		f.log.Warn("read failed", "path", "/"+rh.path, "error", err)
+		return 0, &Error{Op: "read", Path: rh.path, Code: CodeIO, Err: err}
 	}
 	if rh.small {
 		if whole, ok := f.wholeOf(ctx, rh); ok {
@@ -121,6 +131,15 @@ func (f *FS) Read(ctx context.Context, h HandleID, off int64, dst []byte) (int, 
 		return n, storeError("read", rh.path, err)
 	}
 	return n, nil
+}
+
+// replaced reports whether the file rh reads is being overwritten, or has been since rh opened.
+// LOCKS_EXCLUDED(f.mu)
+func (f *FS) replaced(rh *readHandle) bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	in := f.inodes.lookup(rh.path, keymap.File)
+	return in != nil && (in.writer != nil || in.etag != rh.etag)
 }
 
 // Release closes a file handle.
