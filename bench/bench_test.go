@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/mount-s3/mount-s3/internal/buildbin"
 )
 
 // TestMain lets the test binary be the FUSE floor row's child process, as the bench
@@ -15,7 +17,9 @@ func TestMain(m *testing.M) {
 	if floorChild() {
 		return
 	}
-	os.Exit(m.Run())
+	code := m.Run()
+	buildbin.Cleanup()
+	os.Exit(code)
 }
 
 // TestQuick runs the whole benchmark at --quick sizes over the embedded server, so `make

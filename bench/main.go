@@ -30,6 +30,8 @@ import (
 	"sync/atomic"
 	"syscall"
 	"time"
+
+	"github.com/mount-s3/mount-s3/internal/buildbin"
 )
 
 // config sizes the workloads. Quick and full differ only here.
@@ -145,6 +147,7 @@ func main() {
 			failed = append(failed, p.name)
 		}
 	}
+	buildbin.Cleanup()
 	if len(failed) > 0 {
 		os.Exit(1)
 	}
@@ -168,6 +171,7 @@ func run(ctx context.Context, cfg config, so serverOptions, out, logw io.Writer)
 			if e := cur.Load(); e != nil {
 				e.teardown()
 			}
+			buildbin.Cleanup()
 			os.Exit(130)
 		case <-done:
 		}

@@ -9,41 +9,23 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"strconv"
 	"strings"
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/mount-s3/mount-s3/internal/buildbin"
 )
 
-// binary returns $MOUNT_S3_BIN, or builds cmd/mount-s3 into a temporary directory: the
-// benchmark measures the code in this tree. Under the race detector (TestQuick with -race)
-// the mount is built with it too, as the conformance harness does, so CI also race-checks
-// the product under these workloads.
+// binary returns $MOUNT_S3_BIN, or cmd/mount-s3 built once per process into a temporary
+// directory: the benchmark measures the code in this tree. Under the race detector (TestQuick
+// with -race) the mount is built with it too, as the conformance harness does, so CI also
+// race-checks the product under these workloads. The build is shared by every run in the
+// process, so dir is always "": no run's teardown may remove it.
 func binary(ctx context.Context, logw io.Writer) (bin, dir string, err error) {
-	if p := os.Getenv("MOUNT_S3_BIN"); p != "" {
-		return p, "", nil
-	}
-	goBin, err := exec.LookPath("go")
-	if err != nil {
-		goBin = filepath.Join(runtime.GOROOT(), "bin", "go")
-	}
-	if dir, err = os.MkdirTemp("", "mount-s3-bench-bin-"); err != nil {
-		return "", "", err
-	}
-	bin = filepath.Join(dir, "mount-s3")
-	args := []string{"build", "-o", bin}
-	if raceEnabled {
-		args = append(args, "-race")
-	}
-	args = append(args, "github.com/mount-s3/mount-s3/cmd/mount-s3")
-	fmt.Fprintf(logw, "building mount-s3: go %s\n", strings.Join(args, " "))
-	if out, err := exec.CommandContext(ctx, goBin, args...).CombinedOutput(); err != nil {
-		os.RemoveAll(dir)
-		return "", "", fmt.Errorf("go build: %v\n%s", err, out)
-	}
-	return bin, dir, nil
+	bin, err = buildbin.Path(ctx, raceEnabled, logw)
+	return bin, "", err
 }
 
 // hasFlag reports whether `bin --help` lists flag, so rows for features that are not built

@@ -2,58 +2,40 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/mount-s3/mount-s3/impl/s3/embedded"
+	"github.com/mount-s3/mount-s3/internal/buildbin"
 	"github.com/mount-s3/mount-s3/mount"
 )
 
 // These tests run the real binary on bad input and check what a user sees: a non-zero exit
 // and one line on stderr that says what is wrong.
 
-var (
-	cliBuildOnce sync.Once
-	cliBinDir    string
-	cliBin       string
-	cliBuildErr  error
-)
-
 func TestMain(m *testing.M) {
 	code := m.Run()
-	if cliBinDir != "" {
-		os.RemoveAll(cliBinDir)
-	}
+	buildbin.Cleanup()
 	os.Exit(code)
 }
 
-// cliBinary builds mount-s3 once per test run.
+// cliBinary builds mount-s3 once per test run. It ignores $MOUNT_S3_BIN: these tests check
+// this tree's command line.
 func cliBinary(t *testing.T) string {
 	t.Helper()
-	cliBuildOnce.Do(func() {
-		cliBinDir, cliBuildErr = os.MkdirTemp("", "mount-s3-cli-test-")
-		if cliBuildErr != nil {
-			return
-		}
-		cliBin = filepath.Join(cliBinDir, "mount-s3")
-		cmd := exec.Command(filepath.Join(runtime.GOROOT(), "bin", "go"), "build", "-o", cliBin, "github.com/mount-s3/mount-s3/cmd/mount-s3")
-		if out, err := cmd.CombinedOutput(); err != nil {
-			cliBuildErr = errors.New("go build: " + err.Error() + "\n" + string(out))
-		}
-	})
-	if cliBuildErr != nil {
-		t.Fatal(cliBuildErr)
+	bin, err := buildbin.Build(context.Background(), false, nil)
+	if err != nil {
+		t.Fatal(err)
 	}
-	return cliBin
+	return bin
 }
 
 // cliEnv is the test process's environment made hermetic for the AWS SDK: static

@@ -22,8 +22,6 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
-	"path/filepath"
-	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -33,6 +31,7 @@ import (
 
 	"github.com/mount-s3/mount-s3/impl/s3"
 	"github.com/mount-s3/mount-s3/impl/s3/embedded"
+	"github.com/mount-s3/mount-s3/internal/buildbin"
 )
 
 // Options adjust a test mount.
@@ -139,40 +138,15 @@ func New(t testing.TB, opts Options) *Mount {
 	return MountServer(t, srv, store, opts)
 }
 
-var (
-	buildOnce sync.Once
-	binPath   string
-	buildErr  error
-)
-
 // Binary returns the path of a mount-s3 binary: $MOUNT_S3_BIN, or one built once for this
 // test run (with the race detector when the tests have it).
 func Binary(t testing.TB) string {
 	t.Helper()
-	if p := os.Getenv("MOUNT_S3_BIN"); p != "" {
-		return p
+	bin, err := buildbin.Path(context.Background(), raceEnabled, nil)
+	if err != nil {
+		t.Fatal(err)
 	}
-	buildOnce.Do(func() {
-		dir, err := os.MkdirTemp("", "mount-s3-bin-")
-		if err != nil {
-			buildErr = err
-			return
-		}
-		binPath = filepath.Join(dir, "mount-s3")
-		args := []string{"build", "-o", binPath}
-		if raceEnabled {
-			args = append(args, "-race")
-		}
-		args = append(args, "github.com/mount-s3/mount-s3/cmd/mount-s3")
-		cmd := exec.Command(filepath.Join(runtime.GOROOT(), "bin", "go"), args...)
-		if out, err := cmd.CombinedOutput(); err != nil {
-			buildErr = fmt.Errorf("go build: %v\n%s", err, out)
-		}
-	})
-	if buildErr != nil {
-		t.Fatal(buildErr)
-	}
-	return binPath
+	return bin
 }
 
 // MountServer mounts store's bucket on srv at a fresh temporary directory with the mount-s3
