@@ -1,7 +1,9 @@
 // Package clock owns the product's notion of time for what tests must move without sleeping:
-// the streaming core's metadata TTL and the sync engine's write-back window take a Clock (the
-// sync layer takes its Now as a func). Timeouts, retry backoff, throttling and the disk
-// cache's last-use stamps read the wall clock directly.
+// the streaming core's metadata TTL, sync mode's file system and the sync engine's
+// write-back window take a Clock, and the engine waits on its timers, so a test that moves a
+// Fake clock runs the same waiting code as production. The sync layer takes the Clock's Now
+// as a func. Timeouts, retry backoff, throttling and the disk cache's last-use stamps read the
+// wall clock directly.
 package clock
 
 import (
@@ -9,9 +11,18 @@ import (
 	"time"
 )
 
-// Clock tells the time.
+// Clock tells the time and waits for it.
 type Clock interface {
 	Now() time.Time
+	// NewTimer returns a timer whose channel receives once the clock has moved d past now.
+	NewTimer(d time.Duration) Timer
+}
+
+// Timer is a one-shot timer of a Clock.
+type Timer interface {
+	C() <-chan time.Time
+	// Stop prevents the timer from firing; it reports whether it stopped it.
+	Stop() bool
 }
 
 // Real is the wall clock.
@@ -20,14 +31,24 @@ type Real struct{}
 // Now returns the current wall-clock time.
 func (Real) Now() time.Time { return time.Now() }
 
-// Fake is a clock that only moves when told to. Safe for concurrent use.
+// NewTimer is time.NewTimer.
+func (Real) NewTimer(d time.Duration) Timer { return realTimer{time.NewTimer(d)} }
+
+type realTimer struct{ t *time.Timer }
+
+func (r realTimer) C() <-chan time.Time { return r.t.C }
+func (r realTimer) Stop() bool          { return r.t.Stop() }
+
+// Fake is a clock that only moves when told to; its timers fire when Advance reaches them.
+// Safe for concurrent use.
 type Fake struct {
-	mu  sync.Mutex
-	now time.Time // GUARDED_BY(mu)
+	mu     sync.Mutex
+	now    time.Time               // GUARDED_BY(mu)
+	timers map[*fakeTimer]struct{} // GUARDED_BY(mu): not fired or stopped yet
 }
 
 // NewFake returns a fake clock set to t.
-func NewFake(t time.Time) *Fake { return &Fake{now: t} }
+func NewFake(t time.Time) *Fake { return &Fake{now: t, timers: map[*fakeTimer]struct{}{}} }
 
 // Now returns the fake time.
 func (f *Fake) Now() time.Time {
@@ -36,9 +57,45 @@ func (f *Fake) Now() time.Time {
 	return f.now
 }
 
-// Advance moves the fake time forward by d.
+// Advance moves the fake time forward by d and fires the timers it reaches.
 func (f *Fake) Advance(d time.Duration) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.now = f.now.Add(d)
+	for t := range f.timers {
+		if !f.now.Before(t.at) {
+			t.c <- f.now
+			delete(f.timers, t)
+		}
+	}
+}
+
+// NewTimer returns a timer that fires when Advance moves the clock d past now (at once if
+// d <= 0).
+func (f *Fake) NewTimer(d time.Duration) Timer {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	t := &fakeTimer{f: f, at: f.now.Add(d), c: make(chan time.Time, 1)}
+	if d <= 0 {
+		t.c <- f.now
+		return t
+	}
+	f.timers[t] = struct{}{}
+	return t
+}
+
+type fakeTimer struct {
+	f  *Fake
+	at time.Time
+	c  chan time.Time // buffered: a firing never blocks Advance
+}
+
+func (t *fakeTimer) C() <-chan time.Time { return t.c }
+
+func (t *fakeTimer) Stop() bool {
+	t.f.mu.Lock()
+	defer t.f.mu.Unlock()
+	_, pending := t.f.timers[t]
+	delete(t.f.timers, t)
+	return pending
 }

@@ -30,10 +30,7 @@ const (
 	flushAttempts = 3
 	// partsInFlight bounds the concurrent parts of one multipart upload.
 	partsInFlight = 4
-	// pollInterval is how often a non-real clock is read while waiting for a due time; the
-	// tests also call Notify after moving the clock, so this only bounds the delay.
-	pollInterval = 20 * time.Millisecond
-	// maxSleep caps a real-clock wait, so a wall-clock jump cannot delay uploads for long.
+	// maxSleep caps a wait, so a wall-clock jump cannot delay uploads for long.
 	maxSleep = time.Minute
 )
 
@@ -129,7 +126,6 @@ type Engine struct {
 	cfg        Config
 	log        *slog.Logger
 	tickParams syncrule.Params
-	realClock  bool
 
 	wake        chan struct{}
 	needPending atomic.Bool // reread the queue: something outside the engine may have added ops
@@ -225,7 +221,6 @@ func New(cfg Config) (*Engine, error) {
 	// Expiry drops data, which Apply does not do (Layer.Expire does): a Tick from the engine
 	// must only ever start write-backs.
 	e.tickParams.ExpireAfter = -1
-	_, e.realClock = cfg.Clock.(clock.Real)
 	return e, nil
 }
 
@@ -813,35 +808,22 @@ func (e *Engine) releaseLocked(err error) {
 	e.waiters, e.flushErr = nil, nil
 }
 
-// sleep waits for a Notify, an op's completion, ctx, or the injected clock reaching next.
+// sleep waits for a Notify, an op's completion, ctx, or the clock reaching next: a timer of
+// the engine's Clock, the same code under the tests' fake clock as in production.
 func (e *Engine) sleep(ctx context.Context, next time.Time) {
 	var timer <-chan time.Time
-	var poll <-chan time.Time
 	if !next.IsZero() {
-		if e.realClock {
-			d := min(max(next.Sub(e.now()), 0), maxSleep)
-			t := time.NewTimer(d)
-			defer t.Stop()
-			timer = t.C
-		} else {
-			t := time.NewTicker(pollInterval)
-			defer t.Stop()
-			poll = t.C
+		if !e.now().Before(next) {
+			return
 		}
+		t := e.cfg.Clock.NewTimer(min(max(next.Sub(e.now()), 0), maxSleep))
+		defer t.Stop()
+		timer = t.C()
 	}
-	for {
-		if !next.IsZero() && !e.now().Before(next) {
-			return
-		}
-		select {
-		case <-ctx.Done():
-			return
-		case <-e.wake:
-			return
-		case <-timer:
-			return
-		case <-poll:
-		}
+	select {
+	case <-ctx.Done():
+	case <-e.wake:
+	case <-timer:
 	}
 }
 
