@@ -267,7 +267,7 @@ func serve(o *options, ready func(error)) error {
 		FSName: fsName, ReadOnly: o.readOnly, AllowOther: o.allowOther, Logger: logger, DebugFUSE: o.debugFUSE,
 		DefaultPermissions: o.syncDir != "",
 		MaxThreads:         o.maxThreads,
-		Observe:            observer(met),
+		Observe:            withInvariants(observer(met), core, logger),
 	})
 	if err != nil {
 		return err

@@ -240,7 +240,8 @@ func mountFD(t testing.TB, dir string) *os.File {
 // the embedded server's fixed credentials, or for an external server the test's own AWS
 // environment.
 func Env(srv Endpoint) []string {
-	env := os.Environ()
+	// Every test mount checks its inode and handle tables after each operation.
+	env := append(os.Environ(), "MOUNT_S3_CHECK_INVARIANTS=1")
 	if _, ok := srv.(*embedded.Server); ok || ExternalURL() == "" {
 		env = append(env, "AWS_ACCESS_KEY_ID="+embedded.Credentials.AccessKeyID, "AWS_SECRET_ACCESS_KEY="+embedded.Credentials.SecretAccessKey)
 	}

@@ -26,6 +26,11 @@ func newFS(t *testing.T) (*FS, *local.Layer, *notifyCount) {
 	wb := &notifyCount{}
 	f, err := New(Config{Layer: l, WriteBack: wb})
 	require.NoError(t, err)
+	t.Cleanup(func() {
+		if !t.Failed() {
+			require.NoError(t, f.CheckInvariants(), "the inode and handle tables at the end of the test")
+		}
+	})
 	return f, l, wb
 }
 
