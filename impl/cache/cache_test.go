@@ -13,6 +13,7 @@ import (
 
 	"github.com/mount-s3/mount-s3/impl/s3"
 	"github.com/mount-s3/mount-s3/impl/s3/embedded"
+	"github.com/mount-s3/mount-s3/impl/s3/s3test"
 )
 
 const KiB, MiB = 1 << 10, 1 << 20
@@ -21,20 +22,14 @@ const KiB, MiB = 1 << 10, 1 << 20
 // shared-cache bucket "blocks".
 func startServer(tb testing.TB) *embedded.Server {
 	tb.Helper()
-	srv, err := embedded.Start(embedded.Options{Buckets: []string{"b", "blocks"}})
-	require.NoError(tb, err)
-	tb.Cleanup(func() { _ = srv.Close() })
+	srv, _ := s3test.Embedded(tb, s3test.Options{Server: embedded.Options{Buckets: []string{"b", "blocks"}}})
 	return srv
 }
 
 // sdkStore is the real SDK store on bucket of srv, over HTTP.
 func sdkStore(tb testing.TB, srv *embedded.Server, bucket string) s3.Store {
 	tb.Helper()
-	st, err := s3.NewSDKStore(context.Background(), s3.Config{
-		Bucket: bucket, EndpointURL: srv.URL(), ForcePathStyle: true, StaticCredentials: embedded.Credentials,
-	})
-	require.NoError(tb, err)
-	return st
+	return s3test.StoreAt(tb, srv.URL(), bucket, 0)
 }
 
 func randomBytes(n int, seed int64) []byte {

@@ -14,15 +14,12 @@ import (
 	"github.com/mount-s3/mount-s3/impl/memory"
 	"github.com/mount-s3/mount-s3/impl/s3"
 	"github.com/mount-s3/mount-s3/impl/s3/embedded"
+	"github.com/mount-s3/mount-s3/impl/s3/s3test"
 )
 
 func server(t *testing.T, mw func(http.Handler) http.Handler) s3.Store {
 	t.Helper()
-	srv, err := embedded.Start(embedded.Options{Buckets: []string{"b"}, Middleware: mw})
-	require.NoError(t, err)
-	t.Cleanup(func() { srv.Close() })
-	store, err := s3.NewSDKStore(context.Background(), s3.Config{Bucket: "b", EndpointURL: srv.URL(), ForcePathStyle: true, StaticCredentials: embedded.Credentials})
-	require.NoError(t, err)
+	_, store := s3test.Embedded(t, s3test.Options{Server: embedded.Options{Buckets: []string{"b"}, Middleware: mw}})
 	return store
 }
 

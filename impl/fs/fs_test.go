@@ -13,6 +13,7 @@ import (
 	"github.com/mount-s3/mount-s3/impl/fs"
 	"github.com/mount-s3/mount-s3/impl/s3"
 	"github.com/mount-s3/mount-s3/impl/s3/embedded"
+	"github.com/mount-s3/mount-s3/impl/s3/s3test"
 	"github.com/mount-s3/mount-s3/spec/keymap"
 )
 
@@ -40,15 +41,7 @@ type fixtureOptions struct {
 
 func newFixtureWith(t *testing.T, o fixtureOptions) *fixture {
 	t.Helper()
-	srv, err := embedded.Start(embedded.Options{Buckets: []string{"b"}, Middleware: o.middleware})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { srv.Close() })
-	store, err := s3.NewSDKStore(context.Background(), s3.Config{Bucket: "b", EndpointURL: srv.URL(), ForcePathStyle: true, StaticCredentials: embedded.Credentials})
-	if err != nil {
-		t.Fatal(err)
-	}
+	_, store := s3test.Embedded(t, s3test.Options{Server: embedded.Options{Buckets: []string{"b"}, Middleware: o.middleware}})
 	for k, v := range o.keys {
 		if _, err := store.Put(context.Background(), k, bytes.NewReader([]byte(v)), int64(len(v)), s3.WriteOptions{}); err != nil {
 			t.Fatal(err)
@@ -69,6 +62,11 @@ func newFixtureWith(t *testing.T, o fixtureOptions) *fixture {
 	if err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(func() {
+		if err := f.CheckInvariants(); err != nil && !t.Failed() {
+			t.Errorf("the inode and handle tables at the end of the test: %v", err)
+		}
+	})
 	return &fixture{fs: f, store: store, clock: clk}
 }
 

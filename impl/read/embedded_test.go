@@ -13,23 +13,16 @@ import (
 
 	"github.com/mount-s3/mount-s3/impl/memory"
 	"github.com/mount-s3/mount-s3/impl/s3"
-	"github.com/mount-s3/mount-s3/impl/s3/embedded"
+	"github.com/mount-s3/mount-s3/impl/s3/s3test"
 )
 
 // embeddedStore starts an in-memory embedded server and returns the real SDK store on it,
 // holding one object "obj" of size random bytes.
 func embeddedStore(tb testing.TB, size int) (s3.Store, []byte, string) {
 	tb.Helper()
-	srv, err := embedded.Start(embedded.Options{Buckets: []string{"b"}})
-	require.NoError(tb, err)
-	tb.Cleanup(func() { _ = srv.Close() })
-	ctx := context.Background()
-	st, err := s3.NewSDKStore(ctx, s3.Config{
-		Bucket: "b", EndpointURL: srv.URL(), ForcePathStyle: true, StaticCredentials: embedded.Credentials,
-	})
-	require.NoError(tb, err)
+	_, st := s3test.Embedded(tb, s3test.Options{Bucket: "b"})
 	data := randomBytes(size, 42)
-	info, err := st.Put(ctx, "obj", bytes.NewReader(data), int64(size), s3.WriteOptions{})
+	info, err := st.Put(context.Background(), "obj", bytes.NewReader(data), int64(size), s3.WriteOptions{})
 	require.NoError(tb, err)
 	return st, data, info.ETag
 }

@@ -3,9 +3,7 @@ package s3_test
 import (
 	"context"
 	"net/http"
-	"net/http/httptest"
 	"net/http/httputil"
-	"net/url"
 	"strings"
 	"sync"
 	"testing"
@@ -13,7 +11,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/mount-s3/mount-s3/impl/s3"
-	"github.com/mount-s3/mount-s3/impl/s3/embedded"
+	"github.com/mount-s3/mount-s3/impl/s3/s3test"
 )
 
 // recorded keeps the headers of every request an SDK store sends, by "METHOD kind" (kind: the
@@ -25,33 +23,25 @@ type recorded struct {
 
 func recordingStore(t *testing.T) (*s3.SDKStore, *recorded) {
 	t.Helper()
-	srv, err := embedded.Start(embedded.Options{Buckets: []string{testBucket}})
-	require.NoError(t, err)
-	t.Cleanup(func() { _ = srv.Close() })
-	target, _ := url.Parse(srv.URL())
-	proxy := httputil.NewSingleHostReverseProxy(target)
 	rec := &recorded{headers: map[string]http.Header{}}
-	front := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		kind := "object"
-		for _, q := range []string{"uploads", "uploadId", "list-type"} {
-			if r.URL.Query().Has(q) {
-				kind = q
+	record := func(proxy *httputil.ReverseProxy) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			kind := "object"
+			for _, q := range []string{"uploads", "uploadId", "list-type"} {
+				if r.URL.Query().Has(q) {
+					kind = q
+				}
 			}
-		}
-		if r.Header.Get("X-Amz-Copy-Source") != "" {
-			kind = "copy"
-		}
-		rec.mu.Lock()
-		rec.headers[r.Method+" "+kind] = r.Header.Clone()
-		rec.mu.Unlock()
-		proxy.ServeHTTP(w, r)
-	}))
-	t.Cleanup(front.Close)
-	st, err := s3.NewSDKStore(context.Background(), s3.Config{
-		Bucket: testBucket, EndpointURL: front.URL, ForcePathStyle: true,
-		StaticCredentials: embedded.Credentials, MaxAttempts: 1,
-	})
-	require.NoError(t, err)
+			if r.Header.Get("X-Amz-Copy-Source") != "" {
+				kind = "copy"
+			}
+			rec.mu.Lock()
+			rec.headers[r.Method+" "+kind] = r.Header.Clone()
+			rec.mu.Unlock()
+			proxy.ServeHTTP(w, r)
+		})
+	}
+	_, st := s3test.Embedded(t, s3test.Options{Bucket: testBucket, MaxAttempts: 1, Front: record})
 	return st, rec
 }
 

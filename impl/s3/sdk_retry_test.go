@@ -8,7 +8,6 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/http/httputil"
-	"net/url"
 	"os"
 	"sync/atomic"
 	"testing"
@@ -18,33 +17,26 @@ import (
 
 	"github.com/mount-s3/mount-s3/impl/s3"
 	"github.com/mount-s3/mount-s3/impl/s3/embedded"
+	"github.com/mount-s3/mount-s3/impl/s3/s3test"
 )
 
 // flaky answers the first n requests with status/code, then proxies to the embedded
 // server.
 func flaky(t *testing.T, n int32, status int, code string) (*s3.SDKStore, *atomic.Int32) {
 	t.Helper()
-	srv, err := embedded.Start(embedded.Options{Buckets: []string{testBucket}})
-	require.NoError(t, err)
-	t.Cleanup(func() { _ = srv.Close() })
-	target, _ := url.Parse(srv.URL())
-	proxy := httputil.NewSingleHostReverseProxy(target)
 	var calls atomic.Int32
-	front := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if calls.Add(1) <= n {
-			w.Header().Set("Content-Type", "application/xml")
-			w.WriteHeader(status)
-			_, _ = w.Write([]byte(`<?xml version="1.0" encoding="UTF-8"?><Error><Code>` + code + `</Code><Message>x</Message></Error>`))
-			return
-		}
-		proxy.ServeHTTP(w, r)
-	}))
-	t.Cleanup(front.Close)
-	st, err := s3.NewSDKStore(context.Background(), s3.Config{
-		Bucket: testBucket, EndpointURL: front.URL, ForcePathStyle: true,
-		StaticCredentials: embedded.Credentials, MaxAttempts: 3,
-	})
-	require.NoError(t, err)
+	front := func(proxy *httputil.ReverseProxy) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if calls.Add(1) <= n {
+				w.Header().Set("Content-Type", "application/xml")
+				w.WriteHeader(status)
+				_, _ = w.Write([]byte(`<?xml version="1.0" encoding="UTF-8"?><Error><Code>` + code + `</Code><Message>x</Message></Error>`))
+				return
+			}
+			proxy.ServeHTTP(w, r)
+		})
+	}
+	_, st := s3test.Embedded(t, s3test.Options{Bucket: testBucket, MaxAttempts: 3, Front: front})
 	return st, &calls
 }
 
@@ -109,34 +101,27 @@ func writePEM(path string, srv *httptest.Server) error {
 func TestCreateMultipartLostAnswerLeavesNoUpload(t *testing.T) {
 	for _, how := range []string{"reset", "cut body"} {
 		t.Run(how, func(t *testing.T) {
-			srv, err := embedded.Start(embedded.Options{Buckets: []string{testBucket}})
-			require.NoError(t, err)
-			t.Cleanup(func() { _ = srv.Close() })
-			target, _ := url.Parse(srv.URL())
-			proxy := httputil.NewSingleHostReverseProxy(target)
 			var lost atomic.Int32
-			front := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-				if r.Method == http.MethodPost && r.URL.Query().Has("uploads") && lost.Add(1) == 1 {
-					rec := httptest.NewRecorder()
-					proxy.ServeHTTP(rec, r) // the store makes the upload...
-					if how == "cut body" {
-						w.Header().Set("Content-Length", fmt.Sprint(rec.Body.Len()))
-						w.WriteHeader(rec.Code)
-						w.Write(rec.Body.Bytes()[:rec.Body.Len()/2])
-						w.(http.Flusher).Flush()
+			front := func(proxy *httputil.ReverseProxy) http.Handler {
+				return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+					if r.Method == http.MethodPost && r.URL.Query().Has("uploads") && lost.Add(1) == 1 {
+						rec := httptest.NewRecorder()
+						proxy.ServeHTTP(rec, r) // the store makes the upload...
+						if how == "cut body" {
+							w.Header().Set("Content-Length", fmt.Sprint(rec.Body.Len()))
+							w.WriteHeader(rec.Code)
+							w.Write(rec.Body.Bytes()[:rec.Body.Len()/2])
+							w.(http.Flusher).Flush()
+						}
+						c, _, err := w.(http.Hijacker).Hijack()
+						require.NoError(t, err)
+						c.Close() // ...and its answer never arrives whole
+						return
 					}
-					c, _, err := w.(http.Hijacker).Hijack()
-					require.NoError(t, err)
-					c.Close() // ...and its answer never arrives whole
-					return
-				}
-				proxy.ServeHTTP(w, r)
-			}))
-			t.Cleanup(front.Close)
-			st, err := s3.NewSDKStore(context.Background(), s3.Config{
-				Bucket: testBucket, EndpointURL: front.URL, ForcePathStyle: true, StaticCredentials: embedded.Credentials,
-			})
-			require.NoError(t, err)
+					proxy.ServeHTTP(w, r)
+				})
+			}
+			_, st := s3test.Embedded(t, s3test.Options{Bucket: testBucket, Front: front})
 			id, err := st.CreateMultipart(context.Background(), "d/k", s3.WriteOptions{})
 			require.NoError(t, err)
 			require.Equal(t, int32(2), lost.Load(), "the first attempt's answer was lost and it was retried")
@@ -151,24 +136,17 @@ func TestCreateMultipartLostAnswerLeavesNoUpload(t *testing.T) {
 // An abort the store does not take (it is down) is retried in the background until it does,
 // so no upload stays open (the fault campaign found uploads left open after an outage).
 func TestAbortRetriedInTheBackground(t *testing.T) {
-	srv, err := embedded.Start(embedded.Options{Buckets: []string{testBucket}})
-	require.NoError(t, err)
-	t.Cleanup(func() { _ = srv.Close() })
-	target, _ := url.Parse(srv.URL())
-	proxy := httputil.NewSingleHostReverseProxy(target)
 	var down atomic.Bool
-	front := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if down.Load() {
-			w.WriteHeader(http.StatusServiceUnavailable)
-			return
-		}
-		proxy.ServeHTTP(w, r)
-	}))
-	t.Cleanup(front.Close)
-	st, err := s3.NewSDKStore(context.Background(), s3.Config{
-		Bucket: testBucket, EndpointURL: front.URL, ForcePathStyle: true, StaticCredentials: embedded.Credentials, MaxAttempts: 1,
-	})
-	require.NoError(t, err)
+	front := func(proxy *httputil.ReverseProxy) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if down.Load() {
+				w.WriteHeader(http.StatusServiceUnavailable)
+				return
+			}
+			proxy.ServeHTTP(w, r)
+		})
+	}
+	_, st := s3test.Embedded(t, s3test.Options{Bucket: testBucket, MaxAttempts: 1, Front: front})
 	id, err := st.CreateMultipart(context.Background(), "k", s3.WriteOptions{})
 	require.NoError(t, err)
 	down.Store(true)
@@ -185,34 +163,27 @@ func TestAbortRetriedInTheBackground(t *testing.T) {
 // window must still cover the call, or the stray upload is left open (the fault campaign
 // found this with a stalled listing on MinIO).
 func TestCreateMultipartSweepSurvivesASlowListing(t *testing.T) {
-	srv, err := embedded.Start(embedded.Options{Buckets: []string{testBucket}})
-	require.NoError(t, err)
-	t.Cleanup(func() { _ = srv.Close() })
-	target, _ := url.Parse(srv.URL())
-	proxy := httputil.NewSingleHostReverseProxy(target)
-	proxy.ModifyResponse = func(resp *http.Response) error {
-		if resp.Request.Method == http.MethodGet && resp.Request.URL.Query().Has("uploads") {
-			time.Sleep(3 * time.Second) // the answer, Date and all, is held up
-		}
-		return nil
-	}
 	var lost atomic.Int32
-	front := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.Method == http.MethodPost && r.URL.Query().Has("uploads") && lost.Add(1) == 1 {
-			rec := httptest.NewRecorder()
-			proxy.ServeHTTP(rec, r)
-			c, _, err := w.(http.Hijacker).Hijack()
-			require.NoError(t, err)
-			c.Close()
-			return
+	front := func(proxy *httputil.ReverseProxy) http.Handler {
+		proxy.ModifyResponse = func(resp *http.Response) error {
+			if resp.Request.Method == http.MethodGet && resp.Request.URL.Query().Has("uploads") {
+				time.Sleep(3 * time.Second) // the answer, Date and all, is held up
+			}
+			return nil
 		}
-		proxy.ServeHTTP(w, r)
-	}))
-	t.Cleanup(front.Close)
-	st, err := s3.NewSDKStore(context.Background(), s3.Config{
-		Bucket: testBucket, EndpointURL: front.URL, ForcePathStyle: true, StaticCredentials: embedded.Credentials,
-	})
-	require.NoError(t, err)
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if r.Method == http.MethodPost && r.URL.Query().Has("uploads") && lost.Add(1) == 1 {
+				rec := httptest.NewRecorder()
+				proxy.ServeHTTP(rec, r)
+				c, _, err := w.(http.Hijacker).Hijack()
+				require.NoError(t, err)
+				c.Close()
+				return
+			}
+			proxy.ServeHTTP(w, r)
+		})
+	}
+	_, st := s3test.Embedded(t, s3test.Options{Bucket: testBucket, Front: front})
 	id, err := st.CreateMultipart(context.Background(), "d/k", s3.WriteOptions{})
 	require.NoError(t, err)
 	ups, err := st.ListMultipartUploads(context.Background(), "")

@@ -15,6 +15,7 @@ import (
 
 	"github.com/mount-s3/mount-s3/impl/s3"
 	"github.com/mount-s3/mount-s3/impl/s3/embedded"
+	"github.com/mount-s3/mount-s3/impl/s3/s3test"
 	"github.com/mount-s3/mount-s3/impl/s3/storetest"
 )
 
@@ -24,17 +25,7 @@ const testBucket = "test-bucket"
 // bucket (ListMultipartUploads) get one.
 func embeddedStore(t *testing.T, dir string) (*s3.SDKStore, *embedded.Server) {
 	t.Helper()
-	srv, err := embedded.Start(embedded.Options{Dir: dir, Buckets: []string{testBucket}})
-	require.NoError(t, err)
-	t.Cleanup(func() { _ = srv.Close() })
-	st, err := s3.NewSDKStore(context.Background(), s3.Config{
-		Bucket:            testBucket,
-		EndpointURL:       srv.URL(),
-		ForcePathStyle:    true,
-		MaxAttempts:       3,
-		StaticCredentials: embedded.Credentials,
-	})
-	require.NoError(t, err)
+	srv, st := s3test.Embedded(t, s3test.Options{Server: embedded.Options{Dir: dir}, Bucket: testBucket, MaxAttempts: 3})
 	return st, srv
 }
 
@@ -67,9 +58,8 @@ func TestCheckBucket(t *testing.T) {
 	st, srv := embeddedStore(t, "")
 	require.NoError(t, st.CheckBucket(context.Background()))
 
-	missing, err := s3.NewSDKStore(context.Background(), s3.Config{Bucket: "no-such-bucket", EndpointURL: srv.URL(), ForcePathStyle: true, StaticCredentials: embedded.Credentials})
-	require.NoError(t, err)
-	err = missing.CheckBucket(context.Background())
+	missing := s3test.StoreAt(t, srv.URL(), "no-such-bucket", 0)
+	err := missing.CheckBucket(context.Background())
 	require.True(t, errors.Is(err, s3.ErrNoSuchBucket), "got %v", err)
 	require.Contains(t, err.Error(), "no-such-bucket")
 
@@ -86,8 +76,7 @@ func TestCheckBucketUnreachableFailsFast(t *testing.T) {
 	addr := ln.Addr().String()
 	require.NoError(t, ln.Close())
 
-	st, err := s3.NewSDKStore(context.Background(), s3.Config{Bucket: "b", EndpointURL: "http://" + addr, ForcePathStyle: true, StaticCredentials: embedded.Credentials})
-	require.NoError(t, err)
+	st := s3test.StoreAt(t, "http://"+addr, "b", 0)
 	start := time.Now()
 	err = st.CheckBucket(context.Background())
 	require.Error(t, err)

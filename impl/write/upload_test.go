@@ -10,20 +10,12 @@ import (
 
 	"github.com/mount-s3/mount-s3/impl/memory"
 	"github.com/mount-s3/mount-s3/impl/s3"
-	"github.com/mount-s3/mount-s3/impl/s3/embedded"
+	"github.com/mount-s3/mount-s3/impl/s3/s3test"
 )
 
 func newStore(t *testing.T) (*s3.Faults, s3.Store) {
 	t.Helper()
-	srv, err := embedded.Start(embedded.Options{Buckets: []string{"b"}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { srv.Close() })
-	store, err := s3.NewSDKStore(context.Background(), s3.Config{Bucket: "b", EndpointURL: srv.URL(), ForcePathStyle: true, StaticCredentials: embedded.Credentials})
-	if err != nil {
-		t.Fatal(err)
-	}
+	_, store := s3test.Embedded(t, s3test.Options{Bucket: "b"})
 	return s3.NewFaults(store), store
 }
 

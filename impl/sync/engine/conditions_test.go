@@ -4,18 +4,16 @@ import (
 	"context"
 	"crypto/rand"
 	"fmt"
-	"net/http"
 	"strings"
 	"sync"
 	"testing"
-	"time"
 
 	"github.com/stretchr/testify/require"
 
-	"github.com/mount-s3/mount-s3/impl/clock"
 	"github.com/mount-s3/mount-s3/impl/s3"
 	"github.com/mount-s3/mount-s3/impl/s3/embedded"
 	"github.com/mount-s3/mount-s3/impl/s3/probe/probetest"
+	"github.com/mount-s3/mount-s3/impl/s3/s3test"
 	"github.com/mount-s3/mount-s3/impl/s3/storetest"
 	"github.com/mount-s3/mount-s3/impl/sync/local"
 	"github.com/mount-s3/mount-s3/spec/syncrule"
@@ -25,23 +23,7 @@ import (
 func newStrippedEnv(t *testing.T) (*env, *probetest.StripConditions) {
 	t.Helper()
 	strip := &probetest.StripConditions{}
-	v := &env{t: t, clk: clock.NewFake(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)), dir: t.TempDir(), logs: &lockedBuffer{}}
-	srv, err := embedded.Start(embedded.Options{Buckets: []string{"b"},
-		Middleware: func(next http.Handler) http.Handler { return v.count(strip.Middleware(next)) }})
-	require.NoError(t, err)
-	t.Cleanup(func() { srv.Close() })
-	v.store, err = s3.NewSDKStore(context.Background(), s3.Config{Bucket: "b", EndpointURL: srv.URL(),
-		ForcePathStyle: true, StaticCredentials: embedded.Credentials, MaxAttempts: 1})
-	require.NoError(t, err)
-	v.openLayer()
-	t.Cleanup(func() {
-		v.stop()
-		v.layer.Close()
-		if t.Failed() {
-			t.Logf("engine log:\n%s", v.logs)
-		}
-	})
-	return v, strip
+	return newEnvWith(t, strip.Middleware), strip
 }
 
 func headCheck(c *Config) { c.ConditionsUnsupported = true }
@@ -235,13 +217,8 @@ func TestHeadCheckedStore(t *testing.T) {
 // of one request its doc names, which the suite does not race).
 func TestHeadCheckedIsAStore(t *testing.T) {
 	strip := &probetest.StripConditions{}
-	srv, err := embedded.Start(embedded.Options{Buckets: []string{"b"}, Middleware: strip.Middleware})
-	require.NoError(t, err)
-	t.Cleanup(func() { srv.Close() })
+	srv, _ := s3test.Embedded(t, s3test.Options{Server: embedded.Options{Middleware: strip.Middleware}, Bucket: "b"})
 	storetest.Run(t, func(t *testing.T) s3.Store {
-		st, err := s3.NewSDKStore(context.Background(), s3.Config{Bucket: "b", EndpointURL: srv.URL(),
-			ForcePathStyle: true, StaticCredentials: embedded.Credentials, MaxAttempts: 3})
-		require.NoError(t, err)
-		return headChecked{st}
+		return headChecked{s3test.StoreAt(t, srv.URL(), "b", 3)}
 	})
 }

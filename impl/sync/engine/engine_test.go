@@ -21,6 +21,7 @@ import (
 	"github.com/mount-s3/mount-s3/impl/clock"
 	"github.com/mount-s3/mount-s3/impl/s3"
 	"github.com/mount-s3/mount-s3/impl/s3/embedded"
+	"github.com/mount-s3/mount-s3/impl/s3/s3test"
 	"github.com/mount-s3/mount-s3/impl/sync/local"
 	"github.com/mount-s3/mount-s3/spec/syncrule"
 )
@@ -61,13 +62,19 @@ func (b *lockedBuffer) String() string {
 
 func newEnv(t *testing.T) *env {
 	t.Helper()
+	return newEnvWith(t, nil)
+}
+
+// newEnvWith is newEnv with the server's handler wrapped in middleware (inside the request
+// counting), if it is not nil.
+func newEnvWith(t *testing.T, middleware func(http.Handler) http.Handler) *env {
+	t.Helper()
 	v := &env{t: t, clk: clock.NewFake(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)), dir: t.TempDir(), logs: &lockedBuffer{}}
-	srv, err := embedded.Start(embedded.Options{Buckets: []string{"b"}, Middleware: v.count})
-	require.NoError(t, err)
-	t.Cleanup(func() { srv.Close() })
-	v.store, err = s3.NewSDKStore(context.Background(), s3.Config{Bucket: "b", EndpointURL: srv.URL(),
-		ForcePathStyle: true, StaticCredentials: embedded.Credentials, MaxAttempts: 1})
-	require.NoError(t, err)
+	count := v.count
+	if middleware != nil {
+		count = func(next http.Handler) http.Handler { return v.count(middleware(next)) }
+	}
+	_, v.store = s3test.Embedded(t, s3test.Options{Server: embedded.Options{Middleware: count}, Bucket: "b", MaxAttempts: 1})
 	v.openLayer()
 	t.Cleanup(func() {
 		v.stop()

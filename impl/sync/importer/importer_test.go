@@ -12,7 +12,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/mount-s3/mount-s3/impl/s3"
-	"github.com/mount-s3/mount-s3/impl/s3/embedded"
+	"github.com/mount-s3/mount-s3/impl/s3/s3test"
 	"github.com/mount-s3/mount-s3/impl/sync/importer"
 	"github.com/mount-s3/mount-s3/impl/sync/local"
 	"github.com/mount-s3/mount-s3/spec/keymap"
@@ -89,14 +89,7 @@ type env struct {
 
 func newEnv(t *testing.T) *env {
 	t.Helper()
-	srv, err := embedded.Start(embedded.Options{Buckets: []string{"bkt"}})
-	require.NoError(t, err)
-	t.Cleanup(func() { srv.Close() })
-	st, err := s3.NewSDKStore(context.Background(), s3.Config{
-		Bucket: "bkt", EndpointURL: srv.URL(), ForcePathStyle: true,
-		StaticCredentials: embedded.Credentials, MaxAttempts: 2,
-	})
-	require.NoError(t, err)
+	_, st := s3test.Embedded(t, s3test.Options{Bucket: "bkt", MaxAttempts: 2})
 	l, err := local.Open(t.TempDir(), local.Options{Bucket: "bkt", Prefix: prefix, UID: 500, GID: 501})
 	require.NoError(t, err)
 	t.Cleanup(func() { l.Close() })

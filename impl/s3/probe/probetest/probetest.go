@@ -2,7 +2,6 @@
 package probetest
 
 import (
-	"context"
 	"io"
 	"net/http"
 	"strings"
@@ -11,6 +10,7 @@ import (
 
 	"github.com/mount-s3/mount-s3/impl/s3"
 	"github.com/mount-s3/mount-s3/impl/s3/embedded"
+	"github.com/mount-s3/mount-s3/impl/s3/s3test"
 	"github.com/mount-s3/mount-s3/impl/s3/storetest"
 )
 
@@ -50,22 +50,11 @@ func (s *StripConditions) Middleware(next http.Handler) http.Handler {
 }
 
 // StartServer starts an embedded server with Bucket, wrapped in middleware if not nil, and
-// returns it with an SDK store for the bucket; both are closed at the end of the test.
+// returns it with an SDK store for the bucket (two attempts a request); the server is closed
+// at the end of the test.
 func StartServer(t testing.TB, middleware func(http.Handler) http.Handler) (*embedded.Server, s3.Store) {
 	t.Helper()
-	srv, err := embedded.Start(embedded.Options{Buckets: []string{Bucket}, Middleware: middleware})
-	if err != nil {
-		t.Fatalf("embedded server: %v", err)
-	}
-	t.Cleanup(func() { srv.Close() })
-	store, err := s3.NewSDKStore(context.Background(), s3.Config{
-		Bucket: Bucket, EndpointURL: srv.URL(), ForcePathStyle: true,
-		StaticCredentials: embedded.Credentials, MaxAttempts: 2,
-	})
-	if err != nil {
-		t.Fatalf("store: %v", err)
-	}
-	return srv, store
+	return s3test.Embedded(t, s3test.Options{Server: embedded.Options{Middleware: middleware}, Bucket: Bucket, MaxAttempts: 2})
 }
 
 // FileKeyRules is an embedded.Options.Middleware that refuses, as MinIO does, every object
