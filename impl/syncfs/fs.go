@@ -364,29 +364,6 @@ func (f *FS) StatFS(ctx context.Context) fs.StatFS {
 		Inodes: st.Files, InodesFree: st.Ffree, MaxNameLen: keymap.MaxNameLen, IOBlockSize: 1 << 20}
 }
 
-// Forget drops n kernel references to id.
-func (f *FS) Forget(id fs.InodeID, n uint64) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	in := f.byID[id]
-	if in == nil || id == fs.RootID {
-		return
-	}
-	if in.lookups <= n {
-		delete(f.byID, id)
-		for _, p := range append([]string{in.path}, in.links...) {
-			if f.byPath[p] == in {
-				delete(f.byPath, p)
-			}
-		}
-		if in.dataID != 0 && f.byData[in.dataID] == in {
-			delete(f.byData, in.dataID)
-		}
-		return
-	}
-	in.lookups -= n
-}
-
 // Unsupported is the error for operations sync mode does not have: fallocate.
 func (f *FS) Unsupported(op string) error {
 	return fs.NewError(op, "", fs.CodeNotSupported, op+" is not supported in sync mode")

@@ -1,0 +1,117 @@
+package syncfs
+
+import (
+	"context"
+	"time"
+
+	"github.com/mount-s3/mount-s3/impl/fs"
+	"github.com/mount-s3/mount-s3/impl/sync/local"
+	"github.com/mount-s3/mount-s3/spec/keymap"
+)
+
+// Lookup finds name in parent, importing parent's entries on first access (Y1).
+func (f *FS) Lookup(ctx context.Context, parent fs.InodeID, name string) (fs.Entry, error) {
+	path, info, err := f.find(ctx, parent, name)
+	if err != nil {
+		return fs.Entry{}, err
+	}
+	if info.AttrPending && f.cfg.Importer != nil {
+		// The kernel keeps the type it is told first: read the metadata before answering.
+		if got, err := f.cfg.Importer.ImportAttrs(ctx, path); err != nil {
+			f.log.Warn("reading the attributes of an entry failed; answering the defaults", "path", "/"+path, "error", err.Error())
+		} else if got.Path == info.Path {
+			info = got
+		}
+	}
+	return f.entry(info), nil
+}
+
+// LookupListed is Lookup for an entry a ReadDir has just returned (READDIRPLUS): it answers
+// from the layer alone, so listing a directory sends no request per entry. An entry whose
+// metadata is not read yet is left to a LOOKUP of its own (an error here), and its metadata
+// is read ahead of the stat an `ls -l` sends next.
+func (f *FS) LookupListed(ctx context.Context, parent fs.InodeID, name string) (fs.Entry, error) {
+	path, info, err := f.find(ctx, parent, name)
+	if err != nil {
+		return fs.Entry{}, err
+	}
+	if info.AttrPending {
+		if f.cfg.Importer != nil {
+			f.cfg.Importer.PrefetchAttrs(path)
+		}
+		return fs.Entry{}, fs.NewError("lookup", path, fs.CodeNotFound, "attributes not read yet")
+	}
+	return f.entry(info), nil
+}
+
+// find resolves name in parent from the layer, importing parent's entries on first access.
+func (f *FS) find(ctx context.Context, parent fs.InodeID, name string) (string, local.Info, error) {
+	dir, err := f.pathOf(parent, "lookup")
+	if err != nil {
+		return "", local.Info{}, err
+	}
+	path := keymap.Join(dir, name)
+	if err := fs.CheckName("lookup", path, name, fs.CodeNotFound); err != nil {
+		return "", local.Info{}, err
+	}
+	if err := f.ensureDir(ctx, "lookup", dir, false); err != nil {
+		return "", local.Info{}, err
+	}
+	info, err := f.layer.Lookup(dir, name)
+	if err != nil {
+		return "", local.Info{}, localError("lookup", path, err)
+	}
+	return path, info, nil
+}
+
+// GetAttr answers from the local layer; an inode removed while open answers its last
+// attributes, as a local file system does for fstat of an unlinked file.
+func (f *FS) GetAttr(ctx context.Context, id fs.InodeID) (fs.Attr, time.Time, error) {
+	f.mu.Lock()
+	in := f.byID[id]
+	var path string
+	var gone bool
+	var last fs.Attr
+	if in != nil {
+		path, gone, last = in.path, in.unlinked, in.last
+	}
+	f.mu.Unlock()
+	if in == nil {
+		return fs.Attr{}, time.Time{}, fs.NewError("getattr", "", fs.CodeNotFound, "unknown inode")
+	}
+	if gone {
+		return last, f.cfg.Clock.Now(), nil
+	}
+	info, err := f.layer.Stat(path)
+	if err != nil {
+		return fs.Attr{}, time.Time{}, localError("getattr", path, err)
+	}
+	a := attrOf(id, info)
+	f.mu.Lock()
+	in.last = a
+	f.mu.Unlock()
+	return a, f.cfg.Clock.Now().Add(f.cfg.AttrTTL), nil
+}
+
+// Forget drops n kernel references to id.
+func (f *FS) Forget(id fs.InodeID, n uint64) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	in := f.byID[id]
+	if in == nil || id == fs.RootID {
+		return
+	}
+	if in.lookups <= n {
+		delete(f.byID, id)
+		for _, p := range append([]string{in.path}, in.links...) {
+			if f.byPath[p] == in {
+				delete(f.byPath, p)
+			}
+		}
+		if in.dataID != 0 && f.byData[in.dataID] == in {
+			delete(f.byData, in.dataID)
+		}
+		return
+	}
+	in.lookups -= n
+}
