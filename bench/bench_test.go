@@ -55,7 +55,8 @@ func TestQuick(t *testing.T) {
 			t.Fatalf("%s: %v\nprogress:\n%s", p.name, err, logs.String())
 		}
 		for _, want := range []string{"seq read", "concurrent seq read", "rand 4 KiB read", "seq write", "create", "ls -l", "--cache",
-			"sync: create", "sync: ls -l", "FUSE floor", "stat 1100 names", "one after another", "find + du", "RT floor"} {
+			"sync: create", "sync: ls -l", "FUSE floor", "stat 1100 names", "one after another", "find + du", "RT floor",
+			"entries in one dir: first entry", "sync: stat", "sync: cat", "sync: rand 4 KiB write"} {
 			if !strings.Contains(out.String(), want) {
 				t.Errorf("%s: table has no %q row", p.name, want)
 			}

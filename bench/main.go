@@ -36,31 +36,32 @@ import (
 
 // config sizes the workloads. Quick and full differ only here.
 type config struct {
-	quick       bool
-	bigSize     int64         // sequential read, random read, write and cache rows
-	multiSize   int64         // each object of the concurrent-readers row
-	readers     int           // concurrent sequential readers
-	smallFiles  int           // files of the create and read rows
-	smallSize   int           // bytes per small file
-	workers     int           // parallel writers/readers of small files, both sides
-	dirEntries  int           // objects in the listed directory
-	randDur     time.Duration // per thread count of the random-read rows
-	randThreads []int
-	partSize    int64          // ranged GET and multipart part size of the baselines (the mount's default)
-	inFlight    int            // requests in flight per stream, as the mount's default (10 Gbit/s / 80 MB/s)
-	only        *regexp.Regexp // nil: every workload
-	treeDirs    int            // directories of the find/du tree
-	treeFiles   int            // objects in each of them
-	walkObjects int            // objects of the memory-after-walks row, 1,000 a directory
-	profiles    []profile      // network profiles to run, one table each
-	profile     profile        // the one this run uses
-	mountArgs   []string       // more flags for every mount (--mount-args)
+	quick         bool
+	bigSize       int64         // sequential read, random read, write and cache rows
+	multiSize     int64         // each object of the concurrent-readers row
+	readers       int           // concurrent sequential readers
+	smallFiles    int           // files of the create and read rows
+	smallSize     int           // bytes per small file
+	workers       int           // parallel writers/readers of small files, both sides
+	dirEntries    int           // objects in the listed directory
+	randDur       time.Duration // per thread count of the random-read rows
+	randThreads   []int
+	partSize      int64          // ranged GET and multipart part size of the baselines (the mount's default)
+	inFlight      int            // requests in flight per stream, as the mount's default (10 Gbit/s / 80 MB/s)
+	only          *regexp.Regexp // nil: every workload
+	treeDirs      int            // directories of the find/du tree
+	treeFiles     int            // objects in each of them
+	walkObjects   int            // objects of the memory-after-walks row, 1,000 a directory
+	bigDirEntries int            // entries of the one big directory's ls -l row
+	profiles      []profile      // network profiles to run, one table each
+	profile       profile        // the one this run uses
+	mountArgs     []string       // more flags for every mount (--mount-args)
 }
 
 func fullConfig() config {
 	return config{bigSize: 1 << 30, multiSize: 256 << 20, readers: 4, smallFiles: 1000, smallSize: 4 << 10,
 		workers: 8, dirEntries: 10000, randDur: 20 * time.Second, randThreads: []int{1, 4},
-		partSize: 8 << 20, inFlight: 16, treeDirs: 100, treeFiles: 100, walkObjects: 200_000}
+		partSize: 8 << 20, inFlight: 16, treeDirs: 100, treeFiles: 100, walkObjects: 200_000, bigDirEntries: 1_000_000}
 }
 
 // quickConfig keeps every code path (several parts per object, several list pages) at a
@@ -68,7 +69,7 @@ func fullConfig() config {
 func quickConfig() config {
 	return config{quick: true, bigSize: 24 << 20, multiSize: 8 << 20, readers: 4, smallFiles: 50, smallSize: 4 << 10,
 		workers: 8, dirEntries: 1100, randDur: time.Second, randThreads: []int{1, 4},
-		partSize: 8 << 20, inFlight: 16, treeDirs: 10, treeFiles: 30, walkObjects: 3000}
+		partSize: 8 << 20, inFlight: 16, treeDirs: 10, treeFiles: 30, walkObjects: 3000, bigDirEntries: 2500}
 }
 
 // row is one line of the table.

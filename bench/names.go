@@ -1,6 +1,8 @@
 package main
 
 import (
+	"bytes"
+	"errors"
 	"fmt"
 	"io"
 	"io/fs"
@@ -28,6 +30,7 @@ func (e *env) nameWorkloads() []workload {
 		one(fmt.Sprintf("cat %d x %s, one after another", c.smallFiles, size(int64(c.smallSize))), e.catSerial),
 		one(fmt.Sprintf("find + du, %d objects in %d dirs", c.treeDirs*c.treeFiles, c.treeDirs), e.findDu),
 		one(fmt.Sprintf("find + stat %d objects, 3 walks (RSS after each)", c.walkObjects), e.walkMemory),
+		{fmt.Sprintf("ls -l %d entries in one dir", c.bigDirEntries), e.bigDir},
 	}
 }
 
@@ -228,4 +231,83 @@ func (e *env) findDu(r *row) {
 		err = fmt.Errorf("listed %d objects, want %d", count, n)
 	}
 	baseline(r, time.Since(t0).Seconds(), err)
+}
+
+// bigDir is `ls -l` of one directory of bigDirEntries entries, as the walk is for many
+// directories: the time until the first entry (a listing should not be held back until its
+// last page), the whole `ls -l`, and the mount's peak RSS. The floor is every page of the
+// listing, one after another.
+func (e *env) bigDir() []row {
+	n := e.cfg.bigDirEntries
+	first := row{name: fmt.Sprintf("ls -l %d entries in one dir: first entry", n), unit: "s", floor: e.listLat.Seconds()}
+	all := row{name: fmt.Sprintf("ls -l %d entries in one dir: all", n), unit: "s", floor: pages(n) * e.listLat.Seconds()}
+	if !e.bigDirSeeded {
+		if err := e.seedEmpty(bigDirName, n); err != nil {
+			first.err = err
+			return []row{first, all}
+		}
+		e.bigDirSeeded = true
+	}
+	e.onMount(&all, nil, func(m *mounted) error {
+		t0 := time.Now()
+		f, err := os.Open(m.path(bigDirName))
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		names, err := f.Readdirnames(1)
+		if err != nil || len(names) != 1 {
+			return fmt.Errorf("the first entry: %v", err)
+		}
+		first.ours = time.Since(t0).Seconds()
+		rest, err := f.Readdirnames(-1)
+		if err != nil {
+			return err
+		}
+		names = append(names, rest...)
+		if len(names) != n {
+			return fmt.Errorf("listed %d entries, want %d", len(names), n)
+		}
+		for _, name := range names {
+			if _, err := os.Lstat(filepath.Join(m.path(bigDirName), name)); err != nil {
+				return err
+			}
+		}
+		all.ours = time.Since(t0).Seconds()
+		return nil
+	})
+	first.rssKiB, first.err = all.rssKiB, all.err
+	// The raw SDK's side: the first page, then every page.
+	t0 := time.Now()
+	out, err := e.client.ListObjectsV2(e.ctx, &s3.ListObjectsV2Input{Bucket: &e.bucket, Prefix: aws.String(e.key(bigDirName + "/")), Delimiter: aws.String("/")})
+	if err == nil && len(out.Contents) == 0 {
+		err = errors.New("the first page is empty")
+	}
+	baseline(&first, time.Since(t0).Seconds(), err)
+	cnt, secs, err := e.list(bigDirName + "/")
+	if err == nil && cnt != n {
+		err = fmt.Errorf("listed %d entries, want %d", cnt, n)
+	}
+	baseline(&all, secs, err)
+	return []row{first, all}
+}
+
+// seedEmpty puts n empty objects dir/f0000000...: straight into the embedded server's
+// backend when the bench runs one (a million PUTs over HTTP would take minutes), else with
+// the raw client.
+func (e *env) seedEmpty(dir string, n int) error {
+	t0 := time.Now()
+	name := func(i int) string { return fmt.Sprintf("%s/f%07d", dir, i) }
+	var err error
+	if e.srv != nil {
+		b := e.srv.Backend()
+		err = parallel(n, 8, func(i int) error {
+			_, err := b.PutObject(e.bucket, e.key(name(i)), map[string]string{}, bytes.NewReader(nil), 0, nil)
+			return err
+		})
+	} else {
+		err = parallel(n, 32, func(i int) error { return e.putSmall(name(i), 0, 0) })
+	}
+	fmt.Fprintf(e.logw, "seeded %d objects in %s/ in %.1f s\n", n, dir, time.Since(t0).Seconds())
+	return err
 }

@@ -51,6 +51,7 @@ type env struct {
 	cacheDiskMBps    float64       // reading that back cold, file by file
 	shaper           *shaper       // the S3 profile's proxy, nil on loopback
 	walkSeeded       bool          // the memory-after-walks row's objects are in the bucket
+	bigDirSeeded     bool          // the big directory row's objects are in the bucket
 }
 
 func setup(ctx context.Context, cfg config, so serverOptions, logw io.Writer) (*env, error) {
@@ -161,6 +162,8 @@ const (
 	smallDir = "small/"
 	listDir  = "dir/"
 	treeDir  = "tree/"
+	// bigDirName is the one directory of bigDirEntries objects.
+	bigDirName = "bigdir"
 )
 
 // treeKey names object j of directory i of the find/du tree.
