@@ -100,13 +100,14 @@ func (f *FS) RemoteChanged(path string) {
 // A file with hard links is one inode with several names: path is the one operations use,
 // links the others; it is unlinked when the last goes.
 type inode struct {
-	id       fs.InodeID
+	id fs.InodeID // constant
+	// The rest is GUARDED_BY(FS.mu).
 	path     string
 	links    []string
 	dataID   uint64 // the local layer's id of a non-directory (0: not known yet)
-	lookups  uint64
+	lookups  uint64 // the kernel's references (Forget)
 	unlinked bool
-	last     fs.Attr
+	last     fs.Attr // what the kernel was last told (staleSize, an unlinked file's fstat)
 }
 
 // New returns the file system over cfg.Layer.

@@ -259,6 +259,7 @@ func (im *Importer) ImportAttrs(ctx context.Context, path string) (local.Info, e
 
 // readAhead returns info with the attributes a HEAD read for its version and the committer
 // has not recorded yet, if there are such.
+// LOCKS_EXCLUDED(im.mu)
 func (im *Importer) readAhead(info local.Info) (local.Info, bool) {
 	im.mu.Lock()
 	u, ok := im.recent[info.Path]
@@ -274,6 +275,7 @@ func (im *Importer) readAhead(info local.Info) (local.Info, bool) {
 // PrefetchAttrs queues the reading of path's attributes ahead of the background import, for
 // an entry a directory listing has just shown the kernel: an `ls -l` then finds them read
 // when it stats the entry, instead of waiting for one HEAD after another.
+// LOCKS_EXCLUDED(im.mu)
 func (im *Importer) PrefetchAttrs(path string) {
 	im.mu.Lock()
 	defer im.mu.Unlock()
@@ -311,6 +313,7 @@ func (im *Importer) importAttrs(ctx context.Context, info local.Info) (local.Inf
 
 // recordLater queues u for the committer, which records queued attributes in one
 // transaction each time it comes round, unless the importer is closed.
+// LOCKS_EXCLUDED(im.mu)
 func (im *Importer) recordLater(u local.RemoteAttr) bool {
 	im.mu.Lock()
 	defer im.mu.Unlock()
@@ -325,6 +328,7 @@ func (im *Importer) recordLater(u local.RemoteAttr) bool {
 
 // committer records the attributes lookups read (recordLater), a batch per transaction.
 // What is queued at Close is dropped: the records stay AttrPending, which Resume redoes.
+// LOCKS_EXCLUDED(im.mu)
 func (im *Importer) committer() {
 	defer im.workers.Done()
 	for {
@@ -483,12 +487,14 @@ func VersionOf(o s3.ObjectInfo) syncrule.Version {
 
 // Pending is how many background jobs (a file's data or attributes) are queued or running:
 // the import's progress, for the mount's metrics.
+// LOCKS_EXCLUDED(im.mu)
 func (im *Importer) Pending() int {
 	im.mu.Lock()
 	defer im.mu.Unlock()
 	return im.pending
 }
 
+// LOCKS_EXCLUDED(im.mu)
 func (im *Importer) enqueue(jobs []job) {
 	if len(jobs) == 0 {
 		return
@@ -503,6 +509,7 @@ func (im *Importer) enqueue(jobs []job) {
 	im.cond.Broadcast()
 }
 
+// LOCKS_EXCLUDED(im.mu)
 func (im *Importer) worker() {
 	defer im.workers.Done()
 	for {
@@ -581,6 +588,7 @@ func (im *Importer) run(j job) error {
 }
 
 // Wait blocks until the background work queued so far is done (or dropped by Close).
+// LOCKS_EXCLUDED(im.mu)
 func (im *Importer) Wait() {
 	im.mu.Lock()
 	defer im.mu.Unlock()
@@ -591,6 +599,7 @@ func (im *Importer) Wait() {
 
 // Close stops the background work and waits for the workers to exit. Work still queued is
 // dropped: data is fetched on demand, and Resume redoes the attributes after a restart.
+// LOCKS_EXCLUDED(im.mu)
 func (im *Importer) Close() {
 	im.mu.Lock()
 	if im.closed {

@@ -151,6 +151,7 @@ func relevant(event string) bool {
 
 // enqueue queues keys for the workers, each key at most once (a key queued twice is checked
 // once: the HEAD reads the newest state anyway). It refuses all of them if they do not fit.
+// LOCKS_EXCLUDED(w.mu)
 func (w *Watcher) enqueue(keys []string) bool {
 	if len(keys) == 0 {
 		return true
@@ -182,6 +183,7 @@ func (w *Watcher) enqueue(keys []string) bool {
 }
 
 // next takes a key from the queue.
+// LOCKS_EXCLUDED(w.mu)
 func (w *Watcher) next() (string, bool) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
@@ -203,6 +205,7 @@ func (w *Watcher) next() (string, bool) {
 	return k, true
 }
 
+// LOCKS_EXCLUDED(w.mu)
 func (w *Watcher) eventWorker(ctx context.Context) {
 	for {
 		key, ok := w.next()
@@ -238,6 +241,7 @@ func (w *Watcher) eventWorker(ctx context.Context) {
 }
 
 // Drain waits until every queued key has been checked (for tests; Run must be running).
+// LOCKS_EXCLUDED(w.mu)
 func (w *Watcher) Drain(ctx context.Context) error {
 	for {
 		w.mu.Lock()
@@ -394,6 +398,7 @@ const (
 
 // busyRetry queues key again after busyRetryEvery, at most busyRetries times in a row, and
 // reports whether it did.
+// LOCKS_EXCLUDED(w.mu)
 func (w *Watcher) busyRetry(ctx context.Context, key string) bool {
 	w.mu.Lock()
 	if w.busy == nil {
