@@ -14,8 +14,8 @@ import (
 // Clock tells the time and waits for it.
 type Clock interface {
 	Now() time.Time
-	// NewTimer returns a timer whose channel receives once the clock has moved d past now.
-	NewTimer(d time.Duration) Timer
+	// TimerAt returns a timer whose channel receives once the clock reads at or later.
+	TimerAt(at time.Time) Timer
 }
 
 // Timer is a one-shot timer of a Clock.
@@ -31,8 +31,8 @@ type Real struct{}
 // Now returns the current wall-clock time.
 func (Real) Now() time.Time { return time.Now() }
 
-// NewTimer is time.NewTimer.
-func (Real) NewTimer(d time.Duration) Timer { return realTimer{time.NewTimer(d)} }
+// TimerAt is time.NewTimer until at.
+func (Real) TimerAt(at time.Time) Timer { return realTimer{time.NewTimer(time.Until(at))} }
 
 type realTimer struct{ t *time.Timer }
 
@@ -70,13 +70,14 @@ func (f *Fake) Advance(d time.Duration) {
 	}
 }
 
-// NewTimer returns a timer that fires when Advance moves the clock d past now (at once if
-// d <= 0).
-func (f *Fake) NewTimer(d time.Duration) Timer {
+// TimerAt returns a timer that fires when Advance moves the clock to at (at once if it is
+// there already). The deadline is absolute, so an Advance between the caller's reading of the
+// time and this call cannot move it later.
+func (f *Fake) TimerAt(at time.Time) Timer {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	t := &fakeTimer{f: f, at: f.now.Add(d), c: make(chan time.Time, 1)}
-	if d <= 0 {
+	t := &fakeTimer{f: f, at: at, c: make(chan time.Time, 1)}
+	if !f.now.Before(at) {
 		t.c <- f.now
 		return t
 	}

@@ -16,7 +16,8 @@ func fired(t Timer) bool {
 
 func TestFakeTimers(t *testing.T) {
 	f := NewFake(time.Unix(1000, 0))
-	a, b, now := f.NewTimer(time.Second), f.NewTimer(2*time.Second), f.NewTimer(0)
+	start := f.Now()
+	a, b, now := f.TimerAt(start.Add(time.Second)), f.TimerAt(start.Add(2*time.Second)), f.TimerAt(start)
 	if !fired(now) {
 		t.Fatal("a timer of 0 fires at once")
 	}

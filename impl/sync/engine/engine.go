@@ -813,10 +813,11 @@ func (e *Engine) releaseLocked(err error) {
 func (e *Engine) sleep(ctx context.Context, next time.Time) {
 	var timer <-chan time.Time
 	if !next.IsZero() {
-		if !e.now().Before(next) {
+		now := e.now()
+		if !now.Before(next) {
 			return
 		}
-		t := e.cfg.Clock.NewTimer(min(max(next.Sub(e.now()), 0), maxSleep))
+		t := e.cfg.Clock.TimerAt(earliest(next, now.Add(maxSleep)))
 		defer t.Stop()
 		timer = t.C()
 	}
