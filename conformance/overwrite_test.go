@@ -88,3 +88,35 @@ func TestReaderOfShorterVersionDuringOverwrite(t *testing.T) {
 		require.True(t, bytes.Equal(old[:len(got)], got), "%s: the reader's bytes are not the version it opened", name)
 	}
 }
+
+// TestReaderDuringRecreate: a program reads a file; another deletes it and creates a new
+// file of that name. The kernel must not give the new file the old one's inode (one inode
+// number, one path): the reader keeps the old version or gets an error, never the new file's
+// bytes.
+func TestReaderDuringRecreate(t *testing.T) {
+	m := harness.New(t, harness.Options{Args: []string{"--allow-delete"}})
+	old := bytes.Repeat([]byte("o"), 1<<20)
+	m.Put(t, "h", old)
+	r, err := os.Open(m.Path("h"))
+	require.NoError(t, err)
+	defer r.Close()
+	head := make([]byte, 64<<10)
+	_, err = io.ReadFull(r, head)
+	require.NoError(t, err)
+
+	require.NoError(t, os.Remove(m.Path("h")))
+	w, err := os.OpenFile(m.Path("h"), os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
+	require.NoError(t, err)
+	_, err = w.Write(bytes.Repeat([]byte("n"), 1<<20))
+	require.NoError(t, err)
+
+	rest, err := io.ReadAll(r)
+	if err == nil {
+		require.NotContains(t, string(rest), "n", "the reader of the deleted file got the new file's bytes")
+	}
+	require.NoError(t, w.Close())
+	got, err := os.ReadFile(m.Path("h"))
+	require.NoError(t, err)
+	require.Equal(t, 1<<20, len(got))
+	require.NotContains(t, string(got), "o", "a new open reads the new file")
+}

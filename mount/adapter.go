@@ -469,7 +469,7 @@ func (a *adapter) Fallocate(ctx context.Context, op *fuseops.FallocateOp) error 
 
 func childEntry(e fs.Entry) fuseops.ChildInodeEntry {
 	return fuseops.ChildInodeEntry{
-		Child: fuseops.InodeID(e.Attr.Inode), Attributes: attrs(e.Attr),
+		Child: fuseops.InodeID(e.Attr.Inode), Generation: fuseops.GenerationNumber(e.Generation), Attributes: attrs(e.Attr),
 		AttributesExpiration: e.Expires, EntryExpiration: e.Expires,
 	}
 }

@@ -91,6 +91,10 @@ type Caller struct {
 type Entry struct {
 	Attr    Attr
 	Expires time.Time
+	// Generation tells apart two files the kernel sees at one inode number: a file created
+	// where the kernel still holds a deleted one's inode gets a new generation, and the kernel
+	// then takes it for a new inode instead of sharing the old one's pages (streaming mode).
+	Generation uint64
 }
 
 // FS is the file system. All methods are safe for concurrent use.
@@ -132,6 +136,7 @@ type FS struct {
 	// handles are the open files and directories. GUARDED_BY(mu)
 	handles    map[HandleID]any
 	nextHandle HandleID // GUARDED_BY(mu)
+	gens       uint64   // GUARDED_BY(mu): the last generation given (Entry.Generation)
 
 	// Counters for `mount-s3 status`: uploads completed and failed, and the last failure.
 	uploads, uploadFailures atomic.Uint64

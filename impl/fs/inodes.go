@@ -32,6 +32,9 @@ type inode struct {
 	local bool
 	// writer is the open write handle of a file being written (S2, S4), or nil.
 	writer *writeHandle
+	// gen is the number's generation (Entry.Generation): bumped when a file is created while
+	// the kernel still holds this number for one that is gone.
+	gen uint64
 }
 
 // nodeKey names an inode: a path that was a file and is now a directory is a different inode,

@@ -173,7 +173,7 @@ func (f *FS) attrExpiry(in *inode) time.Time {
 // entryLocked is the lookup answer for in.
 // LOCKS_REQUIRED(f.mu)
 func (f *FS) entryLocked(in *inode) Entry {
-	return Entry{Attr: f.attrOf(in), Expires: f.attrExpiry(in)}
+	return Entry{Attr: f.attrOf(in), Expires: f.attrExpiry(in), Generation: in.gen}
 }
 
 type resolution struct {

@@ -97,11 +97,11 @@ func (f *FS) Read(ctx context.Context, h HandleID, off int64, dst []byte) (int, 
 	if err != nil {
 		return 0, err
 	}
-	if off+int64(len(dst)) > rh.size && f.replaced(rh) {
-		// The kernel asks past the end of the version this handle reads because it holds the
-		// size of the file that replaces it (one program overwrites while another reads: they
-		// share the kernel's inode). A short read here would have the kernel fill the rest
-		// with zeros, and the reader get the old version's bytes and then zeros.
+	if off+int64(len(dst)) > rh.size && f.grown(rh) {
+		// The kernel may ask past the end of the version this handle reads because it holds
+		// the size of the file that replaces it (one program overwrites while another reads:
+		// they share the kernel's inode). A short read here would have the kernel fill the
+		// rest with zeros, and the reader get the old version's bytes and then zeros.
 		err := errors.New("the file was overwritten since it was opened; reopen to read the new version")
 		f.log.Warn("read failed", "path", "/"+rh.path, "error", err)
 		return 0, &Error{Op: "read", Path: rh.path, Code: CodeIO, Err: err}
@@ -133,13 +133,22 @@ func (f *FS) Read(ctx context.Context, h HandleID, off int64, dst []byte) (int, 
 	return n, nil
 }
 
-// replaced reports whether the file rh reads is being overwritten, or has been since rh opened.
+// grown reports whether the kernel may hold a size for rh's file beyond the version rh reads,
+// and so ask past its end: the file is being written past it, or the mount knows a newer and
+// larger version. A refresh that finds the same object (or a newer one no larger) does not
+// count: the kernel then asks nothing past the end.
 // LOCKS_EXCLUDED(f.mu)
-func (f *FS) replaced(rh *readHandle) bool {
+func (f *FS) grown(rh *readHandle) bool {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	in := f.inodes.lookup(rh.path, keymap.File)
-	return in != nil && (in.writer != nil || in.etag != rh.etag)
+	switch {
+	case in == nil:
+		return false
+	case in.writer != nil:
+		return in.writer.size() > rh.size
+	}
+	return in.size > rh.size && in.etag != "" && s3.NormalizeETag(in.etag) != s3.NormalizeETag(rh.etag)
 }
 
 // Release closes a file handle.

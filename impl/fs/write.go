@@ -48,6 +48,14 @@ func (f *FS) Create(ctx context.Context, parent InodeID, name string, mode os.Fi
 		return Entry{}, 0, NewError("create", path, CodeExists, "file exists")
 	}
 	in := f.inodes.getOrCreate(path, keymap.File)
+	if in.lookups > 0 && !in.local && in.writer == nil && f.readingLocked(path) {
+		// The kernel still holds this number for a file that is gone (deleted) and a program
+		// still reads. A new generation makes the kernel give the new file an inode of its
+		// own, and fail the old one's I/O, rather than let the reader of the old file find the
+		// new file's pages.
+		f.gens++
+		in.gen = f.gens
+	}
 	in.lookups++
 	h := f.startWriteLocked(in, pid)
 	in.local = true
@@ -55,6 +63,17 @@ func (f *FS) Create(ctx context.Context, parent InodeID, name string, mode os.Fi
 	delete(f.negative, path)
 	f.localChangeLocked(path)
 	return f.entryLocked(in), h, nil
+}
+
+// readingLocked reports whether a read handle of path is open.
+// REQUIRES: f.mu held.
+func (f *FS) readingLocked(path string) bool {
+	for _, h := range f.handles {
+		if rh, ok := h.(*readHandle); ok && rh.path == path {
+			return true
+		}
+	}
+	return false
 }
 
 // newChildPath checks that name can be created in parent: the parent is a directory, the
