@@ -356,8 +356,12 @@ func (w *Watcher) checkAncestor(ctx context.Context, key, path string) error {
 			}
 			return err
 		}
+		// Guards 2 and 4: a key of ours still being deleted (rm -r of a directory without a
+		// marker leaves its files' deletes queued) is not a remote directory, nor is one
+		// whose record went while the HEAD ran.
+		defer w.cfg.Layer.Observe(cur)()
 		busy, err := w.pendingKeys()
-		if err != nil || busy[keymap.DirKey(w.cfg.Prefix, next)] {
+		if err != nil || busy[key] || busy[keymap.DirKey(w.cfg.Prefix, next)] {
 			return err
 		}
 		_, _, _, exists, err := w.head(ctx, key)

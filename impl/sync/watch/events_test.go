@@ -246,3 +246,23 @@ func TestEventsBadInput(t *testing.T) {
 		require.Contains(t, []int{http.StatusOK, http.StatusBadRequest, http.StatusServiceUnavailable}, code)
 	}
 }
+
+// A late notification for a file of a directory this mount removed with rm -r (no marker,
+// so the directory's record went at once while its files' deletes are still queued) must not
+// bring the directory back: the key's delete is ours (guard 2).
+func TestEventForQueuedDeleteKeepsDirectoryGone(t *testing.T) {
+	e := newEnv(t)
+	e.put("pre/d/x", "x1")
+	e.importDirs("", "d")
+	w := e.watcher(watch.Config{})
+	drain := running(t, w)
+	require.NoError(t, e.layer.Remove("d/x"))
+	_, err := e.layer.Apply("d/x", syncrule.Flush{Now: time.Now()}, syncrule.DefaultParams())
+	require.NoError(t, err)
+	require.NoError(t, e.layer.Rmdir("d"))
+	code, msg := post(w.Handler(), http.MethodPost, awsEvent("ObjectCreated:Put", bucket, "pre/d/x", 2))
+	require.Equal(t, http.StatusOK, code, msg)
+	drain()
+	_, err = e.layer.Stat("d")
+	require.ErrorIs(t, err, local.ErrNotFound, "the removed directory came back from a notification of our own queued delete")
+}
