@@ -218,7 +218,7 @@ func runStreaming(t *testing.T, seed uint64, dur, down time.Duration) {
 				path := paths[i]
 				if rng.IntN(8) == 0 {
 					err := os.Remove(m.Path(path))
-					l.Deleted(path, err == nil || errors.Is(err, os.ErrNotExist))
+					l.Deleted(path, err == nil, errors.Is(err, os.ErrNotExist))
 					continue
 				}
 				vers[i]++
@@ -256,7 +256,7 @@ func runStreaming(t *testing.T, seed uint64, dur, down time.Duration) {
 		switch {
 		case errors.Is(err, s3.ErrNotFound):
 			if !absentOK {
-				l.Violation("%s: no object, but the last successful close wrote %v", path, keys(allowed))
+				l.Violation("%s: no object, but the last successful close wrote %v; the programs did: %s", path, keys(allowed), l.History(path))
 			}
 		case err != nil:
 			l.Violation("%s: reading the bucket after the run: %v", path, err)
@@ -265,7 +265,7 @@ func runStreaming(t *testing.T, seed uint64, dur, down time.Duration) {
 			if verr != nil {
 				l.Violation("%s: the bucket holds a torn or mixed object: %v", path, verr)
 			} else if !allowed[v] {
-				l.Violation("%s: the bucket holds %s, not one the ledger allows (%v, absent ok %v)", path, v, keys(allowed), absentOK)
+				l.Violation("%s: the bucket holds %s, not one the ledger allows (%v, absent ok %v); the programs did: %s", path, v, keys(allowed), absentOK, l.History(path))
 			}
 		}
 	}

@@ -12,6 +12,8 @@ type event struct {
 	v   Version // the version written; zero for a delete
 	del bool
 	ok  bool // the call (close, unlink) returned success
+	// enoent: the unlink said there was nothing to delete (counted as success).
+	enoent bool
 }
 
 // Ledger records what programs did to each path, and collects violations.
@@ -42,11 +44,12 @@ func (l *Ledger) Wrote(path string, v Version, ok bool) {
 	l.events[path] = append(l.events[path], event{v: v, ok: ok})
 }
 
-// Deleted records an unlink of path, ok if it succeeded.
-func (l *Ledger) Deleted(path string, ok bool) {
+// Deleted records an unlink of path, ok if it succeeded, enoent if it found nothing to
+// delete (which counts as success).
+func (l *Ledger) Deleted(path string, ok, enoent bool) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	l.events[path] = append(l.events[path], event{del: true, ok: ok})
+	l.events[path] = append(l.events[path], event{del: true, ok: ok || enoent, enoent: enoent})
 }
 
 // Violation records a broken invariant.
@@ -116,6 +119,27 @@ func (l *Ledger) Allowed(path string) (versions map[Version]bool, absentOK bool)
 		}
 	}
 	return versions, absentOK
+}
+
+// History is what programs did to path, in order, for a violation's report.
+func (l *Ledger) History(path string) string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	var out []string
+	for _, e := range l.events[path] {
+		what := "write " + e.v.String()
+		if e.del {
+			what = "delete"
+			if e.enoent {
+				what += " (ENOENT)"
+			}
+		}
+		if !e.ok {
+			what += " (failed)"
+		}
+		out = append(out, what)
+	}
+	return strings.Join(out, ", ")
 }
 
 // Paths are every path the ledger has events for, sorted.
