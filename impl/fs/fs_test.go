@@ -5,6 +5,9 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -224,5 +227,75 @@ func TestLookupListedAnswersFromTheListingOnly(t *testing.T) {
 	// A plain Lookup asks the store.
 	if e, err := x.fs.Lookup(ctx, d.Attr.Inode, "a"); err != nil || e.Attr.Size != 9 {
 		t.Fatalf("lookup: size %d err %v, want 9", e.Attr.Size, err)
+	}
+}
+
+// heldHEAD answers the first HEAD of key as the server answers it at once, but only when
+// release is closed: a lookup that asked before something changed, and hears back after.
+type heldHEAD struct {
+	key     string
+	asked   chan struct{}
+	release chan struct{}
+	once    sync.Once
+}
+
+func (h *heldHEAD) middleware(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		held := false
+		if r.Method == http.MethodHead && strings.HasSuffix(r.URL.Path, "/"+h.key) {
+			h.once.Do(func() { held = true })
+		}
+		if !held {
+			next.ServeHTTP(w, r)
+			return
+		}
+		rec := httptest.NewRecorder()
+		next.ServeHTTP(rec, r)
+		close(h.asked)
+		<-h.release
+		for k, v := range rec.Header() {
+			w.Header()[k] = v
+		}
+		w.WriteHeader(rec.Code)
+		w.Write(rec.Body.Bytes())
+	})
+}
+
+// A lookup that heard "absent" from the store after this mount had created and committed the
+// name meanwhile must not answer, or remember, the name as absent: the kernel's revalidation of
+// a name takes no lock on the directory, so it can overlap a create and its close (the chaos
+// campaign: an unlink then found nothing, and the object stayed).
+func TestLookupOlderThanOwnCreateIsNotNegative(t *testing.T) {
+	ctx := context.Background()
+	hold := &heldHEAD{key: "f", asked: make(chan struct{}), release: make(chan struct{})}
+	x := newFixtureWith(t, fixtureOptions{middleware: hold.middleware})
+	type answer struct {
+		e   fs.Entry
+		err error
+	}
+	done := make(chan answer, 1)
+	go func() {
+		e, err := x.fs.Lookup(ctx, fs.RootID, "f") // the store has no f yet
+		done <- answer{e, err}
+	}()
+	<-hold.asked
+	_, h, err := x.fs.Create(ctx, fs.RootID, "f", 0o644, fs.Caller{Pid: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := x.fs.Write(ctx, h, 0, []byte("mine")); err != nil {
+		t.Fatal(err)
+	}
+	if err := x.fs.Flush(ctx, h, 1); err != nil {
+		t.Fatal(err)
+	}
+	x.fs.Release(h)
+	close(hold.release)
+	a := <-done
+	if a.err != nil {
+		t.Fatalf("the lookup that crossed this mount's create: %v, want the new file", a.err)
+	}
+	if a.e.Attr.Size != 4 {
+		t.Fatalf("the lookup that crossed this mount's create: size %d, want 4", a.e.Attr.Size)
 	}
 }

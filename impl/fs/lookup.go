@@ -38,49 +38,64 @@ func (f *FS) LookupListed(_ context.Context, parent InodeID, name string) (Entry
 // Lookup resolves name in directory parent and counts one kernel reference to the result.
 // LOCKS_EXCLUDED(f.mu)
 func (f *FS) Lookup(ctx context.Context, parent InodeID, name string) (Entry, error) {
+	for tries := 1; ; tries++ {
+		e, again, err := f.lookup(ctx, parent, name, tries < 3)
+		if !again {
+			return e, err
+		}
+	}
+}
+
+// lookup is one try of Lookup. again: the store said the name is absent, but this mount made
+// or changed it while the store was asked (a create and its commit need no lock on the
+// directory the kernel's revalidation of a name skips), so the answer is stale; asked again
+// if mayRetry, and in any case never kept as a negative entry.
+// LOCKS_EXCLUDED(f.mu)
+func (f *FS) lookup(ctx context.Context, parent InodeID, name string, mayRetry bool) (_ Entry, again bool, _ error) {
 	f.mu.Lock()
 	dir := f.inodes.get(parent)
 	if dir == nil {
 		f.mu.Unlock()
-		return Entry{}, NewError("lookup", name, CodeBadHandle, "unknown parent inode")
+		return Entry{}, false, NewError("lookup", name, CodeBadHandle, "unknown parent inode")
 	}
 	if dir.kind != keymap.Dir {
 		f.mu.Unlock()
-		return Entry{}, NewError("lookup", name, CodeNotDir, "parent is not a directory")
+		return Entry{}, false, NewError("lookup", name, CodeNotDir, "parent is not a directory")
 	}
 	path := keymap.Join(dir.path, name)
 	if err := CheckName("lookup", path, name, CodeNotFound); err != nil {
 		f.mu.Unlock()
-		return Entry{}, err
+		return Entry{}, false, err
 	}
 	now := f.clock.Now()
 	if in := f.local[path]; in != nil && in.kind == keymap.File {
 		f.mu.Unlock()
-		return f.lookupWriting(ctx, in, path)
+		e, err := f.lookupWriting(ctx, in, path)
+		return e, false, err
 	}
 	f.refreshAheadLocked(dir.path, now)
 	if in := f.freshChildLocked(path, now); in != nil {
 		in.lookups++
 		e := f.entryLocked(in)
 		f.mu.Unlock()
-		return e, nil
+		return e, false, nil
 	}
 	if until, ok := f.negative[path]; ok {
 		if now.Before(until) {
 			f.mu.Unlock()
-			return Entry{}, NewError("lookup", path, CodeNotFound, "no such object or prefix (cached)")
+			return Entry{}, false, NewError("lookup", path, CodeNotFound, "no such object or prefix (cached)")
 		}
 		delete(f.negative, path)
 	}
 	res, listed, err := f.fromListingLocked(ctx, dir.path, path)
 	if err != nil {
 		f.mu.Unlock()
-		return Entry{}, err
+		return Entry{}, false, err
 	}
 	if !listed {
 		f.mu.Unlock()
 		if res, err = f.resolve(ctx, path); err != nil {
-			return Entry{}, err
+			return Entry{}, false, err
 		}
 		f.mu.Lock()
 	}
@@ -91,20 +106,26 @@ func (f *FS) Lookup(ctx context.Context, parent InodeID, name string) (Entry, er
 		// The listing recorded it, valid from when the listing started (S3).
 		if in := f.freshChildLocked(path, f.clock.Now()); in != nil {
 			in.lookups++
-			return f.entryLocked(in), nil
+			return f.entryLocked(in), false, nil
 		}
 	}
 	if !res.found {
+		if !listed && f.changedSinceLocked(path, now) {
+			if mayRetry {
+				return Entry{}, true, nil
+			}
+			return Entry{}, false, NewError("lookup", path, CodeNotFound, "no such object or prefix")
+		}
 		// A listing's absence already lasts as long as S3 allows; a lookup's starts now.
 		if f.cfg.NegativeTTL > 0 && !listed {
 			f.setNegativeLocked(path, now)
 		}
-		return Entry{}, NewError("lookup", path, CodeNotFound, "no such object or prefix")
+		return Entry{}, false, NewError("lookup", path, CodeNotFound, "no such object or prefix")
 	}
 	in := f.inodes.getOrCreate(path, res.kind)
 	f.setMetaLocked(in, res.info, now)
 	in.lookups++
-	return f.entryLocked(in), nil
+	return f.entryLocked(in), false, nil
 }
 
 // lookupWriting resolves the name of a file being written. A directory of the same name
@@ -271,6 +292,13 @@ func (f *FS) hasLocalBelowLocked(path string) bool {
 // swept when the cache has doubled since the last sweep, so a program probing many missing
 // names does not grow it for good.
 // LOCKS_REQUIRED(f.mu)
+// changedSinceLocked reports whether this mount made, committed or removed path at or after t.
+// LOCKS_REQUIRED(f.mu)
+func (f *FS) changedSinceLocked(path string, t time.Time) bool {
+	ct, ok := f.changed[path]
+	return ok && !ct.Before(t)
+}
+
 func (f *FS) setNegativeLocked(path string, now time.Time) {
 	if len(f.negative) >= f.negativeSweepAt {
 		for p, until := range f.negative {
