@@ -265,7 +265,8 @@ func runStreaming(t *testing.T, seed uint64, dur, down time.Duration) {
 			if verr != nil {
 				l.Violation("%s: the bucket holds a torn or mixed object: %v", path, verr)
 			} else if !allowed[v] {
-				l.Violation("%s: the bucket holds %s, not one the ledger allows (%v, absent ok %v); the programs did: %s", path, v, keys(allowed), absentOK, l.History(path))
+				l.Violation("%s: the bucket holds %s, not one the ledger allows (%v, absent ok %v); the programs did: %s; the requests for it met:\n  %s",
+					path, v, keys(allowed), absentOK, l.History(path), strings.Join(lastN(p.History("/"+store.Bucket()+"/"+path), 40), "\n  "))
 			}
 		}
 	}
@@ -592,4 +593,12 @@ func goroutineDump(m *harness.Mount) string {
 	defer resp.Body.Close()
 	b, _ := io.ReadAll(resp.Body)
 	return "mount goroutines:\n" + string(b)
+}
+
+// lastN is the last n of xs.
+func lastN(xs []string, n int) []string {
+	if len(xs) > n {
+		return xs[len(xs)-n:]
+	}
+	return xs
 }
