@@ -219,6 +219,13 @@ func runStreaming(t *testing.T, seed uint64, dur, down time.Duration) {
 				if rng.IntN(8) == 0 {
 					err := os.Remove(m.Path(path))
 					l.Deleted(path, err == nil, errors.Is(err, os.ErrNotExist))
+					if errors.Is(err, os.ErrNotExist) {
+						// Only this writer deletes path: if the bucket has it now, the
+						// mount's "no such file" was wrong, and the time says when.
+						if _, herr := store.Head(context.Background(), path); herr == nil {
+							l.Violation("%s: unlink said no such file at %s while the bucket had it (%v)", path, time.Now().Format("15:04:05.000"), err)
+						}
+					}
 					continue
 				}
 				vers[i]++
