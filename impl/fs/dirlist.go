@@ -197,7 +197,9 @@ func (f *FS) listForLookupsLocked(ctx context.Context, dir, path string, dl *dir
 	f.recordOrderLocked(dir, listing.Entries(), start)
 	// Absent answers hold even if this mount changed the directory meanwhile: they are given
 	// only for names it never had (absentFromListingLocked).
-	dl.listedAt, dl.absentTil = start, start.Add(f.cfg.NegativeTTL)
+	// Names the listing had are on fresh inodes for the metadata TTL; absent answers must not
+	// outlast them, or a name whose inode was swept would be taken for absent.
+	dl.listedAt, dl.absentTil = start, start.Add(min(f.cfg.NegativeTTL, f.cfg.MetadataTTL))
 	return res, true, nil
 }
 

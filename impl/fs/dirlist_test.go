@@ -289,3 +289,35 @@ func TestListingRefreshedAhead(t *testing.T) {
 		t.Fatalf("lookups after the first listing expired sent %d HEADs and %d LISTs; want none", dh, dl)
 	}
 }
+
+// The kernel's last FORGET of a name must not make a fresh listing answer it absent: the
+// listing recorded the name on its inode, and the inode went with the FORGET, so the next
+// lookup found neither and took the listing's silence for absence (the chaos campaign: an
+// unlink said "no such file" and the object stayed, after a store outage made the kernel
+// drop its dentries).
+func TestForgetDoesNotMakeAListedNameAbsent(t *testing.T) {
+	ctx := context.Background()
+	x := newFixture(t, "", map[string]string{"d/f": "x"})
+	d, err := x.fs.Lookup(ctx, fs.RootID, "d")
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, err := x.fs.Lookup(ctx, d.Attr.Inode, "f")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Misses list the directory; the listing answers for f and for the names it lacks.
+	for i := 0; i < 4; i++ {
+		if _, err := x.fs.Lookup(ctx, d.Attr.Inode, fmt.Sprintf("absent%d", i)); fs.CodeOf(err) != fs.CodeNotFound {
+			t.Fatalf("absent%d: %v", i, err)
+		}
+	}
+	x.fs.Forget(f.Attr.Inode, 1) // the kernel dropped its dentry and inode
+	e, err := x.fs.Lookup(ctx, d.Attr.Inode, "f")
+	if err != nil {
+		t.Fatalf("lookup of f after the kernel forgot it: %v", err)
+	}
+	if e.Attr.Inode != f.Attr.Inode {
+		t.Fatalf("f's inode number changed: %d, was %d", e.Attr.Inode, f.Attr.Inode)
+	}
+}

@@ -141,17 +141,23 @@ func (t *inodeTable) drop(in *inode) {
 	delete(t.byKey, nodeKey{in.path, in.kind})
 }
 
-// forget drops n kernel references; at zero the inode is no longer live (its number stays).
+// forget drops n kernel references. At zero the inode leaves the table (its number stays),
+// unless it is local, being written, or its metadata is fresh: a listing recorded its name
+// there, and a lookup that finds no inode takes the listing's silence for absence
+// (absentFromListingLocked). The sweep drops it once stale.
 func (t *inodeTable) forget(id InodeID, n uint64) {
 	in := t.live[id]
 	if in == nil || id == RootID {
 		return
 	}
-	if n >= in.lookups {
-		t.drop(in)
+	if n < in.lookups {
+		in.lookups -= n
 		return
 	}
-	in.lookups -= n
+	in.lookups = 0
+	if !in.local && in.writer == nil && !t.now().Before(in.validUntil) {
+		t.drop(in)
+	}
 }
 
 // sweep drops the inodes nobody holds (no kernel reference, not local, not being written)
