@@ -163,6 +163,21 @@ func (e *env) syncData() []row {
 		{name: "sync: rand 4 KiB read (vs local dir)", unit: "ops/s"},
 		{name: "sync: rand 4 KiB write, fsync every 32 (vs local dir)", unit: "ops/s"},
 	}
+	return e.syncVsLocal(rows, []string{"--write-back-delay", "1h"},
+		func(m *mounted, _ string) ([]float64, error) {
+			figs, err := e.dataPath(m.path("data-path"), n)
+			return figs[:], err
+		},
+		func(localDir string) ([]float64, error) {
+			figs, err := e.dataPath(filepath.Join(localDir, "data-path"), n)
+			return figs[:], err
+		})
+}
+
+// syncVsLocal runs rows on a fresh sync mount (with the extra mount arguments) and then on a
+// local directory of the same disk: ours and local each give one figure per row, in order.
+// The mount's peak RSS, CPU and requests go on the rows, its failure on every row.
+func (e *env) syncVsLocal(rows []row, extra []string, ours func(m *mounted, syncDir string) ([]float64, error), local func(localDir string) ([]float64, error)) []row {
 	syncDir, localDir, cleanup, err := syncDirs()
 	if err != nil {
 		rows[0].err = err
@@ -170,9 +185,9 @@ func (e *env) syncData() []row {
 	}
 	defer cleanup()
 	var first row
-	e.onMount(&first, []string{"--sync-dir", syncDir, "--write-back-delay", "1h"}, func(m *mounted) error {
-		figs, err := e.dataPath(m.path("data-path"), n)
-		for i := range rows {
+	e.onMount(&first, append([]string{"--sync-dir", syncDir}, extra...), func(m *mounted) error {
+		figs, err := ours(m, syncDir)
+		for i := range figs {
 			rows[i].ours = figs[i]
 		}
 		rows[len(rows)-1].reqs, rows[len(rows)-1].cpuSecs = e.reqSnap(), m.cpu()
@@ -181,9 +196,13 @@ func (e *env) syncData() []row {
 	for i := range rows {
 		rows[i].rssKiB, rows[i].err = first.rssKiB, first.err
 	}
-	figs, err := e.dataPath(filepath.Join(localDir, "data-path"), n)
+	figs, err := local(localDir)
 	for i := range rows {
-		baseline(&rows[i], figs[i], err)
+		v := 0.0
+		if i < len(figs) {
+			v = figs[i]
+		}
+		baseline(&rows[i], v, err)
 	}
 	return rows
 }
@@ -284,43 +303,30 @@ func (e *env) syncImported() []row {
 		{name: fmt.Sprintf("sync: stat %d imported files (vs local dir)", n), unit: "s"},
 		{name: fmt.Sprintf("sync: cat %d x %s imported, one after another (vs local dir)", n, size(int64(e.cfg.smallSize))), unit: "s"},
 	}
-	syncDir, localDir, cleanup, err := syncDirs()
-	if err != nil {
-		rows[0].err = err
-		return rows
-	}
-	defer cleanup()
-	var first row
-	e.onMount(&first, []string{"--sync-dir", syncDir}, func(m *mounted) error {
-		if _, err := os.ReadDir(m.path(smallDir)); err != nil { // the import, not timed
-			return err
-		}
-		if err := settle(syncDir, n); err != nil {
-			return err
-		}
-		e.dropCaches()
-		figs, err := e.statCat(m.path(smallDir), n)
-		rows[0].ours, rows[1].ours = figs[0], figs[1]
-		rows[1].reqs, rows[1].cpuSecs = e.reqSnap(), m.cpu()
-		return err
-	})
-	for i := range rows {
-		rows[i].rssKiB, rows[i].err = first.rssKiB, first.err
-	}
-	buf := make([]byte, e.cfg.smallSize)
-	for i := 0; i < n; i++ {
-		fill(buf, smallSeed(i), 0)
-		if err := os.WriteFile(filepath.Join(localDir, smallName(i)), buf, 0o644); err != nil {
-			baseline(&rows[0], 0, err)
-			return rows
-		}
-	}
-	e.dropCaches()
-	figs, err := e.statCat(localDir+"/", n)
-	for i := range rows {
-		baseline(&rows[i], figs[i], err)
-	}
-	return rows
+	return e.syncVsLocal(rows, nil,
+		func(m *mounted, syncDir string) ([]float64, error) {
+			if _, err := os.ReadDir(m.path(smallDir)); err != nil { // the import, not timed
+				return nil, err
+			}
+			if err := settle(syncDir, n); err != nil {
+				return nil, err
+			}
+			e.dropCaches()
+			figs, err := e.statCat(m.path(smallDir), n)
+			return figs[:], err
+		},
+		func(localDir string) ([]float64, error) {
+			buf := make([]byte, e.cfg.smallSize)
+			for i := 0; i < n; i++ {
+				fill(buf, smallSeed(i), 0)
+				if err := os.WriteFile(filepath.Join(localDir, smallName(i)), buf, 0o644); err != nil {
+					return nil, err
+				}
+			}
+			e.dropCaches()
+			figs, err := e.statCat(localDir+"/", n)
+			return figs[:], err
+		})
 }
 
 // statCat times an lstat of each of the n small files in dir, then a read of each, checking
