@@ -6,10 +6,13 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"math/rand/v2"
 	"net/http"
 	"os"
 	"path/filepath"
+	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -287,7 +290,8 @@ func runStreaming(t *testing.T, seed uint64, dur, down time.Duration) {
 // must succeed as on a local disk. After a flush with faults off, the bucket and the mount
 // equal the writers' model, and lost+found holds only whole versions.
 func runSync(t *testing.T, seed uint64, dur, down time.Duration) {
-	p, m, store := start(t, seed, "--sync-dir", t.TempDir(), "--write-back-delay", "0", "--write-part-size", "5242880")
+	// --debug: a violation's report follows each op on the key (the engine's op trace).
+	p, m, store := start(t, seed, "--sync-dir", t.TempDir(), "--write-back-delay", "0", "--write-part-size", "5242880", "--debug")
 	writers := workers(3)
 	models := make([]map[string]Version, writers)
 	for w := range models {
@@ -352,6 +356,7 @@ func runSync(t *testing.T, seed uint64, dur, down time.Duration) {
 						return
 					}
 					set(path, v)
+					l.Did(path, "created "+v.String())
 				case op < 5: // edit in place: the same size, written back to front
 					path := names[rng.IntN(len(names))]
 					old := model[path]
@@ -378,6 +383,7 @@ func runSync(t *testing.T, seed uint64, dur, down time.Duration) {
 						return
 					}
 					set(path, v)
+					l.Did(path, "edited in place to "+v.String())
 				case op < 6: // truncate and rewrite at another size
 					path := names[rng.IntN(len(names))]
 					old := model[path]
@@ -387,6 +393,7 @@ func runSync(t *testing.T, seed uint64, dur, down time.Duration) {
 						return
 					}
 					set(path, v)
+					l.Did(path, "truncated and rewritten as "+v.String())
 				case op < 8: // rename, to a new name or over another file
 					from := names[rng.IntN(len(names))]
 					to := names[rng.IntN(len(names))]
@@ -399,6 +406,8 @@ func runSync(t *testing.T, seed uint64, dur, down time.Duration) {
 						return
 					}
 					modelMu.Lock()
+					l.Did(from, "renamed to "+to)
+					l.Did(to, fmt.Sprintf("renamed from %s (%v, over %v)", from, model[from], model[to]))
 					model[to] = model[from]
 					delete(model, from)
 					modelMu.Unlock()
@@ -411,6 +420,7 @@ func runSync(t *testing.T, seed uint64, dur, down time.Duration) {
 					modelMu.Lock()
 					delete(model, path)
 					modelMu.Unlock()
+					l.Did(path, "deleted")
 				}
 			}()
 		}
@@ -491,7 +501,41 @@ func runSync(t *testing.T, seed uint64, dur, down time.Duration) {
 	}
 	checkUploads(t, l, store, p)
 	checkServing(t, l, m)
-	require.Empty(t, l.Violations(), "seed %d (replay with CHAOS_SEED=%d CHAOS_MODES=sync):\n%s\n%s", seed, seed, Report(l.Violations()), tail(m.Logs()))
+	require.Empty(t, l.Violations(), "seed %d (replay with CHAOS_SEED=%d CHAOS_MODES=sync):\n%s\n%s", seed, seed, Report(l.Violations()), syncTrail(l, p, m, store.Bucket()))
+}
+
+// conflictPath finds the path a "sync: conflict:" log line is about.
+var conflictPath = regexp.MustCompile(`sync: conflict: (?:the local delete of )?/(\S+?)[; ]`)
+
+// syncTrail explains a sync run's violations: for each path a violation or a conflict names,
+// the programs' history, the requests for its key and the mount's log lines about it.
+func syncTrail(l *Ledger, p *Proxy, m *harness.Mount, bucket string) string {
+	vs := l.Violations()
+	if len(vs) == 0 {
+		return ""
+	}
+	logs := m.Logs()
+	paths := map[string]bool{}
+	for _, v := range vs {
+		if path, _, ok := strings.Cut(v, ":"); ok && !strings.Contains(path, " ") && !strings.HasPrefix(path, "lost+found") {
+			paths[path] = true
+		}
+	}
+	for _, mm := range conflictPath.FindAllStringSubmatch(logs, -1) {
+		paths[mm[1]] = true
+	}
+	var b strings.Builder
+	for _, path := range slices.Sorted(maps.Keys(paths)) {
+		fmt.Fprintf(&b, "\n== %s\nprograms: %s\nrequests:\n  %s\nlog:\n", path, l.Trail(path),
+			strings.Join(p.History("/"+bucket+"/"+path), "\n  "))
+		for _, line := range strings.Split(logs, "\n") {
+			if strings.Contains(line, "/"+path+" ") || strings.Contains(line, "/"+path+";") || strings.Contains(line, "/"+path+")") ||
+				strings.Contains(line, "="+path+" ") || strings.Contains(line, " "+path+" ") {
+				fmt.Fprintf(&b, "  %s\n", line)
+			}
+		}
+	}
+	return b.String()
 }
 
 func tail(s string) string {

@@ -5,6 +5,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"time"
 )
 
 // event is one write or delete a program made of a path, in the order it made them.
@@ -19,11 +20,12 @@ type event struct {
 // Ledger records what programs did to each path, and collects violations.
 type Ledger struct {
 	mu         sync.Mutex
-	events     map[string][]event // GUARDED_BY(mu)
-	violations []string           // GUARDED_BY(mu)
-	reads      int                // GUARDED_BY(mu)
-	readErrs   int                // GUARDED_BY(mu)
-	truncated  int                // GUARDED_BY(mu)
+	events     map[string][]event  // GUARDED_BY(mu)
+	violations []string            // GUARDED_BY(mu)
+	reads      int                 // GUARDED_BY(mu)
+	readErrs   int                 // GUARDED_BY(mu)
+	truncated  int                 // GUARDED_BY(mu)
+	trail      map[string][]string // GUARDED_BY(mu)
 }
 
 // Truncated records a read that a concurrent O_TRUNC ended early (see readWhole).
@@ -50,6 +52,24 @@ func (l *Ledger) Deleted(path string, ok, enoent bool) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	l.events[path] = append(l.events[path], event{del: true, ok: ok || enoent, enoent: enoent})
+}
+
+// Did records, with the time, what a program did to path, for a report (sync mode, whose
+// verdict compares the bucket with a model, not with these events).
+func (l *Ledger) Did(path, what string) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.trail == nil {
+		l.trail = map[string][]string{}
+	}
+	l.trail[path] = append(l.trail[path], time.Now().UTC().Format("15:04:05.000")+" "+what)
+}
+
+// Trail is what Did recorded for path, in order.
+func (l *Ledger) Trail(path string) string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return strings.Join(l.trail[path], "; ")
 }
 
 // Violation records a broken invariant.

@@ -241,7 +241,14 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		p.counts[fault].Add(1)
 	}
 	p.mu.Lock()
-	p.history[r.URL.Path] = append(p.history[r.URL.Path], fmt.Sprintf("%s %s?%s: %s", time.Now().Format("15:04:05.000"), r.Method, r.URL.RawQuery, fault))
+	cond := ""
+	for _, h := range []string{"If-Match", "If-None-Match", "X-Amz-Copy-Source", "X-Amz-Copy-Source-If-Match"} {
+		if v := r.Header.Get(h); v != "" {
+			cond += " " + h + "=" + v
+		}
+	}
+	entry := len(p.history[r.URL.Path])
+	p.history[r.URL.Path] = append(p.history[r.URL.Path], fmt.Sprintf("%s %s?%s%s: %s", time.Now().Format("15:04:05.000"), r.Method, r.URL.RawQuery, cond, fault))
 	if p.record.Load() {
 		p.all = append(p.all, r.Clone(context.Background()))
 	}
@@ -280,6 +287,9 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		reset(w)
 		return
 	}
+	p.mu.Lock()
+	p.history[r.URL.Path][entry] += fmt.Sprintf(", the store answered %d %s", resp.StatusCode, resp.Header.Get("ETag"))
+	p.mu.Unlock()
 	switch fault {
 	case ResetAfter:
 		reset(w)

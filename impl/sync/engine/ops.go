@@ -74,7 +74,25 @@ func (e *Engine) execute(ctx context.Context, op local.Op) result {
 	if r.err != nil && ctx.Err() != nil {
 		return result{cancelled: true}
 	}
+	e.trace(op, r)
 	return r
+}
+
+// trace writes one debug line per op run: what it was and how it ended, so that a wrong
+// outcome can be followed back through the ops on its key (--debug).
+func (e *Engine) trace(op local.Op, r result) {
+	if !e.log.Enabled(context.Background(), slog.LevelDebug) {
+		return
+	}
+	outcome := "done"
+	switch {
+	case r.kept:
+		outcome = "kept"
+	case r.backoff:
+		outcome = "failed, reported"
+	}
+	e.logf(slog.LevelDebug, "sync: op %d %v /%s key=%s dst=%s gen=%d base=%q chain=%d none-match=%v: %s (%v)",
+		op.ID, op.Kind, op.Path, op.Key, op.DstKey, op.Gen, op.Base.ETag, op.ChainOf, op.IfNoneMatch, outcome, r.err)
 }
 
 // done removes op from the durable queue; its result is recorded by then.
