@@ -1,6 +1,6 @@
 // Package mount is the thin adapter between the Linux kernel's FUSE protocol (through
-// github.com/jacobsa/fuse) and the file-system core in impl/fs: it translates each kernel
-// operation into one fs call, errors into errnos through one table, and owns the mount's
+// github.com/jacobsa/fuse) and the file-system core in impl/streamfs: it translates each kernel
+// operation into one call of the core, errors into errnos through one table, and owns the mount's
 // lifecycle. It makes no decision of its own; nothing else in the product imports jacobsa/fuse.
 package mount
 
@@ -14,46 +14,46 @@ import (
 	"github.com/jacobsa/fuse/fuseops"
 	"github.com/jacobsa/fuse/fuseutil"
 
-	"github.com/mount-s3/mount-s3/impl/fs"
+	"github.com/mount-s3/mount-s3/impl/vfs"
 	"github.com/mount-s3/mount-s3/spec/keymap"
 )
 
-// FileSystem is the core the adapter drives: impl/fs in streaming mode, impl/syncfs in sync
+// FileSystem is the core the adapter drives: impl/streamfs in streaming mode, impl/syncfs in sync
 // mode. Each method is one kernel operation; the core decides everything, including which
 // operations its mode supports.
 type FileSystem interface {
-	StatFS(ctx context.Context) fs.StatFS
-	Lookup(ctx context.Context, parent fs.InodeID, name string) (fs.Entry, error)
+	StatFS(ctx context.Context) vfs.StatFS
+	Lookup(ctx context.Context, parent vfs.InodeID, name string) (vfs.Entry, error)
 	// LookupListed is Lookup for an entry ReadDir has just returned, for READDIRPLUS: it
 	// must not cost a request per entry, and fails for an entry it cannot answer so, which
 	// the kernel then looks up on its own.
-	LookupListed(ctx context.Context, parent fs.InodeID, name string) (fs.Entry, error)
-	GetAttr(ctx context.Context, id fs.InodeID) (fs.Attr, time.Time, error)
-	SetAttr(ctx context.Context, id fs.InodeID, req fs.SetAttrRequest) (fs.Attr, time.Time, error)
-	Forget(id fs.InodeID, n uint64)
+	LookupListed(ctx context.Context, parent vfs.InodeID, name string) (vfs.Entry, error)
+	GetAttr(ctx context.Context, id vfs.InodeID) (vfs.Attr, time.Time, error)
+	SetAttr(ctx context.Context, id vfs.InodeID, req vfs.SetAttrRequest) (vfs.Attr, time.Time, error)
+	Forget(id vfs.InodeID, n uint64)
 
-	OpenDir(ctx context.Context, id fs.InodeID) (fs.HandleID, error)
-	ReadDir(ctx context.Context, h fs.HandleID, offset uint64) ([]fs.DirEntry, error)
-	ReleaseDir(h fs.HandleID)
+	OpenDir(ctx context.Context, id vfs.InodeID) (vfs.HandleID, error)
+	ReadDir(ctx context.Context, h vfs.HandleID, offset uint64) ([]vfs.DirEntry, error)
+	ReleaseDir(h vfs.HandleID)
 
-	Open(ctx context.Context, id fs.InodeID, flags fs.OpenFlags, pid uint32) (fs.HandleID, error)
-	Create(ctx context.Context, parent fs.InodeID, name string, mode os.FileMode, c fs.Caller) (fs.Entry, fs.HandleID, error)
-	Read(ctx context.Context, h fs.HandleID, off int64, dst []byte) (int, error)
-	Write(ctx context.Context, h fs.HandleID, off int64, data []byte) error
-	Flush(ctx context.Context, h fs.HandleID, pid uint32) error
-	Fsync(ctx context.Context, h fs.HandleID) error
-	Release(h fs.HandleID)
+	Open(ctx context.Context, id vfs.InodeID, flags vfs.OpenFlags, pid uint32) (vfs.HandleID, error)
+	Create(ctx context.Context, parent vfs.InodeID, name string, mode os.FileMode, c vfs.Caller) (vfs.Entry, vfs.HandleID, error)
+	Read(ctx context.Context, h vfs.HandleID, off int64, dst []byte) (int, error)
+	Write(ctx context.Context, h vfs.HandleID, off int64, data []byte) error
+	Flush(ctx context.Context, h vfs.HandleID, pid uint32) error
+	Fsync(ctx context.Context, h vfs.HandleID) error
+	Release(h vfs.HandleID)
 
-	MkDir(ctx context.Context, parent fs.InodeID, name string, mode os.FileMode, c fs.Caller) (fs.Entry, error)
-	RmDir(ctx context.Context, parent fs.InodeID, name string) error
-	Unlink(ctx context.Context, parent fs.InodeID, name string) error
-	Rename(ctx context.Context, oldParent fs.InodeID, oldName string, newParent fs.InodeID, newName string) error
-	Symlink(ctx context.Context, parent fs.InodeID, name, target string, c fs.Caller) (fs.Entry, error)
-	ReadLink(ctx context.Context, id fs.InodeID) (string, error)
-	GetXattr(ctx context.Context, id fs.InodeID, name string) ([]byte, error)
-	ListXattr(ctx context.Context, id fs.InodeID) ([]string, error)
+	MkDir(ctx context.Context, parent vfs.InodeID, name string, mode os.FileMode, c vfs.Caller) (vfs.Entry, error)
+	RmDir(ctx context.Context, parent vfs.InodeID, name string) error
+	Unlink(ctx context.Context, parent vfs.InodeID, name string) error
+	Rename(ctx context.Context, oldParent vfs.InodeID, oldName string, newParent vfs.InodeID, newName string) error
+	Symlink(ctx context.Context, parent vfs.InodeID, name, target string, c vfs.Caller) (vfs.Entry, error)
+	ReadLink(ctx context.Context, id vfs.InodeID) (string, error)
+	GetXattr(ctx context.Context, id vfs.InodeID, name string) ([]byte, error)
+	ListXattr(ctx context.Context, id vfs.InodeID) ([]string, error)
 	// SetXattr: flags are setxattr(2)'s XATTR_CREATE and XATTR_REPLACE.
-	SetXattr(ctx context.Context, id fs.InodeID, name string, value []byte, flags uint32) error
+	SetXattr(ctx context.Context, id vfs.InodeID, name string, value []byte, flags uint32) error
 
 	// Unsupported is the error for an operation the mode does not have (links, mknod, ...).
 	Unsupported(op string) error
@@ -62,25 +62,25 @@ type FileSystem interface {
 // NodeMaker is implemented by a core that makes FIFOs, devices and sockets (mknod(2), and
 // bind(2) of a UNIX socket); without it mknod is the core's Unsupported.
 type NodeMaker interface {
-	MkNode(ctx context.Context, parent fs.InodeID, name string, mode os.FileMode, rdev uint32, c fs.Caller) (fs.Entry, error)
+	MkNode(ctx context.Context, parent vfs.InodeID, name string, mode os.FileMode, rdev uint32, c vfs.Caller) (vfs.Entry, error)
 }
 
 // Linker is implemented by a core that has hard links: Link makes name in parent another
 // name of inode target, and answers with that inode's entry.
 type Linker interface {
-	Link(ctx context.Context, target fs.InodeID, parent fs.InodeID, name string) (fs.Entry, error)
+	Link(ctx context.Context, target vfs.InodeID, parent vfs.InodeID, name string) (vfs.Entry, error)
 }
 
 // XattrRemover is implemented by a core that keeps extended attributes set on its files.
 type XattrRemover interface {
-	RemoveXattr(ctx context.Context, id fs.InodeID, name string) error
+	RemoveXattr(ctx context.Context, id vfs.InodeID, name string) error
 }
 
 // DirectHandles is implemented by a core that may ask for a handle it opened to be read
 // without the kernel's page cache, for instance because the kernel may hold a stale size for
 // the file and would cut reads at it.
 type DirectHandles interface {
-	DirectIO(h fs.HandleID) bool
+	DirectIO(h vfs.HandleID) bool
 }
 
 // adapter implements fuseutil.FileSystem over a FileSystem. Operations it does not implement
@@ -115,7 +115,7 @@ func (a *adapter) fail(err error) error {
 	return errno
 }
 
-func attrs(at fs.Attr) fuseops.InodeAttributes {
+func attrs(at vfs.Attr) fuseops.InodeAttributes {
 	return fuseops.InodeAttributes{
 		Size: at.Size, Nlink: at.Nlink, Mode: at.Mode, Uid: at.UID, Gid: at.GID,
 		Atime: kernelTime(at.Atime), Mtime: kernelTime(at.Mtime), Ctime: kernelTime(at.Ctime), Rdev: at.Rdev,
@@ -143,7 +143,7 @@ func (a *adapter) StatFS(ctx context.Context, op *fuseops.StatFSOp) error {
 
 func (a *adapter) LookUpInode(ctx context.Context, op *fuseops.LookUpInodeOp) error {
 	ctx = uninterruptible(ctx)
-	e, err := a.fs.Lookup(ctx, fs.InodeID(op.Parent), op.Name)
+	e, err := a.fs.Lookup(ctx, vfs.InodeID(op.Parent), op.Name)
 	if err != nil {
 		return a.fail(err)
 	}
@@ -153,7 +153,7 @@ func (a *adapter) LookUpInode(ctx context.Context, op *fuseops.LookUpInodeOp) er
 
 func (a *adapter) GetInodeAttributes(ctx context.Context, op *fuseops.GetInodeAttributesOp) error {
 	ctx = uninterruptible(ctx)
-	at, exp, err := a.fs.GetAttr(ctx, fs.InodeID(op.Inode))
+	at, exp, err := a.fs.GetAttr(ctx, vfs.InodeID(op.Inode))
 	if err != nil {
 		return a.fail(err)
 	}
@@ -163,21 +163,21 @@ func (a *adapter) GetInodeAttributes(ctx context.Context, op *fuseops.GetInodeAt
 
 func (a *adapter) ForgetInode(ctx context.Context, op *fuseops.ForgetInodeOp) error {
 	ctx = uninterruptible(ctx)
-	a.fs.Forget(fs.InodeID(op.Inode), op.N)
+	a.fs.Forget(vfs.InodeID(op.Inode), op.N)
 	return nil
 }
 
 func (a *adapter) BatchForget(ctx context.Context, op *fuseops.BatchForgetOp) error {
 	ctx = uninterruptible(ctx)
 	for _, e := range op.Entries {
-		a.fs.Forget(fs.InodeID(e.Inode), e.N)
+		a.fs.Forget(vfs.InodeID(e.Inode), e.N)
 	}
 	return nil
 }
 
 func (a *adapter) OpenDir(ctx context.Context, op *fuseops.OpenDirOp) error {
 	ctx = uninterruptible(ctx)
-	h, err := a.fs.OpenDir(ctx, fs.InodeID(op.Inode))
+	h, err := a.fs.OpenDir(ctx, vfs.InodeID(op.Inode))
 	if err != nil {
 		return a.fail(err)
 	}
@@ -187,7 +187,7 @@ func (a *adapter) OpenDir(ctx context.Context, op *fuseops.OpenDirOp) error {
 
 func (a *adapter) ReadDir(ctx context.Context, op *fuseops.ReadDirOp) error {
 	ctx = uninterruptible(ctx)
-	entries, err := a.fs.ReadDir(ctx, fs.HandleID(op.Handle), uint64(op.Offset))
+	entries, err := a.fs.ReadDir(ctx, vfs.HandleID(op.Handle), uint64(op.Offset))
 	if err != nil {
 		return a.fail(err)
 	}
@@ -212,7 +212,7 @@ func (a *adapter) ReadDir(ctx context.Context, op *fuseops.ReadDirOp) error {
 // callers such as Go's skip a d_ino of 0.
 func (a *adapter) ReadDirPlus(ctx context.Context, op *fuseops.ReadDirPlusOp) error {
 	ctx = uninterruptible(ctx)
-	entries, err := a.fs.ReadDir(ctx, fs.HandleID(op.Handle), uint64(op.Offset))
+	entries, err := a.fs.ReadDir(ctx, vfs.HandleID(op.Handle), uint64(op.Offset))
 	if err != nil {
 		return a.fail(err)
 	}
@@ -230,7 +230,7 @@ func (a *adapter) ReadDirPlus(ctx context.Context, op *fuseops.ReadDirPlusOp) er
 			break
 		}
 		if e.Name != "." && e.Name != ".." {
-			if ent, err := a.fs.LookupListed(ctx, fs.InodeID(op.Inode), e.Name); err == nil {
+			if ent, err := a.fs.LookupListed(ctx, vfs.InodeID(op.Inode), e.Name); err == nil {
 				d.Entry = childEntry(ent)
 				d.Dirent.Inode, d.Dirent.Type = d.Entry.Child, modeType(d.Entry.Attributes.Mode)
 				n = fuseutil.WriteDirentPlus(dst, d)
@@ -259,7 +259,7 @@ func modeType(m os.FileMode) fuseutil.DirentType {
 	return fuseutil.DT_File
 }
 
-func direntType(e fs.DirEntry) fuseutil.DirentType {
+func direntType(e vfs.DirEntry) fuseutil.DirentType {
 	if e.Kind == keymap.Dir {
 		return fuseutil.DT_Directory
 	}
@@ -268,19 +268,19 @@ func direntType(e fs.DirEntry) fuseutil.DirentType {
 
 func (a *adapter) ReleaseDirHandle(ctx context.Context, op *fuseops.ReleaseDirHandleOp) error {
 	ctx = uninterruptible(ctx)
-	a.fs.ReleaseDir(fs.HandleID(op.Handle))
+	a.fs.ReleaseDir(vfs.HandleID(op.Handle))
 	return nil
 }
 
 func (a *adapter) OpenFile(ctx context.Context, op *fuseops.OpenFileOp) error {
 	ctx = uninterruptible(ctx)
-	flags := fs.OpenFlags{
+	flags := vfs.OpenFlags{
 		Write:  op.OpenFlags.IsWriteOnly() || op.OpenFlags.IsReadWrite(),
 		Read:   op.OpenFlags.IsReadOnly() || op.OpenFlags.IsReadWrite(),
 		Trunc:  op.OpenFlags&syscall.O_TRUNC != 0,
 		Direct: op.OpenFlags&syscall.O_DIRECT != 0,
 	}
-	h, err := a.fs.Open(ctx, fs.InodeID(op.Inode), flags, tgid(op.OpContext.Pid))
+	h, err := a.fs.Open(ctx, vfs.InodeID(op.Inode), flags, tgid(op.OpContext.Pid))
 	if err != nil {
 		return a.fail(err)
 	}
@@ -299,7 +299,7 @@ func (a *adapter) ReadFile(ctx context.Context, op *fuseops.ReadFileOp) error {
 		dst = make([]byte, op.Size)
 		op.Data = [][]byte{dst}
 	}
-	n, err := a.fs.Read(ctx, fs.HandleID(op.Handle), op.Offset, dst)
+	n, err := a.fs.Read(ctx, vfs.HandleID(op.Handle), op.Offset, dst)
 	op.BytesRead = n
 	if op.Data != nil {
 		op.Data[0] = dst[:n]
@@ -312,13 +312,13 @@ func (a *adapter) ReadFile(ctx context.Context, op *fuseops.ReadFileOp) error {
 
 func (a *adapter) ReleaseFileHandle(ctx context.Context, op *fuseops.ReleaseFileHandleOp) error {
 	ctx = uninterruptible(ctx)
-	a.fs.Release(fs.HandleID(op.Handle))
+	a.fs.Release(vfs.HandleID(op.Handle))
 	return nil
 }
 
 func (a *adapter) FlushFile(ctx context.Context, op *fuseops.FlushFileOp) error {
 	ctx = uninterruptible(ctx)
-	if err := a.fs.Flush(ctx, fs.HandleID(op.Handle), tgid(op.OpContext.Pid)); err != nil {
+	if err := a.fs.Flush(ctx, vfs.HandleID(op.Handle), tgid(op.OpContext.Pid)); err != nil {
 		return a.fail(err)
 	}
 	return nil
@@ -326,7 +326,7 @@ func (a *adapter) FlushFile(ctx context.Context, op *fuseops.FlushFileOp) error 
 
 func (a *adapter) SyncFile(ctx context.Context, op *fuseops.SyncFileOp) error {
 	ctx = uninterruptible(ctx)
-	if err := a.fs.Fsync(ctx, fs.HandleID(op.Handle)); err != nil {
+	if err := a.fs.Fsync(ctx, vfs.HandleID(op.Handle)); err != nil {
 		return a.fail(err)
 	}
 	return nil
@@ -334,7 +334,7 @@ func (a *adapter) SyncFile(ctx context.Context, op *fuseops.SyncFileOp) error {
 
 func (a *adapter) CreateFile(ctx context.Context, op *fuseops.CreateFileOp) error {
 	ctx = uninterruptible(ctx)
-	e, h, err := a.fs.Create(ctx, fs.InodeID(op.Parent), op.Name, op.Mode, caller(op.OpContext))
+	e, h, err := a.fs.Create(ctx, vfs.InodeID(op.Parent), op.Name, op.Mode, caller(op.OpContext))
 	if err != nil {
 		return a.fail(err)
 	}
@@ -344,7 +344,7 @@ func (a *adapter) CreateFile(ctx context.Context, op *fuseops.CreateFileOp) erro
 
 func (a *adapter) WriteFile(ctx context.Context, op *fuseops.WriteFileOp) error {
 	ctx = uninterruptible(ctx)
-	if err := a.fs.Write(ctx, fs.HandleID(op.Handle), op.Offset, op.Data); err != nil {
+	if err := a.fs.Write(ctx, vfs.HandleID(op.Handle), op.Offset, op.Data); err != nil {
 		return a.fail(err)
 	}
 	return nil
@@ -352,7 +352,7 @@ func (a *adapter) WriteFile(ctx context.Context, op *fuseops.WriteFileOp) error 
 
 func (a *adapter) MkDir(ctx context.Context, op *fuseops.MkDirOp) error {
 	ctx = uninterruptible(ctx)
-	e, err := a.fs.MkDir(ctx, fs.InodeID(op.Parent), op.Name, op.Mode, caller(op.OpContext))
+	e, err := a.fs.MkDir(ctx, vfs.InodeID(op.Parent), op.Name, op.Mode, caller(op.OpContext))
 	if err != nil {
 		return a.fail(err)
 	}
@@ -362,7 +362,7 @@ func (a *adapter) MkDir(ctx context.Context, op *fuseops.MkDirOp) error {
 
 func (a *adapter) RmDir(ctx context.Context, op *fuseops.RmDirOp) error {
 	ctx = uninterruptible(ctx)
-	if err := a.fs.RmDir(ctx, fs.InodeID(op.Parent), op.Name); err != nil {
+	if err := a.fs.RmDir(ctx, vfs.InodeID(op.Parent), op.Name); err != nil {
 		return a.fail(err)
 	}
 	return nil
@@ -370,7 +370,7 @@ func (a *adapter) RmDir(ctx context.Context, op *fuseops.RmDirOp) error {
 
 func (a *adapter) Unlink(ctx context.Context, op *fuseops.UnlinkOp) error {
 	ctx = uninterruptible(ctx)
-	if err := a.fs.Unlink(ctx, fs.InodeID(op.Parent), op.Name); err != nil {
+	if err := a.fs.Unlink(ctx, vfs.InodeID(op.Parent), op.Name); err != nil {
 		return a.fail(err)
 	}
 	return nil
@@ -378,17 +378,17 @@ func (a *adapter) Unlink(ctx context.Context, op *fuseops.UnlinkOp) error {
 
 func (a *adapter) Rename(ctx context.Context, op *fuseops.RenameOp) error {
 	ctx = uninterruptible(ctx)
-	return a.fail(a.fs.Rename(ctx, fs.InodeID(op.OldParent), op.OldName, fs.InodeID(op.NewParent), op.NewName))
+	return a.fail(a.fs.Rename(ctx, vfs.InodeID(op.OldParent), op.OldName, vfs.InodeID(op.NewParent), op.NewName))
 }
 
 func (a *adapter) SetInodeAttributes(ctx context.Context, op *fuseops.SetInodeAttributesOp) error {
 	ctx = uninterruptible(ctx)
-	req := fs.SetAttrRequest{Size: op.Size, UID: op.Uid, GID: op.Gid, Atime: op.Atime, Mtime: op.Mtime}
+	req := vfs.SetAttrRequest{Size: op.Size, UID: op.Uid, GID: op.Gid, Atime: op.Atime, Mtime: op.Mtime}
 	if op.Mode != nil {
 		m := *op.Mode
 		req.Mode = &m
 	}
-	at, exp, err := a.fs.SetAttr(ctx, fs.InodeID(op.Inode), req)
+	at, exp, err := a.fs.SetAttr(ctx, vfs.InodeID(op.Inode), req)
 	if err != nil {
 		return a.fail(err)
 	}
@@ -398,7 +398,7 @@ func (a *adapter) SetInodeAttributes(ctx context.Context, op *fuseops.SetInodeAt
 
 func (a *adapter) CreateSymlink(ctx context.Context, op *fuseops.CreateSymlinkOp) error {
 	ctx = uninterruptible(ctx)
-	e, err := a.fs.Symlink(ctx, fs.InodeID(op.Parent), op.Name, op.Target, caller(op.OpContext))
+	e, err := a.fs.Symlink(ctx, vfs.InodeID(op.Parent), op.Name, op.Target, caller(op.OpContext))
 	if err != nil {
 		return a.fail(err)
 	}
@@ -408,7 +408,7 @@ func (a *adapter) CreateSymlink(ctx context.Context, op *fuseops.CreateSymlinkOp
 
 func (a *adapter) ReadSymlink(ctx context.Context, op *fuseops.ReadSymlinkOp) error {
 	ctx = uninterruptible(ctx)
-	t, err := a.fs.ReadLink(ctx, fs.InodeID(op.Inode))
+	t, err := a.fs.ReadLink(ctx, vfs.InodeID(op.Inode))
 	if err != nil {
 		return a.fail(err)
 	}
@@ -422,7 +422,7 @@ func (a *adapter) CreateLink(ctx context.Context, op *fuseops.CreateLinkOp) erro
 	if !ok {
 		return a.fail(a.fs.Unsupported("link"))
 	}
-	e, err := l.Link(ctx, fs.InodeID(op.Target), fs.InodeID(op.Parent), op.Name)
+	e, err := l.Link(ctx, vfs.InodeID(op.Target), vfs.InodeID(op.Parent), op.Name)
 	if err != nil {
 		return a.fail(err)
 	}
@@ -436,7 +436,7 @@ func (a *adapter) MkNode(ctx context.Context, op *fuseops.MkNodeOp) error {
 	if !ok {
 		return a.fail(a.fs.Unsupported("mknod"))
 	}
-	e, err := m.MkNode(ctx, fs.InodeID(op.Parent), op.Name, op.Mode, op.Rdev, caller(op.OpContext))
+	e, err := m.MkNode(ctx, vfs.InodeID(op.Parent), op.Name, op.Mode, op.Rdev, caller(op.OpContext))
 	if err != nil {
 		return a.fail(err)
 	}
@@ -446,7 +446,7 @@ func (a *adapter) MkNode(ctx context.Context, op *fuseops.MkNodeOp) error {
 
 func (a *adapter) SetXattr(ctx context.Context, op *fuseops.SetXattrOp) error {
 	ctx = uninterruptible(ctx)
-	return a.fail(a.fs.SetXattr(ctx, fs.InodeID(op.Inode), op.Name, op.Value, op.Flags))
+	return a.fail(a.fs.SetXattr(ctx, vfs.InodeID(op.Inode), op.Name, op.Value, op.Flags))
 }
 
 func (a *adapter) RemoveXattr(ctx context.Context, op *fuseops.RemoveXattrOp) error {
@@ -455,8 +455,8 @@ func (a *adapter) RemoveXattr(ctx context.Context, op *fuseops.RemoveXattrOp) er
 	if !ok {
 		return a.fail(a.fs.Unsupported("removexattr"))
 	}
-	err := r.RemoveXattr(ctx, fs.InodeID(op.Inode), op.Name)
-	if fs.CodeOf(err) == fs.CodeNoAttr {
+	err := r.RemoveXattr(ctx, vfs.InodeID(op.Inode), op.Name)
+	if vfs.CodeOf(err) == vfs.CodeNoAttr {
 		return syscall.ENODATA
 	}
 	return a.fail(err)
@@ -467,7 +467,7 @@ func (a *adapter) Fallocate(ctx context.Context, op *fuseops.FallocateOp) error 
 	return a.fail(a.fs.Unsupported("fallocate"))
 }
 
-func childEntry(e fs.Entry) fuseops.ChildInodeEntry {
+func childEntry(e vfs.Entry) fuseops.ChildInodeEntry {
 	return fuseops.ChildInodeEntry{
 		Child: fuseops.InodeID(e.Attr.Inode), Generation: fuseops.GenerationNumber(e.Generation), Attributes: attrs(e.Attr),
 		AttributesExpiration: e.Expires, EntryExpiration: e.Expires,
@@ -478,9 +478,9 @@ func childEntry(e fs.Entry) fuseops.ChildInodeEntry {
 // a buffer too small is ERANGE.
 func (a *adapter) GetXattr(ctx context.Context, op *fuseops.GetXattrOp) error {
 	ctx = uninterruptible(ctx)
-	v, err := a.fs.GetXattr(ctx, fs.InodeID(op.Inode), op.Name)
+	v, err := a.fs.GetXattr(ctx, vfs.InodeID(op.Inode), op.Name)
 	if err != nil {
-		if fs.CodeOf(err) == fs.CodeNoAttr {
+		if vfs.CodeOf(err) == vfs.CodeNoAttr {
 			return syscall.ENODATA // the normal answer; not worth a log line
 		}
 		return a.fail(err)
@@ -490,7 +490,7 @@ func (a *adapter) GetXattr(ctx context.Context, op *fuseops.GetXattrOp) error {
 
 func (a *adapter) ListXattr(ctx context.Context, op *fuseops.ListXattrOp) error {
 	ctx = uninterruptible(ctx)
-	names, err := a.fs.ListXattr(ctx, fs.InodeID(op.Inode))
+	names, err := a.fs.ListXattr(ctx, vfs.InodeID(op.Inode))
 	if err != nil {
 		return a.fail(err)
 	}

@@ -17,7 +17,7 @@ import (
 	"github.com/jacobsa/fuse/fuseops"
 	"github.com/jacobsa/fuse/fuseutil"
 
-	"github.com/mount-s3/mount-s3/impl/fs"
+	"github.com/mount-s3/mount-s3/impl/vfs"
 )
 
 // Options are the kernel-facing settings of a mount.
@@ -203,7 +203,7 @@ func (w *slogWriter) Write(p []byte) (int, error) {
 // inode no longer describe it (a failed write that reverts a file to what the bucket holds, a
 // remote change in sync mode), so that no read is cut short by a size the file does not have.
 type Invalidating interface {
-	SetInvalidator(func(fs.InodeID))
+	SetInvalidator(func(vfs.InodeID))
 }
 
 // invalidator passes the core's invalidations to the kernel. Each waits until the kernel has
@@ -217,7 +217,7 @@ type invalidator struct {
 
 const invalidateWait = time.Second
 
-func (v *invalidator) invalidate(id fs.InodeID) {
+func (v *invalidator) invalidate(id vfs.InodeID) {
 	select {
 	case <-v.served:
 		return

@@ -7,14 +7,14 @@ import (
 
 	"github.com/jacobsa/fuse/fuseops"
 
-	"github.com/mount-s3/mount-s3/impl/fs"
+	"github.com/mount-s3/mount-s3/impl/vfs"
 )
 
 // caller names who sent a request: the process (tgid), the uid the kernel reports and the
 // effective gid, which the kernel does not pass through jacobsa/fuse, read from /proc. When the
 // thread is gone, the pid and uid stand and the gid is the uid's best guess: the mount's own.
-func caller(oc fuseops.OpContext) fs.Caller {
-	c := fs.Caller{Pid: oc.Pid, UID: oc.Uid, GID: uint32(os.Getgid())}
+func caller(oc fuseops.OpContext) vfs.Caller {
+	c := vfs.Caller{Pid: oc.Pid, UID: oc.Uid, GID: uint32(os.Getgid())}
 	status, err := os.ReadFile("/proc/" + strconv.FormatUint(uint64(oc.Pid), 10) + "/status")
 	if err != nil {
 		return c

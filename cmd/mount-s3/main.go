@@ -21,12 +21,12 @@ import (
 	"github.com/mount-s3/mount-s3/impl/cache"
 	"github.com/mount-s3/mount-s3/impl/control"
 	"github.com/mount-s3/mount-s3/impl/fetchahead"
-	"github.com/mount-s3/mount-s3/impl/fs"
 	"github.com/mount-s3/mount-s3/impl/memory"
 	"github.com/mount-s3/mount-s3/impl/metrics"
 	"github.com/mount-s3/mount-s3/impl/read"
 	"github.com/mount-s3/mount-s3/impl/s3"
 	"github.com/mount-s3/mount-s3/impl/s3/embedded"
+	"github.com/mount-s3/mount-s3/impl/streamfs"
 	"github.com/mount-s3/mount-s3/impl/write"
 	"github.com/mount-s3/mount-s3/mount"
 )
@@ -234,8 +234,8 @@ func serve(o *options, ready func(error)) error {
 			ahead = fetchahead.New(fetchahead.Config{Store: data, Budget: budget, MaxBytes: min(fetchahead.DefaultMaxBytes, budget.Limit()/8)})
 			defer ahead.Close()
 		}
-		var sfs *fs.FS
-		sfs, err = fs.New(fs.Config{FetchAhead: ahead,
+		var sfs *streamfs.FS
+		sfs, err = streamfs.New(streamfs.Config{FetchAhead: ahead,
 			Store: data, Logger: logger, ControlSocket: socket, Prefix: o.prefix, UID: o.uid, GID: o.gid,
 			FileMode: o.fileMode, DirMode: o.dirMode, MetadataTTL: o.metadataTTL, NegativeTTL: o.negativeTTL,
 			AllowOverwrite: o.allowOverwrite, AllowDelete: o.allowDelete,

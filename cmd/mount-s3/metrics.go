@@ -9,10 +9,10 @@ import (
 	"go.opentelemetry.io/otel/attribute"
 
 	"github.com/mount-s3/mount-s3/impl/cache"
-	"github.com/mount-s3/mount-s3/impl/fs"
 	"github.com/mount-s3/mount-s3/impl/memory"
 	"github.com/mount-s3/mount-s3/impl/metrics"
 	"github.com/mount-s3/mount-s3/impl/read"
+	"github.com/mount-s3/mount-s3/impl/streamfs"
 	"github.com/mount-s3/mount-s3/mount"
 )
 
@@ -62,7 +62,7 @@ func readMetrics(m *metrics.Metrics, st *read.Stats) {
 }
 
 // uploadMetrics registers a streaming mount's uploads.
-func uploadMetrics(m *metrics.Metrics, f *fs.FS) {
+func uploadMetrics(m *metrics.Metrics, f *streamfs.FS) {
 	m.Gauge("mount_s3.uploads.in_flight", "{upload}", "Files open for writing whose upload is not complete", func() int64 {
 		n, _, _ := f.UploadStats()
 		return n

@@ -11,7 +11,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/mount-s3/mount-s3/impl/fs"
+	"github.com/mount-s3/mount-s3/impl/vfs"
 	"github.com/mount-s3/mount-s3/spec/keymap"
 	"github.com/mount-s3/mount-s3/spec/syncrule"
 )
@@ -306,7 +306,7 @@ func flags() []flag {
 // parseArgs parses Mountpoint's command line: `[OPTIONS] BUCKET DIR`, options and positional
 // arguments in any order, `--name value` and `--name=value`, and `-o a,b=c` (fstab form).
 func parseArgs(args []string) (*options, error) {
-	o := &options{metadataTTL: fs.MinimalTTL, memoryTargetMiB: 512, throughputGbps: 10, maxThreads: 16,
+	o := &options{metadataTTL: vfs.MinimalTTL, memoryTargetMiB: 512, throughputGbps: 10, maxThreads: 16,
 		writeBackDelay: syncrule.DefaultWriteBackDelay, expireAfter: syncrule.DefaultExpireAfter, importThreshold: syncrule.DefaultImportThreshold,
 		bucketWarningLimit: defaultBucketWarningLimit, uid: uint32(os.Getuid()), gid: uint32(os.Getgid())}
 	table := flags()
@@ -553,7 +553,7 @@ const indefinite = 100 * 365 * 24 * time.Hour
 func parseTTL(v string) (time.Duration, error) {
 	switch v {
 	case "minimal":
-		return fs.MinimalTTL, nil
+		return vfs.MinimalTTL, nil
 	case "indefinite":
 		return indefinite, nil
 	}

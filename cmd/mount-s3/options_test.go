@@ -7,7 +7,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/mount-s3/mount-s3/impl/fs"
+	"github.com/mount-s3/mount-s3/impl/vfs"
 )
 
 // parsed is what parseArgs must return for `BUCKET DIR` plus the flags of one row: the
@@ -38,9 +38,9 @@ func TestParseArgsDefaults(t *testing.T) {
 		{"bucket", o.bucket, "my-bucket"},
 		{"dir", o.dir, "/mnt"},
 		{"prefix", o.prefix, ""},
-		{"metadata TTL (minimal)", o.metadataTTL, fs.MinimalTTL},
-		{"minimal is one second", fs.MinimalTTL, time.Second},
-		{"negative TTL follows the metadata TTL", o.negativeTTL, fs.MinimalTTL},
+		{"metadata TTL (minimal)", o.metadataTTL, vfs.MinimalTTL},
+		{"minimal is one second", vfs.MinimalTTL, time.Second},
+		{"negative TTL follows the metadata TTL", o.negativeTTL, vfs.MinimalTTL},
 		{"negative TTL not set", o.negativeTTLSet, false},
 		{"uid is the mounting user's", o.uid, uint32(os.Getuid())},
 		{"gid is the mounting user's", o.gid, uint32(os.Getgid())},

@@ -6,8 +6,8 @@ import (
 	"time"
 
 	"github.com/mount-s3/mount-s3/impl/control"
-	"github.com/mount-s3/mount-s3/impl/fs"
 	"github.com/mount-s3/mount-s3/impl/status"
+	"github.com/mount-s3/mount-s3/impl/streamfs"
 	"github.com/mount-s3/mount-s3/impl/sync/engine"
 	"github.com/mount-s3/mount-s3/impl/sync/local"
 	"github.com/mount-s3/mount-s3/spec/syncrule"
@@ -18,7 +18,7 @@ import (
 
 // streamingControl answers a streaming mount's requests: its summary; there is nothing to
 // flush, since every file is in the bucket when its close returns.
-func streamingControl(o *options, f *fs.FS) control.Handler {
+func streamingControl(o *options, f *streamfs.FS) control.Handler {
 	return func(ctx context.Context, req control.Request, send func(status.Line) error) error {
 		switch req.Op {
 		case control.OpStatus:

@@ -1,7 +1,7 @@
 // Package fetchahead owns reading small objects whole before a program asks for their bytes.
 // A program that reads a directory's files one after another (cp -r, tar, rsync, a training
 // loader) pays a GET round trip per file, in series; fetched ahead, several at once, the
-// files are in memory when they are opened. The file system decides what to fetch (impl/fs:
+// files are in memory when they are opened. The file system decides what to fetch (impl/streamfs:
 // the file being opened, and the next files of a directory read in listing order); this
 // package fetches each object whole at the version named (If-Match), holds the bodies within
 // a byte limit and the mount's memory budget, hands each to the first open of that version,

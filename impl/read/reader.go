@@ -3,7 +3,7 @@
 // serving reads from the fetched parts, and fetching the least it can for random access.
 //
 // It talks to the bucket only through impl/s3.Store and accounts every buffer it holds in a
-// shared impl/memory.Budget. It must not know about inodes, paths, FUSE or the kernel (impl/fs
+// shared impl/memory.Budget. It must not know about inodes, paths, FUSE or the kernel (impl/streamfs
 // maps keys and errors), must not cache across handles, and must never exceed the budget: when
 // memory is short it prefetches less and reads straight into the caller's buffer instead.
 //

@@ -5,8 +5,8 @@ import (
 	"errors"
 	"sync"
 
-	"github.com/mount-s3/mount-s3/impl/fs"
 	"github.com/mount-s3/mount-s3/impl/sync/local"
+	"github.com/mount-s3/mount-s3/impl/vfs"
 	"github.com/mount-s3/mount-s3/spec/keymap"
 )
 
@@ -53,11 +53,11 @@ func (f *FS) ensureTree(ctx context.Context, op, dir string) error {
 type dirHandle struct {
 	mu      sync.Mutex
 	path    string
-	entries []fs.DirEntry
+	entries []vfs.DirEntry
 }
 
 // OpenDir opens a directory, importing its entries on first access (Y1).
-func (f *FS) OpenDir(ctx context.Context, id fs.InodeID) (fs.HandleID, error) {
+func (f *FS) OpenDir(ctx context.Context, id vfs.InodeID) (vfs.HandleID, error) {
 	path, err := f.pathOf(id, "opendir")
 	if err != nil {
 		return 0, err
@@ -69,7 +69,7 @@ func (f *FS) OpenDir(ctx context.Context, id fs.InodeID) (fs.HandleID, error) {
 }
 
 // ReadDir returns the entries from offset on.
-func (f *FS) ReadDir(ctx context.Context, h fs.HandleID, offset uint64) ([]fs.DirEntry, error) {
+func (f *FS) ReadDir(ctx context.Context, h vfs.HandleID, offset uint64) ([]vfs.DirEntry, error) {
 	dh, ok := f.handle(h).(*dirHandle)
 	if !ok {
 		return nil, badHandle("readdir")
@@ -81,14 +81,14 @@ func (f *FS) ReadDir(ctx context.Context, h fs.HandleID, offset uint64) ([]fs.Di
 		if err != nil {
 			return nil, localError("readdir", dh.path, err)
 		}
-		dh.entries = make([]fs.DirEntry, 0, len(list)+2)
+		dh.entries = make([]vfs.DirEntry, 0, len(list)+2)
 		f.mu.Lock()
 		parent, _ := keymap.Split(dh.path)
 		dh.entries = append(dh.entries,
-			fs.DirEntry{Offset: 1, Inode: f.inodeForLocked(dh.path, 0, false).id, Name: ".", Kind: keymap.Dir},
-			fs.DirEntry{Offset: 2, Inode: f.inodeForLocked(parent, 0, false).id, Name: "..", Kind: keymap.Dir})
+			vfs.DirEntry{Offset: 1, Inode: f.inodeForLocked(dh.path, 0, false).id, Name: ".", Kind: keymap.Dir},
+			vfs.DirEntry{Offset: 2, Inode: f.inodeForLocked(parent, 0, false).id, Name: "..", Kind: keymap.Dir})
 		for i, e := range list {
-			de := fs.DirEntry{Offset: uint64(i + 3), Inode: f.inodeForLocked(e.Path, fileID(e), e.Nlink > 1).id, Name: lastName(e.Path), Kind: keymap.File}
+			de := vfs.DirEntry{Offset: uint64(i + 3), Inode: f.inodeForLocked(e.Path, fileID(e), e.Nlink > 1).id, Name: lastName(e.Path), Kind: keymap.File}
 			if e.Kind == local.KindDir {
 				de.Kind = keymap.Dir
 			} else {
@@ -105,7 +105,7 @@ func (f *FS) ReadDir(ctx context.Context, h fs.HandleID, offset uint64) ([]fs.Di
 }
 
 // ReleaseDir closes a directory handle.
-func (f *FS) ReleaseDir(h fs.HandleID) {
+func (f *FS) ReleaseDir(h vfs.HandleID) {
 	f.mu.Lock()
 	delete(f.handles, h)
 	f.mu.Unlock()
@@ -116,7 +116,7 @@ func lastName(path string) string {
 	return name
 }
 
-func (f *FS) addHandle(h any) fs.HandleID {
+func (f *FS) addHandle(h any) vfs.HandleID {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	id := f.nextH
@@ -125,12 +125,12 @@ func (f *FS) addHandle(h any) fs.HandleID {
 	return id
 }
 
-func (f *FS) handle(h fs.HandleID) any {
+func (f *FS) handle(h vfs.HandleID) any {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	return f.handles[h]
 }
 
 func badHandle(op string) error {
-	return fs.NewError(op, "", fs.CodeBadHandle, "unknown handle")
+	return vfs.NewError(op, "", vfs.CodeBadHandle, "unknown handle")
 }

@@ -4,7 +4,7 @@
 // large files streamed from the bucket until a program writes them (Y2).
 //
 // It owns the kernel-facing side of sync mode: inode numbers and their paths (which follow
-// renames), open handles, and the translation of local-layer errors into fs codes. It decides
+// renames), open handles, and the translation of local-layer errors into vfs codes. It decides
 // no sync rule itself: the local layer applies spec/syncrule on every change, the importer
 // brings bucket state in, and the write-back engine is only told that something changed.
 //

@@ -11,10 +11,10 @@ import (
 	"time"
 
 	"github.com/mount-s3/mount-s3/impl/clock"
-	"github.com/mount-s3/mount-s3/impl/fs"
 	"github.com/mount-s3/mount-s3/impl/read"
 	"github.com/mount-s3/mount-s3/impl/s3"
 	"github.com/mount-s3/mount-s3/impl/sync/local"
+	"github.com/mount-s3/mount-s3/impl/vfs"
 	"github.com/mount-s3/mount-s3/spec/keymap"
 )
 
@@ -63,21 +63,21 @@ type FS struct {
 	log   *slog.Logger
 
 	mu      sync.Mutex
-	byID    map[fs.InodeID]*inode // GUARDED_BY(mu)
-	byPath  map[string]*inode     // GUARDED_BY(mu): live paths only, every name of a linked file
-	byData  map[uint64]*inode     // GUARDED_BY(mu): a non-directory's inode by its local id (Info.ID)
-	nextID  fs.InodeID            // GUARDED_BY(mu)
-	handles map[fs.HandleID]any   // GUARDED_BY(mu): *fileHandle or *dirHandle
-	nextH   fs.HandleID           // GUARDED_BY(mu)
+	byID    map[vfs.InodeID]*inode // GUARDED_BY(mu)
+	byPath  map[string]*inode      // GUARDED_BY(mu): live paths only, every name of a linked file
+	byData  map[uint64]*inode      // GUARDED_BY(mu): a non-directory's inode by its local id (Info.ID)
+	nextID  vfs.InodeID            // GUARDED_BY(mu)
+	handles map[vfs.HandleID]any   // GUARDED_BY(mu): *fileHandle or *dirHandle
+	nextH   vfs.HandleID           // GUARDED_BY(mu)
 
 	// invalidate tells the kernel that what it cached of an inode is wrong (SetInvalidator).
 	// GUARDED_BY(mu): the watcher may report a change before the adapter sets it.
-	invalidate func(fs.InodeID)
+	invalidate func(vfs.InodeID)
 }
 
 // SetInvalidator gives the file system a way to tell the kernel that its cached attributes
 // and pages of an inode are wrong. Call it before the mount serves.
-func (f *FS) SetInvalidator(fn func(fs.InodeID)) {
+func (f *FS) SetInvalidator(fn func(vfs.InodeID)) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.invalidate = fn
@@ -100,14 +100,14 @@ func (f *FS) RemoteChanged(path string) {
 // A file with hard links is one inode with several names: path is the one operations use,
 // links the others; it is unlinked when the last goes.
 type inode struct {
-	id fs.InodeID // constant
+	id vfs.InodeID // constant
 	// The rest is GUARDED_BY(FS.mu).
 	path     string
 	links    []string
 	dataID   uint64 // the local layer's id of a non-directory (0: not known yet)
 	lookups  uint64 // the kernel's references (Forget)
 	unlinked bool
-	last     fs.Attr // what the kernel was last told (staleSize, an unlinked file's fstat)
+	last     vfs.Attr // what the kernel was last told (staleSize, an unlinked file's fstat)
 }
 
 // New returns the file system over cfg.Layer.
@@ -127,11 +127,11 @@ func New(cfg Config) (*FS, error) {
 	if cfg.AttrTTL == 0 {
 		cfg.AttrTTL = time.Second
 	}
-	root := &inode{id: fs.RootID, path: "", lookups: 1}
+	root := &inode{id: vfs.RootID, path: "", lookups: 1}
 	return &FS{
 		cfg: cfg, layer: cfg.Layer, log: cfg.Logger,
-		byID: map[fs.InodeID]*inode{fs.RootID: root}, byPath: map[string]*inode{"": root}, byData: map[uint64]*inode{},
-		nextID: fs.RootID + 1, handles: map[fs.HandleID]any{}, nextH: 1,
+		byID: map[vfs.InodeID]*inode{vfs.RootID: root}, byPath: map[string]*inode{"": root}, byData: map[uint64]*inode{},
+		nextID: vfs.RootID + 1, handles: map[vfs.HandleID]any{}, nextH: 1,
 	}, nil
 }
 
@@ -142,16 +142,16 @@ func (f *FS) notify() {
 }
 
 // pathOf returns the live path of inode id.
-func (f *FS) pathOf(id fs.InodeID, op string) (string, error) {
+func (f *FS) pathOf(id vfs.InodeID, op string) (string, error) {
 	f.mu.Lock()
 	in := f.byID[id]
 	if in == nil {
 		f.mu.Unlock()
-		return "", fs.NewError(op, "", fs.CodeNotFound, "unknown inode (forgotten by the kernel)")
+		return "", vfs.NewError(op, "", vfs.CodeNotFound, "unknown inode (forgotten by the kernel)")
 	}
 	if in.unlinked {
 		f.mu.Unlock()
-		return "", fs.NewError(op, in.path, fs.CodeNotFound, "removed")
+		return "", vfs.NewError(op, in.path, vfs.CodeNotFound, "removed")
 	}
 	if len(in.links) == 0 {
 		defer f.mu.Unlock()
@@ -182,19 +182,19 @@ func (f *FS) linkedPath(in *inode, names []string, dataID uint64, op string) (st
 		f.dropNameLocked(in, p)
 	}
 	if path == "" || in.unlinked {
-		return "", fs.NewError(op, names[0], fs.CodeNotFound, "removed")
+		return "", vfs.NewError(op, names[0], vfs.CodeNotFound, "removed")
 	}
 	return path, nil
 }
 
 // childPath checks name and joins it to parent's path.
-func (f *FS) childPath(parent fs.InodeID, name, op string) (dir, path string, err error) {
+func (f *FS) childPath(parent vfs.InodeID, name, op string) (dir, path string, err error) {
 	dir, err = f.pathOf(parent, op)
 	if err != nil {
 		return "", "", err
 	}
 	path = keymap.Join(dir, name)
-	if err := fs.CheckName(op, path, name, fs.CodeInvalid); err != nil {
+	if err := vfs.CheckName(op, path, name, vfs.CodeInvalid); err != nil {
 		return "", "", err
 	}
 	return dir, path, nil
@@ -235,13 +235,13 @@ func (f *FS) inodeForLocked(path string, dataID uint64, linked bool) *inode {
 }
 
 // entry registers one more kernel reference to path's inode and describes it.
-func (f *FS) entry(info local.Info) fs.Entry {
+func (f *FS) entry(info local.Info) vfs.Entry {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	in := f.inodeForLocked(info.Path, fileID(info), info.Nlink > 1)
 	in.lookups++
 	in.last = attrOf(in.id, info)
-	return fs.Entry{Attr: in.last, Expires: f.cfg.Clock.Now().Add(f.cfg.AttrTTL)}
+	return vfs.Entry{Attr: in.last, Expires: f.cfg.Clock.Now().Add(f.cfg.AttrTTL)}
 }
 
 // dropPath marks the inode at path (and, for a directory, every inode below it) as removed.
@@ -273,8 +273,8 @@ func (f *FS) movePathsLocked(src, dst string) {
 	}
 }
 
-func attrOf(id fs.InodeID, info local.Info) fs.Attr {
-	a := fs.Attr{Inode: id, Size: uint64(info.Size), UID: info.Attr.UID, GID: info.Attr.GID,
+func attrOf(id vfs.InodeID, info local.Info) vfs.Attr {
+	a := vfs.Attr{Inode: id, Size: uint64(info.Size), UID: info.Attr.UID, GID: info.Attr.GID,
 		Mode: os.FileMode(info.Attr.Mode & 0o777), Nlink: max(1, info.Nlink),
 		Atime: info.Attr.AccessTime(), Mtime: info.Attr.Mtime, Ctime: info.Attr.ChangeTime()}
 	m := info.Attr.Mode
@@ -333,39 +333,39 @@ func kindOfMode(m os.FileMode) (local.Kind, bool) {
 	return 0, false
 }
 
-// localError classifies an error of the local layer, the importer or the store by fs.Classify,
+// localError classifies an error of the local layer, the importer or the store by vfs.Classify,
 // the table both cores share, with the two causes sync mode knows more about.
 func localError(op, path string, err error) error {
 	if err == nil {
 		return nil
 	}
-	var fe *fs.Error
+	var fe *vfs.Error
 	if errors.As(err, &fe) {
 		return err
 	}
-	code := fs.Classify(err)
+	code := vfs.Classify(err)
 	switch {
 	case errors.Is(err, local.ErrNoAttr): // not ErrNoData, the other ENODATA
-		code = fs.CodeNoAttr
+		code = vfs.CodeNoAttr
 	case errors.Is(err, s3.ErrNotFound), errors.Is(err, s3.ErrPreconditionFailed):
 		// The object went away or changed under a fetch: the local view is stale, not the
 		// caller's path wrong; the retry after the next import sees the new state.
-		code = fs.CodeIO
+		code = vfs.CodeIO
 	}
-	return &fs.Error{Op: op, Path: path, Code: code, Err: err}
+	return &vfs.Error{Op: op, Path: path, Code: code, Err: err}
 }
 
 // StatFS reports the space of the disk that holds the sync dir: that is where writes go.
-func (f *FS) StatFS(ctx context.Context) fs.StatFS {
+func (f *FS) StatFS(ctx context.Context) vfs.StatFS {
 	var st syscall.Statfs_t
 	if err := syscall.Statfs(f.layer.Dir(), &st); err != nil {
-		return fs.StatFS{BlockSize: 4096, MaxNameLen: keymap.MaxNameLen, IOBlockSize: 1 << 20}
+		return vfs.StatFS{BlockSize: 4096, MaxNameLen: keymap.MaxNameLen, IOBlockSize: 1 << 20}
 	}
-	return fs.StatFS{BlockSize: uint32(st.Bsize), Blocks: st.Blocks, BlocksFree: st.Bavail,
+	return vfs.StatFS{BlockSize: uint32(st.Bsize), Blocks: st.Blocks, BlocksFree: st.Bavail,
 		Inodes: st.Files, InodesFree: st.Ffree, MaxNameLen: keymap.MaxNameLen, IOBlockSize: 1 << 20}
 }
 
 // Unsupported is the error for operations sync mode does not have: fallocate.
 func (f *FS) Unsupported(op string) error {
-	return fs.NewError(op, "", fs.CodeNotSupported, op+" is not supported in sync mode")
+	return vfs.NewError(op, "", vfs.CodeNotSupported, op+" is not supported in sync mode")
 }

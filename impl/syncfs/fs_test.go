@@ -8,8 +8,8 @@ import (
 
 	"github.com/stretchr/testify/require"
 
-	"github.com/mount-s3/mount-s3/impl/fs"
 	"github.com/mount-s3/mount-s3/impl/sync/local"
+	"github.com/mount-s3/mount-s3/impl/vfs"
 )
 
 type notifyCount struct{ n int }
@@ -34,19 +34,19 @@ func newFS(t *testing.T) (*FS, *local.Layer, *notifyCount) {
 	return f, l, wb
 }
 
-var me = fs.Caller{Pid: 1, UID: 1000, GID: 100}
+var me = vfs.Caller{Pid: 1, UID: 1000, GID: 100}
 
-func create(t *testing.T, f *FS, parent fs.InodeID, name string) (fs.Entry, fs.HandleID) {
+func create(t *testing.T, f *FS, parent vfs.InodeID, name string) (vfs.Entry, vfs.HandleID) {
 	t.Helper()
 	e, h, err := f.Create(context.Background(), parent, name, 0o640, me)
 	require.NoError(t, err)
 	return e, h
 }
 
-func readAll(t *testing.T, f *FS, id fs.InodeID) string {
+func readAll(t *testing.T, f *FS, id vfs.InodeID) string {
 	t.Helper()
 	ctx := context.Background()
-	h, err := f.Open(ctx, id, fs.OpenFlags{Read: true}, 1)
+	h, err := f.Open(ctx, id, vfs.OpenFlags{Read: true}, 1)
 	require.NoError(t, err)
 	defer f.Release(h)
 	buf := make([]byte, 1<<16)
@@ -58,7 +58,7 @@ func readAll(t *testing.T, f *FS, id fs.InodeID) string {
 func TestWriteAnywhereTruncateAndReadBack(t *testing.T) {
 	f, l, wb := newFS(t)
 	ctx := context.Background()
-	e, h := create(t, f, fs.RootID, "a.txt")
+	e, h := create(t, f, vfs.RootID, "a.txt")
 	require.Equal(t, os.FileMode(0o640), e.Attr.Mode)
 	require.Equal(t, uint32(1000), e.Attr.UID)
 	require.NoError(t, f.Write(ctx, h, 0, []byte("hello world")))
@@ -69,7 +69,7 @@ func TestWriteAnywhereTruncateAndReadBack(t *testing.T) {
 	require.Equal(t, "HELLO world\x00\x00\x00\x00\x00\x00\x00\x00\x00!", readAll(t, f, e.Attr.Inode))
 
 	size := uint64(5)
-	at, _, err := f.SetAttr(ctx, e.Attr.Inode, fs.SetAttrRequest{Size: &size})
+	at, _, err := f.SetAttr(ctx, e.Attr.Inode, vfs.SetAttrRequest{Size: &size})
 	require.NoError(t, err)
 	require.Equal(t, uint64(5), at.Size)
 	require.Equal(t, "HELLO", readAll(t, f, e.Attr.Inode))
@@ -83,19 +83,19 @@ func TestWriteAnywhereTruncateAndReadBack(t *testing.T) {
 func TestRenameKeepsInodesAndOpenHandles(t *testing.T) {
 	f, _, _ := newFS(t)
 	ctx := context.Background()
-	d, err := f.MkDir(ctx, fs.RootID, "d", 0o755, me)
+	d, err := f.MkDir(ctx, vfs.RootID, "d", 0o755, me)
 	require.NoError(t, err)
 	e, h := create(t, f, d.Attr.Inode, "f")
 	require.NoError(t, f.Write(ctx, h, 0, []byte("one")))
 
-	require.NoError(t, f.Rename(ctx, fs.RootID, "d", fs.RootID, "e"))
+	require.NoError(t, f.Rename(ctx, vfs.RootID, "d", vfs.RootID, "e"))
 	require.NoError(t, f.Write(ctx, h, 3, []byte("two"))) // the open handle follows the rename
 	require.NoError(t, f.Flush(ctx, h, 1))
 	f.Release(h)
 
-	_, err = f.Lookup(ctx, fs.RootID, "d")
-	require.Equal(t, fs.CodeNotFound, fs.CodeOf(err))
-	e2, err := f.Lookup(ctx, fs.RootID, "e")
+	_, err = f.Lookup(ctx, vfs.RootID, "d")
+	require.Equal(t, vfs.CodeNotFound, vfs.CodeOf(err))
+	e2, err := f.Lookup(ctx, vfs.RootID, "e")
 	require.NoError(t, err)
 	require.Equal(t, d.Attr.Inode, e2.Attr.Inode)
 	moved, err := f.Lookup(ctx, e2.Attr.Inode, "f")
@@ -104,14 +104,14 @@ func TestRenameKeepsInodesAndOpenHandles(t *testing.T) {
 	require.Equal(t, "onetwo", readAll(t, f, moved.Attr.Inode))
 
 	// A file renamed over another replaces it.
-	_, h = create(t, f, fs.RootID, "g")
+	_, h = create(t, f, vfs.RootID, "g")
 	require.NoError(t, f.Write(ctx, h, 0, []byte("gee")))
 	f.Release(h)
-	require.NoError(t, f.Rename(ctx, fs.RootID, "g", e2.Attr.Inode, "f"))
+	require.NoError(t, f.Rename(ctx, vfs.RootID, "g", e2.Attr.Inode, "f"))
 	require.Equal(t, "gee", readAll(t, f, lookupID(t, f, e2.Attr.Inode, "f")))
 }
 
-func lookupID(t *testing.T, f *FS, parent fs.InodeID, name string) fs.InodeID {
+func lookupID(t *testing.T, f *FS, parent vfs.InodeID, name string) vfs.InodeID {
 	t.Helper()
 	e, err := f.Lookup(context.Background(), parent, name)
 	require.NoError(t, err)
@@ -121,9 +121,9 @@ func lookupID(t *testing.T, f *FS, parent fs.InodeID, name string) fs.InodeID {
 func TestUnlinkedOpenFileStaysReadable(t *testing.T) {
 	f, _, _ := newFS(t)
 	ctx := context.Background()
-	e, h := create(t, f, fs.RootID, "tmp")
+	e, h := create(t, f, vfs.RootID, "tmp")
 	require.NoError(t, f.Write(ctx, h, 0, []byte("scratch")))
-	require.NoError(t, f.Unlink(ctx, fs.RootID, "tmp"))
+	require.NoError(t, f.Unlink(ctx, vfs.RootID, "tmp"))
 	buf := make([]byte, 16)
 	n, err := f.Read(ctx, h, 0, buf)
 	require.NoError(t, err)
@@ -132,41 +132,41 @@ func TestUnlinkedOpenFileStaysReadable(t *testing.T) {
 	require.NoError(t, err)
 	require.Zero(t, at.Nlink)
 	f.Release(h)
-	_, err = f.Lookup(ctx, fs.RootID, "tmp")
-	require.Equal(t, fs.CodeNotFound, fs.CodeOf(err))
+	_, err = f.Lookup(ctx, vfs.RootID, "tmp")
+	require.Equal(t, vfs.CodeNotFound, vfs.CodeOf(err))
 }
 
 func TestDirectoriesSymlinksAndAttributes(t *testing.T) {
 	f, _, _ := newFS(t)
 	ctx := context.Background()
-	d, err := f.MkDir(ctx, fs.RootID, "d", 0o700, me)
+	d, err := f.MkDir(ctx, vfs.RootID, "d", 0o700, me)
 	require.NoError(t, err)
 	require.True(t, d.Attr.Mode.IsDir())
 	_, h := create(t, f, d.Attr.Inode, "x")
 	f.Release(h)
-	require.Equal(t, fs.CodeNotEmpty, fs.CodeOf(f.RmDir(ctx, fs.RootID, "d")))
+	require.Equal(t, vfs.CodeNotEmpty, vfs.CodeOf(f.RmDir(ctx, vfs.RootID, "d")))
 	require.NoError(t, f.Unlink(ctx, d.Attr.Inode, "x"))
-	require.NoError(t, f.RmDir(ctx, fs.RootID, "d"))
+	require.NoError(t, f.RmDir(ctx, vfs.RootID, "d"))
 
-	s, err := f.Symlink(ctx, fs.RootID, "link", "some/target", me)
+	s, err := f.Symlink(ctx, vfs.RootID, "link", "some/target", me)
 	require.NoError(t, err)
 	require.Equal(t, os.ModeSymlink, s.Attr.Mode&os.ModeType)
 	target, err := f.ReadLink(ctx, s.Attr.Inode)
 	require.NoError(t, err)
 	require.Equal(t, "some/target", target)
 
-	e, h := create(t, f, fs.RootID, "m")
+	e, h := create(t, f, vfs.RootID, "m")
 	f.Release(h)
 	mode := os.FileMode(0o600) | os.ModeSetgid
 	uid, mt := uint32(42), time.Unix(1700000000, 0)
-	at, _, err := f.SetAttr(ctx, e.Attr.Inode, fs.SetAttrRequest{Mode: &mode, UID: &uid, Mtime: &mt})
+	at, _, err := f.SetAttr(ctx, e.Attr.Inode, vfs.SetAttrRequest{Mode: &mode, UID: &uid, Mtime: &mt})
 	require.NoError(t, err)
 	require.Equal(t, mode, at.Mode)
 	require.Equal(t, uint32(42), at.UID)
 	require.Equal(t, uint32(100), at.GID, "chown of the uid alone keeps the gid")
 	require.True(t, at.Mtime.Equal(mt))
 
-	h2, err := f.OpenDir(ctx, fs.RootID)
+	h2, err := f.OpenDir(ctx, vfs.RootID)
 	require.NoError(t, err)
 	entries, err := f.ReadDir(ctx, h2, 0)
 	require.NoError(t, err)
@@ -181,7 +181,7 @@ func TestDirectoriesSymlinksAndAttributes(t *testing.T) {
 	f.ReleaseDir(h2)
 
 	_, err = f.GetXattr(ctx, e.Attr.Inode, "user.anything")
-	require.Equal(t, fs.CodeNoAttr, fs.CodeOf(err))
-	_, _, err = f.Create(ctx, fs.RootID, "m", 0o644, me)
-	require.Equal(t, fs.CodeExists, fs.CodeOf(err))
+	require.Equal(t, vfs.CodeNoAttr, vfs.CodeOf(err))
+	_, _, err = f.Create(ctx, vfs.RootID, "m", 0o644, me)
+	require.Equal(t, vfs.CodeExists, vfs.CodeOf(err))
 }

@@ -4,7 +4,7 @@ import (
 	"fmt"
 	"slices"
 
-	"github.com/mount-s3/mount-s3/impl/fs"
+	"github.com/mount-s3/mount-s3/impl/vfs"
 )
 
 // CheckInvariants checks the inode and handle tables: the tests call it after their
@@ -13,7 +13,7 @@ import (
 func (f *FS) CheckInvariants() error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	if root := f.byID[fs.RootID]; root == nil || root.path != "" || f.byPath[""] != root {
+	if root := f.byID[vfs.RootID]; root == nil || root.path != "" || f.byPath[""] != root {
 		return fmt.Errorf("the root inode is missing or wrong")
 	}
 	for id, in := range f.byID {

@@ -4,39 +4,39 @@ import (
 	"context"
 	"errors"
 
-	"github.com/mount-s3/mount-s3/impl/fs"
 	"github.com/mount-s3/mount-s3/impl/sync/local"
+	"github.com/mount-s3/mount-s3/impl/vfs"
 )
 
 // Link makes name in parent another name of the file id (link(2)). The bucket has no links:
 // the new name is its own object with the file's bytes and metadata, and every later change
 // through any name is owed to every name (local.Layer.Link, docs/SYNC-MODE.md). The kernel
 // gets the same inode back, so both names are one file to it too.
-func (f *FS) Link(ctx context.Context, id fs.InodeID, parent fs.InodeID, name string) (fs.Entry, error) {
+func (f *FS) Link(ctx context.Context, id vfs.InodeID, parent vfs.InodeID, name string) (vfs.Entry, error) {
 	src, err := f.pathOf(id, "link")
 	if err != nil {
-		return fs.Entry{}, err
+		return vfs.Entry{}, err
 	}
 	dir, path, err := f.childPath(parent, name, "link")
 	if err != nil {
-		return fs.Entry{}, err
+		return vfs.Entry{}, err
 	}
 	if err := f.ensureDir(ctx, "link", dir, false); err != nil {
-		return fs.Entry{}, err
+		return vfs.Entry{}, err
 	}
 	// The new name's object takes the file's attributes: record the bucket's first, and
 	// its bytes, which a name needs local to share them.
 	if err := f.settle(ctx, "link", src); err != nil {
-		return fs.Entry{}, err
+		return vfs.Entry{}, err
 	}
 	var info local.Info
 	for attempt := 0; ; attempt++ {
 		if info, err = f.layer.Stat(src); err != nil {
-			return fs.Entry{}, localError("link", src, err)
+			return vfs.Entry{}, localError("link", src, err)
 		}
 		if info.Kind == local.KindFile {
 			if err := f.fetch(ctx, "link", src, info); err != nil {
-				return fs.Entry{}, err
+				return vfs.Entry{}, err
 			}
 		}
 		info, err = f.layer.Link(src, path)
@@ -44,7 +44,7 @@ func (f *FS) Link(ctx context.Context, id fs.InodeID, parent fs.InodeID, name st
 			break
 		}
 		if !errors.Is(err, local.ErrNoData) || attempt == 3 {
-			return fs.Entry{}, localError("link", path, err)
+			return vfs.Entry{}, localError("link", path, err)
 		}
 	}
 	f.notify()
@@ -67,7 +67,7 @@ func (f *FS) Link(ctx context.Context, id fs.InodeID, parent fs.InodeID, name st
 	}
 	in.lookups++
 	in.last = attrOf(in.id, info)
-	return fs.Entry{Attr: in.last, Expires: f.cfg.Clock.Now().Add(f.cfg.AttrTTL)}, nil
+	return vfs.Entry{Attr: in.last, Expires: f.cfg.Clock.Now().Add(f.cfg.AttrTTL)}, nil
 }
 
 // fileID is the id that identifies info's file among its names (0 for a directory).

@@ -4,16 +4,16 @@ import (
 	"context"
 	"time"
 
-	"github.com/mount-s3/mount-s3/impl/fs"
 	"github.com/mount-s3/mount-s3/impl/sync/local"
+	"github.com/mount-s3/mount-s3/impl/vfs"
 	"github.com/mount-s3/mount-s3/spec/keymap"
 )
 
 // Lookup finds name in parent, importing parent's entries on first access (Y1).
-func (f *FS) Lookup(ctx context.Context, parent fs.InodeID, name string) (fs.Entry, error) {
+func (f *FS) Lookup(ctx context.Context, parent vfs.InodeID, name string) (vfs.Entry, error) {
 	path, info, err := f.find(ctx, parent, name)
 	if err != nil {
-		return fs.Entry{}, err
+		return vfs.Entry{}, err
 	}
 	if info.AttrPending && f.cfg.Importer != nil {
 		// The kernel keeps the type it is told first: read the metadata before answering.
@@ -30,28 +30,28 @@ func (f *FS) Lookup(ctx context.Context, parent fs.InodeID, name string) (fs.Ent
 // from the layer alone, so listing a directory sends no request per entry. An entry whose
 // metadata is not read yet is left to a LOOKUP of its own (an error here), and its metadata
 // is read ahead of the stat an `ls -l` sends next.
-func (f *FS) LookupListed(ctx context.Context, parent fs.InodeID, name string) (fs.Entry, error) {
+func (f *FS) LookupListed(ctx context.Context, parent vfs.InodeID, name string) (vfs.Entry, error) {
 	path, info, err := f.find(ctx, parent, name)
 	if err != nil {
-		return fs.Entry{}, err
+		return vfs.Entry{}, err
 	}
 	if info.AttrPending {
 		if f.cfg.Importer != nil {
 			f.cfg.Importer.PrefetchAttrs(path)
 		}
-		return fs.Entry{}, fs.NewError("lookup", path, fs.CodeNotFound, "attributes not read yet")
+		return vfs.Entry{}, vfs.NewError("lookup", path, vfs.CodeNotFound, "attributes not read yet")
 	}
 	return f.entry(info), nil
 }
 
 // find resolves name in parent from the layer, importing parent's entries on first access.
-func (f *FS) find(ctx context.Context, parent fs.InodeID, name string) (string, local.Info, error) {
+func (f *FS) find(ctx context.Context, parent vfs.InodeID, name string) (string, local.Info, error) {
 	dir, err := f.pathOf(parent, "lookup")
 	if err != nil {
 		return "", local.Info{}, err
 	}
 	path := keymap.Join(dir, name)
-	if err := fs.CheckName("lookup", path, name, fs.CodeNotFound); err != nil {
+	if err := vfs.CheckName("lookup", path, name, vfs.CodeNotFound); err != nil {
 		return "", local.Info{}, err
 	}
 	if err := f.ensureDir(ctx, "lookup", dir, false); err != nil {
@@ -66,25 +66,25 @@ func (f *FS) find(ctx context.Context, parent fs.InodeID, name string) (string, 
 
 // GetAttr answers from the local layer; an inode removed while open answers its last
 // attributes, as a local file system does for fstat of an unlinked file.
-func (f *FS) GetAttr(ctx context.Context, id fs.InodeID) (fs.Attr, time.Time, error) {
+func (f *FS) GetAttr(ctx context.Context, id vfs.InodeID) (vfs.Attr, time.Time, error) {
 	f.mu.Lock()
 	in := f.byID[id]
 	var path string
 	var gone bool
-	var last fs.Attr
+	var last vfs.Attr
 	if in != nil {
 		path, gone, last = in.path, in.unlinked, in.last
 	}
 	f.mu.Unlock()
 	if in == nil {
-		return fs.Attr{}, time.Time{}, fs.NewError("getattr", "", fs.CodeNotFound, "unknown inode")
+		return vfs.Attr{}, time.Time{}, vfs.NewError("getattr", "", vfs.CodeNotFound, "unknown inode")
 	}
 	if gone {
 		return last, f.cfg.Clock.Now(), nil
 	}
 	info, err := f.layer.Stat(path)
 	if err != nil {
-		return fs.Attr{}, time.Time{}, localError("getattr", path, err)
+		return vfs.Attr{}, time.Time{}, localError("getattr", path, err)
 	}
 	a := attrOf(id, info)
 	f.mu.Lock()
@@ -94,11 +94,11 @@ func (f *FS) GetAttr(ctx context.Context, id fs.InodeID) (fs.Attr, time.Time, er
 }
 
 // Forget drops n kernel references to id.
-func (f *FS) Forget(id fs.InodeID, n uint64) {
+func (f *FS) Forget(id vfs.InodeID, n uint64) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	in := f.byID[id]
-	if in == nil || id == fs.RootID {
+	if in == nil || id == vfs.RootID {
 		return
 	}
 	if in.lookups <= n {

@@ -9,47 +9,47 @@ import (
 	"time"
 
 	"github.com/mount-s3/mount-s3/impl/control"
-	"github.com/mount-s3/mount-s3/impl/fs"
 	"github.com/mount-s3/mount-s3/impl/sync/local"
+	"github.com/mount-s3/mount-s3/impl/vfs"
 	"github.com/mount-s3/mount-s3/spec/syncrule"
 )
 
 // MkDir makes a directory; its marker object "dir/" is owed to the bucket (Y8).
-func (f *FS) MkDir(ctx context.Context, parent fs.InodeID, name string, mode os.FileMode, c fs.Caller) (fs.Entry, error) {
+func (f *FS) MkDir(ctx context.Context, parent vfs.InodeID, name string, mode os.FileMode, c vfs.Caller) (vfs.Entry, error) {
 	dir, path, err := f.childPath(parent, name, "mkdir")
 	if err != nil {
-		return fs.Entry{}, err
+		return vfs.Entry{}, err
 	}
 	if err := f.ensureDir(ctx, "mkdir", dir, false); err != nil {
-		return fs.Entry{}, err
+		return vfs.Entry{}, err
 	}
 	info, err := f.layer.Mkdir(path, uint32(mode.Perm())|specialBits(mode), c.UID, c.GID)
 	if err != nil {
-		return fs.Entry{}, localError("mkdir", path, err)
+		return vfs.Entry{}, localError("mkdir", path, err)
 	}
 	f.notify()
 	return f.entry(info), nil
 }
 
 // Symlink makes a symbolic link, stored as s3fs-fuse stores one (Y3).
-func (f *FS) Symlink(ctx context.Context, parent fs.InodeID, name, target string, c fs.Caller) (fs.Entry, error) {
+func (f *FS) Symlink(ctx context.Context, parent vfs.InodeID, name, target string, c vfs.Caller) (vfs.Entry, error) {
 	dir, path, err := f.childPath(parent, name, "symlink")
 	if err != nil {
-		return fs.Entry{}, err
+		return vfs.Entry{}, err
 	}
 	if err := f.ensureDir(ctx, "symlink", dir, false); err != nil {
-		return fs.Entry{}, err
+		return vfs.Entry{}, err
 	}
 	info, err := f.layer.Symlink(target, path, c.UID, c.GID)
 	if err != nil {
-		return fs.Entry{}, localError("symlink", path, err)
+		return vfs.Entry{}, localError("symlink", path, err)
 	}
 	f.notify()
 	return f.entry(info), nil
 }
 
 // ReadLink returns a symlink's target.
-func (f *FS) ReadLink(ctx context.Context, id fs.InodeID) (string, error) {
+func (f *FS) ReadLink(ctx context.Context, id vfs.InodeID) (string, error) {
 	path, err := f.pathOf(id, "readlink")
 	if err != nil {
 		return "", err
@@ -59,7 +59,7 @@ func (f *FS) ReadLink(ctx context.Context, id fs.InodeID) (string, error) {
 }
 
 // Unlink removes a file or symlink; the DeleteObject is owed (Y7).
-func (f *FS) Unlink(ctx context.Context, parent fs.InodeID, name string) error {
+func (f *FS) Unlink(ctx context.Context, parent vfs.InodeID, name string) error {
 	dir, path, err := f.childPath(parent, name, "unlink")
 	if err != nil {
 		return err
@@ -79,7 +79,7 @@ func (f *FS) Unlink(ctx context.Context, parent fs.InodeID, name string) error {
 
 // RmDir removes an empty directory. Its entries are imported first: a directory that looks
 // empty only because its objects were never listed is not empty (Y8).
-func (f *FS) RmDir(ctx context.Context, parent fs.InodeID, name string) error {
+func (f *FS) RmDir(ctx context.Context, parent vfs.InodeID, name string) error {
 	dir, path, err := f.childPath(parent, name, "rmdir")
 	if err != nil {
 		return err
@@ -105,7 +105,7 @@ func (f *FS) RmDir(ctx context.Context, parent fs.InodeID, name string) error {
 // Rename is instant locally; the bucket's copy and delete of every object are queued in the
 // same transaction and run in the background (Y9). A directory's whole tree is imported first
 // so that objects not yet seen move too.
-func (f *FS) Rename(ctx context.Context, oldParent fs.InodeID, oldName string, newParent fs.InodeID, newName string) error {
+func (f *FS) Rename(ctx context.Context, oldParent vfs.InodeID, oldName string, newParent vfs.InodeID, newName string) error {
 	srcDir, src, err := f.childPath(oldParent, oldName, "rename")
 	if err != nil {
 		return err
@@ -143,38 +143,38 @@ func (f *FS) Rename(ctx context.Context, oldParent fs.InodeID, oldName string, n
 }
 
 // SetAttr changes size, mode, owner or times; each is exported with the next upload (Y7).
-func (f *FS) SetAttr(ctx context.Context, id fs.InodeID, req fs.SetAttrRequest) (fs.Attr, time.Time, error) {
+func (f *FS) SetAttr(ctx context.Context, id vfs.InodeID, req vfs.SetAttrRequest) (vfs.Attr, time.Time, error) {
 	path, err := f.pathOf(id, "setattr")
 	if err != nil {
 		// ftruncate or fchmod of an unlinked file: nothing is kept, the call succeeds.
 		if a, exp, gerr := f.GetAttr(ctx, id); gerr == nil {
 			return a, exp, nil
 		}
-		return fs.Attr{}, time.Time{}, err
+		return vfs.Attr{}, time.Time{}, err
 	}
 	if err := f.settle(ctx, "setattr", path); err != nil {
-		return fs.Attr{}, time.Time{}, err
+		return vfs.Attr{}, time.Time{}, err
 	}
 	info, err := f.layer.Stat(path)
 	if err != nil {
-		return fs.Attr{}, time.Time{}, localError("setattr", path, err)
+		return vfs.Attr{}, time.Time{}, localError("setattr", path, err)
 	}
 	if req.Size != nil {
 		if info.Kind != local.KindFile {
-			return fs.Attr{}, time.Time{}, fs.NewError("truncate", path, fs.CodeIsDir, "not a regular file")
+			return vfs.Attr{}, time.Time{}, vfs.NewError("truncate", path, vfs.CodeIsDir, "not a regular file")
 		}
 		h, err := f.beginWrite(ctx, "truncate", path, info)
 		if err != nil {
-			return fs.Attr{}, time.Time{}, err
+			return vfs.Attr{}, time.Time{}, err
 		}
 		err = errors.Join(h.Truncate(int64(*req.Size)), h.Close())
 		if err != nil {
-			return fs.Attr{}, time.Time{}, localError("truncate", path, err)
+			return vfs.Attr{}, time.Time{}, localError("truncate", path, err)
 		}
 	}
 	if req.Mode != nil {
 		if err := f.layer.Chmod(path, uint32(req.Mode.Perm())|specialBits(*req.Mode)); err != nil {
-			return fs.Attr{}, time.Time{}, localError("chmod", path, err)
+			return vfs.Attr{}, time.Time{}, localError("chmod", path, err)
 		}
 	}
 	if req.UID != nil || req.GID != nil {
@@ -186,17 +186,17 @@ func (f *FS) SetAttr(ctx context.Context, id fs.InodeID, req fs.SetAttrRequest) 
 			gid = *req.GID
 		}
 		if err := f.layer.Chown(path, uid, gid); err != nil {
-			return fs.Attr{}, time.Time{}, localError("chown", path, err)
+			return vfs.Attr{}, time.Time{}, localError("chown", path, err)
 		}
 	}
 	switch {
 	case req.Mtime != nil:
 		if err := f.layer.Utimens(path, *req.Mtime, req.Atime); err != nil {
-			return fs.Attr{}, time.Time{}, localError("utimens", path, err)
+			return vfs.Attr{}, time.Time{}, localError("utimens", path, err)
 		}
 	case req.Atime != nil:
 		if err := f.layer.SetAtime(path, *req.Atime); err != nil {
-			return fs.Attr{}, time.Time{}, localError("utimens", path, err)
+			return vfs.Attr{}, time.Time{}, localError("utimens", path, err)
 		}
 	}
 	f.notify()
@@ -206,8 +206,8 @@ func (f *FS) SetAttr(ctx context.Context, id fs.InodeID, req fs.SetAttrRequest) 
 // GetXattr answers an extended attribute: one set on the file (kept with its object's
 // metadata, Y3), the original path of a file in lost+found (C4), or the control socket's path
 // on the root.
-func (f *FS) GetXattr(ctx context.Context, id fs.InodeID, name string) ([]byte, error) {
-	if id == fs.RootID && name == control.SocketXattr && f.cfg.ControlSocket != "" {
+func (f *FS) GetXattr(ctx context.Context, id vfs.InodeID, name string) ([]byte, error) {
+	if id == vfs.RootID && name == control.SocketXattr && f.cfg.ControlSocket != "" {
 		return []byte(f.cfg.ControlSocket), nil
 	}
 	info, err := f.stat(ctx, id, "getxattr")
@@ -220,11 +220,11 @@ func (f *FS) GetXattr(ctx context.Context, id fs.InodeID, name string) ([]byte, 
 	if v, ok := info.Attr.Xattrs[name]; ok {
 		return v, nil
 	}
-	return nil, fs.NewError("getxattr", info.Path, fs.CodeNoAttr, "no such attribute")
+	return nil, vfs.NewError("getxattr", info.Path, vfs.CodeNoAttr, "no such attribute")
 }
 
 // ListXattr lists the extended attributes of a file.
-func (f *FS) ListXattr(ctx context.Context, id fs.InodeID) ([]string, error) {
+func (f *FS) ListXattr(ctx context.Context, id vfs.InodeID) ([]string, error) {
 	info, err := f.stat(ctx, id, "listxattr")
 	if err != nil {
 		return nil, err
@@ -242,7 +242,7 @@ func (f *FS) ListXattr(ctx context.Context, id fs.InodeID) ([]string, error) {
 
 // stat is the entry of inode id with its object's attributes, read now if its import has not
 // yet (extended attributes travel with them).
-func (f *FS) stat(ctx context.Context, id fs.InodeID, op string) (local.Info, error) {
+func (f *FS) stat(ctx context.Context, id vfs.InodeID, op string) (local.Info, error) {
 	path, err := f.pathOf(id, op)
 	if err != nil {
 		return local.Info{}, err
@@ -257,7 +257,7 @@ func (f *FS) stat(ctx context.Context, id fs.InodeID, op string) (local.Info, er
 // SetXattr sets an extended attribute of the namespaces sync mode keeps (user., trusted., security.: plain names and bytes, which
 // the kernel checks the caller's right to before asking). It is exported with the file's
 // next upload; flags are setxattr(2)'s XATTR_CREATE (1) and XATTR_REPLACE (2).
-func (f *FS) SetXattr(ctx context.Context, id fs.InodeID, name string, value []byte, flags uint32) error {
+func (f *FS) SetXattr(ctx context.Context, id vfs.InodeID, name string, value []byte, flags uint32) error {
 	path, err := f.xattrTarget(ctx, id, "setxattr", name)
 	if err != nil {
 		return err
@@ -270,7 +270,7 @@ func (f *FS) SetXattr(ctx context.Context, id fs.InodeID, name string, value []b
 }
 
 // RemoveXattr removes an extended attribute set with SetXattr.
-func (f *FS) RemoveXattr(ctx context.Context, id fs.InodeID, name string) error {
+func (f *FS) RemoveXattr(ctx context.Context, id vfs.InodeID, name string) error {
 	path, err := f.xattrTarget(ctx, id, "removexattr", name)
 	if err != nil {
 		return err
@@ -288,7 +288,7 @@ const reservedXattrs = "user.mount-s3."
 
 // xattrTarget is the path whose attribute name may be changed, with its object's attributes
 // recorded (settle).
-func (f *FS) xattrTarget(ctx context.Context, id fs.InodeID, op, name string) (string, error) {
+func (f *FS) xattrTarget(ctx context.Context, id vfs.InodeID, op, name string) (string, error) {
 	path, err := f.pathOf(id, op)
 	if err != nil {
 		return "", err
@@ -298,10 +298,10 @@ func (f *FS) xattrTarget(ctx context.Context, id fs.InodeID, op, name string) (s
 	}
 	switch {
 	case strings.HasPrefix(name, reservedXattrs):
-		return "", fs.NewError(op, path, fs.CodePerm, name+" is reserved for the mount's own use")
+		return "", vfs.NewError(op, path, vfs.CodePerm, name+" is reserved for the mount's own use")
 	case !strings.HasPrefix(name, "user.") && !strings.HasPrefix(name, "trusted.") && !strings.HasPrefix(name, "security."):
 		// system.* are ACLs and the like, which the kernel would have to enforce.
-		return "", fs.NewError(op, path, fs.CodeNotSupported, name+": only user., trusted. and security. attributes are kept")
+		return "", vfs.NewError(op, path, vfs.CodeNotSupported, name+": only user., trusted. and security. attributes are kept")
 	}
 	return path, nil
 }
@@ -327,17 +327,17 @@ func (f *FS) settle(ctx context.Context, op, path string) error {
 // MkNode makes a FIFO, a character or block device, or a socket (bind(2) of a UNIX socket
 // makes one), or, for a regular file's mode, an empty file. The object is empty with the
 // type in its metadata, as s3fs-fuse stores them (Y3); the kernel keeps their I/O local.
-func (f *FS) MkNode(ctx context.Context, parent fs.InodeID, name string, mode os.FileMode, rdev uint32, c fs.Caller) (fs.Entry, error) {
+func (f *FS) MkNode(ctx context.Context, parent vfs.InodeID, name string, mode os.FileMode, rdev uint32, c vfs.Caller) (vfs.Entry, error) {
 	dir, path, err := f.childPath(parent, name, "mknod")
 	if err != nil {
-		return fs.Entry{}, err
+		return vfs.Entry{}, err
 	}
 	kind, ok := kindOfMode(mode)
 	if !ok {
-		return fs.Entry{}, fs.NewError("mknod", path, fs.CodeInvalid, "mknod of a directory or symlink")
+		return vfs.Entry{}, vfs.NewError("mknod", path, vfs.CodeInvalid, "mknod of a directory or symlink")
 	}
 	if err := f.ensureDir(ctx, "mknod", dir, false); err != nil {
-		return fs.Entry{}, err
+		return vfs.Entry{}, err
 	}
 	perm := uint32(mode.Perm()) | specialBits(mode)
 	var info local.Info
@@ -347,7 +347,7 @@ func (f *FS) MkNode(ctx context.Context, parent fs.InodeID, name string, mode os
 		info, err = f.layer.Mknod(path, kind, perm, rdev, c.UID, c.GID)
 	}
 	if err != nil {
-		return fs.Entry{}, localError("mknod", path, err)
+		return vfs.Entry{}, localError("mknod", path, err)
 	}
 	f.notify()
 	return f.entry(info), nil

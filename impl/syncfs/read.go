@@ -6,10 +6,10 @@ import (
 	"io"
 	"sync"
 
-	"github.com/mount-s3/mount-s3/impl/fs"
 	"github.com/mount-s3/mount-s3/impl/read"
 	"github.com/mount-s3/mount-s3/impl/s3"
 	"github.com/mount-s3/mount-s3/impl/sync/local"
+	"github.com/mount-s3/mount-s3/impl/vfs"
 	"github.com/mount-s3/mount-s3/spec/syncrule"
 )
 
@@ -18,7 +18,7 @@ import (
 // open streams a file whose bytes are not local.
 type fileHandle struct {
 	mu     sync.Mutex
-	ino    fs.InodeID
+	ino    vfs.InodeID
 	path   string // for errors; the file may be renamed while open
 	write  bool
 	local  *local.Handle
@@ -33,7 +33,7 @@ type fileHandle struct {
 
 // Open opens a file. A file opened for writing has its bytes brought into the local layer
 // first (Y2); one opened for reading only streams them from the bucket if they are not local.
-func (f *FS) Open(ctx context.Context, id fs.InodeID, flags fs.OpenFlags, pid uint32) (fs.HandleID, error) {
+func (f *FS) Open(ctx context.Context, id vfs.InodeID, flags vfs.OpenFlags, pid uint32) (vfs.HandleID, error) {
 	path, err := f.pathOf(id, "open")
 	if err != nil {
 		return 0, err
@@ -44,12 +44,12 @@ func (f *FS) Open(ctx context.Context, id fs.InodeID, flags fs.OpenFlags, pid ui
 	}
 	switch info.Kind {
 	case local.KindDir:
-		return 0, fs.NewError("open", path, fs.CodeIsDir, "is a directory")
+		return 0, vfs.NewError("open", path, vfs.CodeIsDir, "is a directory")
 	case local.KindSymlink:
-		return 0, fs.NewError("open", path, fs.CodeInvalid, "is a symbolic link")
+		return 0, vfs.NewError("open", path, vfs.CodeInvalid, "is a symbolic link")
 	case local.KindFIFO, local.KindSocket, local.KindCharDevice, local.KindBlockDevice:
 		// The kernel opens these itself and never asks; a stale inode could.
-		return 0, fs.NewError("open", path, fs.CodeInvalid, "is a special file")
+		return 0, vfs.NewError("open", path, vfs.CodeInvalid, "is a special file")
 	}
 	h := &fileHandle{ino: id, path: path, write: flags.Write}
 	if flags.Trunc {
@@ -107,13 +107,13 @@ func (f *FS) fetch(ctx context.Context, op, path string, info local.Info) error 
 		return nil
 	}
 	if f.cfg.Importer == nil {
-		return fs.NewError(op, path, fs.CodeIO, "file data is not local and there is no bucket to fetch it from")
+		return vfs.NewError(op, path, vfs.CodeIO, "file data is not local and there is no bucket to fetch it from")
 	}
 	return localError(op, path, f.cfg.Importer.Fetch(ctx, path))
 }
 
 // Read reads from an open file.
-func (f *FS) Read(ctx context.Context, h fs.HandleID, off int64, dst []byte) (int, error) {
+func (f *FS) Read(ctx context.Context, h vfs.HandleID, off int64, dst []byte) (int, error) {
 	fh, ok := f.handle(h).(*fileHandle)
 	if !ok {
 		return 0, badHandle("read")
@@ -133,7 +133,7 @@ func (f *FS) Read(ctx context.Context, h fs.HandleID, off int64, dst []byte) (in
 
 // DirectIO reports whether the kernel should read handle h without its cache (mount's
 // DirectHandles).
-func (f *FS) DirectIO(h fs.HandleID) bool {
+func (f *FS) DirectIO(h vfs.HandleID) bool {
 	fh, ok := f.handle(h).(*fileHandle)
 	return ok && fh.direct
 }
@@ -143,7 +143,7 @@ func (f *FS) DirectIO(h fs.HandleID) bool {
 // the size it holds, until its attributes expire or are invalidated: right after a remote
 // change (C2) replaced the file, an open that meets the new version before the kernel has
 // dropped the old size would read the new bytes cut at the old size.
-func (f *FS) staleSize(id fs.InodeID, size int64) bool {
+func (f *FS) staleSize(id vfs.InodeID, size int64) bool {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	in := f.byID[id]
@@ -151,7 +151,7 @@ func (f *FS) staleSize(id fs.InodeID, size int64) bool {
 }
 
 // toldSize records that the kernel now holds size for id.
-func (f *FS) toldSize(id fs.InodeID, size uint64) {
+func (f *FS) toldSize(id vfs.InodeID, size uint64) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if in := f.byID[id]; in != nil {
@@ -160,7 +160,7 @@ func (f *FS) toldSize(id fs.InodeID, size uint64) {
 }
 
 // Release closes a handle; a write handle is synced first, so nothing closed is lost (Y4).
-func (f *FS) Release(h fs.HandleID) {
+func (f *FS) Release(h vfs.HandleID) {
 	f.mu.Lock()
 	fh, _ := f.handles[h].(*fileHandle)
 	delete(f.handles, h)

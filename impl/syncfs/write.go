@@ -5,8 +5,8 @@ import (
 	"errors"
 	"os"
 
-	"github.com/mount-s3/mount-s3/impl/fs"
 	"github.com/mount-s3/mount-s3/impl/sync/local"
+	"github.com/mount-s3/mount-s3/impl/vfs"
 )
 
 // beginWrite fetches the file's bytes if they are not local (Y2) and opens it for writing. A
@@ -28,17 +28,17 @@ func (f *FS) beginWrite(ctx context.Context, op, path string, info local.Info) (
 }
 
 // Create makes a new file owned by the caller and opens it for writing (Y4).
-func (f *FS) Create(ctx context.Context, parent fs.InodeID, name string, mode os.FileMode, c fs.Caller) (fs.Entry, fs.HandleID, error) {
+func (f *FS) Create(ctx context.Context, parent vfs.InodeID, name string, mode os.FileMode, c vfs.Caller) (vfs.Entry, vfs.HandleID, error) {
 	dir, path, err := f.childPath(parent, name, "create")
 	if err != nil {
-		return fs.Entry{}, 0, err
+		return vfs.Entry{}, 0, err
 	}
 	if err := f.ensureDir(ctx, "create", dir, false); err != nil {
-		return fs.Entry{}, 0, err
+		return vfs.Entry{}, 0, err
 	}
 	info, lh, err := f.layer.CreateOpen(path, uint32(mode.Perm())|specialBits(mode), c.UID, c.GID)
 	if err != nil {
-		return fs.Entry{}, 0, localError("create", path, err)
+		return vfs.Entry{}, 0, localError("create", path, err)
 	}
 	f.notify()
 	e := f.entry(info)
@@ -62,13 +62,13 @@ func specialBits(m os.FileMode) uint32 {
 
 // Write writes at any offset (Y4); the local layer recorded the intent when the file was
 // opened, so the bytes land in a file already durably dirty.
-func (f *FS) Write(ctx context.Context, h fs.HandleID, off int64, data []byte) error {
+func (f *FS) Write(ctx context.Context, h vfs.HandleID, off int64, data []byte) error {
 	fh, ok := f.handle(h).(*fileHandle)
 	if !ok {
 		return badHandle("write")
 	}
 	if !fh.write || fh.local == nil {
-		return fs.NewError("write", fh.path, fs.CodeBadHandle, "not open for writing")
+		return vfs.NewError("write", fh.path, vfs.CodeBadHandle, "not open for writing")
 	}
 	n, err := fh.local.WriteAt(data, off)
 	if n > 0 {
@@ -79,7 +79,7 @@ func (f *FS) Write(ctx context.Context, h fs.HandleID, off int64, data []byte) e
 
 // grewTo records a write through the kernel that ended at end: the kernel extends the size it
 // holds to at least end.
-func (f *FS) grewTo(id fs.InodeID, end int64) {
+func (f *FS) grewTo(id vfs.InodeID, end int64) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if in := f.byID[id]; in != nil && uint64(end) > in.last.Size {
@@ -89,16 +89,16 @@ func (f *FS) grewTo(id fs.InodeID, end int64) {
 
 // Flush is close(2): the file's data and record are durable when it returns (Y4), and the
 // write-back engine is told (Y5 counts from the first change, not from close).
-func (f *FS) Flush(ctx context.Context, h fs.HandleID, pid uint32) error {
+func (f *FS) Flush(ctx context.Context, h vfs.HandleID, pid uint32) error {
 	return f.sync(h, "close")
 }
 
 // Fsync makes the file durable locally (Y4). It does not wait for the bucket.
-func (f *FS) Fsync(ctx context.Context, h fs.HandleID) error {
+func (f *FS) Fsync(ctx context.Context, h vfs.HandleID) error {
 	return f.sync(h, "fsync")
 }
 
-func (f *FS) sync(h fs.HandleID, op string) error {
+func (f *FS) sync(h vfs.HandleID, op string) error {
 	hd := f.handle(h)
 	if _, ok := hd.(*dirHandle); ok {
 		return nil // fsync of a directory: every namespace change was committed when it returned

@@ -5,7 +5,7 @@
 // is not at the end of what was written, aborts the upload so that no partial object and no
 // dangling upload are left behind (rule S4).
 //
-// It must not know about files, inodes or FUSE: impl/fs decides when to write and when to
+// It must not know about files, inodes or FUSE: impl/streamfs decides when to write and when to
 // complete.
 package write
 
@@ -66,7 +66,7 @@ func (c Config) partSize(n int32) int64 {
 }
 
 // Upload is one object being written. Write, Complete and Abort must not be called
-// concurrently with each other (impl/fs serialises them under the file handle's lock).
+// concurrently with each other (impl/streamfs serialises them under the file handle's lock).
 type Upload struct {
 	// Dependencies and constant data.
 	cfg Config

@@ -124,7 +124,7 @@ func (im *Importer) EnsureDir(ctx context.Context, dir string) error {
 }
 
 // DirListing is one directory's delimited listing, read as every part of the product reads
-// one (streaming mode's impl/fs listDir too): keymap decides what is hidden (K3), that a
+// one (streaming mode's impl/streamfs listDir too): keymap decides what is hidden (K3), that a
 // directory shadows a file of its name (K4), and that the directory's own marker is not an
 // entry (K2).
 type DirListing struct {

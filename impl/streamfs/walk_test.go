@@ -1,4 +1,4 @@
-package fs_test
+package streamfs_test
 
 import (
 	"bytes"
@@ -11,8 +11,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/mount-s3/mount-s3/impl/fs"
 	"github.com/mount-s3/mount-s3/impl/s3"
+	"github.com/mount-s3/mount-s3/impl/vfs"
 	"github.com/mount-s3/mount-s3/spec/keymap"
 )
 
@@ -102,7 +102,7 @@ func TestWalkAheadFreshness(t *testing.T) {
 	ctx := context.Background()
 	readdir := func(path string) map[string]bool {
 		t.Helper()
-		id := fs.RootID
+		id := vfs.RootID
 		for _, name := range keymapSplitAll(path) {
 			e, err := x.fs.Lookup(ctx, id, name)
 			if err != nil {
@@ -138,7 +138,7 @@ func TestWalkAheadFreshness(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	e, h, err := x.fs.Create(ctx, d05.Attr.Inode, "mine", 0o644, fs.Caller{Pid: 3})
+	e, h, err := x.fs.Create(ctx, d05.Attr.Inode, "mine", 0o644, vfs.Caller{Pid: 3})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -163,9 +163,9 @@ func TestWalkAheadFreshness(t *testing.T) {
 	}
 }
 
-func mustLookup(t *testing.T, x *fixture, path string) fs.InodeID {
+func mustLookup(t *testing.T, x *fixture, path string) vfs.InodeID {
 	t.Helper()
-	id := fs.RootID
+	id := vfs.RootID
 	for _, name := range keymapSplitAll(path) {
 		e, err := x.fs.Lookup(context.Background(), id, name)
 		if err != nil {
@@ -192,7 +192,7 @@ func keymapSplitAll(path string) []string {
 func TestWalkAheadKeepsNewerMetadata(t *testing.T) {
 	x, listsOf, _ := walkFixture(t, 20)
 	ctx := context.Background()
-	readdir := func(id fs.InodeID) {
+	readdir := func(id vfs.InodeID) {
 		h, err := x.fs.OpenDir(ctx, id)
 		if err != nil {
 			t.Fatal(err)
@@ -202,7 +202,7 @@ func TestWalkAheadKeepsNewerMetadata(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	readdir(fs.RootID)
+	readdir(vfs.RootID)
 	readdir(mustLookup(t, x, "t"))
 	readdir(mustLookup(t, x, "t/d00"))
 	for deadline := time.Now().Add(10 * time.Second); listsOf("t/d05") == 0; time.Sleep(5 * time.Millisecond) {
@@ -220,7 +220,7 @@ func TestWalkAheadKeepsNewerMetadata(t *testing.T) {
 		t.Fatalf("lookup of the newer version: %+v, %v", e.Attr, err)
 	}
 	readdir(d05) // may take the listing made ahead, from before the newer version
-	h, err := x.fs.Open(ctx, e.Attr.Inode, fs.OpenFlags{Read: true}, 1)
+	h, err := x.fs.Open(ctx, e.Attr.Inode, vfs.OpenFlags{Read: true}, 1)
 	if err != nil {
 		t.Fatal(err)
 	}

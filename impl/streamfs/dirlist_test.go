@@ -1,4 +1,4 @@
-package fs_test
+package streamfs_test
 
 import (
 	"bytes"
@@ -10,8 +10,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/mount-s3/mount-s3/impl/fs"
 	"github.com/mount-s3/mount-s3/impl/s3"
+	"github.com/mount-s3/mount-s3/impl/vfs"
 )
 
 // countingFixture is a fixture whose server counts HEADs and LISTs.
@@ -44,7 +44,7 @@ func TestLookupsAnsweredFromAListing(t *testing.T) {
 	}
 	x, heads, lists := countingFixture(t, keys, time.Minute)
 	ctx := context.Background()
-	d, err := x.fs.Lookup(ctx, fs.RootID, "d")
+	d, err := x.fs.Lookup(ctx, vfs.RootID, "d")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -60,7 +60,7 @@ func TestLookupsAnsweredFromAListing(t *testing.T) {
 		}
 	}
 	for i := 0; i < 50; i++ {
-		if _, err := x.fs.Lookup(ctx, d.Attr.Inode, fmt.Sprintf("absent%d", i)); fs.CodeOf(err) != fs.CodeNotFound {
+		if _, err := x.fs.Lookup(ctx, d.Attr.Inode, fmt.Sprintf("absent%d", i)); vfs.CodeOf(err) != vfs.CodeNotFound {
 			t.Fatalf("absent%d: %v", i, err)
 		}
 	}
@@ -83,7 +83,7 @@ func TestListingAnswersWithinTheTTL(t *testing.T) {
 	x, _, lists := countingFixture(t, keys, 2*time.Second)
 	ctx := context.Background()
 	for _, n := range []string{"a", "b", "c"} {
-		if _, err := x.fs.Lookup(ctx, fs.RootID, n); err != nil {
+		if _, err := x.fs.Lookup(ctx, vfs.RootID, n); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -97,17 +97,17 @@ func TestListingAnswersWithinTheTTL(t *testing.T) {
 		t.Fatal(err)
 	}
 	x.clock.Advance(time.Second)
-	if _, err := x.fs.Lookup(ctx, fs.RootID, "new"); fs.CodeOf(err) != fs.CodeNotFound {
+	if _, err := x.fs.Lookup(ctx, vfs.RootID, "new"); vfs.CodeOf(err) != vfs.CodeNotFound {
 		t.Fatalf("a name created after the listing, within the TTL: %v; the listing said absent", err)
 	}
-	if _, err := x.fs.Lookup(ctx, fs.RootID, "gone"); err != nil {
+	if _, err := x.fs.Lookup(ctx, vfs.RootID, "gone"); err != nil {
 		t.Fatalf("a name deleted after the listing, within the TTL: %v; the listing said present", err)
 	}
 	x.clock.Advance(1500 * time.Millisecond)
-	if _, err := x.fs.Lookup(ctx, fs.RootID, "new"); err != nil {
+	if _, err := x.fs.Lookup(ctx, vfs.RootID, "new"); err != nil {
 		t.Fatalf("after the TTL: %v, want found", err)
 	}
-	if _, err := x.fs.Lookup(ctx, fs.RootID, "gone"); fs.CodeOf(err) != fs.CodeNotFound {
+	if _, err := x.fs.Lookup(ctx, vfs.RootID, "gone"); vfs.CodeOf(err) != vfs.CodeNotFound {
 		t.Fatalf("after the TTL: %v, want not found", err)
 	}
 }
@@ -127,7 +127,7 @@ func TestConcurrentLookupsShareOneListing(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			if _, err := x.fs.Lookup(ctx, fs.RootID, fmt.Sprintf("f%03d", i)); err != nil {
+			if _, err := x.fs.Lookup(ctx, vfs.RootID, fmt.Sprintf("f%03d", i)); err != nil {
 				errs <- err
 			}
 		}()
@@ -153,19 +153,19 @@ func TestOwnWritesOutliveAnEarlierListing(t *testing.T) {
 	}
 	x, _, lists := countingFixture(t, keys, time.Minute)
 	ctx := context.Background()
-	d, err := x.fs.Lookup(ctx, fs.RootID, "d")
+	d, err := x.fs.Lookup(ctx, vfs.RootID, "d")
 	if err != nil {
 		t.Fatal(err)
 	}
 	for i := 0; i < 5; i++ {
-		if _, err := x.fs.Lookup(ctx, d.Attr.Inode, fmt.Sprintf("new%d", i)); fs.CodeOf(err) != fs.CodeNotFound {
+		if _, err := x.fs.Lookup(ctx, d.Attr.Inode, fmt.Sprintf("new%d", i)); vfs.CodeOf(err) != vfs.CodeNotFound {
 			t.Fatalf("new%d: %v", i, err)
 		}
 	}
 	if lists.Load() == 0 {
 		t.Fatal("the directory was never listed; the test would prove nothing")
 	}
-	e, h, err := x.fs.Create(ctx, d.Attr.Inode, "new0", 0o644, fs.Caller{Pid: 7})
+	e, h, err := x.fs.Create(ctx, d.Attr.Inode, "new0", 0o644, vfs.Caller{Pid: 7})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -196,7 +196,7 @@ func TestCreatesInAListedDirectory(t *testing.T) {
 	keys := map[string]string{"d/old": "x"}
 	x, heads, lists := countingFixture(t, keys, time.Minute)
 	ctx := context.Background()
-	d, err := x.fs.Lookup(ctx, fs.RootID, "d")
+	d, err := x.fs.Lookup(ctx, vfs.RootID, "d")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -206,10 +206,10 @@ func TestCreatesInAListedDirectory(t *testing.T) {
 	for i := 0; i < n; i++ {
 		name := fmt.Sprintf("new%03d", i)
 		// What the kernel does for open(O_CREAT): a lookup, then the create.
-		if _, err := x.fs.Lookup(ctx, d.Attr.Inode, name); fs.CodeOf(err) != fs.CodeNotFound {
+		if _, err := x.fs.Lookup(ctx, d.Attr.Inode, name); vfs.CodeOf(err) != vfs.CodeNotFound {
 			t.Fatalf("%s: %v", name, err)
 		}
-		e, h, err := x.fs.Create(ctx, d.Attr.Inode, name, 0o644, fs.Caller{Pid: 7})
+		e, h, err := x.fs.Create(ctx, d.Attr.Inode, name, 0o644, vfs.Caller{Pid: 7})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -237,7 +237,7 @@ func TestCreatesInAListedDirectory(t *testing.T) {
 		t.Fatal(err)
 	}
 	x.clock.Advance(2 * time.Minute)
-	if _, _, err := x.fs.Create(ctx, d.Attr.Inode, "theirs", 0o644, fs.Caller{Pid: 7}); fs.CodeOf(err) != fs.CodeExists {
+	if _, _, err := x.fs.Create(ctx, d.Attr.Inode, "theirs", 0o644, vfs.Caller{Pid: 7}); vfs.CodeOf(err) != vfs.CodeExists {
 		t.Fatalf("create over another writer's object after the TTL: %v, want EEXIST", err)
 	}
 }
@@ -282,7 +282,7 @@ func TestListingRefreshedAhead(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if _, err := x.fs.Lookup(ctx, d, "absent"); fs.CodeOf(err) != fs.CodeNotFound {
+	if _, err := x.fs.Lookup(ctx, d, "absent"); vfs.CodeOf(err) != vfs.CodeNotFound {
 		t.Fatalf("absent: %v", err)
 	}
 	if dh, dl := heads.Load()-h, lists.Load()-l; dh != 0 || dl != 0 {
@@ -298,7 +298,7 @@ func TestListingRefreshedAhead(t *testing.T) {
 func TestForgetDoesNotMakeAListedNameAbsent(t *testing.T) {
 	ctx := context.Background()
 	x := newFixture(t, "", map[string]string{"d/f": "x"})
-	d, err := x.fs.Lookup(ctx, fs.RootID, "d")
+	d, err := x.fs.Lookup(ctx, vfs.RootID, "d")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -308,7 +308,7 @@ func TestForgetDoesNotMakeAListedNameAbsent(t *testing.T) {
 	}
 	// Misses list the directory; the listing answers for f and for the names it lacks.
 	for i := 0; i < 4; i++ {
-		if _, err := x.fs.Lookup(ctx, d.Attr.Inode, fmt.Sprintf("absent%d", i)); fs.CodeOf(err) != fs.CodeNotFound {
+		if _, err := x.fs.Lookup(ctx, d.Attr.Inode, fmt.Sprintf("absent%d", i)); vfs.CodeOf(err) != vfs.CodeNotFound {
 			t.Fatalf("absent%d: %v", i, err)
 		}
 	}

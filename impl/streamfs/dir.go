@@ -1,50 +1,38 @@
-package fs
+package streamfs
 
 import (
 	"context"
-	"os"
 	"strings"
 	"sync"
+
+	"github.com/mount-s3/mount-s3/impl/vfs"
 
 	"github.com/mount-s3/mount-s3/impl/listdir"
 	"github.com/mount-s3/mount-s3/impl/s3"
 	"github.com/mount-s3/mount-s3/spec/keymap"
 )
 
-// DirEntry is one entry of a directory listing as readdir returns it. Offset is the value
-// to pass to ReadDir to continue after this entry.
-type DirEntry struct {
-	Offset uint64
-	Inode  InodeID
-	Name   string
-	Kind   keymap.Kind
-	// Type is the type of an entry that is neither a regular file nor a directory
-	// (os.ModeSymlink, os.ModeNamedPipe, os.ModeSocket, os.ModeDevice with or without
-	// os.ModeCharDevice; sync mode only); Kind is then keymap.File.
-	Type os.FileMode
-}
-
 // dirHandle is an open directory. Its listing is taken when the first ReadDir at offset 0
 // arrives (opendir, or rewinddir), so a listing is never older than S3 allows: fresh, or one
 // made ahead of a walk within the metadata TTL (walk.go).
 type dirHandle struct {
 	mu      sync.Mutex
-	inode   InodeID
+	inode   vfs.InodeID
 	path    string
-	entries []DirEntry // GUARDED_BY(mu); nil until listed
+	entries []vfs.DirEntry // GUARDED_BY(mu); nil until listed
 }
 
 // OpenDir opens a directory for reading.
 // LOCKS_EXCLUDED(f.mu)
-func (f *FS) OpenDir(ctx context.Context, id InodeID) (HandleID, error) {
+func (f *FS) OpenDir(ctx context.Context, id vfs.InodeID) (vfs.HandleID, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	in := f.inodes.get(id)
 	if in == nil {
-		return 0, NewError("opendir", "", CodeBadHandle, "unknown inode")
+		return 0, vfs.NewError("opendir", "", vfs.CodeBadHandle, "unknown inode")
 	}
 	if in.kind != keymap.Dir {
-		return 0, NewError("opendir", in.path, CodeNotDir, "not a directory")
+		return 0, vfs.NewError("opendir", in.path, vfs.CodeNotDir, "not a directory")
 	}
 	return f.addHandle(&dirHandle{inode: id, path: in.path}), nil
 }
@@ -52,7 +40,7 @@ func (f *FS) OpenDir(ctx context.Context, id InodeID) (HandleID, error) {
 // ReadDir returns the entries after offset (0 for the start), "." and ".." first, then the
 // names in byte order (K6). A read at offset 0 lists the directory afresh.
 // LOCKS_EXCLUDED(f.mu)
-func (f *FS) ReadDir(ctx context.Context, h HandleID, offset uint64) ([]DirEntry, error) {
+func (f *FS) ReadDir(ctx context.Context, h vfs.HandleID, offset uint64) ([]vfs.DirEntry, error) {
 	dh, err := handleOf[*dirHandle](f, h, "readdir")
 	if err != nil {
 		return nil, err
@@ -76,7 +64,7 @@ func (f *FS) ReadDir(ctx context.Context, h HandleID, offset uint64) ([]DirEntry
 // ahead of a walk, walk.go), and records what the listing says about each child, valid from
 // when it started (S3), so that the lookups of an `ls -l` that follow need no request.
 // LOCKS_EXCLUDED(f.mu)
-func (f *FS) list(ctx context.Context, dh *dirHandle) ([]DirEntry, error) {
+func (f *FS) list(ctx context.Context, dh *dirHandle) ([]vfs.DirEntry, error) {
 	listing, objects, start, ok := f.takeAhead(ctx, dh.path)
 	if !ok {
 		start = f.clock.Now()
@@ -89,12 +77,12 @@ func (f *FS) list(ctx context.Context, dh *dirHandle) ([]DirEntry, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	now := start
-	parent := RootID
+	parent := vfs.RootID
 	if dh.path != "" {
 		parentPath, _ := keymap.Split(dh.path)
 		parent = f.inodes.number(parentPath, keymap.Dir)
 	}
-	out := []DirEntry{
+	out := []vfs.DirEntry{
 		{Offset: 1, Inode: dh.inode, Name: ".", Kind: keymap.Dir},
 		{Offset: 2, Inode: parent, Name: "..", Kind: keymap.Dir},
 	}
@@ -130,7 +118,7 @@ func (f *FS) list(ctx context.Context, dh *dirHandle) ([]DirEntry, error) {
 			f.setMetaLocked(in, s3.ObjectInfo{}, now)
 		}
 		delete(f.negative, path)
-		out = append(out, DirEntry{Offset: uint64(len(out) + 1), Inode: in.id, Name: e.Name, Kind: e.Kind})
+		out = append(out, vfs.DirEntry{Offset: uint64(len(out) + 1), Inode: in.id, Name: e.Name, Kind: e.Kind})
 	}
 	f.walkLocked(dh.path, entries, f.clock.Now())
 	f.recordOrderLocked(dh.path, entries, now)
@@ -139,7 +127,7 @@ func (f *FS) list(ctx context.Context, dh *dirHandle) ([]DirEntry, error) {
 
 // ReleaseDir closes a directory handle.
 // LOCKS_EXCLUDED(f.mu)
-func (f *FS) ReleaseDir(h HandleID) {
+func (f *FS) ReleaseDir(h vfs.HandleID) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	delete(f.handles, h)
@@ -147,13 +135,13 @@ func (f *FS) ReleaseDir(h HandleID) {
 
 // handleOf returns the open handle h if it is of type T.
 // LOCKS_EXCLUDED(f.mu)
-func handleOf[T any](f *FS, h HandleID, op string) (T, error) {
+func handleOf[T any](f *FS, h vfs.HandleID, op string) (T, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	v, ok := f.handles[h].(T)
 	if !ok {
 		var zero T
-		return zero, NewError(op, "", CodeBadHandle, "unknown handle")
+		return zero, vfs.NewError(op, "", vfs.CodeBadHandle, "unknown handle")
 	}
 	return v, nil
 }

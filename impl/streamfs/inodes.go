@@ -1,8 +1,10 @@
-package fs
+package streamfs
 
 import (
 	"hash/fnv"
 	"time"
+
+	"github.com/mount-s3/mount-s3/impl/vfs"
 
 	"github.com/mount-s3/mount-s3/spec/keymap"
 )
@@ -11,7 +13,7 @@ import (
 // is still fresh (lookups 0).
 type inode struct {
 	// Constant data.
-	id   InodeID
+	id   vfs.InodeID
 	path string // below the mount root, "" for the root
 	kind keymap.Kind
 
@@ -52,9 +54,9 @@ type nodeKey struct {
 // meet while both are live cannot share a number: the later one takes the next free number,
 // remembered in moved (about one key in 2^63/n for n live keys; see S9).
 type inodeTable struct {
-	live  map[InodeID]*inode
+	live  map[vfs.InodeID]*inode
 	byKey map[nodeKey]*inode
-	moved map[nodeKey]InodeID
+	moved map[nodeKey]vfs.InodeID
 	// sweepAt: the next getOrCreate that finds this many live inodes drops the stale ones.
 	sweepAt int
 	now     func() time.Time
@@ -64,10 +66,10 @@ type inodeTable struct {
 const sweepMin = 4096
 
 func (t *inodeTable) init(now func() time.Time) {
-	root := &inode{id: RootID, kind: keymap.Dir, lookups: 1, validUntil: farFuture}
-	t.live = map[InodeID]*inode{RootID: root}
+	root := &inode{id: vfs.RootID, kind: keymap.Dir, lookups: 1, validUntil: farFuture}
+	t.live = map[vfs.InodeID]*inode{vfs.RootID: root}
 	t.byKey = map[nodeKey]*inode{{"", keymap.Dir}: root}
-	t.moved = map[nodeKey]InodeID{}
+	t.moved = map[nodeKey]vfs.InodeID{}
 	t.sweepAt, t.now = sweepMin, now
 }
 
@@ -75,19 +77,19 @@ var farFuture = time.Unix(1<<62, 0)
 
 // hashNumber is the number a key gets unless another live key has it: FNV-1a over the kind and
 // the path, with the top bit clear, never 0 (invalid) or the root's.
-func hashNumber(k nodeKey) InodeID {
+func hashNumber(k nodeKey) vfs.InodeID {
 	h := fnv.New64a()
 	h.Write([]byte{byte(k.kind)})
 	h.Write([]byte(k.path))
-	id := InodeID(h.Sum64() >> 1)
-	if id <= RootID {
-		id += RootID + 1
+	id := vfs.InodeID(h.Sum64() >> 1)
+	if id <= vfs.RootID {
+		id += vfs.RootID + 1
 	}
 	return id
 }
 
 // number returns the inode number of path and kind: its live inode's, or the one it gets.
-func (t *inodeTable) number(path string, kind keymap.Kind) InodeID {
+func (t *inodeTable) number(path string, kind keymap.Kind) vfs.InodeID {
 	k := nodeKey{path, kind}
 	if in := t.byKey[k]; in != nil {
 		return in.id
@@ -104,8 +106,8 @@ func (t *inodeTable) number(path string, kind keymap.Kind) InodeID {
 		// Another live key has this number: take the next free one, and remember it so the
 		// key keeps it.
 		id++
-		if id <= RootID {
-			id = RootID + 1
+		if id <= vfs.RootID {
+			id = vfs.RootID + 1
 		}
 		t.moved[k] = id
 	}
@@ -113,7 +115,7 @@ func (t *inodeTable) number(path string, kind keymap.Kind) InodeID {
 }
 
 // get returns the live inode with this number, or nil.
-func (t *inodeTable) get(id InodeID) *inode { return t.live[id] }
+func (t *inodeTable) get(id vfs.InodeID) *inode { return t.live[id] }
 
 // lookup returns the live inode of path and kind, or nil.
 func (t *inodeTable) lookup(path string, kind keymap.Kind) *inode {
@@ -145,9 +147,9 @@ func (t *inodeTable) drop(in *inode) {
 // unless it is local, being written, or its metadata is fresh: a listing recorded its name
 // there, and a lookup that finds no inode takes the listing's silence for absence
 // (absentFromListingLocked). The sweep drops it once stale.
-func (t *inodeTable) forget(id InodeID, n uint64) {
+func (t *inodeTable) forget(id vfs.InodeID, n uint64) {
 	in := t.live[id]
-	if in == nil || id == RootID {
+	if in == nil || id == vfs.RootID {
 		return
 	}
 	if n < in.lookups {
@@ -166,7 +168,7 @@ func (t *inodeTable) forget(id InodeID, n uint64) {
 func (t *inodeTable) sweep() {
 	now := t.now()
 	for _, in := range t.live {
-		if in.lookups == 0 && !in.local && in.writer == nil && in.id != RootID && !now.Before(in.validUntil) {
+		if in.lookups == 0 && !in.local && in.writer == nil && in.id != vfs.RootID && !now.Before(in.validUntil) {
 			t.drop(in)
 		}
 	}

@@ -1,4 +1,4 @@
-package fs
+package streamfs
 
 import (
 	"context"
@@ -10,6 +10,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/mount-s3/mount-s3/impl/vfs"
+
 	"github.com/mount-s3/mount-s3/impl/clock"
 	"github.com/mount-s3/mount-s3/impl/fetchahead"
 	"github.com/mount-s3/mount-s3/impl/read"
@@ -17,15 +19,6 @@ import (
 	"github.com/mount-s3/mount-s3/impl/write"
 	"github.com/mount-s3/mount-s3/spec/keymap"
 )
-
-// InodeID identifies an inode for the life of a mount. RootID is the mount root.
-type InodeID uint64
-
-// HandleID identifies an open file or directory.
-type HandleID uint64
-
-// RootID is the inode number of the mount root, as FUSE requires.
-const RootID InodeID = 1
 
 // Config is everything the file system depends on.
 type Config struct {
@@ -59,42 +52,6 @@ type Config struct {
 	// by New.
 	Upload write.Config
 	Read   read.Config
-}
-
-// MinimalTTL is the TTL of `--metadata-ttl minimal`: long enough that one `ls -l` does not
-// ask the store twice about each name, short enough that other writers' changes show at once.
-const MinimalTTL = time.Second
-
-// Attr is what stat shows for an inode (S9).
-type Attr struct {
-	Inode InodeID
-	Size  uint64
-	Mode  os.FileMode // type bits and permissions
-	Nlink uint32
-	UID   uint32
-	GID   uint32
-	Atime time.Time
-	Mtime time.Time
-	Ctime time.Time
-	Rdev  uint32 // a device's number (sync mode's special files)
-}
-
-// Caller is who asked for an operation: the process (thread group) and its owner, which
-// sync mode gives to the files it creates.
-type Caller struct {
-	Pid      uint32
-	UID, GID uint32
-}
-
-// Entry is the answer to a lookup: the child's attributes and how long the kernel may keep
-// the name and the attributes.
-type Entry struct {
-	Attr    Attr
-	Expires time.Time
-	// Generation tells apart two files the kernel sees at one inode number: a file created
-	// where the kernel still holds a deleted one's inode gets a new generation, and the kernel
-	// then takes it for a new inode instead of sharing the old one's pages (streaming mode).
-	Generation uint64
 }
 
 // FS is the file system. All methods are safe for concurrent use.
@@ -134,9 +91,9 @@ type FS struct {
 	// local holds the local inodes (mkdir'd directories, files being written) by path. GUARDED_BY(mu)
 	local map[string]*inode
 	// handles are the open files and directories. GUARDED_BY(mu)
-	handles    map[HandleID]any
-	nextHandle HandleID // GUARDED_BY(mu)
-	gens       uint64   // GUARDED_BY(mu): the last generation given (Entry.Generation)
+	handles    map[vfs.HandleID]any
+	nextHandle vfs.HandleID // GUARDED_BY(mu)
+	gens       uint64       // GUARDED_BY(mu): the last generation given (Entry.Generation)
 
 	// Counters for `mount-s3 status`: uploads completed and failed, and the last failure.
 	uploads, uploadFailures atomic.Uint64
@@ -147,12 +104,12 @@ type FS struct {
 
 	// invalidate tells the kernel that what it cached of an inode is wrong; set once by the
 	// adapter before the mount serves (SetInvalidator), a no-op until then.
-	invalidate func(InodeID)
+	invalidate func(vfs.InodeID)
 }
 
 // SetInvalidator gives the file system a way to tell the kernel that its cached attributes
 // and pages of an inode are wrong. Call it before the mount serves.
-func (f *FS) SetInvalidator(fn func(InodeID)) { f.invalidate = fn }
+func (f *FS) SetInvalidator(fn func(vfs.InodeID)) { f.invalidate = fn }
 
 // New builds a file system over cfg.Store. It does not talk to the store.
 func New(cfg Config) (*FS, error) {
@@ -189,7 +146,7 @@ func New(cfg Config) (*FS, error) {
 		orders: map[string]*fileOrder{}, scans: map[string]*dirScan{},
 		changed: map[string]time.Time{}, changedSweepAt: sweepMin, negativeSweepAt: sweepMin,
 		local:   map[string]*inode{},
-		handles: map[HandleID]any{},
+		handles: map[vfs.HandleID]any{},
 	}
 	f.inodes.init(f.clock.Now)
 	return f, nil
@@ -200,8 +157,8 @@ func (f *FS) Prefix() string { return f.prefix }
 
 // attrOf builds the attributes of an inode from its cached metadata (S9).
 // LOCKS_REQUIRED(f.mu)
-func (f *FS) attrOf(in *inode) Attr {
-	a := Attr{Inode: in.id, UID: f.cfg.UID, GID: f.cfg.GID, Nlink: 1}
+func (f *FS) attrOf(in *inode) vfs.Attr {
+	a := vfs.Attr{Inode: in.id, UID: f.cfg.UID, GID: f.cfg.GID, Nlink: 1}
 	if in.kind == keymap.Dir {
 		a.Mode = os.ModeDir | f.cfg.DirMode
 		a.Nlink = 2
@@ -220,27 +177,15 @@ func (f *FS) attrOf(in *inode) Attr {
 
 // addHandle registers h and returns its id.
 // LOCKS_REQUIRED(f.mu)
-func (f *FS) addHandle(h any) HandleID {
+func (f *FS) addHandle(h any) vfs.HandleID {
 	f.nextHandle++
 	f.handles[f.nextHandle] = h
 	return f.nextHandle
 }
 
-// StatFS describes the file system for statfs(2). S3 has no capacity, so it reports a large
-// constant that keeps programs that check free space happy.
-type StatFS struct {
-	BlockSize   uint32
-	Blocks      uint64
-	BlocksFree  uint64
-	Inodes      uint64
-	InodesFree  uint64
-	MaxNameLen  uint32
-	IOBlockSize uint32
-}
-
 // StatFS returns file-system statistics.
-func (f *FS) StatFS(ctx context.Context) StatFS {
+func (f *FS) StatFS(ctx context.Context) vfs.StatFS {
 	const blocks = 1 << 40 // 4 PiB in 4 KiB blocks
-	return StatFS{BlockSize: 4096, Blocks: blocks, BlocksFree: blocks, Inodes: 1 << 40, InodesFree: 1 << 40,
+	return vfs.StatFS{BlockSize: 4096, Blocks: blocks, BlocksFree: blocks, Inodes: 1 << 40, InodesFree: 1 << 40,
 		MaxNameLen: keymap.MaxNameLen, IOBlockSize: 1 << 20}
 }

@@ -1,4 +1,4 @@
-package fs_test
+package streamfs_test
 
 import (
 	"context"
@@ -12,9 +12,10 @@ import (
 
 	"pgregory.net/rapid"
 
-	"github.com/mount-s3/mount-s3/impl/fs"
 	"github.com/mount-s3/mount-s3/impl/s3"
 	"github.com/mount-s3/mount-s3/impl/s3/embedded"
+	"github.com/mount-s3/mount-s3/impl/streamfs"
+	"github.com/mount-s3/mount-s3/impl/vfs"
 )
 
 // outsideWatch is an embedded-server middleware that records every request naming a key
@@ -77,13 +78,13 @@ func TestNoRequestOutsidePrefix(t *testing.T) {
 		watch.mu.Lock()
 		watch.seen = nil // the seeding above is not the core's doing
 		watch.mu.Unlock()
-		f, err := fs.New(fs.Config{Store: store, Prefix: prefix, AllowOverwrite: true, AllowDelete: true})
+		f, err := streamfs.New(streamfs.Config{Store: store, Prefix: prefix, AllowOverwrite: true, AllowDelete: true})
 		if err != nil {
 			rt.Fatal(err)
 		}
-		dirs := []fs.InodeID{fs.RootID}
+		dirs := []vfs.InodeID{vfs.RootID}
 		name := func(label string) string { return rapid.SampledFrom(adversarialNames).Draw(rt, label) }
-		dir := func() fs.InodeID { return rapid.SampledFrom(dirs).Draw(rt, "dir") }
+		dir := func() vfs.InodeID { return rapid.SampledFrom(dirs).Draw(rt, "dir") }
 		for i := rapid.IntRange(1, 25).Draw(rt, "ops"); i > 0; i-- {
 			switch rapid.IntRange(0, 7).Draw(rt, "op") {
 			case 0:
@@ -91,14 +92,14 @@ func TestNoRequestOutsidePrefix(t *testing.T) {
 					dirs = append(dirs, e.Attr.Inode)
 				}
 			case 1:
-				if e, h, err := f.Create(ctx, dir(), name("name"), 0o644, fs.Caller{}); err == nil {
+				if e, h, err := f.Create(ctx, dir(), name("name"), 0o644, vfs.Caller{}); err == nil {
 					f.Write(ctx, h, 0, []byte("data"))
 					f.Flush(ctx, h, 0)
 					f.Release(h)
 					_ = e
 				}
 			case 2:
-				if e, err := f.MkDir(ctx, dir(), name("name"), os.ModeDir|0o755, fs.Caller{}); err == nil {
+				if e, err := f.MkDir(ctx, dir(), name("name"), os.ModeDir|0o755, vfs.Caller{}); err == nil {
 					dirs = append(dirs, e.Attr.Inode)
 				}
 			case 3:
@@ -114,7 +115,7 @@ func TestNoRequestOutsidePrefix(t *testing.T) {
 				f.Rename(ctx, dir(), name("from"), dir(), name("to"))
 			case 7:
 				if e, err := f.Lookup(ctx, dir(), name("name")); err == nil && !e.Attr.Mode.IsDir() {
-					if h, err := f.Open(ctx, e.Attr.Inode, fs.OpenFlags{Read: true}, 0); err == nil {
+					if h, err := f.Open(ctx, e.Attr.Inode, vfs.OpenFlags{Read: true}, 0); err == nil {
 						f.Read(ctx, h, 0, make([]byte, 16))
 						f.Release(h)
 					}

@@ -1,4 +1,4 @@
-package fs_test
+package streamfs_test
 
 import (
 	"context"
@@ -6,7 +6,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/mount-s3/mount-s3/impl/fs"
+	"github.com/mount-s3/mount-s3/impl/vfs"
 )
 
 // Walking many objects leaves the table holding what the kernel holds and what is fresh, not
@@ -22,8 +22,8 @@ func TestInodeTableBoundedByWhatIsHeld(t *testing.T) {
 	}
 	x := newFixtureWith(t, fixtureOptions{keys: keys, ttl: time.Second})
 	ctx := context.Background()
-	walk := func() map[string]fs.InodeID {
-		ids := map[string]fs.InodeID{}
+	walk := func() map[string]vfs.InodeID {
+		ids := map[string]vfs.InodeID{}
 		w := mustLookup(t, x, "w")
 		for i := 0; i < dirs; i++ {
 			d, err := x.fs.Lookup(ctx, w, fmt.Sprintf("d%02d", i))

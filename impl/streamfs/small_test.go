@@ -1,4 +1,4 @@
-package fs_test
+package streamfs_test
 
 import (
 	"bytes"
@@ -11,8 +11,8 @@ import (
 	"time"
 
 	"github.com/mount-s3/mount-s3/impl/fetchahead"
-	"github.com/mount-s3/mount-s3/impl/fs"
 	"github.com/mount-s3/mount-s3/impl/memory"
+	"github.com/mount-s3/mount-s3/impl/vfs"
 )
 
 // smallFixture is a directory d of n small files on a server that counts GETs and how many
@@ -45,14 +45,14 @@ func smallBody(i int) string {
 }
 
 // readFile opens, reads whole and releases path under directory d, as cat does.
-func readFile(t *testing.T, x *fixture, d fs.InodeID, name string) string {
+func readFile(t *testing.T, x *fixture, d vfs.InodeID, name string) string {
 	t.Helper()
 	ctx := context.Background()
 	e, err := x.fs.Lookup(ctx, d, name)
 	if err != nil {
 		t.Fatalf("lookup %s: %v", name, err)
 	}
-	h, err := x.fs.Open(ctx, e.Attr.Inode, fs.OpenFlags{Read: true}, 1)
+	h, err := x.fs.Open(ctx, e.Attr.Inode, vfs.OpenFlags{Read: true}, 1)
 	if err != nil {
 		t.Fatalf("open %s: %v", name, err)
 	}
@@ -127,7 +127,7 @@ func TestSmallFilesNotFetchedAhead(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			h, err := x.fs.Open(ctx, e.Attr.Inode, fs.OpenFlags{Read: true}, 1)
+			h, err := x.fs.Open(ctx, e.Attr.Inode, vfs.OpenFlags{Read: true}, 1)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -139,7 +139,7 @@ func TestSmallFilesNotFetchedAhead(t *testing.T) {
 	})
 }
 
-func listDir(t *testing.T, x *fixture, id fs.InodeID) {
+func listDir(t *testing.T, x *fixture, id vfs.InodeID) {
 	t.Helper()
 	ctx := context.Background()
 	h, err := x.fs.OpenDir(ctx, id)

@@ -1,7 +1,9 @@
-package fs
+package streamfs
 
 import (
 	"fmt"
+
+	"github.com/mount-s3/mount-s3/impl/vfs"
 
 	"github.com/mount-s3/mount-s3/spec/keymap"
 )
@@ -42,7 +44,7 @@ func (f *FS) CheckInvariants() error {
 // is its key's hash unless moved says otherwise (S9); the root is there; only files are
 // being written.
 func (t *inodeTable) check() error {
-	root := t.live[RootID]
+	root := t.live[vfs.RootID]
 	if root == nil || root.path != "" || root.kind != keymap.Dir || t.byKey[nodeKey{"", keymap.Dir}] != root {
 		return fmt.Errorf("the root inode is missing or wrong")
 	}
@@ -59,7 +61,7 @@ func (t *inodeTable) check() error {
 		case in.writer != nil && in.kind != keymap.File:
 			return fmt.Errorf("inode %d (%q) is written but not a file", id, in.path)
 		}
-		if id == RootID {
+		if id == vfs.RootID {
 			continue
 		}
 		want, ok := t.moved[k]

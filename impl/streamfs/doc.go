@@ -1,5 +1,7 @@
-// Package fs is the file-system core behind the mount, free of FUSE: inodes with numbers that
-// are stable for the life of the mount, lookup, attributes, directory listings and open files.
+// Package streamfs is streaming mode's file-system core, free of FUSE: inodes with numbers that
+// are stable for the life of the mount, lookup, attributes, directory listings and open files,
+// each read from and written to the bucket directly. What it shares with sync mode's core and
+// the adapter (ids, entries, attributes, the error type and its codes) is impl/vfs.
 // mount/ translates kernel operations into calls of this package and nothing more; tests drive
 // it directly without a kernel.
 //
@@ -14,4 +16,4 @@
 // FS.mu guards the inode and handle tables only, so a slow GET on one file never blocks a
 // lookup of another. Handle locks serialise operations on one open file and may be held
 // across store calls.
-package fs
+package streamfs

@@ -1,4 +1,4 @@
-package fs_test
+package streamfs_test
 
 import (
 	"bytes"
@@ -13,15 +13,16 @@ import (
 
 	"github.com/mount-s3/mount-s3/impl/clock"
 	"github.com/mount-s3/mount-s3/impl/fetchahead"
-	"github.com/mount-s3/mount-s3/impl/fs"
 	"github.com/mount-s3/mount-s3/impl/s3"
 	"github.com/mount-s3/mount-s3/impl/s3/embedded"
 	"github.com/mount-s3/mount-s3/impl/s3/s3test"
+	"github.com/mount-s3/mount-s3/impl/streamfs"
+	"github.com/mount-s3/mount-s3/impl/vfs"
 	"github.com/mount-s3/mount-s3/spec/keymap"
 )
 
 type fixture struct {
-	fs    *fs.FS
+	fs    *streamfs.FS
 	store s3.Store
 	clock *clock.Fake
 }
@@ -54,14 +55,14 @@ func newFixtureWith(t *testing.T, o fixtureOptions) *fixture {
 		o.ttl = time.Second
 	}
 	clk := clock.NewFake(time.Unix(1_700_000_000, 0))
-	cfg := fs.Config{Store: store, Clock: clk, Prefix: o.prefix, MetadataTTL: o.ttl, NegativeTTL: o.ttl}
+	cfg := streamfs.Config{Store: store, Clock: clk, Prefix: o.prefix, MetadataTTL: o.ttl, NegativeTTL: o.ttl}
 	if o.fetchAhead != nil {
 		fc := *o.fetchAhead
 		fc.Store = store
 		cfg.FetchAhead = fetchahead.New(fc)
 		t.Cleanup(cfg.FetchAhead.Close)
 	}
-	f, err := fs.New(cfg)
+	f, err := streamfs.New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -78,8 +79,8 @@ func (x *fixture) walk(t *testing.T) map[string]keymap.Kind {
 	t.Helper()
 	ctx := context.Background()
 	out := map[string]keymap.Kind{"": keymap.Dir}
-	var visit func(id fs.InodeID, path string)
-	visit = func(id fs.InodeID, path string) {
+	var visit func(id vfs.InodeID, path string)
+	visit = func(id vfs.InodeID, path string) {
 		h, err := x.fs.OpenDir(ctx, id)
 		if err != nil {
 			t.Fatal(err)
@@ -104,7 +105,7 @@ func (x *fixture) walk(t *testing.T) map[string]keymap.Kind {
 			}
 		}
 	}
-	visit(fs.RootID, "")
+	visit(vfs.RootID, "")
 	return out
 }
 
@@ -130,7 +131,7 @@ func TestTreeMatchesSpec(t *testing.T) {
 func TestReadAndTTL(t *testing.T) {
 	ctx := context.Background()
 	x := newFixture(t, "", map[string]string{"f": "hello"})
-	e, err := x.fs.Lookup(ctx, fs.RootID, "f")
+	e, err := x.fs.Lookup(ctx, vfs.RootID, "f")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -150,7 +151,7 @@ func TestReadAndTTL(t *testing.T) {
 	if err != nil || a.Size != 11 {
 		t.Fatalf("after TTL: size %d err %v, want 11", a.Size, err)
 	}
-	h, err := x.fs.Open(ctx, e.Attr.Inode, fs.OpenFlags{Read: true}, 1)
+	h, err := x.fs.Open(ctx, e.Attr.Inode, vfs.OpenFlags{Read: true}, 1)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -164,7 +165,7 @@ func TestReadAndTTL(t *testing.T) {
 	if _, err := x.store.Put(ctx, "f", bytes.NewReader([]byte("HELLO WORLD")), 11, s3.WriteOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := x.fs.Read(ctx, h, 0, buf); fs.CodeOf(err) != fs.CodeIO {
+	if _, err := x.fs.Read(ctx, h, 0, buf); vfs.CodeOf(err) != vfs.CodeIO {
 		t.Fatalf("read of a changed object: %v, want an I/O error", err)
 	}
 }
@@ -172,17 +173,17 @@ func TestReadAndTTL(t *testing.T) {
 func TestNegativeLookupTTL(t *testing.T) {
 	ctx := context.Background()
 	x := newFixture(t, "", nil)
-	if _, err := x.fs.Lookup(ctx, fs.RootID, "n"); fs.CodeOf(err) != fs.CodeNotFound {
+	if _, err := x.fs.Lookup(ctx, vfs.RootID, "n"); vfs.CodeOf(err) != vfs.CodeNotFound {
 		t.Fatalf("lookup: %v", err)
 	}
 	if _, err := x.store.Put(ctx, "n", bytes.NewReader(nil), 0, s3.WriteOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := x.fs.Lookup(ctx, fs.RootID, "n"); fs.CodeOf(err) != fs.CodeNotFound {
+	if _, err := x.fs.Lookup(ctx, vfs.RootID, "n"); vfs.CodeOf(err) != vfs.CodeNotFound {
 		t.Fatalf("within the negative TTL: %v, want not found", err)
 	}
 	x.clock.Advance(2 * time.Second)
-	if _, err := x.fs.Lookup(ctx, fs.RootID, "n"); err != nil {
+	if _, err := x.fs.Lookup(ctx, vfs.RootID, "n"); err != nil {
 		t.Fatalf("after the negative TTL: %v", err)
 	}
 }
@@ -193,7 +194,7 @@ func TestNegativeLookupTTL(t *testing.T) {
 func TestLookupListedAnswersFromTheListingOnly(t *testing.T) {
 	ctx := context.Background()
 	x := newFixture(t, "", map[string]string{"d/a": "alpha", "d/b": "bb"})
-	d, err := x.fs.Lookup(ctx, fs.RootID, "d")
+	d, err := x.fs.Lookup(ctx, vfs.RootID, "d")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -270,16 +271,16 @@ func TestLookupOlderThanOwnCreateIsNotNegative(t *testing.T) {
 	hold := &heldHEAD{key: "f", asked: make(chan struct{}), release: make(chan struct{})}
 	x := newFixtureWith(t, fixtureOptions{middleware: hold.middleware})
 	type answer struct {
-		e   fs.Entry
+		e   vfs.Entry
 		err error
 	}
 	done := make(chan answer, 1)
 	go func() {
-		e, err := x.fs.Lookup(ctx, fs.RootID, "f") // the store has no f yet
+		e, err := x.fs.Lookup(ctx, vfs.RootID, "f") // the store has no f yet
 		done <- answer{e, err}
 	}()
 	<-hold.asked
-	_, h, err := x.fs.Create(ctx, fs.RootID, "f", 0o644, fs.Caller{Pid: 1})
+	_, h, err := x.fs.Create(ctx, vfs.RootID, "f", 0o644, vfs.Caller{Pid: 1})
 	if err != nil {
 		t.Fatal(err)
 	}

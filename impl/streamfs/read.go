@@ -1,4 +1,4 @@
-package fs
+package streamfs
 
 import (
 	"context"
@@ -7,18 +7,12 @@ import (
 	"io"
 	"sync"
 
+	"github.com/mount-s3/mount-s3/impl/vfs"
+
 	"github.com/mount-s3/mount-s3/impl/read"
 	"github.com/mount-s3/mount-s3/impl/s3"
 	"github.com/mount-s3/mount-s3/spec/keymap"
 )
-
-// OpenFlags are the parts of open(2)'s flags the file system cares about.
-type OpenFlags struct {
-	Write  bool // O_WRONLY or O_RDWR
-	Read   bool // O_RDONLY or O_RDWR
-	Trunc  bool // O_TRUNC
-	Direct bool // O_DIRECT: metadata is checked with the store (S3)
-}
 
 // readHandle is a file opened for reading (S10). It reads one version of the object, the one
 // seen at open: the reader's GETs carry If-Match with that ETag, so a read never mixes two
@@ -44,17 +38,17 @@ type readHandle struct {
 // Open opens a file for reading, or for writing (which replaces the object, S6). A file being
 // written cannot be opened for reading until it is closed (S2).
 // LOCKS_EXCLUDED(f.mu)
-func (f *FS) Open(ctx context.Context, id InodeID, flags OpenFlags, pid uint32) (HandleID, error) {
+func (f *FS) Open(ctx context.Context, id vfs.InodeID, flags vfs.OpenFlags, pid uint32) (vfs.HandleID, error) {
 	f.mu.Lock()
 	in := f.inodes.get(id)
 	if in == nil {
 		f.mu.Unlock()
-		return 0, NewError("open", "", CodeBadHandle, "unknown inode")
+		return 0, vfs.NewError("open", "", vfs.CodeBadHandle, "unknown inode")
 	}
 	path, kind, stale, writing := in.path, in.kind, !f.clock.Now().Before(in.validUntil), in.writer != nil
 	f.mu.Unlock()
 	if kind == keymap.Dir {
-		return 0, NewError("open", path, CodeIsDir, "is a directory")
+		return 0, vfs.NewError("open", path, vfs.CodeIsDir, "is a directory")
 	}
 	// S10: O_RDWR without O_TRUNC on an existing object is a read handle; writes to it
 	// fail. Anything else that asks for writing replaces the object.
@@ -62,7 +56,7 @@ func (f *FS) Open(ctx context.Context, id InodeID, flags OpenFlags, pid uint32) 
 		return f.openForWrite(in, flags, pid)
 	}
 	if writing {
-		return 0, NewError("open", path, CodePerm, "the file is being written; it can be read once it is closed")
+		return 0, vfs.NewError("open", path, vfs.CodePerm, "the file is being written; it can be read once it is closed")
 	}
 	if stale || flags.Direct {
 		if err := f.refresh(ctx, id); err != nil {
@@ -80,7 +74,7 @@ func (f *FS) Open(ctx context.Context, id InodeID, flags OpenFlags, pid uint32) 
 
 // refresh re-reads a file's metadata from the store now.
 // LOCKS_EXCLUDED(f.mu)
-func (f *FS) refresh(ctx context.Context, id InodeID) error {
+func (f *FS) refresh(ctx context.Context, id vfs.InodeID) error {
 	f.mu.Lock()
 	if in := f.inodes.get(id); in != nil {
 		in.validUntil, in.metaAt = f.mounted, f.clock.Now() // force the store round trip
@@ -92,7 +86,7 @@ func (f *FS) refresh(ctx context.Context, id InodeID) error {
 
 // Read reads up to len(dst) bytes at offset off. It returns fewer only at the end of the file.
 // LOCKS_EXCLUDED(f.mu)
-func (f *FS) Read(ctx context.Context, h HandleID, off int64, dst []byte) (int, error) {
+func (f *FS) Read(ctx context.Context, h vfs.HandleID, off int64, dst []byte) (int, error) {
 	rh, err := handleOf[*readHandle](f, h, "read")
 	if err != nil {
 		return 0, err
@@ -104,7 +98,7 @@ func (f *FS) Read(ctx context.Context, h HandleID, off int64, dst []byte) (int, 
 		// rest with zeros, and the reader get the old version's bytes and then zeros.
 		err := errors.New("the file was overwritten since it was opened; reopen to read the new version")
 		f.log.Warn("read failed", "path", "/"+rh.path, "error", err)
-		return 0, &Error{Op: "read", Path: rh.path, Code: CodeIO, Err: err}
+		return 0, &vfs.Error{Op: "read", Path: rh.path, Code: vfs.CodeIO, Err: err}
 	}
 	if rh.small {
 		if whole, ok := f.wholeOf(ctx, rh); ok {
@@ -126,7 +120,7 @@ func (f *FS) Read(ctx context.Context, h HandleID, off int64, dst []byte) (int, 
 			f.mu.Unlock()
 			err = fmt.Errorf("object changed in the bucket since it was opened; reopen to read the new version: %w", err)
 			f.log.Warn("read failed", "path", "/"+rh.path, "error", err)
-			return n, &Error{Op: "read", Path: rh.path, Code: CodeIO, Err: err}
+			return n, &vfs.Error{Op: "read", Path: rh.path, Code: vfs.CodeIO, Err: err}
 		}
 		return n, storeError("read", rh.path, err)
 	}
@@ -153,7 +147,7 @@ func (f *FS) grown(rh *readHandle) bool {
 
 // Release closes a file handle.
 // LOCKS_EXCLUDED(f.mu)
-func (f *FS) Release(h HandleID) {
+func (f *FS) Release(h vfs.HandleID) {
 	f.mu.Lock()
 	v := f.handles[h]
 	delete(f.handles, h)

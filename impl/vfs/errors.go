@@ -1,4 +1,4 @@
-package fs
+package vfs
 
 import (
 	"context"
@@ -69,11 +69,6 @@ func CheckName(op, path, name string, invalid Code) error {
 // NewError is an Error of code for op on path, for the reason given in words.
 func NewError(op, path string, code Code, reason string) *Error {
 	return &Error{Op: op, Path: path, Code: code, Err: errors.New(reason)}
-}
-
-// storeError classifies an error from the store (Classify).
-func storeError(op, path string, err error) *Error {
-	return &Error{Op: op, Path: path, Code: Classify(err), Err: err}
 }
 
 // Classify is the one table from a cause to a Code, for both cores: the store's errors, the

@@ -1,8 +1,10 @@
-package fs
+package streamfs
 
 import (
 	"testing"
 	"time"
+
+	"github.com/mount-s3/mount-s3/impl/vfs"
 
 	"github.com/mount-s3/mount-s3/spec/keymap"
 )
@@ -37,7 +39,7 @@ func TestInodeNumberCollision(t *testing.T) {
 func TestHashNumberRange(t *testing.T) {
 	for _, p := range []string{"", "a", "a/b", "x/y/z"} {
 		for _, k := range []keymap.Kind{keymap.File, keymap.Dir} {
-			if id := hashNumber(nodeKey{p, k}); id <= RootID || id >= 1<<63 {
+			if id := hashNumber(nodeKey{p, k}); id <= vfs.RootID || id >= 1<<63 {
 				t.Errorf("%q %v: number %d", p, k, id)
 			}
 		}

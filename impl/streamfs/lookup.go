@@ -1,10 +1,12 @@
-package fs
+package streamfs
 
 import (
 	"context"
 	"errors"
 	"sync"
 	"time"
+
+	"github.com/mount-s3/mount-s3/impl/vfs"
 
 	"github.com/mount-s3/mount-s3/impl/s3"
 	"github.com/mount-s3/mount-s3/spec/keymap"
@@ -16,20 +18,20 @@ import (
 // the entry to a LOOKUP of its own. So does a file being written, whose lookup checks the
 // bucket for a directory that now shadows it.
 // LOCKS_EXCLUDED(f.mu)
-func (f *FS) LookupListed(_ context.Context, parent InodeID, name string) (Entry, error) {
+func (f *FS) LookupListed(_ context.Context, parent vfs.InodeID, name string) (vfs.Entry, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	dir := f.inodes.get(parent)
 	if dir == nil || dir.kind != keymap.Dir {
-		return Entry{}, NewError("lookup", name, CodeBadHandle, "unknown parent directory")
+		return vfs.Entry{}, vfs.NewError("lookup", name, vfs.CodeBadHandle, "unknown parent directory")
 	}
 	path := keymap.Join(dir.path, name)
 	if in := f.local[path]; in != nil && in.kind == keymap.File {
-		return Entry{}, NewError("lookup", path, CodeNotFound, "a file being written is looked up on its own")
+		return vfs.Entry{}, vfs.NewError("lookup", path, vfs.CodeNotFound, "a file being written is looked up on its own")
 	}
 	in := f.freshChildLocked(path, f.clock.Now())
 	if in == nil {
-		return Entry{}, NewError("lookup", path, CodeNotFound, "what the listing said has expired")
+		return vfs.Entry{}, vfs.NewError("lookup", path, vfs.CodeNotFound, "what the listing said has expired")
 	}
 	in.lookups++
 	return f.entryLocked(in), nil
@@ -37,7 +39,7 @@ func (f *FS) LookupListed(_ context.Context, parent InodeID, name string) (Entry
 
 // Lookup resolves name in directory parent and counts one kernel reference to the result.
 // LOCKS_EXCLUDED(f.mu)
-func (f *FS) Lookup(ctx context.Context, parent InodeID, name string) (Entry, error) {
+func (f *FS) Lookup(ctx context.Context, parent vfs.InodeID, name string) (vfs.Entry, error) {
 	for tries := 1; ; tries++ {
 		e, again, err := f.lookup(ctx, parent, name, tries < 3)
 		if !again {
@@ -51,21 +53,21 @@ func (f *FS) Lookup(ctx context.Context, parent InodeID, name string) (Entry, er
 // directory the kernel's revalidation of a name skips), so the answer is stale; asked again
 // if mayRetry, and in any case never kept as a negative entry.
 // LOCKS_EXCLUDED(f.mu)
-func (f *FS) lookup(ctx context.Context, parent InodeID, name string, mayRetry bool) (_ Entry, again bool, _ error) {
+func (f *FS) lookup(ctx context.Context, parent vfs.InodeID, name string, mayRetry bool) (_ vfs.Entry, again bool, _ error) {
 	f.mu.Lock()
 	dir := f.inodes.get(parent)
 	if dir == nil {
 		f.mu.Unlock()
-		return Entry{}, false, NewError("lookup", name, CodeBadHandle, "unknown parent inode")
+		return vfs.Entry{}, false, vfs.NewError("lookup", name, vfs.CodeBadHandle, "unknown parent inode")
 	}
 	if dir.kind != keymap.Dir {
 		f.mu.Unlock()
-		return Entry{}, false, NewError("lookup", name, CodeNotDir, "parent is not a directory")
+		return vfs.Entry{}, false, vfs.NewError("lookup", name, vfs.CodeNotDir, "parent is not a directory")
 	}
 	path := keymap.Join(dir.path, name)
-	if err := CheckName("lookup", path, name, CodeNotFound); err != nil {
+	if err := vfs.CheckName("lookup", path, name, vfs.CodeNotFound); err != nil {
 		f.mu.Unlock()
-		return Entry{}, false, err
+		return vfs.Entry{}, false, err
 	}
 	now := f.clock.Now()
 	if in := f.local[path]; in != nil && in.kind == keymap.File {
@@ -83,19 +85,19 @@ func (f *FS) lookup(ctx context.Context, parent InodeID, name string, mayRetry b
 	if until, ok := f.negative[path]; ok {
 		if now.Before(until) {
 			f.mu.Unlock()
-			return Entry{}, false, NewError("lookup", path, CodeNotFound, "no such object or prefix (cached)")
+			return vfs.Entry{}, false, vfs.NewError("lookup", path, vfs.CodeNotFound, "no such object or prefix (cached)")
 		}
 		delete(f.negative, path)
 	}
 	res, listed, err := f.fromListingLocked(ctx, dir.path, path)
 	if err != nil {
 		f.mu.Unlock()
-		return Entry{}, false, err
+		return vfs.Entry{}, false, err
 	}
 	if !listed {
 		f.mu.Unlock()
 		if res, err = f.resolve(ctx, path); err != nil {
-			return Entry{}, false, err
+			return vfs.Entry{}, false, err
 		}
 		f.mu.Lock()
 	}
@@ -112,15 +114,15 @@ func (f *FS) lookup(ctx context.Context, parent InodeID, name string, mayRetry b
 	if !res.found {
 		if !listed && f.changedSinceLocked(path, now) {
 			if mayRetry {
-				return Entry{}, true, nil
+				return vfs.Entry{}, true, nil
 			}
-			return Entry{}, false, NewError("lookup", path, CodeNotFound, "no such object or prefix")
+			return vfs.Entry{}, false, vfs.NewError("lookup", path, vfs.CodeNotFound, "no such object or prefix")
 		}
 		// A listing's absence already lasts as long as S3 allows; a lookup's starts now.
 		if f.cfg.NegativeTTL > 0 && !listed {
 			f.setNegativeLocked(path, now)
 		}
-		return Entry{}, false, NewError("lookup", path, CodeNotFound, "no such object or prefix")
+		return vfs.Entry{}, false, vfs.NewError("lookup", path, vfs.CodeNotFound, "no such object or prefix")
 	}
 	in := f.inodes.getOrCreate(path, res.kind)
 	f.setMetaLocked(in, res.info, now)
@@ -132,10 +134,10 @@ func (f *FS) lookup(ctx context.Context, parent InodeID, name string, mayRetry b
 // that appeared in the bucket meanwhile shadows it (K4), as it will shadow the object the
 // file becomes.
 // LOCKS_EXCLUDED(f.mu)
-func (f *FS) lookupWriting(ctx context.Context, file *inode, path string) (Entry, error) {
+func (f *FS) lookupWriting(ctx context.Context, file *inode, path string) (vfs.Entry, error) {
 	res, err := f.resolve(ctx, path)
 	if err != nil {
-		return Entry{}, err
+		return vfs.Entry{}, err
 	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -193,8 +195,8 @@ func (f *FS) attrExpiry(in *inode) time.Time {
 
 // entryLocked is the lookup answer for in.
 // LOCKS_REQUIRED(f.mu)
-func (f *FS) entryLocked(in *inode) Entry {
-	return Entry{Attr: f.attrOf(in), Expires: f.attrExpiry(in), Generation: in.gen}
+func (f *FS) entryLocked(in *inode) vfs.Entry {
+	return vfs.Entry{Attr: f.attrOf(in), Expires: f.attrExpiry(in), Generation: in.gen}
 }
 
 type resolution struct {
@@ -237,12 +239,12 @@ func (f *FS) resolve(ctx context.Context, path string) (resolution, error) {
 // GetAttr returns the attributes of an inode, asking the store again once the cached metadata
 // is older than the metadata TTL (S3).
 // LOCKS_EXCLUDED(f.mu)
-func (f *FS) GetAttr(ctx context.Context, id InodeID) (Attr, time.Time, error) {
+func (f *FS) GetAttr(ctx context.Context, id vfs.InodeID) (vfs.Attr, time.Time, error) {
 	f.mu.Lock()
 	in := f.inodes.get(id)
 	if in == nil {
 		f.mu.Unlock()
-		return Attr{}, time.Time{}, NewError("getattr", "", CodeBadHandle, "unknown inode")
+		return vfs.Attr{}, time.Time{}, vfs.NewError("getattr", "", vfs.CodeBadHandle, "unknown inode")
 	}
 	now := f.clock.Now()
 	if in.kind == keymap.Dir || in.local || now.Before(in.validUntil) {
@@ -255,7 +257,7 @@ func (f *FS) GetAttr(ctx context.Context, id InodeID) (Attr, time.Time, error) {
 
 	info, err := f.store.Head(ctx, keymap.FileKey(f.prefix, path))
 	if err != nil {
-		return Attr{}, time.Time{}, storeError("getattr", path, err)
+		return vfs.Attr{}, time.Time{}, storeError("getattr", path, err)
 	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -265,7 +267,7 @@ func (f *FS) GetAttr(ctx context.Context, id InodeID) (Attr, time.Time, error) {
 
 // Forget drops n kernel references to an inode.
 // LOCKS_EXCLUDED(f.mu)
-func (f *FS) Forget(id InodeID, n uint64) {
+func (f *FS) Forget(id vfs.InodeID, n uint64) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	// A local inode (mkdir'd directory, file being written) exists only in memory: it stays

@@ -1,4 +1,4 @@
-package fs
+package streamfs
 
 import (
 	"context"
@@ -7,6 +7,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/mount-s3/mount-s3/impl/vfs"
 
 	"github.com/mount-s3/mount-s3/impl/write"
 	"github.com/mount-s3/mount-s3/spec/keymap"
@@ -36,16 +38,16 @@ func (w *writeHandle) size() int64 { return w.written.Load() }
 // (S6). The mode and the caller's owner are not kept: streaming mode's attributes come from
 // the mount options (S9).
 // LOCKS_EXCLUDED(f.mu)
-func (f *FS) Create(ctx context.Context, parent InodeID, name string, mode os.FileMode, c Caller) (Entry, HandleID, error) {
+func (f *FS) Create(ctx context.Context, parent vfs.InodeID, name string, mode os.FileMode, c vfs.Caller) (vfs.Entry, vfs.HandleID, error) {
 	pid := c.Pid
 	path, err := f.newChildPath(ctx, parent, name, "create")
 	if err != nil {
-		return Entry{}, 0, err
+		return vfs.Entry{}, 0, err
 	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if f.local[path] != nil {
-		return Entry{}, 0, NewError("create", path, CodeExists, "file exists")
+		return vfs.Entry{}, 0, vfs.NewError("create", path, vfs.CodeExists, "file exists")
 	}
 	in := f.inodes.getOrCreate(path, keymap.File)
 	if in.lookups > 0 && !in.local && in.writer == nil && f.readingLocked(path) {
@@ -79,21 +81,21 @@ func (f *FS) readingLocked(path string) bool {
 // newChildPath checks that name can be created in parent: the parent is a directory, the
 // name is valid (K3), and nothing of that name exists locally or in the bucket.
 // LOCKS_EXCLUDED(f.mu)
-func (f *FS) newChildPath(ctx context.Context, parent InodeID, name, op string) (string, error) {
+func (f *FS) newChildPath(ctx context.Context, parent vfs.InodeID, name, op string) (string, error) {
 	f.mu.Lock()
 	dir := f.inodes.get(parent)
 	if dir == nil || dir.kind != keymap.Dir {
 		f.mu.Unlock()
-		return "", NewError(op, name, CodeNotDir, "parent is not a directory")
+		return "", vfs.NewError(op, name, vfs.CodeNotDir, "parent is not a directory")
 	}
 	path := keymap.Join(dir.path, name)
 	exists := f.local[path] != nil
 	f.mu.Unlock()
-	if err := CheckName(op, path, name, CodeInvalid); err != nil {
+	if err := vfs.CheckName(op, path, name, vfs.CodeInvalid); err != nil {
 		return "", err
 	}
 	if exists {
-		return "", NewError(op, path, CodeExists, "exists")
+		return "", vfs.NewError(op, path, vfs.CodeExists, "exists")
 	}
 	// The kernel looks a name up just before creating it; a fresh negative answer from that
 	// lookup (its own, or its directory's listing) saves asking the store again.
@@ -110,14 +112,14 @@ func (f *FS) newChildPath(ctx context.Context, parent InodeID, name, op string) 
 		return "", err
 	}
 	if res.found {
-		return "", NewError(op, path, CodeExists, "exists in the bucket")
+		return "", vfs.NewError(op, path, vfs.CodeExists, "exists in the bucket")
 	}
 	return path, nil
 }
 
 // startWriteLocked opens a write handle on in.
 // LOCKS_REQUIRED(f.mu)
-func (f *FS) startWriteLocked(in *inode, pid uint32) HandleID {
+func (f *FS) startWriteLocked(in *inode, pid uint32) vfs.HandleID {
 	w := &writeHandle{inode: in, path: in.path, opener: pid, upload: write.New(f.cfg.Upload, keymap.FileKey(f.prefix, in.path))}
 	in.writer = w
 	in.mtime = f.clock.Now()
@@ -150,16 +152,16 @@ func (f *FS) LastError() (string, time.Time) {
 // openForWrite replaces an existing object (S6): only with --allow-overwrite and O_TRUNC, and
 // only when no one else is writing it (S2).
 // LOCKS_EXCLUDED(f.mu)
-func (f *FS) openForWrite(in *inode, flags OpenFlags, pid uint32) (HandleID, error) {
+func (f *FS) openForWrite(in *inode, flags vfs.OpenFlags, pid uint32) (vfs.HandleID, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	switch {
 	case in.writer != nil:
-		return 0, NewError("open", in.path, CodePerm, "the file is already open for writing (one writer at a time in streaming mode)")
+		return 0, vfs.NewError("open", in.path, vfs.CodePerm, "the file is already open for writing (one writer at a time in streaming mode)")
 	case !f.cfg.AllowOverwrite:
-		return 0, NewError("open", in.path, CodePerm, "overwriting an existing object needs --allow-overwrite (and O_TRUNC)")
+		return 0, vfs.NewError("open", in.path, vfs.CodePerm, "overwriting an existing object needs --allow-overwrite (and O_TRUNC)")
 	case !flags.Trunc:
-		return 0, NewError("open", in.path, CodePerm, "an existing object can only be replaced whole (O_TRUNC); appending or editing in place needs --sync-dir")
+		return 0, vfs.NewError("open", in.path, vfs.CodePerm, "an existing object can only be replaced whole (O_TRUNC); appending or editing in place needs --sync-dir")
 	}
 	h := f.startWriteLocked(in, pid)
 	in.local = true
@@ -169,11 +171,11 @@ func (f *FS) openForWrite(in *inode, flags OpenFlags, pid uint32) (HandleID, err
 
 // Write writes data at off to a file opened for writing. Writes must be sequential (S4).
 // LOCKS_EXCLUDED(f.mu)
-func (f *FS) Write(ctx context.Context, h HandleID, off int64, data []byte) error {
+func (f *FS) Write(ctx context.Context, h vfs.HandleID, off int64, data []byte) error {
 	w, err := handleOf[*writeHandle](f, h, "write")
 	if err != nil {
 		if _, isRead := handleOfAny(f, h).(*readHandle); isRead {
-			return NewError("write", "", CodeBadHandle, "file was opened for reading")
+			return vfs.NewError("write", "", vfs.CodeBadHandle, "file was opened for reading")
 		}
 		return err
 	}
@@ -181,20 +183,20 @@ func (f *FS) Write(ctx context.Context, h HandleID, off int64, data []byte) erro
 	defer w.mu.Unlock()
 	if w.done {
 		if w.err != nil {
-			return &Error{Op: "write", Path: w.path, Code: CodeIO, Err: w.err}
+			return &vfs.Error{Op: "write", Path: w.path, Code: vfs.CodeIO, Err: w.err}
 		}
-		return NewError("write", w.path, CodePerm, "the file was already committed to the bucket by close or fsync; reopen it with O_TRUNC to replace it")
+		return vfs.NewError("write", w.path, vfs.CodePerm, "the file was already committed to the bucket by close or fsync; reopen it with O_TRUNC to replace it")
 	}
 	// A signal to the writing program (the kernel then interrupts the request) must not
 	// abort the upload of everything written so far.
 	if err := w.upload.Write(context.WithoutCancel(ctx), off, data); err != nil {
 		w.done, w.err = true, err
-		code := CodeIO
+		code := vfs.CodeIO
 		if errors.Is(err, write.ErrNotSequential) {
-			code = CodeInvalid
+			code = vfs.CodeInvalid
 		}
 		f.log.Warn("write failed; the upload was aborted", "path", "/"+w.path, "error", err)
-		return &Error{Op: "write", Path: w.path, Code: code, Err: err}
+		return &vfs.Error{Op: "write", Path: w.path, Code: code, Err: err}
 	}
 	w.written.Store(w.upload.Size())
 	return nil
@@ -208,7 +210,7 @@ func (f *FS) Write(ctx context.Context, h HandleID, off int64, data []byte) erro
 // descriptor before writing through the copy (`echo x > f`); touch(1) closes a file it never
 // wrote. Such a file is completed at the last close (release) instead (S5).
 // LOCKS_EXCLUDED(f.mu)
-func (f *FS) Flush(ctx context.Context, h HandleID, pid uint32) error {
+func (f *FS) Flush(ctx context.Context, h vfs.HandleID, pid uint32) error {
 	w, err := handleOf[*writeHandle](f, h, "flush")
 	if err != nil {
 		return nil // read and directory handles have nothing to flush
@@ -227,7 +229,7 @@ func (f *FS) Flush(ctx context.Context, h HandleID, pid uint32) error {
 
 // Fsync completes the upload of a file being written (S4); later writes fail.
 // LOCKS_EXCLUDED(f.mu)
-func (f *FS) Fsync(ctx context.Context, h HandleID) error {
+func (f *FS) Fsync(ctx context.Context, h vfs.HandleID) error {
 	w, err := handleOf[*writeHandle](f, h, "fsync")
 	if err != nil {
 		return nil
@@ -242,7 +244,7 @@ func (f *FS) commit(ctx context.Context, w *writeHandle) error {
 	defer w.mu.Unlock()
 	if w.done {
 		if w.err != nil {
-			return &Error{Op: "close", Path: w.path, Code: CodeIO, Err: w.err}
+			return &vfs.Error{Op: "close", Path: w.path, Code: vfs.CodeIO, Err: w.err}
 		}
 		return nil
 	}
@@ -254,7 +256,7 @@ func (f *FS) commit(ctx context.Context, w *writeHandle) error {
 		f.lastError.Store(&failure{at: f.clock.Now(), msg: "/" + w.path + ": " + err.Error()})
 		f.log.Warn("upload failed; the file was not written", "path", "/"+w.path, "error", err)
 		// Whatever the store said, the program's data did not arrive: an I/O error.
-		return &Error{Op: "close", Path: w.path, Code: CodeIO, Err: err}
+		return &vfs.Error{Op: "close", Path: w.path, Code: vfs.CodeIO, Err: err}
 	}
 	f.uploads.Add(1)
 	f.mu.Lock()
@@ -320,7 +322,7 @@ func (f *FS) releaseWrite(w *writeHandle) {
 
 // handleOfAny returns the open handle h, whatever its type, or nil.
 // LOCKS_EXCLUDED(f.mu)
-func handleOfAny(f *FS, h HandleID) any {
+func handleOfAny(f *FS, h vfs.HandleID) any {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	return f.handles[h]
@@ -333,7 +335,7 @@ func handleOfAny(f *FS, h HandleID) any {
 // them its reads reach its own handle, which serves the version it opened (If-Match) or
 // fails, as S3 does.
 // LOCKS_EXCLUDED(f.mu)
-func (f *FS) DirectIO(h HandleID) bool {
+func (f *FS) DirectIO(h vfs.HandleID) bool {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	_, ok := f.handles[h].(*writeHandle)

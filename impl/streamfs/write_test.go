@@ -1,4 +1,4 @@
-package fs_test
+package streamfs_test
 
 import (
 	"context"
@@ -7,8 +7,9 @@ import (
 	"time"
 
 	"github.com/mount-s3/mount-s3/impl/clock"
-	"github.com/mount-s3/mount-s3/impl/fs"
 	"github.com/mount-s3/mount-s3/impl/s3"
+	"github.com/mount-s3/mount-s3/impl/streamfs"
+	"github.com/mount-s3/mount-s3/impl/vfs"
 	"github.com/mount-s3/mount-s3/impl/write"
 )
 
@@ -17,11 +18,11 @@ func TestWriteFailureIsReported(t *testing.T) {
 	x := newFixture(t, "", nil)
 	faults := s3.NewFaults(x.store)
 	faults.FailNth("UploadPart", 2, s3.ErrAccessDenied)
-	f, err := fs.New(fs.Config{Store: faults, Clock: clock.NewFake(time.Unix(1, 0)), MetadataTTL: time.Second, Upload: write.Config{PartSize: 5 << 20}})
+	f, err := streamfs.New(streamfs.Config{Store: faults, Clock: clock.NewFake(time.Unix(1, 0)), MetadataTTL: time.Second, Upload: write.Config{PartSize: 5 << 20}})
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, h, err := f.Create(ctx, fs.RootID, "big", 0o644, fs.Caller{Pid: 7})
+	_, h, err := f.Create(ctx, vfs.RootID, "big", 0o644, vfs.Caller{Pid: 7})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -34,8 +35,8 @@ func TestWriteFailureIsReported(t *testing.T) {
 		failed = f.Flush(ctx, h, 7)
 	}
 	f.Release(h)
-	if fs.CodeOf(failed) != fs.CodeIO && fs.CodeOf(failed) != fs.CodeAccess {
-		t.Fatalf("got %v (code %v), want an I/O error", failed, fs.CodeOf(failed))
+	if vfs.CodeOf(failed) != vfs.CodeIO && vfs.CodeOf(failed) != vfs.CodeAccess {
+		t.Fatalf("got %v (code %v), want an I/O error", failed, vfs.CodeOf(failed))
 	}
 	if _, err := x.store.Head(ctx, "big"); !errors.Is(err, s3.ErrNotFound) {
 		t.Fatalf("object left behind: %v", err)
