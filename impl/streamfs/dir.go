@@ -3,7 +3,6 @@ package streamfs
 import (
 	"context"
 	"strings"
-	"sync"
 
 	"github.com/mount-s3/mount-s3/impl/vfs"
 
@@ -11,16 +10,6 @@ import (
 	"github.com/mount-s3/mount-s3/impl/s3"
 	"github.com/mount-s3/mount-s3/spec/keymap"
 )
-
-// dirHandle is an open directory. Its listing is taken when the first ReadDir at offset 0
-// arrives (opendir, or rewinddir), so a listing is never older than S3 allows: fresh, or one
-// made ahead of a walk within the metadata TTL (walk.go).
-type dirHandle struct {
-	mu      sync.Mutex
-	inode   vfs.InodeID
-	path    string
-	entries []vfs.DirEntry // GUARDED_BY(mu); nil until listed
-}
 
 // OpenDir opens a directory for reading.
 // LOCKS_EXCLUDED(f.mu)
@@ -34,57 +23,43 @@ func (f *FS) OpenDir(ctx context.Context, id vfs.InodeID) (vfs.HandleID, error) 
 	if in.kind != keymap.Dir {
 		return 0, vfs.NewError("opendir", in.path, vfs.CodeNotDir, "not a directory")
 	}
-	return f.addHandle(&dirHandle{inode: id, path: in.path}), nil
+	return f.addHandle(&vfs.DirHandle{Inode: id, Path: in.path}), nil
 }
 
 // ReadDir returns the entries after offset (0 for the start), "." and ".." first, then the
-// names in byte order (K6). A read at offset 0 lists the directory afresh.
+// names in byte order (K6). A read at offset 0 lists the directory afresh, so a listing is
+// never older than S3 allows: fresh, or one made ahead of a walk within the metadata TTL
+// (walk.go).
 // LOCKS_EXCLUDED(f.mu)
 func (f *FS) ReadDir(ctx context.Context, h vfs.HandleID, offset uint64) ([]vfs.DirEntry, error) {
-	dh, err := handleOf[*dirHandle](f, h, "readdir")
+	dh, err := vfs.HandleOf[*vfs.DirHandle](&f.handles, h, "readdir")
 	if err != nil {
 		return nil, err
 	}
-	dh.mu.Lock()
-	defer dh.mu.Unlock()
-	if offset == 0 || dh.entries == nil {
-		entries, err := f.list(ctx, dh)
-		if err != nil {
-			return nil, err
-		}
-		dh.entries = entries
-	}
-	if offset >= uint64(len(dh.entries)) {
-		return nil, nil
-	}
-	return dh.entries[offset:], nil
+	return dh.Read(offset, func() (vfs.Listing, error) { return f.list(ctx, dh.Path) })
 }
 
 // list reads the whole directory from the store, page by page (or takes the listing made
 // ahead of a walk, walk.go), and records what the listing says about each child, valid from
 // when it started (S3), so that the lookups of an `ls -l` that follow need no request.
 // LOCKS_EXCLUDED(f.mu)
-func (f *FS) list(ctx context.Context, dh *dirHandle) ([]vfs.DirEntry, error) {
-	listing, objects, start, ok := f.takeAhead(ctx, dh.path)
+func (f *FS) list(ctx context.Context, dir string) (vfs.Listing, error) {
+	listing, objects, start, ok := f.takeAhead(ctx, dir)
 	if !ok {
 		start = f.clock.Now()
 		var err error
-		if listing, objects, _, err = f.listDir(ctx, "readdir", dh.path, nil); err != nil {
-			return nil, err
+		if listing, objects, _, err = f.listDir(ctx, "readdir", dir, nil); err != nil {
+			return vfs.Listing{}, err
 		}
 	}
 
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	now := start
-	parent := vfs.RootID
-	if dh.path != "" {
-		parentPath, _ := keymap.Split(dh.path)
-		parent = f.inodes.number(parentPath, keymap.Dir)
-	}
-	out := []vfs.DirEntry{
-		{Offset: 1, Inode: dh.inode, Name: ".", Kind: keymap.Dir},
-		{Offset: 2, Inode: parent, Name: "..", Kind: keymap.Dir},
+	out := vfs.Listing{Parent: vfs.RootID}
+	if dir != "" {
+		parentPath, _ := keymap.Split(dir)
+		out.Parent = f.inodes.number(parentPath, keymap.Dir)
 	}
 	entries := listing.Entries()
 	// Local directories and files being written are listed too (S7, S4), once.
@@ -95,7 +70,7 @@ func (f *FS) list(ctx context.Context, dh *dirHandle) ([]vfs.DirEntry, error) {
 	}
 	// Local inodes deeper down keep their ancestors as directories.
 	for path, in := range f.local {
-		name, kind, ok := childToward(dh.path, path, in.kind)
+		name, kind, ok := childToward(dir, path, in.kind)
 		if !ok {
 			continue
 		}
@@ -110,7 +85,7 @@ func (f *FS) list(ctx context.Context, dh *dirHandle) ([]vfs.DirEntry, error) {
 	}
 	keymap.SortEntries(entries)
 	for _, e := range entries {
-		path := keymap.Join(dh.path, e.Name)
+		path := keymap.Join(dir, e.Name)
 		in := f.inodes.getOrCreate(path, e.Kind)
 		if info, ok := objects[e.Name]; ok && in.writer == nil {
 			f.setMetaLocked(in, info, now)
@@ -118,10 +93,10 @@ func (f *FS) list(ctx context.Context, dh *dirHandle) ([]vfs.DirEntry, error) {
 			f.setMetaLocked(in, s3.ObjectInfo{}, now)
 		}
 		delete(f.negative, path)
-		out = append(out, vfs.DirEntry{Offset: uint64(len(out) + 1), Inode: in.id, Name: e.Name, Kind: e.Kind})
+		out.Children = append(out.Children, vfs.DirEntry{Inode: in.id, Name: e.Name, Kind: e.Kind})
 	}
-	f.walkLocked(dh.path, entries, f.clock.Now())
-	f.recordOrderLocked(dh.path, entries, now)
+	f.walkLocked(dir, entries, f.clock.Now())
+	f.recordOrderLocked(dir, entries, now)
 	return out, nil
 }
 
@@ -130,20 +105,7 @@ func (f *FS) list(ctx context.Context, dh *dirHandle) ([]vfs.DirEntry, error) {
 func (f *FS) ReleaseDir(h vfs.HandleID) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	delete(f.handles, h)
-}
-
-// handleOf returns the open handle h if it is of type T.
-// LOCKS_EXCLUDED(f.mu)
-func handleOf[T any](f *FS, h vfs.HandleID, op string) (T, error) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	v, ok := f.handles[h].(T)
-	if !ok {
-		var zero T
-		return zero, vfs.NewError(op, "", vfs.CodeBadHandle, "unknown handle")
-	}
-	return v, nil
+	f.handles.Remove(h)
 }
 
 // childToward names the entry of directory dir on the way to path: the path's own name and

@@ -90,10 +90,10 @@ type FS struct {
 	scans  map[string]*dirScan
 	// local holds the local inodes (mkdir'd directories, files being written) by path. GUARDED_BY(mu)
 	local map[string]*inode
-	// handles are the open files and directories. GUARDED_BY(mu)
-	handles    map[vfs.HandleID]any
-	nextHandle vfs.HandleID // GUARDED_BY(mu)
-	gens       uint64       // GUARDED_BY(mu): the last generation given (Entry.Generation)
+	// handles are the open files (*readHandle, *writeHandle) and directories
+	// (*vfs.DirHandle). Changed only under mu, so that what holds mu sees them settled.
+	handles vfs.Handles
+	gens    uint64 // GUARDED_BY(mu): the last generation given (Entry.Generation)
 
 	// Counters for `mount-s3 status`: uploads completed and failed, and the last failure.
 	uploads, uploadFailures atomic.Uint64
@@ -145,8 +145,7 @@ func New(cfg Config) (*FS, error) {
 		walkDirs: map[string]*walkDir{}, ahead: map[string]*aheadList{}, aheadSlots: make(chan struct{}, walkParallel),
 		orders: map[string]*fileOrder{}, scans: map[string]*dirScan{},
 		changed: map[string]time.Time{}, changedSweepAt: sweepMin, negativeSweepAt: sweepMin,
-		local:   map[string]*inode{},
-		handles: map[vfs.HandleID]any{},
+		local: map[string]*inode{},
 	}
 	f.inodes.init(f.clock.Now)
 	return f, nil
@@ -177,11 +176,7 @@ func (f *FS) attrOf(in *inode) vfs.Attr {
 
 // addHandle registers h and returns its id.
 // LOCKS_REQUIRED(f.mu)
-func (f *FS) addHandle(h any) vfs.HandleID {
-	f.nextHandle++
-	f.handles[f.nextHandle] = h
-	return f.nextHandle
-}
+func (f *FS) addHandle(h any) vfs.HandleID { return f.handles.Add(h) }
 
 // StatFS returns file-system statistics.
 func (f *FS) StatFS(ctx context.Context) vfs.StatFS {

@@ -18,7 +18,7 @@ type inode struct {
 	kind keymap.Kind
 
 	// Mutable state, GUARDED_BY(FS.mu).
-	lookups uint64 // the kernel's lookup count; the inode is dropped at zero
+	lookups vfs.Lookups // the kernel's lookup count; the inode is dropped at zero
 	size    int64
 	mtime   time.Time
 	etag    string
@@ -152,11 +152,9 @@ func (t *inodeTable) forget(id vfs.InodeID, n uint64) {
 	if in == nil || id == vfs.RootID {
 		return
 	}
-	if n < in.lookups {
-		in.lookups -= n
+	if !in.lookups.Forget(n) {
 		return
 	}
-	in.lookups = 0
 	if !in.local && in.writer == nil && !t.now().Before(in.validUntil) {
 		t.drop(in)
 	}

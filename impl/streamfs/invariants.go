@@ -22,22 +22,24 @@ func (f *FS) CheckInvariants() error {
 			return fmt.Errorf("local inode %q (%d) is not the live inode of its path", path, in.id)
 		}
 	}
-	for hid, v := range f.handles {
+	var err error
+	f.handles.Each(func(hid vfs.HandleID, v any) bool {
 		switch h := v.(type) {
 		case *writeHandle:
 			if in := h.inode; in.writer == h && f.inodes.get(in.id) != in {
-				return fmt.Errorf("write handle of %q: its inode %d is not live", h.path, in.id)
+				err = fmt.Errorf("write handle of %q: its inode %d is not live", h.path, in.id)
 			}
-		case *dirHandle:
-			if f.inodes.get(h.inode) == nil {
-				return fmt.Errorf("directory handle of %q: inode %d is not live", h.path, h.inode)
+		case *vfs.DirHandle:
+			if f.inodes.get(h.Inode) == nil {
+				err = fmt.Errorf("directory handle of %q: inode %d is not live", h.Path, h.Inode)
 			}
 		case *readHandle:
 		default:
-			return fmt.Errorf("handle %d is a %T", hid, v)
+			err = fmt.Errorf("handle %d is a %T", hid, v)
 		}
-	}
-	return nil
+		return err == nil
+	})
+	return err
 }
 
 // check: live and byKey hold the same inodes, each under its own number and key; a number

@@ -33,7 +33,7 @@ func (f *FS) LookupListed(_ context.Context, parent vfs.InodeID, name string) (v
 	if in == nil {
 		return vfs.Entry{}, vfs.NewError("lookup", path, vfs.CodeNotFound, "what the listing said has expired")
 	}
-	in.lookups++
+	in.lookups.Add()
 	return f.entryLocked(in), nil
 }
 
@@ -77,7 +77,7 @@ func (f *FS) lookup(ctx context.Context, parent vfs.InodeID, name string, mayRet
 	}
 	f.refreshAheadLocked(dir.path, now)
 	if in := f.freshChildLocked(path, now); in != nil {
-		in.lookups++
+		in.lookups.Add()
 		e := f.entryLocked(in)
 		f.mu.Unlock()
 		return e, false, nil
@@ -107,7 +107,7 @@ func (f *FS) lookup(ctx context.Context, parent vfs.InodeID, name string, mayRet
 	} else if listed && res.found {
 		// The listing recorded it, valid from when the listing started (S3).
 		if in := f.freshChildLocked(path, f.clock.Now()); in != nil {
-			in.lookups++
+			in.lookups.Add()
 			return f.entryLocked(in), false, nil
 		}
 	}
@@ -126,7 +126,7 @@ func (f *FS) lookup(ctx context.Context, parent vfs.InodeID, name string, mayRet
 	}
 	in := f.inodes.getOrCreate(path, res.kind)
 	f.setMetaLocked(in, res.info, now)
-	in.lookups++
+	in.lookups.Add()
 	return f.entryLocked(in), false, nil
 }
 
@@ -146,7 +146,7 @@ func (f *FS) lookupWriting(ctx context.Context, file *inode, path string) (vfs.E
 		in = f.inodes.getOrCreate(path, keymap.Dir)
 		f.setMetaLocked(in, res.info, f.clock.Now())
 	}
-	in.lookups++
+	in.lookups.Add()
 	return f.entryLocked(in), nil
 }
 
@@ -273,7 +273,7 @@ func (f *FS) Forget(id vfs.InodeID, n uint64) {
 	// A local inode (mkdir'd directory, file being written) exists only in memory: it stays
 	// live until it is removed or committed, or its number would point nowhere.
 	if in := f.inodes.get(id); in != nil && in.local {
-		in.lookups -= min(n, in.lookups)
+		in.lookups.Forget(n)
 		return
 	}
 	f.inodes.forget(id, n)

@@ -88,7 +88,7 @@ func (f *FS) MkDir(ctx context.Context, parent vfs.InodeID, name string, mode os
 	}
 	in := f.inodes.getOrCreate(path, keymap.Dir)
 	in.local = true
-	in.lookups++
+	in.lookups.Add()
 	in.validUntil = farFuture
 	f.local[path] = in
 	delete(f.negative, path)

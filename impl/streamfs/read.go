@@ -87,7 +87,7 @@ func (f *FS) refresh(ctx context.Context, id vfs.InodeID) error {
 // Read reads up to len(dst) bytes at offset off. It returns fewer only at the end of the file.
 // LOCKS_EXCLUDED(f.mu)
 func (f *FS) Read(ctx context.Context, h vfs.HandleID, off int64, dst []byte) (int, error) {
-	rh, err := handleOf[*readHandle](f, h, "read")
+	rh, err := vfs.HandleOf[*readHandle](&f.handles, h, "read")
 	if err != nil {
 		return 0, err
 	}
@@ -149,8 +149,7 @@ func (f *FS) grown(rh *readHandle) bool {
 // LOCKS_EXCLUDED(f.mu)
 func (f *FS) Release(h vfs.HandleID) {
 	f.mu.Lock()
-	v := f.handles[h]
-	delete(f.handles, h)
+	v := f.handles.Remove(h)
 	f.mu.Unlock()
 	switch h := v.(type) {
 	case *readHandle:

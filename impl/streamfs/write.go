@@ -58,7 +58,7 @@ func (f *FS) Create(ctx context.Context, parent vfs.InodeID, name string, mode o
 		f.gens++
 		in.gen = f.gens
 	}
-	in.lookups++
+	in.lookups.Add()
 	h := f.startWriteLocked(in, pid)
 	in.local = true
 	f.local[path] = in
@@ -70,12 +70,13 @@ func (f *FS) Create(ctx context.Context, parent vfs.InodeID, name string, mode o
 // readingLocked reports whether a read handle of path is open.
 // REQUIRES: f.mu held.
 func (f *FS) readingLocked(path string) bool {
-	for _, h := range f.handles {
-		if rh, ok := h.(*readHandle); ok && rh.path == path {
-			return true
-		}
-	}
-	return false
+	reading := false
+	f.handles.Each(func(_ vfs.HandleID, h any) bool {
+		rh, ok := h.(*readHandle)
+		reading = ok && rh.path == path
+		return !reading
+	})
+	return reading
 }
 
 // newChildPath checks that name can be created in parent: the parent is a directory, the
@@ -172,9 +173,9 @@ func (f *FS) openForWrite(in *inode, flags vfs.OpenFlags, pid uint32) (vfs.Handl
 // Write writes data at off to a file opened for writing. Writes must be sequential (S4).
 // LOCKS_EXCLUDED(f.mu)
 func (f *FS) Write(ctx context.Context, h vfs.HandleID, off int64, data []byte) error {
-	w, err := handleOf[*writeHandle](f, h, "write")
+	w, err := vfs.HandleOf[*writeHandle](&f.handles, h, "write")
 	if err != nil {
-		if _, isRead := handleOfAny(f, h).(*readHandle); isRead {
+		if _, isRead := f.handles.Get(h).(*readHandle); isRead {
 			return vfs.NewError("write", "", vfs.CodeBadHandle, "file was opened for reading")
 		}
 		return err
@@ -211,7 +212,7 @@ func (f *FS) Write(ctx context.Context, h vfs.HandleID, off int64, data []byte) 
 // wrote. Such a file is completed at the last close (release) instead (S5).
 // LOCKS_EXCLUDED(f.mu)
 func (f *FS) Flush(ctx context.Context, h vfs.HandleID, pid uint32) error {
-	w, err := handleOf[*writeHandle](f, h, "flush")
+	w, err := vfs.HandleOf[*writeHandle](&f.handles, h, "flush")
 	if err != nil {
 		return nil // read and directory handles have nothing to flush
 	}
@@ -230,7 +231,7 @@ func (f *FS) Flush(ctx context.Context, h vfs.HandleID, pid uint32) error {
 // Fsync completes the upload of a file being written (S4); later writes fail.
 // LOCKS_EXCLUDED(f.mu)
 func (f *FS) Fsync(ctx context.Context, h vfs.HandleID) error {
-	w, err := handleOf[*writeHandle](f, h, "fsync")
+	w, err := vfs.HandleOf[*writeHandle](&f.handles, h, "fsync")
 	if err != nil {
 		return nil
 	}
@@ -320,14 +321,6 @@ func (f *FS) releaseWrite(w *writeHandle) {
 	}
 }
 
-// handleOfAny returns the open handle h, whatever its type, or nil.
-// LOCKS_EXCLUDED(f.mu)
-func handleOfAny(f *FS, h vfs.HandleID) any {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	return f.handles[h]
-}
-
 // DirectIO reports whether the kernel should bypass its page cache for handle h (mount's
 // DirectHandles): a write handle does. Written through the page cache, the new version's
 // pages would be where a program still reading the old version (opened before the O_TRUNC)
@@ -336,8 +329,6 @@ func handleOfAny(f *FS, h vfs.HandleID) any {
 // fails, as S3 does.
 // LOCKS_EXCLUDED(f.mu)
 func (f *FS) DirectIO(h vfs.HandleID) bool {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	_, ok := f.handles[h].(*writeHandle)
+	_, ok := f.handles.Get(h).(*writeHandle)
 	return ok
 }

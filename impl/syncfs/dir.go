@@ -3,7 +3,6 @@ package syncfs
 import (
 	"context"
 	"errors"
-	"sync"
 
 	"github.com/mount-s3/mount-s3/impl/sync/local"
 	"github.com/mount-s3/mount-s3/impl/vfs"
@@ -48,14 +47,6 @@ func (f *FS) ensureTree(ctx context.Context, op, dir string) error {
 	return nil
 }
 
-// dirHandle is an open directory. Its listing is taken at offset 0 (opendir, rewinddir) and
-// later offsets index into it, so entries are neither skipped nor repeated while it is read.
-type dirHandle struct {
-	mu      sync.Mutex
-	path    string
-	entries []vfs.DirEntry
-}
-
 // OpenDir opens a directory, importing its entries on first access (Y1).
 func (f *FS) OpenDir(ctx context.Context, id vfs.InodeID) (vfs.HandleID, error) {
 	path, err := f.pathOf(id, "opendir")
@@ -65,72 +56,44 @@ func (f *FS) OpenDir(ctx context.Context, id vfs.InodeID) (vfs.HandleID, error) 
 	if err := f.ensureDir(ctx, "opendir", path, false); err != nil {
 		return 0, err
 	}
-	return f.addHandle(&dirHandle{path: path}), nil
+	return f.handles.Add(&vfs.DirHandle{Inode: id, Path: path}), nil
 }
 
 // ReadDir returns the entries from offset on.
 func (f *FS) ReadDir(ctx context.Context, h vfs.HandleID, offset uint64) ([]vfs.DirEntry, error) {
-	dh, ok := f.handle(h).(*dirHandle)
-	if !ok {
-		return nil, badHandle("readdir")
+	dh, err := vfs.HandleOf[*vfs.DirHandle](&f.handles, h, "readdir")
+	if err != nil {
+		return nil, err
 	}
-	dh.mu.Lock()
-	defer dh.mu.Unlock()
-	if offset == 0 || dh.entries == nil {
-		list, err := f.layer.List(dh.path)
-		if err != nil {
-			return nil, localError("readdir", dh.path, err)
+	return dh.Read(offset, func() (vfs.Listing, error) { return f.list(dh.Path) })
+}
+
+// list is directory dir's entries from the local layer, with the inode of each.
+func (f *FS) list(dir string) (vfs.Listing, error) {
+	list, err := f.layer.List(dir)
+	if err != nil {
+		return vfs.Listing{}, localError("readdir", dir, err)
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	parent, _ := keymap.Split(dir)
+	out := vfs.Listing{Parent: f.inodeForLocked(parent, 0, false).id, Children: make([]vfs.DirEntry, 0, len(list))}
+	for _, e := range list {
+		de := vfs.DirEntry{Inode: f.inodeForLocked(e.Path, fileID(e), e.Nlink > 1).id, Name: lastName(e.Path), Kind: keymap.File}
+		if e.Kind == local.KindDir {
+			de.Kind = keymap.Dir
+		} else {
+			de.Type = typeBits(e.Kind)
 		}
-		dh.entries = make([]vfs.DirEntry, 0, len(list)+2)
-		f.mu.Lock()
-		parent, _ := keymap.Split(dh.path)
-		dh.entries = append(dh.entries,
-			vfs.DirEntry{Offset: 1, Inode: f.inodeForLocked(dh.path, 0, false).id, Name: ".", Kind: keymap.Dir},
-			vfs.DirEntry{Offset: 2, Inode: f.inodeForLocked(parent, 0, false).id, Name: "..", Kind: keymap.Dir})
-		for i, e := range list {
-			de := vfs.DirEntry{Offset: uint64(i + 3), Inode: f.inodeForLocked(e.Path, fileID(e), e.Nlink > 1).id, Name: lastName(e.Path), Kind: keymap.File}
-			if e.Kind == local.KindDir {
-				de.Kind = keymap.Dir
-			} else {
-				de.Type = typeBits(e.Kind)
-			}
-			dh.entries = append(dh.entries, de)
-		}
-		f.mu.Unlock()
+		out.Children = append(out.Children, de)
 	}
-	if offset >= uint64(len(dh.entries)) {
-		return nil, nil
-	}
-	return dh.entries[offset:], nil
+	return out, nil
 }
 
 // ReleaseDir closes a directory handle.
-func (f *FS) ReleaseDir(h vfs.HandleID) {
-	f.mu.Lock()
-	delete(f.handles, h)
-	f.mu.Unlock()
-}
+func (f *FS) ReleaseDir(h vfs.HandleID) { f.handles.Remove(h) }
 
 func lastName(path string) string {
 	_, name := keymap.Split(path)
 	return name
-}
-
-func (f *FS) addHandle(h any) vfs.HandleID {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	id := f.nextH
-	f.nextH++
-	f.handles[id] = h
-	return id
-}
-
-func (f *FS) handle(h vfs.HandleID) any {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	return f.handles[h]
-}
-
-func badHandle(op string) error {
-	return vfs.NewError(op, "", vfs.CodeBadHandle, "unknown handle")
 }

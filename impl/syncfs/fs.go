@@ -67,8 +67,7 @@ type FS struct {
 	byPath  map[string]*inode      // GUARDED_BY(mu): live paths only, every name of a linked file
 	byData  map[uint64]*inode      // GUARDED_BY(mu): a non-directory's inode by its local id (Info.ID)
 	nextID  vfs.InodeID            // GUARDED_BY(mu)
-	handles map[vfs.HandleID]any   // GUARDED_BY(mu): *fileHandle or *dirHandle
-	nextH   vfs.HandleID           // GUARDED_BY(mu)
+	handles vfs.Handles            // *fileHandle or *vfs.DirHandle
 
 	// invalidate tells the kernel that what it cached of an inode is wrong (SetInvalidator).
 	// GUARDED_BY(mu): the watcher may report a change before the adapter sets it.
@@ -104,8 +103,8 @@ type inode struct {
 	// The rest is GUARDED_BY(FS.mu).
 	path     string
 	links    []string
-	dataID   uint64 // the local layer's id of a non-directory (0: not known yet)
-	lookups  uint64 // the kernel's references (Forget)
+	dataID   uint64      // the local layer's id of a non-directory (0: not known yet)
+	lookups  vfs.Lookups // the kernel's references (Forget)
 	unlinked bool
 	last     vfs.Attr // what the kernel was last told (staleSize, an unlinked file's fstat)
 }
@@ -131,7 +130,7 @@ func New(cfg Config) (*FS, error) {
 	return &FS{
 		cfg: cfg, layer: cfg.Layer, log: cfg.Logger,
 		byID: map[vfs.InodeID]*inode{vfs.RootID: root}, byPath: map[string]*inode{"": root}, byData: map[uint64]*inode{},
-		nextID: vfs.RootID + 1, handles: map[vfs.HandleID]any{}, nextH: 1,
+		nextID: vfs.RootID + 1,
 	}, nil
 }
 
@@ -239,7 +238,7 @@ func (f *FS) entry(info local.Info) vfs.Entry {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	in := f.inodeForLocked(info.Path, fileID(info), info.Nlink > 1)
-	in.lookups++
+	in.lookups.Add()
 	in.last = attrOf(in.id, info)
 	return vfs.Entry{Attr: in.last, Expires: f.cfg.Clock.Now().Add(f.cfg.AttrTTL)}
 }

@@ -48,16 +48,18 @@ func (f *FS) CheckInvariants() error {
 			return fmt.Errorf("data id %d names inode %d, which is not live or not that file's", d, in.id)
 		}
 	}
-	for hid, v := range f.handles {
+	var err error
+	f.handles.Each(func(hid vfs.HandleID, v any) bool {
 		switch h := v.(type) {
 		case *fileHandle:
 			if f.byID[h.ino] == nil {
-				return fmt.Errorf("file handle of %q: inode %d is not live", h.path, h.ino)
+				err = fmt.Errorf("file handle of %q: inode %d is not live", h.path, h.ino)
 			}
-		case *dirHandle:
+		case *vfs.DirHandle:
 		default:
-			return fmt.Errorf("handle %d is a %T", hid, v)
+			err = fmt.Errorf("handle %d is a %T", hid, v)
 		}
-	}
-	return nil
+		return err == nil
+	})
+	return err
 }

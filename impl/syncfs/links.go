@@ -65,7 +65,7 @@ func (f *FS) Link(ctx context.Context, id vfs.InodeID, parent vfs.InodeID, name 
 		in.links = append(in.links, path)
 		f.byPath[path] = in
 	}
-	in.lookups++
+	in.lookups.Add()
 	in.last = attrOf(in.id, info)
 	return vfs.Entry{Attr: in.last, Expires: f.cfg.Clock.Now().Add(f.cfg.AttrTTL)}, nil
 }

@@ -101,7 +101,7 @@ func (f *FS) Forget(id vfs.InodeID, n uint64) {
 	if in == nil || id == vfs.RootID {
 		return
 	}
-	if in.lookups <= n {
+	if in.lookups.Forget(n) {
 		delete(f.byID, id)
 		for _, p := range append([]string{in.path}, in.links...) {
 			if f.byPath[p] == in {
@@ -111,7 +111,5 @@ func (f *FS) Forget(id vfs.InodeID, n uint64) {
 		if in.dataID != 0 && f.byData[in.dataID] == in {
 			delete(f.byData, in.dataID)
 		}
-		return
 	}
-	in.lookups -= n
 }

@@ -74,7 +74,7 @@ func (f *FS) Open(ctx context.Context, id vfs.InodeID, flags vfs.OpenFlags, pid 
 			}
 			h.remote, h.key = read.NewReader(f.cfg.Read, src.Key, src.Version.ETag, src.Size), src.Key
 			h.direct = f.staleSize(id, src.Size)
-			return f.addHandle(h), nil
+			return f.handles.Add(h), nil
 		}
 		if h.local == nil {
 			if h.local, err = f.layer.OpenRead(path); err != nil {
@@ -86,7 +86,7 @@ func (f *FS) Open(ctx context.Context, id vfs.InodeID, flags vfs.OpenFlags, pid 
 			f.log.Warn("recording a read for expiry failed", "path", "/"+path, "error", err.Error())
 		}
 		h.direct = f.staleSize(id, info.Size)
-		return f.addHandle(h), nil
+		return f.handles.Add(h), nil
 	}
 	if h.local, err = f.beginWrite(ctx, "open", path, info); err != nil {
 		return 0, err
@@ -98,7 +98,7 @@ func (f *FS) Open(ctx context.Context, id vfs.InodeID, flags vfs.OpenFlags, pid 
 		}
 	}
 	f.notify()
-	return f.addHandle(h), nil
+	return f.handles.Add(h), nil
 }
 
 // fetch brings a file's bytes into the local layer if they are not there (Y2).
@@ -114,12 +114,11 @@ func (f *FS) fetch(ctx context.Context, op, path string, info local.Info) error 
 
 // Read reads from an open file.
 func (f *FS) Read(ctx context.Context, h vfs.HandleID, off int64, dst []byte) (int, error) {
-	fh, ok := f.handle(h).(*fileHandle)
-	if !ok {
-		return 0, badHandle("read")
+	fh, err := vfs.HandleOf[*fileHandle](&f.handles, h, "read")
+	if err != nil {
+		return 0, err
 	}
 	var n int
-	var err error
 	if fh.local == nil {
 		n, err = f.readRemote(ctx, fh, dst, off)
 	} else {
@@ -134,7 +133,7 @@ func (f *FS) Read(ctx context.Context, h vfs.HandleID, off int64, dst []byte) (i
 // DirectIO reports whether the kernel should read handle h without its cache (mount's
 // DirectHandles).
 func (f *FS) DirectIO(h vfs.HandleID) bool {
-	fh, ok := f.handle(h).(*fileHandle)
+	fh, ok := f.handles.Get(h).(*fileHandle)
 	return ok && fh.direct
 }
 
@@ -161,10 +160,7 @@ func (f *FS) toldSize(id vfs.InodeID, size uint64) {
 
 // Release closes a handle; a write handle is synced first, so nothing closed is lost (Y4).
 func (f *FS) Release(h vfs.HandleID) {
-	f.mu.Lock()
-	fh, _ := f.handles[h].(*fileHandle)
-	delete(f.handles, h)
-	f.mu.Unlock()
+	fh, _ := f.handles.Remove(h).(*fileHandle)
 	if fh == nil {
 		return
 	}

@@ -42,7 +42,7 @@ func (f *FS) Create(ctx context.Context, parent vfs.InodeID, name string, mode o
 	}
 	f.notify()
 	e := f.entry(info)
-	return e, f.addHandle(&fileHandle{ino: e.Attr.Inode, path: path, write: true, local: lh}), nil
+	return e, f.handles.Add(&fileHandle{ino: e.Attr.Inode, path: path, write: true, local: lh}), nil
 }
 
 // specialBits converts setuid, setgid and sticky from os.FileMode to st_mode bits.
@@ -63,9 +63,9 @@ func specialBits(m os.FileMode) uint32 {
 // Write writes at any offset (Y4); the local layer recorded the intent when the file was
 // opened, so the bytes land in a file already durably dirty.
 func (f *FS) Write(ctx context.Context, h vfs.HandleID, off int64, data []byte) error {
-	fh, ok := f.handle(h).(*fileHandle)
-	if !ok {
-		return badHandle("write")
+	fh, err := vfs.HandleOf[*fileHandle](&f.handles, h, "write")
+	if err != nil {
+		return err
 	}
 	if !fh.write || fh.local == nil {
 		return vfs.NewError("write", fh.path, vfs.CodeBadHandle, "not open for writing")
@@ -99,18 +99,17 @@ func (f *FS) Fsync(ctx context.Context, h vfs.HandleID) error {
 }
 
 func (f *FS) sync(h vfs.HandleID, op string) error {
-	hd := f.handle(h)
-	if _, ok := hd.(*dirHandle); ok {
+	if _, ok := f.handles.Get(h).(*vfs.DirHandle); ok {
 		return nil // fsync of a directory: every namespace change was committed when it returned
 	}
-	fh, ok := hd.(*fileHandle)
-	if !ok {
-		return badHandle(op)
+	fh, err := vfs.HandleOf[*fileHandle](&f.handles, h, op)
+	if err != nil {
+		return err
 	}
 	if !fh.write {
 		return nil
 	}
-	err := fh.local.Sync()
+	err = fh.local.Sync()
 	f.notify()
 	return localError(op, fh.path, err)
 }

@@ -1,7 +1,8 @@
 // Package vfs owns what both file-system cores (impl/streamfs, impl/syncfs) and the FUSE
 // adapter (mount/) share: inode and handle ids, attributes, lookup and directory entries, the
 // shapes of open and setattr requests, the error type with its codes, the one table from a
-// cause to a code, and the name check. It holds no state and does no I/O.
+// cause to a code, the name check, the handle table, open directories and the kernel's lookup
+// count. It does no I/O.
 package vfs
 
 import (

@@ -1,0 +1,123 @@
+package vfs
+
+import (
+	"sync"
+
+	"github.com/mount-s3/mount-s3/spec/keymap"
+)
+
+// Handles is a core's table of open files and directories, by the number the kernel names
+// them with. Its lock is a leaf: a core calls it while holding its own lock, and nothing is
+// called with it held but Each's function, which must not take the core's lock.
+type Handles struct {
+	mu   sync.Mutex
+	last HandleID         // GUARDED_BY(mu): the last number given out
+	open map[HandleID]any // GUARDED_BY(mu)
+}
+
+// Add records an open handle and returns its number, never 0 and never reused.
+func (t *Handles) Add(h any) HandleID {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.open == nil {
+		t.open = map[HandleID]any{}
+	}
+	t.last++
+	t.open[t.last] = h
+	return t.last
+}
+
+// Get returns handle id, or nil if it is not open.
+func (t *Handles) Get(id HandleID) any {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.open[id]
+}
+
+// Remove closes handle id in the table and returns what it was, or nil.
+func (t *Handles) Remove(id HandleID) any {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	h := t.open[id]
+	delete(t.open, id)
+	return h
+}
+
+// Each calls fn for every open handle, in no order, until fn returns false.
+func (t *Handles) Each(fn func(HandleID, any) bool) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	for id, h := range t.open {
+		if !fn(id, h) {
+			return
+		}
+	}
+}
+
+// HandleOf returns handle id if it is open and of type T; otherwise an error of CodeBadHandle
+// for op (a bug in the caller or the kernel: the adapter only passes numbers it was given).
+func HandleOf[T any](t *Handles, id HandleID, op string) (T, error) {
+	h, ok := t.Get(id).(T)
+	if !ok {
+		return h, NewError(op, "", CodeBadHandle, "unknown handle")
+	}
+	return h, nil
+}
+
+// DirHandle is an open directory, for both cores. Its listing is taken at offset 0 (opendir,
+// rewinddir) and later offsets index into it, so a directory read in several calls neither
+// skips nor repeats an entry while it changes.
+type DirHandle struct {
+	Inode InodeID
+	Path  string
+
+	mu      sync.Mutex
+	entries []DirEntry // GUARDED_BY(mu); nil until listed
+}
+
+// Listing is a directory's entries as a core lists them for a DirHandle: the directory's
+// parent (for "..") and its children in the order readdir returns them.
+type Listing struct {
+	Parent   InodeID
+	Children []DirEntry
+}
+
+// Read returns the entries after offset (0 for the start): ".", ".." and the children, each
+// with its offset. At offset 0, or before the first listing, it calls list for a fresh one.
+// Calls on one handle are serialised, so a rewinddir never interleaves with a read.
+func (d *DirHandle) Read(offset uint64, list func() (Listing, error)) ([]DirEntry, error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if offset == 0 || d.entries == nil {
+		l, err := list()
+		if err != nil {
+			return nil, err
+		}
+		entries := make([]DirEntry, 0, len(l.Children)+2)
+		entries = append(entries,
+			DirEntry{Inode: d.Inode, Name: ".", Kind: keymap.Dir},
+			DirEntry{Inode: l.Parent, Name: "..", Kind: keymap.Dir})
+		entries = append(entries, l.Children...)
+		for i := range entries {
+			entries[i].Offset = uint64(i + 1)
+		}
+		d.entries = entries
+	}
+	if offset >= uint64(len(d.entries)) {
+		return nil, nil
+	}
+	return d.entries[offset:], nil
+}
+
+// Lookups is the kernel's count of references to an inode: each entry the core answers with
+// adds one, and FORGET takes back the number it says.
+type Lookups uint64
+
+// Add counts one more reference.
+func (l *Lookups) Add() { *l++ }
+
+// Forget takes n references back, never below zero, and reports whether none is left.
+func (l *Lookups) Forget(n uint64) bool {
+	*l -= Lookups(min(n, uint64(*l)))
+	return *l == 0
+}
