@@ -9,6 +9,7 @@ import (
 	"github.com/mount-s3/mount-s3/impl/vfs"
 
 	"github.com/mount-s3/mount-s3/spec/keymap"
+	"github.com/mount-s3/mount-s3/spec/streamrule"
 )
 
 // childPath returns the path of name in directory parent.
@@ -34,10 +35,8 @@ func (f *FS) Unlink(ctx context.Context, parent vfs.InodeID, name string) error 
 	f.mu.Lock()
 	if in := f.local[path]; in != nil {
 		f.mu.Unlock()
-		if in.kind == keymap.Dir {
-			return vfs.NewError("unlink", path, vfs.CodeIsDir, "is a directory")
-		}
-		return vfs.NewError("unlink", path, vfs.CodePerm, "the file is being written; close it first")
+		t := streamrule.Target{Exists: true, Dir: in.kind == keymap.Dir, BeingWritten: in.kind != keymap.Dir}
+		return refused("unlink", path, streamrule.Unlink(t, f.rules()))
 	}
 	f.mu.Unlock()
 	if err := vfs.CheckName("unlink", path, name, vfs.CodeNotFound); err != nil {
@@ -47,13 +46,8 @@ func (f *FS) Unlink(ctx context.Context, parent vfs.InodeID, name string) error 
 	if err != nil {
 		return err
 	}
-	switch {
-	case !res.found:
-		return vfs.NewError("unlink", path, vfs.CodeNotFound, "no such file")
-	case res.kind == keymap.Dir:
-		return vfs.NewError("unlink", path, vfs.CodeIsDir, "is a directory")
-	case !f.cfg.AllowDelete:
-		return vfs.NewError("unlink", path, vfs.CodePerm, "deleting objects needs --allow-delete")
+	if v := streamrule.Unlink(streamrule.Target{Exists: res.found, Dir: res.kind == keymap.Dir}, f.rules()); !v.Allowed() {
+		return refused("unlink", path, v)
 	}
 	if err := f.store.Delete(ctx, keymap.FileKey(f.prefix, path)); err != nil {
 		return storeError("unlink", path, err)
@@ -83,8 +77,8 @@ func (f *FS) MkDir(ctx context.Context, parent vfs.InodeID, name string, mode os
 	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	if f.local[path] != nil {
-		return vfs.Entry{}, vfs.NewError("mkdir", path, vfs.CodeExists, "exists")
+	if v := streamrule.Create(streamrule.Target{Exists: f.local[path] != nil}); !v.Allowed() {
+		return vfs.Entry{}, refused("mkdir", path, v)
 	}
 	in := f.inodes.getOrCreate(path, keymap.Dir)
 	in.local = true
@@ -120,30 +114,30 @@ func (f *FS) RmDir(ctx context.Context, parent vfs.InodeID, name string) error {
 	if writing {
 		in = nil
 	}
-	if localChildren {
-		return vfs.NewError("rmdir", path, vfs.CodeNotEmpty, "directory not empty")
+	children, inBucket := localChildren, false
+	if !children {
+		// Hidden keys (K3) can fill whole pages: read on until a visible entry or the end.
+		listing, _, inB, err := f.listDir(ctx, "rmdir", path, func(l *keymap.Listing) bool { return len(l.Entries()) > 0 })
+		if err != nil {
+			return err
+		}
+		children, inBucket = len(listing.Entries()) > 0, inB
 	}
-	// Hidden keys (K3) can fill whole pages: read on until a visible entry or the end.
-	listing, _, inBucket, err := f.listDir(ctx, "rmdir", path, func(l *keymap.Listing) bool { return len(l.Entries()) > 0 })
-	if err != nil {
-		return err
-	}
+	t := streamrule.Target{Exists: true, Dir: true}
 	switch {
-	case len(listing.Entries()) > 0:
-		return vfs.NewError("rmdir", path, vfs.CodeNotEmpty, "directory not empty")
-	case inBucket:
-		return vfs.NewError("rmdir", path, vfs.CodePerm, "the directory exists in the bucket; streaming mode does not delete directory markers")
+	case children || inBucket || in != nil:
 	case writing:
-		return vfs.NewError("rmdir", path, vfs.CodeNotDir, "not a directory")
-	case in == nil:
+		t.Dir = false
+	default:
 		res, err := f.resolve(ctx, path)
 		if err != nil {
 			return err
 		}
-		if res.found && res.kind == keymap.File {
-			return vfs.NewError("rmdir", path, vfs.CodeNotDir, "not a directory")
-		}
-		return vfs.NewError("rmdir", path, vfs.CodeNotFound, "no such directory")
+		t = streamrule.Target{Exists: res.found, Dir: res.found && res.kind == keymap.Dir}
+		inBucket = t.Dir // made in the bucket since the listing: not ours to delete
+	}
+	if v := streamrule.Rmdir(t, children, inBucket); !v.Allowed() {
+		return refused("rmdir", path, v)
 	}
 	f.mu.Lock()
 	defer f.mu.Unlock()

@@ -2,7 +2,6 @@ package streamfs
 
 import (
 	"context"
-	"errors"
 	"os"
 	"sync"
 	"sync/atomic"
@@ -12,6 +11,7 @@ import (
 
 	"github.com/mount-s3/mount-s3/impl/write"
 	"github.com/mount-s3/mount-s3/spec/keymap"
+	"github.com/mount-s3/mount-s3/spec/streamrule"
 )
 
 // writeHandle is a file opened for writing in streaming mode (S4, S10): a new object, or an
@@ -24,9 +24,10 @@ type writeHandle struct {
 	opener uint32 // constant: the process that opened the file
 
 	upload *write.Upload
-	// done: the upload was completed or failed; later writes fail. GUARDED_BY(mu)
-	done bool
-	// err is the upload's failure, returned again by flush and fsync. GUARDED_BY(mu)
+	// state is the upload's progress as the rules see it (S4): written, failed, complete.
+	// GUARDED_BY(mu)
+	state streamrule.Upload
+	// err is the upload's failure, returned again by write, flush and fsync. GUARDED_BY(mu)
 	err error
 	// written counts bytes accepted; stat reads it without taking mu. Updated under mu.
 	written atomic.Int64
@@ -46,8 +47,8 @@ func (f *FS) Create(ctx context.Context, parent vfs.InodeID, name string, mode o
 	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	if f.local[path] != nil {
-		return vfs.Entry{}, 0, vfs.NewError("create", path, vfs.CodeExists, "file exists")
+	if v := streamrule.Create(streamrule.Target{Exists: f.local[path] != nil}); !v.Allowed() {
+		return vfs.Entry{}, 0, refused("create", path, v)
 	}
 	in := f.inodes.getOrCreate(path, keymap.File)
 	if in.lookups > 0 && !in.local && in.writer == nil && f.readingLocked(path) {
@@ -95,8 +96,8 @@ func (f *FS) newChildPath(ctx context.Context, parent vfs.InodeID, name, op stri
 	if err := vfs.CheckName(op, path, name, vfs.CodeInvalid); err != nil {
 		return "", err
 	}
-	if exists {
-		return "", vfs.NewError(op, path, vfs.CodeExists, "exists")
+	if v := streamrule.Create(streamrule.Target{Exists: exists}); !v.Allowed() {
+		return "", refused(op, path, v)
 	}
 	// The kernel looks a name up just before creating it; a fresh negative answer from that
 	// lookup (its own, or its directory's listing) saves asking the store again.
@@ -112,10 +113,15 @@ func (f *FS) newChildPath(ctx context.Context, parent vfs.InodeID, name, op stri
 	if err != nil {
 		return "", err
 	}
-	if res.found {
-		return "", vfs.NewError(op, path, vfs.CodeExists, "exists in the bucket")
+	if v := streamrule.Create(streamrule.Target{Exists: res.found}); !v.Allowed() {
+		return "", refused(op, path, v)
 	}
 	return path, nil
+}
+
+// refused is the error for an operation a streaming rule refused.
+func refused(op, path string, v streamrule.Verdict) error {
+	return vfs.NewError(op, path, vfs.Classify(v.Errno), v.Reason+" ("+v.Rule+")")
 }
 
 // startWriteLocked opens a write handle on in.
@@ -150,19 +156,15 @@ func (f *FS) LastError() (string, time.Time) {
 	return "", time.Time{}
 }
 
-// openForWrite replaces an existing object (S6): only with --allow-overwrite and O_TRUNC, and
-// only when no one else is writing it (S2).
+// openForWrite replaces an existing object (streamrule.OpenWrite, S6): only with
+// --allow-overwrite and O_TRUNC, and only when no one else is writing it (S2).
 // LOCKS_EXCLUDED(f.mu)
 func (f *FS) openForWrite(in *inode, flags vfs.OpenFlags, pid uint32) (vfs.HandleID, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	switch {
-	case in.writer != nil:
-		return 0, vfs.NewError("open", in.path, vfs.CodePerm, "the file is already open for writing (one writer at a time in streaming mode)")
-	case !f.cfg.AllowOverwrite:
-		return 0, vfs.NewError("open", in.path, vfs.CodePerm, "overwriting an existing object needs --allow-overwrite (and O_TRUNC)")
-	case !flags.Trunc:
-		return 0, vfs.NewError("open", in.path, vfs.CodePerm, "an existing object can only be replaced whole (O_TRUNC); appending or editing in place needs --sync-dir")
+	t := streamrule.Target{Exists: true, Dir: in.kind == keymap.Dir, BeingWritten: in.writer != nil}
+	if v := streamrule.OpenWrite(t, flags.Trunc, f.rules()); !v.Allowed() {
+		return 0, refused("open", in.path, v)
 	}
 	h := f.startWriteLocked(in, pid)
 	in.local = true
@@ -182,23 +184,27 @@ func (f *FS) Write(ctx context.Context, h vfs.HandleID, off int64, data []byte) 
 	}
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	if w.done {
-		if w.err != nil {
-			return &vfs.Error{Op: "write", Path: w.path, Code: vfs.CodeIO, Err: w.err}
-		}
-		return vfs.NewError("write", w.path, vfs.CodePerm, "the file was already committed to the bucket by close or fsync; reopen it with O_TRUNC to replace it")
+	next, v := w.state.Write(off, len(data))
+	switch {
+	case w.state.Failed && w.err != nil:
+		return &vfs.Error{Op: "write", Path: w.path, Code: vfs.CodeIO, Err: w.err}
+	case next.Failed:
+		// Out of sequence: the upload is aborted (the uploader refuses it too).
+		w.state = next
+		w.err = w.upload.Write(context.WithoutCancel(ctx), off, data)
+		f.log.Warn("write failed; the upload was aborted", "path", "/"+w.path, "error", v.Reason)
+		return refused("write", w.path, v)
+	case !v.Allowed():
+		return refused("write", w.path, v)
 	}
 	// A signal to the writing program (the kernel then interrupts the request) must not
 	// abort the upload of everything written so far.
 	if err := w.upload.Write(context.WithoutCancel(ctx), off, data); err != nil {
-		w.done, w.err = true, err
-		code := vfs.CodeIO
-		if errors.Is(err, write.ErrNotSequential) {
-			code = vfs.CodeInvalid
-		}
+		w.state, w.err = w.state.Fail(), err
 		f.log.Warn("write failed; the upload was aborted", "path", "/"+w.path, "error", err)
-		return &vfs.Error{Op: "write", Path: w.path, Code: code, Err: err}
+		return &vfs.Error{Op: "write", Path: w.path, Code: vfs.CodeIO, Err: err}
 	}
+	w.state = next
 	w.written.Store(w.upload.Size())
 	return nil
 }
@@ -220,7 +226,7 @@ func (f *FS) Flush(ctx context.Context, h vfs.HandleID, pid uint32) error {
 		return nil
 	}
 	w.mu.Lock()
-	failed, empty := w.done && w.err != nil, w.size() == 0
+	failed, empty := w.state.Failed, w.size() == 0
 	w.mu.Unlock()
 	if empty && !failed {
 		return nil
@@ -243,16 +249,20 @@ func (f *FS) Fsync(ctx context.Context, h vfs.HandleID) error {
 func (f *FS) commit(ctx context.Context, w *writeHandle) error {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	if w.done {
-		if w.err != nil {
-			return &vfs.Error{Op: "close", Path: w.path, Code: vfs.CodeIO, Err: w.err}
+	next, commit, v := w.state.Commit()
+	w.state = next
+	if !commit {
+		if !v.Allowed() {
+			if w.err != nil {
+				return &vfs.Error{Op: "close", Path: w.path, Code: vfs.CodeIO, Err: w.err}
+			}
+			return refused("close", w.path, v)
 		}
 		return nil
 	}
-	w.done = true
 	info, err := w.upload.Complete(ctx)
 	if err != nil {
-		w.err = err
+		w.state, w.err = w.state.Fail(), err
 		f.uploadFailures.Add(1)
 		f.lastError.Store(&failure{at: f.clock.Now(), msg: "/" + w.path + ": " + err.Error()})
 		f.log.Warn("upload failed; the file was not written", "path", "/"+w.path, "error", err)
@@ -331,4 +341,9 @@ func (f *FS) releaseWrite(w *writeHandle) {
 func (f *FS) DirectIO(h vfs.HandleID) bool {
 	_, ok := f.handles.Get(h).(*writeHandle)
 	return ok
+}
+
+// rules are the mount options the streaming rules depend on.
+func (f *FS) rules() streamrule.Options {
+	return streamrule.Options{AllowOverwrite: f.cfg.AllowOverwrite, AllowDelete: f.cfg.AllowDelete}
 }

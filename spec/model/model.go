@@ -1,6 +1,6 @@
 // Package model is the reference file system of streaming mode (rules K1-K8 and S1-S10 of
 // docs/SEMANTICS.md): what a mount must answer to each operation, built only from
-// spec/keymap and the streaming rules. It is a plain value: no goroutines, no I/O, no clock.
+// spec/keymap and the streaming rules (spec/streamrule, which the streaming core asks too). It is a plain value: no goroutines, no I/O, no clock.
 // The conformance suite runs random operation sequences on a Model and on a real mount and
 // compares every result, errno and the whole visible tree.
 //
@@ -23,6 +23,7 @@ import (
 	"syscall"
 
 	"github.com/mount-s3/mount-s3/spec/keymap"
+	"github.com/mount-s3/mount-s3/spec/streamrule"
 )
 
 // Options configure a Model like the mount's command line.
@@ -57,10 +58,9 @@ type Model struct {
 type handle struct {
 	path string // canonical path of the file
 	data []byte // bytes accepted so far
-	// aborted: a write was not sequential (S4); the upload is gone, close commits nothing.
-	aborted bool
-	// synced: fsync completed the upload (S4); the file is no longer being written.
-	synced bool
+	// up is the upload's progress: failed (a write out of sequence: close commits nothing),
+	// or complete (fsync committed it: the file is no longer being written).
+	up streamrule.Upload
 }
 
 // New returns a Model with an empty bucket.
@@ -94,7 +94,7 @@ func (m *Model) HandlePath(h Handle) (path string, size int64) {
 // open until close, even after a failed write, unless fsync completed the upload (S2, S4).
 func (m *Model) writer(path string) *handle {
 	for _, h := range m.handles {
-		if h.path == path && !h.synced {
+		if h.path == path && !h.up.Complete {
 			return h
 		}
 	}
@@ -126,7 +126,7 @@ func (m *Model) Tree() map[string]Node {
 		dirs(d)
 	}
 	for _, h := range m.handles {
-		if h.synced {
+		if h.up.Complete {
 			continue
 		}
 		parent, _ := keymap.Split(h.path)
@@ -288,8 +288,9 @@ func (m *Model) Create(path string) (Handle, syscall.Errno) {
 	if errno != 0 {
 		return 0, errno
 	}
-	if _, ok := t[p]; ok {
-		return 0, syscall.EEXIST
+	_, exists := t[p]
+	if v := streamrule.Create(streamrule.Target{Exists: exists}); !v.Allowed() {
+		return 0, v.Errno
 	}
 	return m.open(p), 0
 }
@@ -305,13 +306,11 @@ func (m *Model) open(path string) Handle {
 // cannot be opened for writing again (EPERM, S2). A directory is EISDIR.
 func (m *Model) OpenTrunc(path string) (Handle, syscall.Errno) {
 	p, n, errno := resolve(m.Tree(), path)
-	switch {
-	case errno != 0:
+	if errno != 0 {
 		return 0, errno
-	case n.Kind == keymap.Dir:
-		return 0, syscall.EISDIR
-	case m.writer(p) != nil, !m.opts.AllowOverwrite:
-		return 0, syscall.EPERM
+	}
+	if v := streamrule.OpenWrite(m.target(p, n), true, m.rules()); !v.Allowed() {
+		return 0, v.Errno
 	}
 	return m.open(p), 0
 }
@@ -319,14 +318,20 @@ func (m *Model) OpenTrunc(path string) (Handle, syscall.Errno) {
 // OpenWrite is open(O_WRONLY) of an existing file without O_TRUNC: streaming mode cannot
 // append to or edit an object, so it is always EPERM (S6); a directory is EISDIR.
 func (m *Model) OpenWrite(path string) syscall.Errno {
-	_, n, errno := resolve(m.Tree(), path)
-	switch {
-	case errno != 0:
+	p, n, errno := resolve(m.Tree(), path)
+	if errno != 0 {
 		return errno
-	case n.Kind == keymap.Dir:
-		return syscall.EISDIR
 	}
-	return syscall.EPERM
+	return streamrule.OpenWrite(m.target(p, n), false, m.rules()).Errno
+}
+
+// target is what the rules need to know of the existing path p, whose node is n.
+func (m *Model) target(p string, n Node) streamrule.Target {
+	return streamrule.Target{Exists: true, Dir: n.Kind == keymap.Dir, BeingWritten: m.writer(p) != nil}
+}
+
+func (m *Model) rules() streamrule.Options {
+	return streamrule.Options{AllowOverwrite: m.opts.AllowOverwrite, AllowDelete: m.opts.AllowDelete}
 }
 
 // Write is pwrite(2) of data (not empty) at off. Writes are sequential (S4): any other offset
@@ -334,16 +339,12 @@ func (m *Model) OpenWrite(path string) syscall.Errno {
 // fsync the upload is complete and writes are EPERM.
 func (m *Model) Write(h Handle, off int64, data []byte) syscall.Errno {
 	hd := m.handles[h]
-	switch {
-	case hd == nil:
+	if hd == nil {
 		return syscall.EBADF
-	case hd.synced:
-		return syscall.EPERM
-	case hd.aborted:
-		return syscall.EIO
-	case off != int64(len(hd.data)):
-		hd.aborted = true
-		return syscall.EINVAL
+	}
+	var v streamrule.Verdict
+	if hd.up, v = hd.up.Write(off, len(data)); !v.Allowed() {
+		return v.Errno
 	}
 	hd.data = append(hd.data, data...)
 	return 0
@@ -353,17 +354,10 @@ func (m *Model) Write(h Handle, off int64, data []byte) syscall.Errno {
 // longer being written. An aborted upload is EIO.
 func (m *Model) Fsync(h Handle) syscall.Errno {
 	hd := m.handles[h]
-	switch {
-	case hd == nil:
+	if hd == nil {
 		return syscall.EBADF
-	case hd.synced:
-		return 0
-	case hd.aborted:
-		return syscall.EIO
 	}
-	m.commit(hd)
-	hd.synced = true
-	return 0
+	return m.commit(hd)
 }
 
 // Close is close(2) of a write handle: it commits the object with the bytes written, an empty
@@ -376,23 +370,23 @@ func (m *Model) Close(h Handle) syscall.Errno {
 		return syscall.EBADF
 	}
 	delete(m.handles, h)
-	switch {
-	case hd.synced:
-		return 0
-	case hd.aborted:
-		return syscall.EIO
-	}
-	m.commit(hd)
-	return 0
+	return m.commit(hd)
 }
 
-// commit puts the handle's object into the bucket. Its local ancestor directories are now
-// in the bucket and stop being local (S7): once the file goes, so do they.
-func (m *Model) commit(hd *handle) {
+// commit is the rule's commit of the handle's upload: the first one puts the handle's object
+// into the bucket. Its local ancestor directories are now in the bucket and stop being local
+// (S7): once the file goes, so do they.
+func (m *Model) commit(hd *handle) syscall.Errno {
+	up, commit, v := hd.up.Commit()
+	hd.up = up
+	if !commit {
+		return v.Errno
+	}
 	m.keys[keymap.FileKey(m.opts.Prefix, hd.path)] = string(hd.data)
 	for d, _ := keymap.Split(hd.path); d != ""; d, _ = keymap.Split(d) {
 		delete(m.localDirs, d)
 	}
+	return 0
 }
 
 // Unlink deletes a file's object at once (S6). A directory is EISDIR (so is "." or ".."), a
@@ -405,13 +399,12 @@ func (m *Model) Unlink(path string) syscall.Errno {
 		return errno
 	}
 	n, ok := t[p]
-	switch {
-	case !ok:
-		return syscall.ENOENT
-	case n.Kind == keymap.Dir:
-		return syscall.EISDIR
-	case m.writer(p) != nil, !m.opts.AllowDelete:
-		return syscall.EPERM
+	tg := streamrule.Target{}
+	if ok {
+		tg = m.target(p, n)
+	}
+	if v := streamrule.Unlink(tg, m.rules()); !v.Allowed() {
+		return v.Errno
 	}
 	delete(m.keys, keymap.FileKey(m.opts.Prefix, p))
 	return 0
@@ -425,8 +418,9 @@ func (m *Model) Mkdir(path string) syscall.Errno {
 	if errno != 0 {
 		return errno
 	}
-	if _, ok := t[p]; ok {
-		return syscall.EEXIST
+	_, exists := t[p]
+	if v := streamrule.Create(streamrule.Target{Exists: exists}); !v.Allowed() {
+		return v.Errno
 	}
 	m.localDirs[p] = true
 	return 0
@@ -443,19 +437,10 @@ func (m *Model) Rmdir(path string) syscall.Errno {
 		return errno
 	}
 	n, ok := t[p]
-	switch {
-	case !ok:
-		return syscall.ENOENT
-	case n.Kind != keymap.Dir:
-		return syscall.ENOTDIR
-	case len(children(t, p)) > 0:
-		return syscall.ENOTEMPTY
-	}
 	dirKey := keymap.DirKey(m.opts.Prefix, p)
-	for k := range m.keys {
-		if strings.HasPrefix(k, dirKey) {
-			return syscall.EPERM
-		}
+	inBucket := slices.ContainsFunc(slices.Collect(maps.Keys(m.keys)), func(k string) bool { return strings.HasPrefix(k, dirKey) })
+	if v := streamrule.Rmdir(streamrule.Target{Exists: ok, Dir: n.Kind == keymap.Dir}, len(children(t, p)) > 0, inBucket); !v.Allowed() {
+		return v.Errno
 	}
 	delete(m.localDirs, p)
 	return 0
