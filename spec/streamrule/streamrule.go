@@ -54,10 +54,8 @@ func Create(t Target) Verdict {
 // --allow-overwrite and O_TRUNC, since S3 cannot append to or edit an object.
 func OpenWrite(t Target, trunc bool, o Options) Verdict {
 	switch {
-	case !t.Exists:
-		return refuse(syscall.ENOENT, "S6", "no such file")
-	case t.Dir:
-		return refuse(syscall.EISDIR, "S6", "is a directory")
+	case !t.Exists || t.Dir:
+		return notAFile(t)
 	case t.BeingWritten:
 		return refuse(syscall.EPERM, "S2", "the file is already open for writing (one writer at a time in streaming mode)")
 	case !o.AllowOverwrite:
@@ -72,16 +70,22 @@ func OpenWrite(t Target, trunc bool, o Options) Verdict {
 // written (S2), and only with --allow-delete.
 func Unlink(t Target, o Options) Verdict {
 	switch {
-	case !t.Exists:
-		return refuse(syscall.ENOENT, "S6", "no such file")
-	case t.Dir:
-		return refuse(syscall.EISDIR, "S6", "is a directory")
+	case !t.Exists || t.Dir:
+		return notAFile(t)
 	case t.BeingWritten:
 		return refuse(syscall.EPERM, "S2", "the file is being written; close it first")
 	case !o.AllowDelete:
 		return refuse(syscall.EPERM, "S6", "deleting objects needs --allow-delete")
 	}
 	return Verdict{}
+}
+
+// notAFile is the refusal of a file operation on a path that names no file.
+func notAFile(t Target) Verdict {
+	if t.Dir {
+		return refuse(syscall.EISDIR, "S6", "is a directory")
+	}
+	return refuse(syscall.ENOENT, "S6", "no such file")
 }
 
 // Rmdir removes an empty directory that mkdir made (S7). children: the directory lists a
