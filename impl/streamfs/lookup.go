@@ -10,6 +10,7 @@ import (
 
 	"github.com/mount-s3/mount-s3/impl/s3"
 	"github.com/mount-s3/mount-s3/spec/keymap"
+	"github.com/mount-s3/mount-s3/spec/streamrule"
 )
 
 // LookupListed is Lookup for an entry a ReadDir has just returned (READDIRPLUS). It never
@@ -102,8 +103,8 @@ func (f *FS) lookup(ctx context.Context, parent vfs.InodeID, name string, mayRet
 		f.mu.Lock()
 	}
 	defer f.mu.Unlock()
-	if (!res.found || res.kind == keymap.File) && f.hasLocalBelowLocked(path) {
-		res = resolution{found: true, kind: keymap.Dir} // a local inode keeps its ancestors
+	if kind, found := keymap.ResolveWithLocal(res.kind, res.found, keymap.Local{Below: f.hasLocalBelowLocked(path)}); found && (!res.found || res.kind != kind) {
+		res = resolution{found: true, kind: kind} // a local inode keeps its ancestors
 	} else if listed && res.found {
 		// The listing recorded it, valid from when the listing started (S3).
 		if in := f.freshChildLocked(path, f.clock.Now()); in != nil {
@@ -132,7 +133,7 @@ func (f *FS) lookup(ctx context.Context, parent vfs.InodeID, name string, mayRet
 
 // lookupWriting resolves the name of a file being written. A directory of the same name
 // that appeared in the bucket meanwhile shadows it (K4), as it will shadow the object the
-// file becomes.
+// file becomes, and so does a local directory made below it meanwhile.
 // LOCKS_EXCLUDED(f.mu)
 func (f *FS) lookupWriting(ctx context.Context, file *inode, path string) (vfs.Entry, error) {
 	res, err := f.resolve(ctx, path)
@@ -142,7 +143,7 @@ func (f *FS) lookupWriting(ctx context.Context, file *inode, path string) (vfs.E
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	in := file
-	if res.found && res.kind == keymap.Dir {
+	if kind, _ := keymap.ResolveWithLocal(res.kind, res.found, f.localAtLocked(path)); kind == keymap.Dir {
 		in = f.inodes.getOrCreate(path, keymap.Dir)
 		f.setMetaLocked(in, res.info, f.clock.Now())
 	}
@@ -277,6 +278,34 @@ func (f *FS) Forget(id vfs.InodeID, n uint64) {
 		return
 	}
 	f.inodes.forget(id, n)
+}
+
+// localAtLocked is what the mount holds locally at path (keymap.ResolveWithLocal).
+// LOCKS_REQUIRED(f.mu)
+func (f *FS) localAtLocked(path string) keymap.Local {
+	l := keymap.Local{Below: f.hasLocalBelowLocked(path)}
+	if in := f.local[path]; in != nil {
+		l.Is, l.Kind = true, in.kind
+	}
+	return l
+}
+
+// targetOf is what path names, for the streaming rules: what the mount holds locally and,
+// unless a local directory decides it, what the bucket holds (K4 over both).
+// LOCKS_EXCLUDED(f.mu)
+func (f *FS) targetOf(ctx context.Context, path string) (streamrule.Target, error) {
+	f.mu.Lock()
+	l := f.localAtLocked(path)
+	f.mu.Unlock()
+	var res resolution
+	if !l.Below && !(l.Is && l.Kind == keymap.Dir) {
+		var err error
+		if res, err = f.resolve(ctx, path); err != nil {
+			return streamrule.Target{}, err
+		}
+	}
+	kind, found := keymap.ResolveWithLocal(res.kind, res.found, l)
+	return streamrule.Target{Exists: found, Dir: found && kind == keymap.Dir, BeingWritten: found && kind == keymap.File && l.Is}, nil
 }
 
 // hasLocalBelowLocked reports whether a local inode lies below path.

@@ -32,21 +32,14 @@ func (f *FS) Unlink(ctx context.Context, parent vfs.InodeID, name string) error 
 	if err != nil {
 		return err
 	}
-	f.mu.Lock()
-	if in := f.local[path]; in != nil {
-		f.mu.Unlock()
-		t := streamrule.Target{Exists: true, Dir: in.kind == keymap.Dir, BeingWritten: in.kind != keymap.Dir}
-		return refused("unlink", path, streamrule.Unlink(t, f.rules()))
-	}
-	f.mu.Unlock()
 	if err := vfs.CheckName("unlink", path, name, vfs.CodeNotFound); err != nil {
 		return err
 	}
-	res, err := f.resolve(ctx, path)
+	t, err := f.targetOf(ctx, path)
 	if err != nil {
 		return err
 	}
-	if v := streamrule.Unlink(streamrule.Target{Exists: res.found, Dir: res.kind == keymap.Dir}, f.rules()); !v.Allowed() {
+	if v := streamrule.Unlink(t, f.rules()); !v.Allowed() {
 		return refused("unlink", path, v)
 	}
 	if err := f.store.Delete(ctx, keymap.FileKey(f.prefix, path)); err != nil {

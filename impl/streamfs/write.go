@@ -91,7 +91,8 @@ func (f *FS) newChildPath(ctx context.Context, parent vfs.InodeID, name, op stri
 		return "", vfs.NewError(op, name, vfs.CodeNotDir, "parent is not a directory")
 	}
 	path := keymap.Join(dir.path, name)
-	exists := f.local[path] != nil
+	// A local inode below the name keeps it a directory (S7).
+	exists := f.local[path] != nil || f.hasLocalBelowLocked(path)
 	f.mu.Unlock()
 	if err := vfs.CheckName(op, path, name, vfs.CodeInvalid); err != nil {
 		return "", err

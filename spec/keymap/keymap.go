@@ -235,6 +235,28 @@ func ResolveLookup(objectExists, anyKeyBelow bool) (kind Kind, found bool) {
 	return 0, false
 }
 
+// Local is what a mount holds at a path besides the bucket (streaming mode's mkdir'd
+// directories and files being written, S4 and S7).
+type Local struct {
+	Kind  Kind
+	Is    bool // something local is at the path itself, of Kind
+	Below bool // something local lies below the path, which keeps it a directory
+}
+
+// ResolveWithLocal decides what a name is from the bucket's answer (ResolveLookup) and what
+// the mount holds locally, by K4 applied to both: a directory anywhere (in the bucket, made
+// locally, or kept as the ancestor of a local entry) shadows a file; otherwise a local file
+// (being written) shows over the bucket's; with neither, the name does not exist.
+func ResolveWithLocal(bucket Kind, inBucket bool, local Local) (kind Kind, found bool) {
+	switch {
+	case local.Below, local.Is && local.Kind == Dir, inBucket && bucket == Dir:
+		return Dir, true
+	case local.Is:
+		return local.Kind, true
+	}
+	return bucket, inBucket
+}
+
 // Tree is the whole visible tree that a set of keys makes under a prefix: path -> kind.
 // The root ("") is always a directory. It is the reference the property tests and the model
 // compare the mount against; the mount itself never needs the whole tree.

@@ -550,3 +550,31 @@ func TestBelow(t *testing.T) {
 		}
 	}
 }
+
+// K4 over the bucket and a mount's local entries: a directory anywhere wins, then a local
+// file, then the bucket's file.
+func TestResolveWithLocal(t *testing.T) {
+	tests := []struct {
+		descr    string
+		bucket   Kind
+		inBucket bool
+		local    Local
+		kind     Kind
+		found    bool
+	}{
+		{"nothing", 0, false, Local{}, 0, false},
+		{"only the bucket's file", File, true, Local{}, File, true},
+		{"a file being written over the bucket's file", File, true, Local{Kind: File, Is: true}, File, true},
+		{"a bucket directory shadows a file being written", Dir, true, Local{Kind: File, Is: true}, Dir, true},
+		{"a local directory shadows the bucket's file", File, true, Local{Kind: Dir, Is: true}, Dir, true},
+		{"a local entry below keeps the name a directory", 0, false, Local{Below: true}, Dir, true},
+		{"... over a file being written of that name", 0, false, Local{Kind: File, Is: true, Below: true}, Dir, true},
+		{"... and over the bucket's file", File, true, Local{Below: true}, Dir, true},
+	}
+	for _, tt := range tests {
+		k, f := ResolveWithLocal(tt.bucket, tt.inBucket, tt.local)
+		if k != tt.kind || f != tt.found {
+			t.Errorf("%s: (%v, %v), want (%v, %v)", tt.descr, k, f, tt.kind, tt.found)
+		}
+	}
+}
