@@ -168,21 +168,14 @@ func (c *syncCore) expireLoop(ctx context.Context, p syncrule.Params) {
 	if every == 0 {
 		return
 	}
-	t := time.NewTicker(every)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case now := <-t.C:
-			n, bytes, err := c.layer.ExpireUnused(now, p)
-			if err != nil {
-				c.log.Warn("expiring unused local data", "error", err.Error())
-			} else if n > 0 {
-				c.log.Info("expired unused local data; the bucket still has it", "files", n, "bytes", bytes)
-			}
+	clock.Every(ctx, clock.Real{}, every, func(now time.Time) {
+		n, bytes, err := c.layer.ExpireUnused(now, p)
+		if err != nil {
+			c.log.Warn("expiring unused local data", "error", err.Error())
+		} else if n > 0 {
+			c.log.Info("expired unused local data; the bucket still has it", "files", n, "bytes", bytes)
 		}
-	}
+	})
 }
 
 // summaryEvery is how often the write-back's work is summed up in the log; the line per object
@@ -191,17 +184,8 @@ const summaryEvery = time.Minute
 
 func (c *syncCore) summaryLoop(ctx context.Context) {
 	defer c.expiring.Done()
-	t := time.NewTicker(summaryEvery)
-	defer t.Stop()
 	last := c.engine.Stats()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-			last = c.summarize(last)
-		}
-	}
+	clock.Every(ctx, clock.Real{}, summaryEvery, func(time.Time) { last = c.summarize(last) })
 }
 
 // summarize logs what the write-back did since last, if anything, and returns the new totals.
@@ -271,17 +255,12 @@ func (c *syncCore) sizeLoop(ctx context.Context, o *options) {
 	if n, _ := c.layer.Count(); int64(n) > o.bucketWarningLimit {
 		return // already said at start
 	}
-	t := time.NewTicker(bucketCheckEvery)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-			if n, err := c.layer.Count(); err == nil && int64(n) > o.bucketWarningLimit {
-				c.log.Warn(bucketWarning(o, n) + "; the next mount of this sync dir needs --accept-bucket-warning")
-				return
-			}
+	ctx, said := context.WithCancel(ctx)
+	defer said()
+	clock.Every(ctx, clock.Real{}, bucketCheckEvery, func(time.Time) {
+		if n, err := c.layer.Count(); err == nil && int64(n) > o.bucketWarningLimit {
+			c.log.Warn(bucketWarning(o, n) + "; the next mount of this sync dir needs --accept-bucket-warning")
+			said()
 		}
-	}
+	})
 }

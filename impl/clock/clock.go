@@ -1,12 +1,13 @@
 // Package clock owns the product's notion of time for what tests must move without sleeping:
-// the streaming core's metadata TTL, sync mode's file system and the sync engine's
-// write-back window take a Clock, and the engine waits on its timers, so a test that moves a
-// Fake clock runs the same waiting code as production. The sync layer takes the Clock's Now
-// as a func. Timeouts, retry backoff, throttling and the disk cache's last-use stamps read the
-// wall clock directly.
+// the streaming core's metadata TTL, sync mode's file system, local layer, watcher and engine,
+// and the fetch-ahead cache take a Clock, and what they do periodically waits on its timers
+// (TimerAt, Every), so a test that moves a Fake clock runs the same waiting code as
+// production. Timeouts, retry backoff, throttling and the disk cache's last-use stamps (which
+// it compares with its files' mtimes) read the wall clock directly.
 package clock
 
 import (
+	"context"
 	"sync"
 	"time"
 )
@@ -70,6 +71,14 @@ func (f *Fake) Advance(d time.Duration) {
 	}
 }
 
+// Timers is how many timers wait for Advance: a test knows by it that something waits on
+// the clock.
+func (f *Fake) Timers() int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return len(f.timers)
+}
+
 // TimerAt returns a timer that fires when Advance moves the clock to at (at once if it is
 // there already). The deadline is absolute, so an Advance between the caller's reading of the
 // time and this call cannot move it later.
@@ -99,4 +108,24 @@ func (t *fakeTimer) Stop() bool {
 	_, pending := t.f.timers[t]
 	delete(t.f.timers, t)
 	return pending
+}
+
+// Every calls fn with the time, every period on c, until ctx is done; a call that takes
+// longer than period delays the next, it never overlaps or queues up. It returns when ctx is
+// done. Periodic work runs on its component's Clock this way, so that a test's Fake drives
+// it as the wall clock does in production.
+func Every(ctx context.Context, c Clock, period time.Duration, fn func(now time.Time)) {
+	next := c.Now().Add(period)
+	for {
+		t := c.TimerAt(next)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return
+		case <-t.C():
+		}
+		now := c.Now()
+		fn(now)
+		next = now.Add(period)
+	}
 }

@@ -1,6 +1,7 @@
 package clock
 
 import (
+	"context"
 	"testing"
 	"time"
 )
@@ -39,4 +40,40 @@ func TestFakeTimers(t *testing.T) {
 	if a.Stop() {
 		t.Fatal("Stop of a fired timer")
 	}
+}
+
+// Every runs on its clock: a Fake drives it, one call per period that passed, never early.
+func TestEveryRunsOnItsClock(t *testing.T) {
+	f := NewFake(time.Unix(0, 0))
+	calls := make(chan time.Time, 10)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		Every(ctx, f, time.Minute, func(now time.Time) { calls <- now })
+	}()
+	waitTimers := func() {
+		for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(time.Millisecond) {
+			if f.Timers() > 0 {
+				return
+			}
+		}
+		t.Fatal("Every did not wait on the clock")
+	}
+	waitTimers()
+	f.Advance(59 * time.Second)
+	select {
+	case <-calls:
+		t.Fatal("called before its period")
+	case <-time.After(20 * time.Millisecond):
+	}
+	f.Advance(time.Second)
+	if got := <-calls; !got.Equal(time.Unix(60, 0)) {
+		t.Fatalf("called at %v", got)
+	}
+	waitTimers()
+	f.Advance(time.Minute)
+	<-calls
+	cancel()
+	<-done
 }

@@ -17,6 +17,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/mount-s3/mount-s3/impl/clock"
 	"github.com/mount-s3/mount-s3/impl/memory"
 	"github.com/mount-s3/mount-s3/impl/s3"
 )
@@ -42,8 +43,8 @@ type Config struct {
 	Parallel int
 	// Keep is how long a body nobody took is held.
 	Keep time.Duration
-	// Now is the clock (default time.Now).
-	Now func() time.Time
+	// Clock is the clock (default the wall clock).
+	Clock clock.Clock
 }
 
 // Cache holds the bodies fetched ahead. Its methods are safe for concurrent use.
@@ -94,8 +95,8 @@ func New(cfg Config) *Cache {
 	if cfg.Keep <= 0 {
 		cfg.Keep = DefaultKeep
 	}
-	if cfg.Now == nil {
-		cfg.Now = time.Now
+	if cfg.Clock == nil {
+		cfg.Clock = clock.Real{}
 	}
 	ctx, stop := context.WithCancel(context.Background())
 	c := &Cache{cfg: cfg, slots: make(chan struct{}, cfg.Parallel), urgentSlots: make(chan struct{}, cfg.Parallel),
@@ -107,18 +108,11 @@ func New(cfg Config) *Cache {
 // expireLoop drops the bodies nobody took in time, so that a scan that stopped early does not
 // keep its bodies' memory.
 func (c *Cache) expireLoop() {
-	t := time.NewTicker(c.cfg.Keep / 2)
-	defer t.Stop()
-	for {
-		select {
-		case <-c.ctx.Done():
-			return
-		case <-t.C:
-			c.mu.Lock()
-			c.expireLocked(c.cfg.Now())
-			c.mu.Unlock()
-		}
-	}
+	clock.Every(c.ctx, c.cfg.Clock, c.cfg.Keep/2, func(now time.Time) {
+		c.mu.Lock()
+		c.expireLocked(now)
+		c.mu.Unlock()
+	})
 }
 
 // Fetch starts fetching key at version etag, size bytes, unless it is held or being fetched
@@ -134,7 +128,7 @@ func (c *Cache) Fetch(key, etag string, size int64, urgent bool) bool {
 	if c.closed {
 		return false
 	}
-	now := c.cfg.Now()
+	now := c.cfg.Clock.Now()
 	if b := c.bodies[key]; b != nil {
 		if b.etag == etag {
 			if urgent {

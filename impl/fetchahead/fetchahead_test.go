@@ -11,6 +11,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/mount-s3/mount-s3/impl/clock"
 	"github.com/mount-s3/mount-s3/impl/memory"
 	"github.com/mount-s3/mount-s3/impl/s3"
 	"github.com/mount-s3/mount-s3/impl/s3/embedded"
@@ -105,9 +106,8 @@ func TestNoWrongBytes(t *testing.T) {
 func TestUnreadBodiesExpire(t *testing.T) {
 	store := server(t, nil)
 	budget := memory.NewBudget(1 << 20)
-	var now atomic.Int64
-	now.Store(time.Unix(1_700_000_000, 0).UnixNano())
-	c := New(Config{Store: store, Budget: budget, MaxBytes: 3000, Keep: time.Hour, Now: func() time.Time { return time.Unix(0, now.Load()) }})
+	clk := clock.NewFake(time.Unix(1_700_000_000, 0))
+	c := New(Config{Store: store, Budget: budget, MaxBytes: 3000, Keep: time.Hour, Clock: clk})
 	defer c.Close()
 	var etags []string
 	for i := 0; i < 4; i++ {
@@ -118,7 +118,7 @@ func TestUnreadBodiesExpire(t *testing.T) {
 	}
 	require.False(t, c.Fetch("f3", etags[3], 1000, false), "MaxBytes is full of bodies not yet expired")
 	require.Eventually(t, func() bool { return c.Stats().Fetched == 3 }, 5*time.Second, 5*time.Millisecond)
-	now.Add(int64(2 * time.Hour))
+	clk.Advance(2 * time.Hour)
 	require.True(t, c.Fetch("f3", etags[3], 1000, false), "expired bodies make room")
 	require.Eventually(t, func() bool { return budget.InUse() == 1000 }, 5*time.Second, 10*time.Millisecond)
 	require.Equal(t, int64(3), c.Stats().Dropped)

@@ -104,7 +104,7 @@ func (v *env) count(next http.Handler) http.Handler {
 }
 
 func (v *env) openLayer() {
-	l, err := local.Open(v.dir, local.Options{Bucket: "b", Clock: v.clk.Now, UID: 1, GID: 2})
+	l, err := local.Open(v.dir, local.Options{Bucket: "b", Clock: v.clk, UID: 1, GID: 2})
 	require.NoError(v.t, err)
 	v.layer = l
 }

@@ -13,6 +13,7 @@ import (
 	"github.com/stretchr/testify/require"
 	bolt "go.etcd.io/bbolt"
 
+	"github.com/mount-s3/mount-s3/impl/clock"
 	"github.com/mount-s3/mount-s3/spec/syncrule"
 )
 
@@ -31,8 +32,14 @@ func (c *tick) now() time.Time {
 
 func testOpts() Options {
 	c := &tick{t: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)}
-	return Options{Bucket: "bkt", Prefix: "pre/", Clock: c.now, UID: 1000, GID: 1000}
+	return Options{Bucket: "bkt", Prefix: "pre/", Clock: clockFunc(c.now), UID: 1000, GID: 1000}
 }
+
+// clockFunc is a Clock read from a function: the layer reads the time and never waits.
+type clockFunc func() time.Time
+
+func (f clockFunc) Now() time.Time                { return f() }
+func (f clockFunc) TimerAt(time.Time) clock.Timer { panic("the local layer never waits on a timer") }
 
 func newLayer(t *testing.T) (*Layer, string) {
 	t.Helper()

@@ -17,6 +17,7 @@ import (
 
 	bolt "go.etcd.io/bbolt"
 
+	"github.com/mount-s3/mount-s3/impl/clock"
 	"github.com/mount-s3/mount-s3/spec/keymap"
 )
 
@@ -26,8 +27,9 @@ type Options struct {
 	// created and checked on every later Open: a sync dir holds one bucket and prefix.
 	Bucket string
 	Prefix string
-	// Clock is the only source of time (mtimes, dirty-since, last use). Defaults to time.Now.
-	Clock func() time.Time
+	// Clock is the only source of time (mtimes, dirty-since, last use). Defaults to the wall
+	// clock.
+	Clock clock.Clock
 	// UID, GID and DirMode are the attributes of the root directory when the dir is created,
 	// and with FileMode the attributes ImportListing gives objects that carry none (S9, Y3).
 	UID, GID uint32
@@ -50,7 +52,7 @@ type Layer struct {
 	db    *bolt.DB
 	lock  *os.File
 	fsid  string
-	clock func() time.Time
+	clock clock.Clock
 
 	// mu orders namespace changes and guards files. Lock order: mu, then an openFile's mu,
 	// then bbolt's writer lock (taken inside Update).
@@ -77,7 +79,7 @@ func Open(dir string, opts Options) (*Layer, error) {
 		return nil, err
 	}
 	if opts.Clock == nil {
-		opts.Clock = time.Now
+		opts.Clock = clock.Real{}
 	}
 	if opts.DirMode == 0 {
 		opts.DirMode = 0o755
@@ -241,7 +243,7 @@ func (l *Layer) create(tx *bolt.Tx) error {
 		}
 	}
 	// The root exists in the bucket as the prefix itself (K8): it is clean and never uploaded.
-	root := &record{Kind: KindDir, Attr: Attr{Mode: l.opts.DirMode, UID: l.opts.UID, GID: l.opts.GID, Mtime: l.clock()}}
+	root := &record{Kind: KindDir, Attr: Attr{Mode: l.opts.DirMode, UID: l.opts.UID, GID: l.opts.GID, Mtime: l.clock.Now()}}
 	root.State.Exists = true
 	return putRec(tx, "", root)
 }

@@ -32,7 +32,7 @@ func (l *Layer) view(fn func(tx *bolt.Tx) error) error {
 	return l.db.View(fn)
 }
 
-func (l *Layer) now() time.Time { return l.clock() }
+func (l *Layer) now() time.Time { return l.clock.Now() }
 
 // newRecordTx puts a new record at path with its first change recorded (the intent of
 // invariant 1). A tombstone at path of the same class is reused, so the owed delete folds

@@ -242,8 +242,7 @@ func TestCreateOpenIsDirtyAndDurable(t *testing.T) {
 
 func TestExpireUnusedDropsOnlyCleanUnusedData(t *testing.T) {
 	now := time.Unix(1_700_000_000, 0)
-	clock := func() time.Time { return now }
-	l, err := Open(t.TempDir(), Options{Bucket: "b", Clock: clock})
+	l, err := Open(t.TempDir(), Options{Bucket: "b", Clock: clockFunc(func() time.Time { return now })})
 	require.NoError(t, err)
 	defer l.Close()
 	for _, name := range []string{"clean-old", "clean-read", "dirty", "open"} {
@@ -286,7 +285,7 @@ func TestExpireUnusedDropsOnlyCleanUnusedData(t *testing.T) {
 
 func TestTimesFollowChanges(t *testing.T) {
 	now := time.Unix(1_700_000_000, 0)
-	l, err := Open(t.TempDir(), Options{Bucket: "b", Clock: func() time.Time { return now }})
+	l, err := Open(t.TempDir(), Options{Bucket: "b", Clock: clockFunc(func() time.Time { return now })})
 	require.NoError(t, err)
 	defer l.Close()
 	_, err = l.Mkdir("d", 0o755, 0, 0)

@@ -26,7 +26,7 @@ type OpenUpload struct {
 // sent: if the process dies before RecordUpload, the next start looks for it by key. The token
 // names this intent for RecordUpload and ForgetIntent.
 func (l *Layer) IntendUpload(key string) (token string, err error) {
-	now := l.clock()
+	now := l.clock.Now()
 	var t [8]byte
 	binary.BigEndian.PutUint64(t[:], uint64(now.UnixNano()))
 	err = l.journal(func(b *bolt.Bucket) error {

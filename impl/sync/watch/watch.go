@@ -10,6 +10,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/mount-s3/mount-s3/impl/clock"
 	"github.com/mount-s3/mount-s3/impl/s3"
 	"github.com/mount-s3/mount-s3/impl/sync/importer"
 	"github.com/mount-s3/mount-s3/impl/sync/local"
@@ -51,6 +52,7 @@ type Config struct {
 	// only processes event notifications).
 	Interval time.Duration
 	Log      *slog.Logger // default: discard
+	Clock    clock.Clock  // when to poll; default the wall clock
 	// OnChange, if set, is called with each path whose record a remote change changed, and
 	// with each directory that gained entries: the mount tells the kernel to drop what it
 	// cached of the file (syncfs.FS.RemoteChanged).
@@ -90,6 +92,9 @@ func New(cfg Config) *Watcher {
 	if cfg.Workers <= 0 {
 		cfg.Workers = 4
 	}
+	if cfg.Clock == nil {
+		cfg.Clock = clock.Real{}
+	}
 	if cfg.QueueLimit <= 0 {
 		cfg.QueueLimit = 10000
 	}
@@ -112,18 +117,12 @@ func (w *Watcher) Run(ctx context.Context) error {
 		<-ctx.Done()
 		return nil
 	}
-	t := time.NewTicker(w.cfg.Interval)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return nil
-		case <-t.C:
-			if err := w.PollOnce(ctx); err != nil && ctx.Err() == nil {
-				w.logf(slog.LevelWarn, "poll for remote changes: %v", err)
-			}
+	clock.Every(ctx, w.cfg.Clock, w.cfg.Interval, func(time.Time) {
+		if err := w.PollOnce(ctx); err != nil && ctx.Err() == nil {
+			w.logf(slog.LevelWarn, "poll for remote changes: %v", err)
 		}
-	}
+	})
+	return nil
 }
 
 // PollOnce lists every imported directory once and feeds what changed to the layer. It goes
