@@ -446,25 +446,12 @@ func (e *Engine) importAfter(ctx context.Context, path, key string, remote *s3.O
 	}
 	switch {
 	case kind == local.KindFile && (imp.FetchData || meta.Kind == posixmeta.Symlink):
-		body, obj, err := e.cfg.Store.Get(ctx, key, 0, -1, imp.Version.ETag)
+		f, err := importer.FetchVersion(ctx, e.cfg.Store, e.cfg.Layer, path, key, imp.Version, info.Size)
 		if err != nil {
-			e.logf(slog.LevelInfo, "sync: /%s: fetching the bucket's version after the conflict: %v; reads stream it", path, err)
+			e.logf(slog.LevelInfo, "sync: /%s: importing the bucket's version after the conflict: %v; reads stream it", path, err)
 			return
 		}
-		defer body.Close()
-		got := importer.Fetched(imp.Version, obj)
-		if meta = posixmeta.Decode(obj.Metadata); meta.Kind == posixmeta.Symlink {
-			b, err := io.ReadAll(io.LimitReader(body, info.Size+1))
-			if err != nil {
-				return
-			}
-			kind, target = local.KindSymlink, string(b)
-		} else if k := local.KindOfMeta(meta.Kind); k.Special() {
-			kind = k
-		} else if err := e.cfg.Layer.PutData(path, got, body); err != nil {
-			e.logf(slog.LevelInfo, "sync: /%s: storing the bucket's version after the conflict: %v; reads stream it", path, err)
-			return
-		}
+		meta, kind, target = f.Meta, f.Kind, f.Target
 	case remote == nil:
 		return
 	}

@@ -396,32 +396,52 @@ func (im *Importer) get(ctx context.Context, path string, v syncrule.Version, si
 	if !src.Version.Same(v) {
 		return fmt.Errorf("fetch /%s: the file changed since it was listed (%s, now %s)", path, v.ETag, src.Version.ETag)
 	}
-	key := src.Key
-	body, info, err := im.cfg.Store.Get(ctx, key, 0, -1, v.ETag)
+	f, err := FetchVersion(ctx, im.cfg.Store, im.cfg.Layer, path, src.Key, v, size)
+	if err != nil {
+		return err
+	}
+	return im.setAttr(path, f.Version, f.Meta, f.Kind, f.Target)
+}
+
+// Fetch is what FetchVersion recorded of one version: the version as the GET answered it,
+// the attributes its metadata carries, and the kind (with a symlink's target) it is.
+type Fetch struct {
+	Version syncrule.Version
+	Meta    posixmeta.Attr
+	Kind    local.Kind
+	Target  string
+}
+
+// FetchVersion is the one import of a remote version's content, for the importer and for the
+// engine after a conflict: a GET of version v (If-Match) of key, size bytes, recorded at path
+// by what the object is: a symlink (s3fs stores its target as the body), a special file
+// (nothing to store), or a regular file's data (Layer.PutData). The caller records the
+// attributes (Layer.SetRemoteAttr), over what it knows of the record.
+func FetchVersion(ctx context.Context, store s3.Store, layer *local.Layer, path, key string, v syncrule.Version, size int64) (Fetch, error) {
+	body, info, err := store.Get(ctx, key, 0, -1, v.ETag)
 	if err != nil {
 		if errors.Is(err, s3.ErrPreconditionFailed) {
-			return fmt.Errorf("fetch /%s: the object changed since it was imported (%s): %w", path, v.ETag, err)
+			return Fetch{}, fmt.Errorf("fetch /%s: the object changed since it was imported (%s): %w", path, v.ETag, err)
 		}
-		return fmt.Errorf("fetch /%s: %w", path, err)
+		return Fetch{}, fmt.Errorf("fetch /%s: %w", path, err)
 	}
 	defer body.Close()
-	got := Fetched(v, info)
-	meta := posixmeta.Decode(info.Metadata)
-	if meta.Kind == posixmeta.Symlink {
-		// s3fs stores a symlink as an object whose body is the target.
+	f := Fetch{Version: Fetched(v, info), Meta: posixmeta.Decode(info.Metadata), Kind: local.KindFile}
+	switch k := local.KindOfMeta(f.Meta.Kind); {
+	case f.Meta.Kind == posixmeta.Symlink:
 		target, err := io.ReadAll(io.LimitReader(body, size+1))
 		if err != nil {
-			return fmt.Errorf("fetch /%s: %w", path, err)
+			return Fetch{}, fmt.Errorf("fetch /%s: %w", path, err)
 		}
-		return im.setAttr(path, got, meta, local.KindSymlink, string(target))
+		f.Kind, f.Target = local.KindSymlink, string(target)
+	case k.Special():
+		f.Kind = k
+	default:
+		if err := layer.PutData(path, f.Version, body); err != nil {
+			return Fetch{}, fmt.Errorf("fetch /%s: %w", path, err)
+		}
 	}
-	if k := local.KindOfMeta(meta.Kind); k.Special() {
-		return im.setAttr(path, got, meta, k, "")
-	}
-	if err := im.cfg.Layer.PutData(path, got, body); err != nil {
-		return fmt.Errorf("fetch /%s: %w", path, err)
-	}
-	return im.setAttr(path, got, meta, local.KindFile, "")
+	return f, nil
 }
 
 // head reads the metadata of version v of the file or directory at path (a file too large to
