@@ -283,16 +283,26 @@ func (m *Model) Read(path string) ([]byte, syscall.Errno) {
 // or locally, is EEXIST (S6); so is "." or "..". A missing parent is ENOENT, a file as parent
 // ENOTDIR.
 func (m *Model) Create(path string) (Handle, syscall.Errno) {
-	t := m.Tree()
-	p, errno := named(t, path, syscall.EEXIST, syscall.EEXIST)
+	_, p, _, exists, errno := m.at(path, syscall.EEXIST, syscall.EEXIST)
+	if errno == 0 {
+		errno = streamrule.Create(streamrule.Target{Exists: exists}).Errno
+	}
 	if errno != 0 {
 		return 0, errno
 	}
-	_, exists := t[p]
-	if v := streamrule.Create(streamrule.Target{Exists: exists}); !v.Allowed() {
-		return 0, v.Errno
-	}
 	return m.open(p), 0
+}
+
+// at is what an operation on the last name of path finds: the tree, the canonical path and
+// what is there (ok). errno is what the kernel answers before the mount sees the call when
+// the name is "." (dot) or ".." (dotdot), or when a parent is missing or not a directory.
+func (m *Model) at(path string, dot, dotdot syscall.Errno) (t map[string]Node, p string, n Node, ok bool, errno syscall.Errno) {
+	t = m.Tree()
+	if p, errno = named(t, path, dot, dotdot); errno != 0 {
+		return t, "", Node{}, false, errno
+	}
+	n, ok = t[p]
+	return t, p, n, ok, 0
 }
 
 func (m *Model) open(path string) Handle {
@@ -393,12 +403,10 @@ func (m *Model) commit(hd *handle) syscall.Errno {
 // file being written EPERM, and without --allow-delete EPERM. When the object goes, a file of
 // the same name that a directory shadowed can reappear (K4).
 func (m *Model) Unlink(path string) syscall.Errno {
-	t := m.Tree()
-	p, errno := named(t, path, syscall.EISDIR, syscall.EISDIR)
+	_, p, n, ok, errno := m.at(path, syscall.EISDIR, syscall.EISDIR)
 	if errno != 0 {
 		return errno
 	}
-	n, ok := t[p]
 	tg := streamrule.Target{}
 	if ok {
 		tg = m.target(p, n)
@@ -413,14 +421,12 @@ func (m *Model) Unlink(path string) syscall.Errno {
 // Mkdir creates a local directory (S7): nothing is written to the bucket; it is listed in its
 // parent and lists its local children. A name that exists is EEXIST, as is "." or "..".
 func (m *Model) Mkdir(path string) syscall.Errno {
-	t := m.Tree()
-	p, errno := named(t, path, syscall.EEXIST, syscall.EEXIST)
+	_, p, _, exists, errno := m.at(path, syscall.EEXIST, syscall.EEXIST)
+	if errno == 0 {
+		errno = streamrule.Create(streamrule.Target{Exists: exists}).Errno
+	}
 	if errno != 0 {
 		return errno
-	}
-	_, exists := t[p]
-	if v := streamrule.Create(streamrule.Target{Exists: exists}); !v.Allowed() {
-		return v.Errno
 	}
 	m.localDirs[p] = true
 	return 0
@@ -431,12 +437,10 @@ func (m *Model) Mkdir(path string) syscall.Errno {
 // marker, or only hidden keys below it) is EPERM: streaming mode never deletes what it did not
 // create. The kernel answers "." with EINVAL and ".." with ENOTEMPTY.
 func (m *Model) Rmdir(path string) syscall.Errno {
-	t := m.Tree()
-	p, errno := named(t, path, syscall.EINVAL, syscall.ENOTEMPTY)
+	t, p, n, ok, errno := m.at(path, syscall.EINVAL, syscall.ENOTEMPTY)
 	if errno != 0 {
 		return errno
 	}
-	n, ok := t[p]
 	dirKey := keymap.DirKey(m.opts.Prefix, p)
 	inBucket := slices.ContainsFunc(slices.Collect(maps.Keys(m.keys)), func(k string) bool { return strings.HasPrefix(k, dirKey) })
 	if v := streamrule.Rmdir(streamrule.Target{Exists: ok, Dir: n.Kind == keymap.Dir}, len(children(t, p)) > 0, inBucket); !v.Allowed() {

@@ -53,11 +53,10 @@ func Create(t Target) Verdict {
 // being written cannot be opened for writing again (S2); replacing an object needs
 // --allow-overwrite and O_TRUNC, since S3 cannot append to or edit an object.
 func OpenWrite(t Target, trunc bool, o Options) Verdict {
+	if v := idleFile(t, "the file is already open for writing (one writer at a time in streaming mode)"); !v.Allowed() {
+		return v
+	}
 	switch {
-	case !t.Exists || t.Dir:
-		return notAFile(t)
-	case t.BeingWritten:
-		return refuse(syscall.EPERM, "S2", "the file is already open for writing (one writer at a time in streaming mode)")
 	case !o.AllowOverwrite:
 		return refuse(syscall.EPERM, "S6", "overwriting an existing object needs --allow-overwrite (and O_TRUNC)")
 	case !trunc:
@@ -69,23 +68,27 @@ func OpenWrite(t Target, trunc bool, o Options) Verdict {
 // Unlink deletes a file's object at once (S6): never a directory, never a file being
 // written (S2), and only with --allow-delete.
 func Unlink(t Target, o Options) Verdict {
-	switch {
-	case !t.Exists || t.Dir:
-		return notAFile(t)
-	case t.BeingWritten:
-		return refuse(syscall.EPERM, "S2", "the file is being written; close it first")
-	case !o.AllowDelete:
+	if v := idleFile(t, "the file is being written; close it first"); !v.Allowed() {
+		return v
+	}
+	if !o.AllowDelete {
 		return refuse(syscall.EPERM, "S6", "deleting objects needs --allow-delete")
 	}
 	return Verdict{}
 }
 
-// notAFile is the refusal of a file operation on a path that names no file.
-func notAFile(t Target) Verdict {
-	if t.Dir {
+// idleFile refuses a file operation on what is not a file (S6) or on a file being written
+// (S2, saying why).
+func idleFile(t Target, writing string) Verdict {
+	switch {
+	case t.Dir:
 		return refuse(syscall.EISDIR, "S6", "is a directory")
+	case !t.Exists:
+		return refuse(syscall.ENOENT, "S6", "no such file")
+	case t.BeingWritten:
+		return refuse(syscall.EPERM, "S2", writing)
 	}
-	return refuse(syscall.ENOENT, "S6", "no such file")
+	return Verdict{}
 }
 
 // Rmdir removes an empty directory that mkdir made (S7). children: the directory lists a
