@@ -46,13 +46,8 @@ const (
 )
 
 func (d DataState) String() string {
-	switch d {
-	case NoData:
-		return "none"
-	case LocalData:
-		return "local"
-	case ExpiredData:
-		return "expired"
+	if names := [...]string{NoData: "none", LocalData: "local", ExpiredData: "expired"}; int(d) < len(names) {
+		return names[d]
 	}
 	return fmt.Sprintf("DataState(%d)", uint8(d))
 }
@@ -68,13 +63,8 @@ const (
 )
 
 func (o Op) String() string {
-	switch o {
-	case OpNone:
-		return "none"
-	case OpUpload:
-		return "upload"
-	case OpDelete:
-		return "delete"
+	if names := [...]string{OpNone: "none", OpUpload: "upload", OpDelete: "delete"}; int(o) < len(names) {
+		return names[o]
 	}
 	return fmt.Sprintf("Op(%d)", uint8(o))
 }

@@ -30,13 +30,8 @@ const (
 )
 
 func (k OpKind) String() string {
-	switch k {
-	case OpUpload:
-		return "upload"
-	case OpDelete:
-		return "delete"
-	case OpRename:
-		return "rename"
+	if names := [...]string{OpUpload: "upload", OpDelete: "delete", OpRename: "rename"}; int(k) < len(names) && names[k] != "" {
+		return names[k]
 	}
 	return fmt.Sprintf("OpKind(%d)", uint8(k))
 }

@@ -35,21 +35,10 @@ const (
 func (k Kind) Special() bool { return k >= KindFIFO && k <= KindSocket }
 
 func (k Kind) String() string {
-	switch k {
-	case KindFile:
-		return "file"
-	case KindDir:
-		return "dir"
-	case KindSymlink:
-		return "symlink"
-	case KindFIFO:
-		return "fifo"
-	case KindCharDevice:
-		return "char-device"
-	case KindBlockDevice:
-		return "block-device"
-	case KindSocket:
-		return "socket"
+	names := [...]string{KindFile: "file", KindDir: "dir", KindSymlink: "symlink", KindFIFO: "fifo",
+		KindCharDevice: "char-device", KindBlockDevice: "block-device", KindSocket: "socket"}
+	if int(k) < len(names) && names[k] != "" {
+		return names[k]
 	}
 	return fmt.Sprintf("Kind(%d)", uint8(k))
 }
