@@ -153,13 +153,18 @@ func (f *FS) SetAttr(ctx context.Context, id vfs.InodeID, req vfs.SetAttrRequest
 	}
 	path, w, isDir := in.path, in.writer, in.kind == keymap.Dir
 	f.mu.Unlock()
-	switch {
-	case req.Mode != nil || req.UID != nil || req.GID != nil:
-		return vfs.Attr{}, time.Time{}, vfs.NewError("setattr", path, vfs.CodePerm, "chmod and chown are not supported in streaming mode; permissions come from --uid, --gid, --file-mode and --dir-mode")
-	case req.Size != nil && (w == nil || int64(*req.Size) != w.size()):
-		return vfs.Attr{}, time.Time{}, vfs.NewError("setattr", path, vfs.CodeNotSupported, "truncate is not supported in streaming mode; open with O_TRUNC to replace a file, or use --sync-dir")
-	case (req.Atime != nil || req.Mtime != nil) && w == nil && !isDir:
-		return vfs.Attr{}, time.Time{}, vfs.NewError("setattr", path, vfs.CodePerm, "times can only be set on a file being written in streaming mode")
+	var size *int64
+	if req.Size != nil {
+		s := int64(*req.Size)
+		size = &s
+	}
+	written := int64(0)
+	if w != nil {
+		written = w.size()
+	}
+	t := streamrule.Target{Exists: true, Dir: isDir, BeingWritten: w != nil}
+	if v := streamrule.SetAttr(t, req.Mode != nil, req.UID != nil || req.GID != nil, req.Atime != nil || req.Mtime != nil, size, written); !v.Allowed() {
+		return vfs.Attr{}, time.Time{}, refused("setattr", path, v)
 	}
 	return f.GetAttr(ctx, id)
 }
@@ -167,7 +172,7 @@ func (f *FS) SetAttr(ctx context.Context, id vfs.InodeID, req vfs.SetAttrRequest
 // Rename is not supported in streaming mode (S8): S3 has no rename, and a copy of every
 // object is not what a program expects of rename(2).
 func (f *FS) Rename(ctx context.Context, oldParent vfs.InodeID, oldName string, newParent vfs.InodeID, newName string) error {
-	return vfs.NewError("rename", oldName, vfs.CodeNotSupported, "rename is not supported in streaming mode; use --sync-dir for full file semantics")
+	return refused("rename", oldName, streamrule.Unsupported("rename"))
 }
 
 // Symlink is not supported in streaming mode (S8): S3 has no links.
@@ -199,6 +204,4 @@ func (f *FS) SetXattr(ctx context.Context, id vfs.InodeID, name string, value []
 
 // Unsupported is the answer to operations that do not exist in streaming mode (S8): links,
 // symbolic links, special files, extended attributes, fallocate.
-func (f *FS) Unsupported(op string) error {
-	return vfs.NewError(op, "", vfs.CodeNotSupported, op+" is not supported in streaming mode; use --sync-dir for full file semantics")
-}
+func (f *FS) Unsupported(op string) error { return refused(op, "", streamrule.Unsupported(op)) }

@@ -12,6 +12,7 @@ import (
 	"github.com/mount-s3/mount-s3/impl/read"
 	"github.com/mount-s3/mount-s3/impl/s3"
 	"github.com/mount-s3/mount-s3/spec/keymap"
+	"github.com/mount-s3/mount-s3/spec/streamrule"
 )
 
 // readHandle is a file opened for reading (S10). It reads one version of the object, the one
@@ -52,7 +53,7 @@ func (f *FS) Open(ctx context.Context, id vfs.InodeID, flags vfs.OpenFlags, pid 
 	}
 	// S10: O_RDWR without O_TRUNC on an existing object is a read handle; writes to it
 	// fail. Anything else that asks for writing replaces the object.
-	if flags.Write && !(flags.Read && !flags.Trunc) {
+	if streamrule.WriteHandle(flags.Write, flags.Read, flags.Trunc) {
 		return f.openForWrite(in, flags, pid)
 	}
 	if writing {

@@ -488,7 +488,7 @@ func (m *Model) Rename(from, to string) syscall.Errno {
 	case dstExists && sn.Kind == keymap.Dir && dn.Kind != keymap.Dir:
 		return syscall.ENOTDIR
 	}
-	return syscall.ENOTSUP
+	return streamrule.Unsupported("rename").Errno
 }
 
 // isAncestorOrSelf reports whether directory path a is p or contains it.

@@ -1,6 +1,7 @@
-// Package streamrule decides streaming mode's write and namespace rules (S2, S4-S7 of
-// docs/SEMANTICS.md): which creates, write opens, unlinks and rmdirs are allowed, and how a
-// write handle's upload moves from its first byte to its commit. The streaming core
+// Package streamrule decides streaming mode's write and namespace rules (S2, S4-S8 and S10 of
+// docs/SEMANTICS.md): which creates, write opens, unlinks, rmdirs and setattrs are allowed,
+// what streaming mode does not support, whether an open makes a read or a write handle, and
+// how a write handle's upload moves from its first byte to its commit. The streaming core
 // (impl/streamfs) and the reference model (spec/model) both ask it, so the two cannot decide
 // differently. It is pure: no I/O, no clock, no goroutines.
 //
@@ -154,4 +155,32 @@ func (u Upload) Commit() (next Upload, commit bool, v Verdict) {
 	}
 	u.Complete = true
 	return u, true, Verdict{}
+}
+
+// WriteHandle is S10: an open is decided at open, not at first use. O_RDONLY, and O_RDWR
+// without O_TRUNC on an existing file, make a read handle (writes through it fail); create,
+// and O_WRONLY or O_RDWR with O_TRUNC, make a write handle, which replaces the object (S6).
+func WriteHandle(write, read, trunc bool) bool { return write && !(read && !trunc) }
+
+// Unsupported is S8's answer to what S3 cannot do in place: rename (S3 has no rename, and
+// copying every object is not what a program expects of rename(2)), links, symbolic links,
+// special files, extended attributes and fallocate.
+func Unsupported(op string) Verdict {
+	return refuse(syscall.ENOTSUP, "S8", op+" is not supported in streaming mode; use --sync-dir for full file semantics")
+}
+
+// SetAttr is S8 for the setattr(2) family on t: permissions and owners come from the mount
+// options, so chmod and chown are EPERM; a size can only be the one a file being written
+// already has (written is that size); times can be set only on a file being written, where
+// the upload's time replaces them, or on a directory, where they have no effect.
+func SetAttr(t Target, mode, owner, times bool, size *int64, written int64) Verdict {
+	switch {
+	case mode || owner:
+		return refuse(syscall.EPERM, "S8", "chmod and chown are not supported in streaming mode; permissions come from --uid, --gid, --file-mode and --dir-mode")
+	case size != nil && (!t.BeingWritten || *size != written):
+		return refuse(syscall.ENOTSUP, "S8", "truncate is not supported in streaming mode; open with O_TRUNC to replace a file, or use --sync-dir")
+	case times && !t.BeingWritten && !t.Dir:
+		return refuse(syscall.EPERM, "S8", "times can only be set on a file being written in streaming mode")
+	}
+	return Verdict{}
 }

@@ -104,3 +104,39 @@ func TestUploadIsSequentialAndCommitsOnce(t *testing.T) {
 		}
 	})
 }
+
+func TestSetAttrAndOpenModes(t *testing.T) {
+	file := Target{Exists: true}
+	writing := Target{Exists: true, BeingWritten: true}
+	dir := Target{Exists: true, Dir: true}
+	size := func(n int64) *int64 { return &n }
+	for _, c := range []struct {
+		name string
+		got  Verdict
+		want syscall.Errno
+	}{
+		{"chmod", SetAttr(writing, true, false, false, nil, 0), syscall.EPERM},
+		{"chown", SetAttr(dir, false, true, false, nil, 0), syscall.EPERM},
+		{"truncate of an object", SetAttr(file, false, false, false, size(0), 0), syscall.ENOTSUP},
+		{"truncate of a file being written to its size", SetAttr(writing, false, false, false, size(5), 5), 0},
+		{"truncate of a file being written elsewhere", SetAttr(writing, false, false, false, size(0), 5), syscall.ENOTSUP},
+		{"touch of an object", SetAttr(file, false, false, true, nil, 0), syscall.EPERM},
+		{"touch of a file being written", SetAttr(writing, false, false, true, nil, 0), 0},
+		{"touch of a directory", SetAttr(dir, false, false, true, nil, 0), 0},
+		{"rename", Unsupported("rename"), syscall.ENOTSUP},
+	} {
+		if c.got.Errno != c.want {
+			t.Errorf("%s: %v (%s), want %v", c.name, c.got.Errno, c.got.Reason, c.want)
+		}
+	}
+	for _, c := range []struct{ write, read, trunc, want bool }{
+		{false, true, false, false}, // O_RDONLY
+		{true, false, false, true},  // O_WRONLY
+		{true, true, false, false},  // O_RDWR of an existing file: a read handle
+		{true, true, true, true},    // O_RDWR|O_TRUNC
+	} {
+		if got := WriteHandle(c.write, c.read, c.trunc); got != c.want {
+			t.Errorf("WriteHandle(write %v, read %v, trunc %v) = %v", c.write, c.read, c.trunc, got)
+		}
+	}
+}
