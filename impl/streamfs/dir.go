@@ -75,9 +75,7 @@ func (f *FS) list(ctx context.Context, dir string) (vfs.Listing, error) {
 			continue
 		}
 		if i, ok := listed[name]; ok {
-			if kind == keymap.Dir {
-				entries[i].Kind = keymap.Dir
-			}
+			entries[i].Kind, _ = keymap.ResolveWithLocal(entries[i].Kind, true, keymap.Local{Kind: kind, Is: true})
 			continue
 		}
 		listed[name] = len(entries)
