@@ -279,7 +279,17 @@ func (e *Engine) uploadFailed(ctx context.Context, op local.Op, opts s3.WriteOpt
 			// of ours is there, the rule learns its version, so that a delete or rename of the
 			// file owes the bucket its removal (the fault campaign found such a file left in
 			// the bucket after its local delete, then imported back as a remote change).
-			if remote, found, herr := e.head(ctx, op.Key); herr == nil && found {
+			remote, found, herr := e.head(ctx, op.Key)
+			if herr != nil {
+				// Whether the write arrived is unknown: the op stays in flight and runs again
+				// after a backoff, when a conditional write or a HEAD tells. Reporting a
+				// failure now would let the rule forget an object this write may have made,
+				// which a local delete then leaves in the bucket for good (the engine fault
+				// campaign found such objects).
+				e.logf(slog.LevelError, "sync: error: upload of /%s to %s failed and whether it arrived is unknown (%v); will retry: %v", op.Path, op.Key, herr, err)
+				return result{kept: true, err: err}
+			}
+			if found {
 				if remote.Metadata[OpMetaKey] == e.marker(op) {
 					e.logf(slog.LevelInfo, "sync: /%s: the upload's answer was lost but %s holds it (etag %s)", op.Path, op.Key, remote.ETag)
 					return e.uploaded(ctx, op, local.Info{}, remote, remote.Size)
@@ -295,8 +305,10 @@ func (e *Engine) uploadFailed(ctx context.Context, op local.Op, opts s3.WriteOpt
 	}
 	remote, found, herr := e.head(ctx, op.Key)
 	if herr != nil {
+		// The object there may be this op's own write (an earlier attempt whose answer was
+		// lost): kept in flight, as above, until a HEAD tells.
 		e.logf(slog.LevelError, "sync: error: upload of /%s: precondition failed and reading %s failed, will retry: %v", op.Path, op.Key, herr)
-		return e.feed(op, syncrule.UploadFailed{Gen: op.Gen}, result{err: herr, backoff: true})
+		return result{kept: true, err: herr}
 	}
 	if found && remote.Metadata[OpMetaKey] == e.marker(op) {
 		// This op's own write, made before a crash or a lost response.
