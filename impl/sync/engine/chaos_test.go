@@ -3,6 +3,7 @@ package engine
 import (
 	"context"
 	"fmt"
+	"maps"
 	"math/rand/v2"
 	"net/http"
 	"net/http/httptest"
@@ -15,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/mount-s3/mount-s3/impl/sync/local"
 	"github.com/stretchr/testify/require"
 )
 
@@ -85,7 +87,8 @@ func hangUp(w http.ResponseWriter) {
 // while the engine writes back through a store that fails a third of the requests (before
 // or after acting); then, faults off, a flush must leave the bucket equal to the local files,
 // with no conflict (nobody else writes the bucket). ENGINE_CHAOS_RUNS sets the number of seeds
-// (default 20), ENGINE_CHAOS_SEED replays one.
+// (default 20), ENGINE_CHAOS_SEED replays one, ENGINE_CHAOS_RATE sets the share of requests
+// that fail (default 0.35).
 func TestEngineUnderFaults(t *testing.T) {
 	runs, first := 20, 1
 	if n, err := strconv.Atoi(os.Getenv("ENGINE_CHAOS_RUNS")); err == nil {
@@ -104,6 +107,9 @@ func TestEngineUnderFaults(t *testing.T) {
 
 func engineChaos(t *testing.T, seed uint64) {
 	fs := &faultyServer{rng: rand.New(rand.NewPCG(seed, 7)), rate: 0.35}
+	if r, err := strconv.ParseFloat(os.Getenv("ENGINE_CHAOS_RATE"), 64); err == nil {
+		fs.rate = r
+	}
 	v := newEnvWith(t, fs.wrap)
 	v.start(nil, func(c *Config) {
 		c.Params.WriteBackDelay = 0
@@ -126,68 +132,86 @@ func engineChaos(t *testing.T, seed uint64) {
 	defer func() { close(stopClock); <-clockDone }()
 
 	fs.on.Store(true)
-	rng := rand.New(rand.NewPCG(seed, 11))
-	model := map[string]string{} // path -> content
-	var trail []string
-	created := 0
-	names := func() []string {
-		var out []string
-		for p := range model {
-			out = append(out, p)
-		}
-		sort.Strings(out)
-		return out
-	}
-	content := func(tag string) string {
-		return strings.Repeat(tag+";", 1+rng.IntN(40))
-	}
-	for i := 0; i < 150; i++ {
-		ns := names()
-		op := rng.IntN(10)
-		if len(ns) == 0 {
-			op = 0
-		}
-		switch {
-		case op < 3:
-			created++
-			p := fmt.Sprintf("n%d", created)
-			c := content(p + "#1")
-			_, h, err := v.layer.CreateOpen(p, 0o644, 1, 2)
-			require.NoError(t, err)
-			_, err = h.WriteAt([]byte(c), 0)
-			require.NoError(t, err)
-			require.NoError(t, h.Close())
-			model[p] = c
-			trail = append(trail, "create "+p)
-		case op < 6:
-			p := ns[rng.IntN(len(ns))]
-			c := content(fmt.Sprintf("%s#%d", p, i))
-			require.NoError(t, v.layer.Truncate(p, 0))
-			_, err := v.layer.WriteAt(p, []byte(c), 0)
-			require.NoError(t, err)
-			model[p] = c
-			trail = append(trail, "rewrite "+p)
-		case op < 8:
-			from := ns[rng.IntN(len(ns))]
-			to := ns[rng.IntN(len(ns))]
-			if to == from || rng.IntN(2) == 0 {
-				created++
-				to = fmt.Sprintf("r%d", created)
+	// Writers work at once, each on its own names, as programs do.
+	const writers = 3
+	models := make([]map[string]string, writers) // path -> content
+	trails := make([][]string, writers)
+	var wg sync.WaitGroup
+	for w := range writers {
+		models[w] = map[string]string{}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			rng := rand.New(rand.NewPCG(seed, uint64(11+w)))
+			model := models[w]
+			created := 0
+			content := func(tag string) string { return strings.Repeat(tag+";", 1+rng.IntN(40)) }
+			for i := 0; i < 60; i++ {
+				var ns []string
+				for p := range model {
+					ns = append(ns, p)
+				}
+				sort.Strings(ns)
+				op := rng.IntN(10)
+				if len(ns) == 0 {
+					op = 0
+				}
+				var err error
+				switch {
+				case op < 3:
+					created++
+					p := fmt.Sprintf("w%dn%d", w, created)
+					c := content(p + "#1")
+					var h *local.Handle
+					if _, h, err = v.layer.CreateOpen(p, 0o644, 1, 2); err == nil {
+						if _, err = h.WriteAt([]byte(c), 0); err == nil {
+							err = h.Close()
+						}
+					}
+					model[p] = c
+					trails[w] = append(trails[w], "create "+p)
+				case op < 6:
+					p := ns[rng.IntN(len(ns))]
+					c := content(fmt.Sprintf("%s#%d", p, i))
+					if err = v.layer.Truncate(p, 0); err == nil {
+						_, err = v.layer.WriteAt(p, []byte(c), 0)
+					}
+					model[p] = c
+					trails[w] = append(trails[w], "rewrite "+p)
+				case op < 8:
+					from := ns[rng.IntN(len(ns))]
+					to := ns[rng.IntN(len(ns))]
+					if to == from || rng.IntN(2) == 0 {
+						created++
+						to = fmt.Sprintf("w%dr%d", w, created)
+					}
+					err = v.layer.Rename(from, to)
+					model[to] = model[from]
+					delete(model, from)
+					trails[w] = append(trails[w], "rename "+from+" "+to)
+				default:
+					p := ns[rng.IntN(len(ns))]
+					err = v.layer.Remove(p)
+					delete(model, p)
+					trails[w] = append(trails[w], "delete "+p)
+				}
+				if err != nil {
+					t.Errorf("writer %d: %v (a local disk would not fail)", w, err)
+					return
+				}
+				v.e.Notify()
+				if rng.IntN(4) == 0 {
+					time.Sleep(time.Duration(rng.IntN(3)) * time.Millisecond)
+				}
 			}
-			require.NoError(t, v.layer.Rename(from, to))
-			model[to] = model[from]
-			delete(model, from)
-			trail = append(trail, "rename "+from+" "+to)
-		default:
-			p := ns[rng.IntN(len(ns))]
-			require.NoError(t, v.layer.Remove(p))
-			delete(model, p)
-			trail = append(trail, "delete "+p)
-		}
-		v.e.Notify()
-		if rng.IntN(4) == 0 {
-			time.Sleep(time.Duration(rng.IntN(3)) * time.Millisecond)
-		}
+		}()
+	}
+	wg.Wait()
+	model := map[string]string{}
+	var trail []string
+	for w := range writers {
+		maps.Copy(model, models[w])
+		trail = append(trail, trails[w]...)
 	}
 	fs.on.Store(false)
 
