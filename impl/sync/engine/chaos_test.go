@@ -1,8 +1,10 @@
 package engine
 
 import (
+	"bytes"
 	"context"
 	"fmt"
+	"io"
 	"maps"
 	"math/rand/v2"
 	"net/http"
@@ -48,6 +50,19 @@ func (f *faultyServer) wrap(next http.Handler) http.Handler {
 			f.mu.Unlock()
 		}
 		switch {
+		case x < f.rate/4 && r.ContentLength > 0:
+			// A byte flipped on the way: the store must refuse it (its checksum).
+			body, _ := io.ReadAll(r.Body)
+			body[len(body)/2] ^= 0x55
+			r.Body = io.NopCloser(bytes.NewReader(body))
+			rec := httptest.NewRecorder()
+			next.ServeHTTP(rec, r)
+			f.record(r, fmt.Sprintf("corrupted: %d %s", rec.Code, strings.TrimSpace(rec.Body.String())))
+			for k, v := range rec.Header() {
+				w.Header()[k] = v
+			}
+			w.WriteHeader(rec.Code)
+			w.Write(rec.Body.Bytes())
 		case x < f.rate/3:
 			f.record(r, "503 before")
 			w.Header().Set("Content-Type", "application/xml")
