@@ -2,7 +2,6 @@ package streamfs
 
 import (
 	"context"
-	"strings"
 
 	"github.com/mount-s3/mount-s3/impl/vfs"
 
@@ -70,14 +69,16 @@ func (f *FS) list(ctx context.Context, dir string) (vfs.Listing, error) {
 	}
 	// Local inodes deeper down keep their ancestors as directories.
 	for path, in := range f.local {
-		name, kind, ok := childToward(dir, path, in.kind)
+		name, deeper, ok := keymap.ChildToward(dir, path)
 		if !ok {
 			continue
 		}
+		l := keymap.Local{Kind: in.kind, Is: !deeper, Below: deeper}
 		if i, ok := listed[name]; ok {
-			entries[i].Kind, _ = keymap.ResolveWithLocal(entries[i].Kind, true, keymap.Local{Kind: kind, Is: true})
+			entries[i].Kind, _ = keymap.ResolveWithLocal(entries[i].Kind, true, l)
 			continue
 		}
+		kind, _ := keymap.ResolveWithLocal(0, false, l)
 		listed[name] = len(entries)
 		entries = append(entries, keymap.Entry{Name: name, Kind: kind})
 	}
@@ -104,25 +105,6 @@ func (f *FS) ReleaseDir(h vfs.HandleID) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.handles.Remove(h)
-}
-
-// childToward names the entry of directory dir on the way to path: the path's own name and
-// kind if it is a child of dir, a directory if it lies deeper, nothing if it is not below dir.
-func childToward(dir, path string, kind keymap.Kind) (string, keymap.Kind, bool) {
-	rel := path
-	if dir != "" {
-		var ok bool
-		if rel, ok = strings.CutPrefix(path, dir+keymap.Delimiter); !ok {
-			return "", 0, false
-		}
-	}
-	if rel == "" {
-		return "", 0, false
-	}
-	if name, _, deeper := strings.Cut(rel, keymap.Delimiter); deeper {
-		return name, keymap.Dir, true
-	}
-	return rel, kind, true
 }
 
 // listDir reads the delimited listing of directory path page by page (listdir.Read), until

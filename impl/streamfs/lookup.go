@@ -312,7 +312,7 @@ func (f *FS) targetOf(ctx context.Context, path string) (streamrule.Target, erro
 // LOCKS_REQUIRED(f.mu)
 func (f *FS) hasLocalBelowLocked(path string) bool {
 	for p := range f.local {
-		if _, _, ok := childToward(path, p, 0); ok {
+		if keymap.Below(p, path) {
 			return true
 		}
 	}

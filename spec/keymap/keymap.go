@@ -79,6 +79,21 @@ func Below(p, dir string) bool {
 	return len(p) > len(dir) && p[len(dir)] == Delimiter[0] && p[:len(dir)] == dir
 }
 
+// ChildToward names the entry of directory dir on the way to path, which lies below it: the
+// path's own name if it is a child of dir (deeper false), else the child directory it lies in
+// (deeper true). ok is false if path is not below dir.
+func ChildToward(dir, path string) (name string, deeper, ok bool) {
+	if !Below(path, dir) {
+		return "", false, false
+	}
+	rel := path
+	if dir != "" {
+		rel = path[len(dir)+1:]
+	}
+	name, _, deeper = strings.Cut(rel, Delimiter)
+	return name, deeper, true
+}
+
 // Split returns the parent directory path and the last name of path. The root has no parent:
 // Split("") returns ("", "").
 func Split(path string) (dir, name string) {

@@ -578,3 +578,23 @@ func TestResolveWithLocal(t *testing.T) {
 		}
 	}
 }
+
+func TestChildToward(t *testing.T) {
+	for _, c := range []struct {
+		dir, path, name string
+		deeper, ok      bool
+	}{
+		{"", "a", "a", false, true},
+		{"", "a/b/c", "a", true, true},
+		{"a", "a/b", "b", false, true},
+		{"a", "a/b/c", "b", true, true},
+		{"a", "a", "", false, false},
+		{"a", "ab/c", "", false, false},
+		{"a/b", "a", "", false, false},
+	} {
+		name, deeper, ok := ChildToward(c.dir, c.path)
+		if name != c.name || deeper != c.deeper || ok != c.ok {
+			t.Errorf("ChildToward(%q, %q) = %q, %v, %v", c.dir, c.path, name, deeper, ok)
+		}
+	}
+}
