@@ -301,6 +301,11 @@ func (f *FS) targetOf(ctx context.Context, path string) (streamrule.Target, erro
 	if !l.Below && !(l.Is && l.Kind == keymap.Dir) {
 		var err error
 		if res, err = f.resolve(ctx, path); err != nil {
+			if l.Is {
+				// A file being written: what is known locally decides, as the bucket
+				// could only add a directory that shadows it.
+				return streamrule.Target{Exists: true, BeingWritten: true}, nil
+			}
 			return streamrule.Target{}, err
 		}
 	}

@@ -2,6 +2,7 @@ package streamfs
 
 import (
 	"context"
+	"errors"
 	"os"
 	"sync"
 	"sync/atomic"
@@ -190,10 +191,14 @@ func (f *FS) Write(ctx context.Context, h vfs.HandleID, off int64, data []byte) 
 	case w.state.Failed && w.err != nil:
 		return &vfs.Error{Op: "write", Path: w.path, Code: vfs.CodeIO, Err: w.err}
 	case next.Failed:
-		// Out of sequence: the upload is aborted (the uploader refuses it too).
+		// Out of sequence: the upload is aborted (the uploader refuses it too). A part that
+		// failed in the background meanwhile is the cause the program hears of: EIO.
 		w.state = next
 		w.err = w.upload.Write(context.WithoutCancel(ctx), off, data)
-		f.log.Warn("write failed; the upload was aborted", "path", "/"+w.path, "error", v.Reason)
+		f.log.Warn("write failed; the upload was aborted", "path", "/"+w.path, "error", w.err)
+		if !errors.Is(w.err, write.ErrNotSequential) {
+			return &vfs.Error{Op: "write", Path: w.path, Code: vfs.CodeIO, Err: w.err}
+		}
 		return refused("write", w.path, v)
 	case !v.Allowed():
 		return refused("write", w.path, v)

@@ -42,3 +42,58 @@ func TestWriteFailureIsReported(t *testing.T) {
 		t.Fatalf("object left behind: %v", err)
 	}
 }
+
+// A part that failed in the background is what a write out of sequence reports then: the
+// store's failure (EIO), not the offset (EINVAL), since the upload was lost before it.
+func TestOutOfSequenceWriteAfterAPartFailedIsEIO(t *testing.T) {
+	ctx := context.Background()
+	x := newFixture(t, "", nil)
+	faults := s3.NewFaults(x.store)
+	faults.FailNth("UploadPart", 1, s3.ErrAccessDenied)
+	f, err := streamfs.New(streamfs.Config{Store: faults, Clock: clock.NewFake(time.Unix(1, 0)), MetadataTTL: time.Second, Upload: write.Config{PartSize: 5 << 20}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, h, err := f.Create(ctx, vfs.RootID, "big", 0o644, vfs.Caller{Pid: 7})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Release(h)
+	chunk := make([]byte, 1<<20)
+	off := int64(0)
+	for ; off < 6<<20; off += int64(len(chunk)) { // the first part is sent, and fails
+		if err := f.Write(ctx, h, off, chunk); err != nil {
+			break
+		}
+	}
+	for deadline := time.Now().Add(5 * time.Second); faults.Calls("UploadPart") == 0 && time.Now().Before(deadline); {
+		time.Sleep(time.Millisecond)
+	}
+	time.Sleep(200 * time.Millisecond) // the failed call returned at once; its failure is recorded
+	err = f.Write(ctx, h, off+4096, chunk)
+	if vfs.CodeOf(err) != vfs.CodeIO {
+		t.Fatalf("write out of sequence after a failed part: %v (code %v), want EIO", err, vfs.CodeOf(err))
+	}
+}
+
+// Unlink of a file being written is refused (S2) by what the mount knows, also when the
+// store cannot be asked whether a directory shadows it.
+func TestUnlinkOfAFileBeingWrittenWithTheStoreDown(t *testing.T) {
+	ctx := context.Background()
+	x := newFixture(t, "", nil)
+	faults := s3.NewFaults(x.store)
+	f, err := streamfs.New(streamfs.Config{Store: faults, Clock: clock.NewFake(time.Unix(1, 0)), MetadataTTL: time.Second, AllowDelete: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, h, err := f.Create(ctx, vfs.RootID, "f", 0o644, vfs.Caller{Pid: 7})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Release(h)
+	faults.FailFrom("Head", 1, errors.New("connection refused"))
+	faults.FailFrom("List", 1, errors.New("connection refused"))
+	if err := f.Unlink(ctx, vfs.RootID, "f"); vfs.CodeOf(err) != vfs.CodePerm {
+		t.Fatalf("unlink of a file being written, store down: %v (code %v), want EPERM", err, vfs.CodeOf(err))
+	}
+}

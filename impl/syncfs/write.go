@@ -99,17 +99,19 @@ func (f *FS) Fsync(ctx context.Context, h vfs.HandleID) error {
 }
 
 func (f *FS) sync(h vfs.HandleID, op string) error {
-	if _, ok := f.handles.Get(h).(*vfs.DirHandle); ok {
+	var fh *fileHandle
+	switch hd := f.handles.Get(h).(type) {
+	case *vfs.DirHandle:
 		return nil // fsync of a directory: every namespace change was committed when it returned
-	}
-	fh, err := vfs.HandleOf[*fileHandle](&f.handles, h, op)
-	if err != nil {
-		return err
+	case *fileHandle:
+		fh = hd
+	default:
+		return vfs.NewError(op, "", vfs.CodeBadHandle, "unknown handle")
 	}
 	if !fh.write {
 		return nil
 	}
-	err = fh.local.Sync()
+	err := fh.local.Sync()
 	f.notify()
 	return localError(op, fh.path, err)
 }

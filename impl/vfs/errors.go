@@ -51,7 +51,6 @@ func (e *Error) Error() string {
 
 func (e *Error) Unwrap() error { return e.Err }
 
-// newError builds an Error with a plain reason.
 // CheckName checks name, a new or looked-up entry of a directory, for both cores: longer than
 // 255 bytes is ENAMETOOLONG; a name no S3 key can hold (K3) is invalid, the Code the caller
 // gives (NotFound for a lookup: such a name can exist nowhere; Invalid for a create). path is

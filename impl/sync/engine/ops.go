@@ -8,7 +8,6 @@ import (
 	"io"
 	"log/slog"
 	"maps"
-	"net"
 	"strconv"
 	"strings"
 
@@ -726,15 +725,10 @@ func normETag(etag string) string { return s3.NormalizeETag(etag) }
 
 // persistent: errors that retrying soon will not fix; Flush reports them at once.
 // mayHaveArrived reports whether a failed write may still have been carried out by the store:
-// not refused for good (persistent), and not failed before the request left (a dial error,
-// as when the store is down, where a HEAD would only fail too).
-func mayHaveArrived(err error) bool {
-	var dial *net.OpError
-	if errors.As(err, &dial) && dial.Op == "dial" {
-		return false
-	}
-	return !persistent(err)
-}
+// whatever was not refused for good (persistent). Not even a failed dial tells: the SDK
+// retries, and an earlier attempt may have been carried out with its answer lost before the
+// store went away.
+func mayHaveArrived(err error) bool { return !persistent(err) }
 
 func persistent(err error) bool {
 	return errors.Is(err, s3.ErrAccessDenied) || errors.Is(err, s3.ErrNoSuchBucket) || errors.Is(err, s3.ErrInvalidKey)
