@@ -10,6 +10,7 @@ import (
 
 	"github.com/mount-s3/mount-s3/impl/sync/local"
 	"github.com/mount-s3/mount-s3/impl/vfs"
+	"github.com/mount-s3/mount-s3/spec/syncrule"
 )
 
 type notifyCount struct{ n int }
@@ -184,4 +185,30 @@ func TestDirectoriesSymlinksAndAttributes(t *testing.T) {
 	require.Equal(t, vfs.CodeNoAttr, vfs.CodeOf(err))
 	_, _, err = f.Create(ctx, vfs.RootID, "m", 0o644, me)
 	require.Equal(t, vfs.CodeExists, vfs.CodeOf(err))
+}
+
+// A linked file whose first name left it by a remote change keeps its own attributes: the
+// kernel asks by inode, and the name that left now names the bucket's new file (found by
+// conformance's TestSyncHardLinkRemoteChangeOfFirstName on a loaded machine: the kernel got the
+// other file's size and an O_APPEND wrote past a gap of zeros).
+func TestGetAttrOfLinkWhoseFirstNameLeft(t *testing.T) {
+	ctx := context.Background()
+	f, l, _ := newFS(t)
+	e, h := create(t, f, vfs.RootID, "x")
+	require.NoError(t, f.Write(ctx, h, 0, []byte("linked")))
+	require.NoError(t, f.Flush(ctx, h, me.Pid))
+	f.Release(h)
+	_, err := f.Link(ctx, e.Attr.Inode, vfs.RootID, "y")
+	require.NoError(t, err)
+	dirty, err := l.Dirty()
+	require.NoError(t, err)
+	for _, info := range dirty { // both names are in the bucket now
+		_, err := l.MarkUploaded(info.Path, info.State.Gen, syncrule.Version{ETag: `"v1-` + info.Path + `"`})
+		require.NoError(t, err)
+	}
+	_, err = l.ApplyRemote("x", local.KindFile, syncrule.RemoteChanged{Version: syncrule.Version{ETag: `"theirs"`}, Size: 14}, syncrule.Params{})
+	require.NoError(t, err)
+	a, _, err := f.GetAttr(ctx, e.Attr.Inode)
+	require.NoError(t, err)
+	require.EqualValues(t, 6, a.Size, "the inode of y took the size of the new x")
 }

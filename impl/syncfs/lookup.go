@@ -69,11 +69,10 @@ func (f *FS) find(ctx context.Context, parent vfs.InodeID, name string) (string,
 func (f *FS) GetAttr(ctx context.Context, id vfs.InodeID) (vfs.Attr, time.Time, error) {
 	f.mu.Lock()
 	in := f.byID[id]
-	var path string
 	var gone bool
 	var last vfs.Attr
 	if in != nil {
-		path, gone, last = in.path, in.unlinked, in.last
+		gone, last = in.unlinked, in.last
 	}
 	f.mu.Unlock()
 	if in == nil {
@@ -81,6 +80,14 @@ func (f *FS) GetAttr(ctx context.Context, id vfs.InodeID) (vfs.Attr, time.Time, 
 	}
 	if gone {
 		return last, f.cfg.Clock.Now(), nil
+	}
+	// A linked file's name may have left it (a remote change to that name's object): the
+	// attributes are those of a name that still names it, never of the file that took the
+	// name, or the kernel would size this file by the other one (an O_APPEND then wrote past
+	// a gap of zeros).
+	path, err := f.pathOf(id, "getattr")
+	if err != nil {
+		return vfs.Attr{}, time.Time{}, err
 	}
 	info, err := f.layer.Stat(path)
 	if err != nil {
