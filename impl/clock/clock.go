@@ -115,6 +115,9 @@ func (t *fakeTimer) Stop() bool {
 // done. Periodic work runs on its component's Clock this way, so that a test's Fake drives
 // it as the wall clock does in production.
 func Every(ctx context.Context, c Clock, period time.Duration, fn func(now time.Time)) {
+	if period <= 0 {
+		panic("clock.Every: the period must be positive") // as time.NewTicker: a caller's bug
+	}
 	next := c.Now().Add(period)
 	for {
 		t := c.TimerAt(next)
