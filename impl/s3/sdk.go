@@ -80,9 +80,10 @@ const DefaultMaxAttempts = 10
 
 const (
 	maxBackoff = 20 * time.Second
-	// Parallel ranged GETs of one large object all go to one host; the default of 2
-	// idle connections per host would make most of them redial.
-	maxIdleConnsPerHost = 64
+	// Parallel ranged GETs of one large object all go to one host, and so do sync mode's
+	// 128 attribute HEADs ahead of an `ls -l` (impl/sync/importer); the default of 2 idle
+	// connections per host would make most of them redial, a TLS handshake each on S3.
+	maxIdleConnsPerHost = 128
 	checkTimeout        = 10 * time.Second
 )
 

@@ -46,6 +46,11 @@ type Config struct {
 	// once; default 64. Each waits a round trip: at S3's 20 ms, 1,000 fresh entries take
 	// 1000/Workers round trips, so 16 left an `ls -l` at 1.5 s.
 	Workers int
+	// AttrWorkers is how many more run only the attribute HEADs ahead of an `ls -l`
+	// (PrefetchAttrs), default 64: a listing's stats then do not wait behind the background
+	// GETs of its small files, and 1,000 fresh entries take about 1000/(Workers+AttrWorkers)
+	// round trips. Together they stay under S3's 5,500 HEADs a second per prefix at 20 ms.
+	AttrWorkers int
 	Log     *slog.Logger // default: discard
 }
 
@@ -90,15 +95,18 @@ func New(cfg Config) *Importer {
 	if cfg.Workers <= 0 {
 		cfg.Workers = 64
 	}
+	if cfg.AttrWorkers <= 0 {
+		cfg.AttrWorkers = 64
+	}
 	if cfg.Log == nil {
 		cfg.Log = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	im := &Importer{cfg: cfg, ctx: ctx, cancel: cancel, recent: map[string]local.RemoteAttr{}}
 	im.cond = sync.NewCond(&im.mu)
-	im.workers.Add(cfg.Workers + 1)
-	for i := 0; i < cfg.Workers; i++ {
-		go im.worker()
+	im.workers.Add(cfg.Workers + cfg.AttrWorkers + 1)
+	for i := 0; i < cfg.Workers+cfg.AttrWorkers; i++ {
+		go im.worker(i >= cfg.Workers)
 	}
 	go im.committer()
 	return im
@@ -529,12 +537,14 @@ func (im *Importer) enqueue(jobs []job) {
 	im.cond.Broadcast()
 }
 
+// worker runs queued jobs, the attribute reads of PrefetchAttrs first; an attrOnly worker
+// runs nothing else.
 // LOCKS_EXCLUDED(im.mu)
-func (im *Importer) worker() {
+func (im *Importer) worker(attrOnly bool) {
 	defer im.workers.Done()
 	for {
 		im.mu.Lock()
-		for len(im.queue) == 0 && len(im.attrJobs) == 0 && !im.closed {
+		for (attrOnly || len(im.queue) == 0) && len(im.attrJobs) == 0 && !im.closed {
 			im.cond.Wait()
 		}
 		if im.closed {
