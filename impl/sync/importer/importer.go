@@ -51,7 +51,7 @@ type Config struct {
 	// GETs of its small files, and 1,000 fresh entries take about 1000/(Workers+AttrWorkers)
 	// round trips. Together they stay under S3's 5,500 HEADs a second per prefix at 20 ms.
 	AttrWorkers int
-	Log     *slog.Logger // default: discard
+	Log         *slog.Logger // default: discard
 }
 
 // Importer imports directories and file data from the bucket into the layer. Its methods are
