@@ -47,18 +47,42 @@ func Read(ctx context.Context, store s3.Store, prefix, dir string, done func(*ke
 		if err != nil {
 			return nil, err
 		}
-		for _, o := range page.Objects {
-			rel := strings.TrimPrefix(o.Key, dirKey)
-			l.Names.AddObject(rel)
-			l.Objects[rel] = o
-		}
-		for _, p := range page.CommonPrefixes {
-			l.Names.AddCommonPrefix(strings.TrimPrefix(p, dirKey))
-		}
-		l.InBucket = l.InBucket || len(page.Objects) > 0 || len(page.CommonPrefixes) > 0
+		l.add(dirKey, page)
 		if page.NextContinuationToken == "" || (done != nil && done(&l.Names)) {
 			return l, nil
 		}
 		token = page.NextContinuationToken
 	}
+}
+
+// Page is a directory's listing read from one page of it, the first: a lookup asks for one
+// (delimited, under the directory's key) anyway, and when it holds the whole directory it
+// answers the lookups and the readdir that follow. page must be the answer to
+// List(Prefix: DirKey(prefix, dir), Delimiter: keymap.Delimiter). complete: it was the last
+// page. Otherwise upTo is the greatest name relative to the directory that it shows (a common
+// prefix keeps its trailing delimiter): every key up to it is in the page.
+func Page(prefix, dir string, page s3.ListPage) (l *Listing, complete bool, upTo string) {
+	dirKey := keymap.DirKey(prefix, dir)
+	l = &Listing{Objects: map[string]s3.ObjectInfo{}}
+	l.add(dirKey, page)
+	for _, o := range page.Objects {
+		upTo = max(upTo, strings.TrimPrefix(o.Key, dirKey))
+	}
+	for _, p := range page.CommonPrefixes {
+		upTo = max(upTo, strings.TrimPrefix(p, dirKey))
+	}
+	return l, page.NextContinuationToken == "", upTo
+}
+
+// add takes in one page of the listing of the directory whose key is dirKey.
+func (l *Listing) add(dirKey string, page s3.ListPage) {
+	for _, o := range page.Objects {
+		rel := strings.TrimPrefix(o.Key, dirKey)
+		l.Names.AddObject(rel)
+		l.Objects[rel] = o
+	}
+	for _, p := range page.CommonPrefixes {
+		l.Names.AddCommonPrefix(strings.TrimPrefix(p, dirKey))
+	}
+	l.InBucket = l.InBucket || len(page.Objects) > 0 || len(page.CommonPrefixes) > 0
 }

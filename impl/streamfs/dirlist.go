@@ -4,6 +4,7 @@ import (
 	"context"
 	"time"
 
+	"github.com/mount-s3/mount-s3/impl/listdir"
 	"github.com/mount-s3/mount-s3/impl/s3"
 	"github.com/mount-s3/mount-s3/spec/keymap"
 )
@@ -19,7 +20,7 @@ import (
 const (
 	// listAfterMisses is how many lookups of one directory go to the store within
 	// listMissWindow before the directory is listed instead.
-	listAfterMisses = 3
+	listAfterMisses = 2
 	listMissWindow  = 2 * time.Second
 	// listHot: a directory listed this recently is listed again at its next miss.
 	listHot = 10 * time.Second
@@ -27,6 +28,9 @@ const (
 	listPagesMax = 10
 	// tooBigFor is how long a directory found too big is left to per-name lookups.
 	tooBigFor = time.Minute
+	// firstPageKeys is the size of the page a lookup lists below its name (resolve): S3's
+	// largest, so that a directory of up to 1,000 entries is known whole from its own lookup.
+	firstPageKeys = 1000
 )
 
 // dirList is what lookups know of one directory's listing. GUARDED_BY(FS.mu), all fields.
@@ -42,6 +46,9 @@ type dirList struct {
 	// changes counts names this mount made or removed in the directory (or below it): a
 	// listing that ran while one happened cannot say what is absent.
 	changes uint64
+	// upTo: the listing was the directory's first page only (recordFirstPageLocked), and
+	// says what is absent only of names up to this one ("": the listing was complete).
+	upTo string
 }
 
 // localChangeLocked is told of every name this mount makes, commits to the bucket or removes:
@@ -92,7 +99,62 @@ func (f *FS) refreshAheadLocked(dir string, now time.Time) {
 // LOCKS_REQUIRED(f.mu)
 func (f *FS) absentFromListingLocked(dir, path string, now time.Time) bool {
 	dl := f.dirLists[dir]
-	return dl != nil && now.Before(dl.absentTil) && !now.Before(dl.tooBig) && !f.knownLocked(path)
+	if dl == nil || !now.Before(dl.absentTil) || now.Before(dl.tooBig) || f.knownLocked(path) {
+		return false
+	}
+	// A first page covers a name if both its keys, the file's and the directory's ("name/",
+	// the greater), sort at or before the page's last.
+	_, name := keymap.Split(path)
+	return dl.upTo == "" || name+keymap.Delimiter <= dl.upTo
+}
+
+// recordFirstPageLocked records what the first page of directory dir's listing, read by the
+// lookup of dir at start (resolve), says: the metadata of the children it shows, and which
+// names it shows absent (all, if it is the whole directory, else those it covers). A whole
+// directory is also kept for the readdir that usually follows the lookup (as a listing made
+// ahead of a walk), so `ls -l` of a directory of up to 1,000 entries costs the one round
+// trip of its lookup. Nothing is recorded if this mount changed the directory since start, or
+// if a newer listing is known.
+// LOCKS_REQUIRED(f.mu)
+func (f *FS) recordFirstPageLocked(dir string, page s3.ListPage, start time.Time) {
+	if f.cfg.MetadataTTL <= 0 || f.changedSinceLocked(dir, start) {
+		return
+	}
+	dl := f.dirLists[dir]
+	if dl == nil {
+		dl = &dirList{}
+		f.dirLists[dir] = dl
+		f.trimDirListsLocked()
+	}
+	if !start.After(dl.listedAt) || dl.running != nil || start.Before(dl.tooBig) {
+		return
+	}
+	l, complete, upTo := listdir.Page(f.prefix, dir, page)
+	entries := l.Names.Entries()
+	for _, e := range entries {
+		p := keymap.Join(dir, e.Name)
+		in := f.inodes.getOrCreate(p, e.Kind)
+		if info, isObject := l.Objects[e.Name]; isObject && in.writer == nil {
+			f.setMetaLocked(in, info, start)
+		} else if e.Kind == keymap.Dir {
+			f.setMetaLocked(in, s3.ObjectInfo{}, start)
+		}
+		delete(f.negative, p)
+	}
+	if !complete && upTo == "" {
+		return // an empty page that says more follow covers no name ("" would mean all)
+	}
+	dl.listedAt, dl.absentTil, dl.upTo = start, start.Add(min(f.cfg.NegativeTTL, f.cfg.MetadataTTL)), upTo
+	if !complete {
+		return
+	}
+	dl.upTo = ""
+	f.recordOrderLocked(dir, entries, start)
+	if f.ahead[dir] == nil && len(f.ahead) < aheadMax {
+		a := &aheadList{done: make(chan struct{}), queued: start, start: start, listing: &l.Names, objects: l.Objects, started: true}
+		close(a.done)
+		f.ahead[dir] = a
+	}
 }
 
 // fromListingLocked answers a lookup of path in directory dir from a listing when the
@@ -130,7 +192,9 @@ func (f *FS) fromListingLocked(ctx context.Context, dir, path string) (res resol
 			f.mu.Lock()
 			continue
 		}
-		hot := !dl.listedAt.IsZero() && now.Sub(dl.listedAt) < listHot
+		// Only a whole listing makes a directory hot: the first page its own lookup read
+		// (recordFirstPageLocked) says nothing of whether its names are looked up.
+		hot := !dl.listedAt.IsZero() && dl.upTo == "" && now.Sub(dl.listedAt) < listHot
 		if !hot {
 			if now.Sub(dl.firstMiss) > listMissWindow {
 				dl.misses, dl.firstMiss = 0, now
@@ -199,7 +263,7 @@ func (f *FS) listForLookupsLocked(ctx context.Context, dir, path string, dl *dir
 	// only for names it never had (absentFromListingLocked).
 	// Names the listing had are on fresh inodes for the metadata TTL; absent answers must not
 	// outlast them, or a name whose inode was swept would be taken for absent.
-	dl.listedAt, dl.absentTil = start, start.Add(min(f.cfg.NegativeTTL, f.cfg.MetadataTTL))
+	dl.listedAt, dl.absentTil, dl.upTo = start, start.Add(min(f.cfg.NegativeTTL, f.cfg.MetadataTTL)), ""
 	return res, true, nil
 }
 

@@ -321,3 +321,111 @@ func TestForgetDoesNotMakeAListedNameAbsent(t *testing.T) {
 		t.Fatalf("f's inode number changed: %d, was %d", e.Attr.Inode, f.Attr.Inode)
 	}
 }
+
+// The lookup of a directory of up to 1,000 entries lists it in the round trip it costs anyway
+// (one delimited page under its key): every lookup of its names after it, found or absent,
+// and its readdir send no request, and answer what per-name lookups would (sizes, K4).
+func TestLookupOfADirectoryAnswersItsChildren(t *testing.T) {
+	keys := map[string]string{"d/sub/x": "x", "d/both": "file", "d/both/y": "y"}
+	for i := 0; i < 300; i++ {
+		keys[fmt.Sprintf("d/f%03d", i)] = fmt.Sprint(i)
+	}
+	x, heads, lists := countingFixture(t, keys, time.Minute)
+	ctx := context.Background()
+	d, err := x.fs.Lookup(ctx, vfs.RootID, "d")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if h, l := heads.Load(), lists.Load(); h != 1 || l != 1 {
+		t.Fatalf("the lookup of d cost %d HEADs and %d LISTs, want 1 and 1", h, l)
+	}
+	heads.Store(0)
+	lists.Store(0)
+	for i := 0; i < 300; i++ {
+		e, err := x.fs.Lookup(ctx, d.Attr.Inode, fmt.Sprintf("f%03d", i))
+		if err != nil {
+			t.Fatalf("f%03d: %v", i, err)
+		}
+		if want := uint64(len(fmt.Sprint(i))); e.Attr.Size != want {
+			t.Fatalf("f%03d: size %d, want %d", i, e.Attr.Size, want)
+		}
+	}
+	for _, name := range []string{"absent", "f0", "zzz"} {
+		if _, err := x.fs.Lookup(ctx, d.Attr.Inode, name); vfs.CodeOf(err) != vfs.CodeNotFound {
+			t.Fatalf("%s: %v, want not found", name, err)
+		}
+	}
+	for _, name := range []string{"sub", "both"} {
+		e, err := x.fs.Lookup(ctx, d.Attr.Inode, name)
+		if err != nil || !e.Attr.Mode.IsDir() {
+			t.Fatalf("%s: %+v, %v; want a directory (K4)", name, e.Attr, err)
+		}
+	}
+	h, err := x.fs.OpenDir(ctx, d.Attr.Inode)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer x.fs.ReleaseDir(h)
+	var names int
+	for off := uint64(0); ; {
+		es, err := x.fs.ReadDir(ctx, h, off)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(es) == 0 {
+			break
+		}
+		names += len(es)
+		off += uint64(len(es))
+	}
+	if want := 302 + 2; names != want { // . and .., 300 files, sub, both
+		t.Fatalf("readdir: %d entries, want %d", names, want)
+	}
+	if h, l := heads.Load(), lists.Load(); h != 0 || l != 0 {
+		t.Fatalf("lookups and the readdir after d's lookup cost %d HEADs and %d LISTs, want none", h, l)
+	}
+}
+
+// When a directory has more than one page, its lookup's page answers only the names it covers:
+// a name sorting after its last key is asked for, and found or not by the store, not taken
+// for absent. A name created in the bucket after the lookup is found once the negative TTL
+// has passed.
+func TestFirstPageAnswersOnlyWhatItCovers(t *testing.T) {
+	keys := map[string]string{}
+	for i := 0; i < 1100; i++ {
+		keys[fmt.Sprintf("d/f%04d", i)] = "x"
+	}
+	x, heads, lists := countingFixture(t, keys, 2*time.Second)
+	ctx := context.Background()
+	d, err := x.fs.Lookup(ctx, vfs.RootID, "d")
+	if err != nil {
+		t.Fatal(err)
+	}
+	heads.Store(0)
+	lists.Store(0)
+	for i := 0; i < 1000; i++ {
+		if _, err := x.fs.Lookup(ctx, d.Attr.Inode, fmt.Sprintf("f%04d", i)); err != nil {
+			t.Fatalf("f%04d: %v", i, err)
+		}
+	}
+	if _, err := x.fs.Lookup(ctx, d.Attr.Inode, "f0500a"); vfs.CodeOf(err) != vfs.CodeNotFound {
+		t.Fatalf("f0500a, inside the first page: %v, want not found", err)
+	}
+	if h, l := heads.Load(), lists.Load(); h != 0 || l != 0 {
+		t.Fatalf("names of the first page cost %d HEADs and %d LISTs, want none", h, l)
+	}
+	if _, err := x.fs.Lookup(ctx, d.Attr.Inode, "f1050"); err != nil {
+		t.Fatalf("f1050, after the first page: %v", err)
+	}
+	if _, err := x.store.Put(ctx, "d/f0500b", bytes.NewReader([]byte("n")), 1, s3.WriteOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := x.fs.Lookup(ctx, d.Attr.Inode, "f0500b"); vfs.CodeOf(err) != vfs.CodeNotFound {
+		t.Fatalf("a name created after the lookup, within the TTL: %v; the page said absent", err)
+	}
+	x.clock.Advance(2500 * time.Millisecond)
+	if _, err := x.fs.Lookup(ctx, d.Attr.Inode, "f0500b"); err != nil {
+		t.Fatalf("after the TTL: %v, want found", err)
+	}
+}
+

@@ -127,6 +127,9 @@ func (f *FS) lookup(ctx context.Context, parent vfs.InodeID, name string, mayRet
 	}
 	in := f.inodes.getOrCreate(path, res.kind)
 	f.setMetaLocked(in, res.info, now)
+	if !listed && res.kind == keymap.Dir && !res.firstAt.IsZero() {
+		f.recordFirstPageLocked(path, res.first, res.firstAt)
+	}
 	in.lookups.Add()
 	return f.entryLocked(in), false, nil
 }
@@ -204,26 +207,33 @@ type resolution struct {
 	found bool
 	kind  keymap.Kind
 	info  s3.ObjectInfo
+	// first is the first page of path's own listing, read by resolve to see whether keys lie
+	// below it (nil when none do), and firstAt when its request started.
+	first   s3.ListPage
+	firstAt time.Time
 }
 
-// resolve asks the store what path is: it HEADs the file key and lists one key below the
-// directory key at the same time, and lets keymap.ResolveLookup decide (K4).
+// resolve asks the store what path is: it HEADs the file key and lists the directory key at
+// the same time, and lets keymap.ResolveLookup decide (K4). The listing is one delimited page
+// of the directory: it costs the round trip a one-key LIST costs, and when path is a
+// directory it already shows its children, which answer their lookups and the directory's
+// readdir (recordFirstPageLocked) instead of a round trip more.
 // LOCKS_EXCLUDED(f.mu)
 func (f *FS) resolve(ctx context.Context, path string) (resolution, error) {
 	var (
-		wg               sync.WaitGroup
-		info             s3.ObjectInfo
-		headErr, listErr error
-		below            bool
+		wg      sync.WaitGroup
+		info    s3.ObjectInfo
+		headErr error
 	)
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
 		info, headErr = f.store.Head(ctx, keymap.FileKey(f.prefix, path))
 	}()
-	page, err := f.store.List(ctx, s3.ListInput{Prefix: keymap.DirKey(f.prefix, path), MaxKeys: 1})
-	listErr = err
-	below = err == nil && (len(page.Objects) > 0 || len(page.CommonPrefixes) > 0)
+	start := f.clock.Now()
+	page, listErr := f.store.List(ctx, s3.ListInput{Prefix: keymap.DirKey(f.prefix, path), Delimiter: keymap.Delimiter, MaxKeys: firstPageKeys})
+	// A store may end a page early: one that is empty but truncated still says keys follow.
+	below := listErr == nil && (len(page.Objects) > 0 || len(page.CommonPrefixes) > 0 || page.NextContinuationToken != "")
 	wg.Wait()
 
 	if listErr != nil {
@@ -234,7 +244,11 @@ func (f *FS) resolve(ctx context.Context, path string) (resolution, error) {
 		return resolution{}, storeError("lookup", path, headErr)
 	}
 	kind, found := keymap.ResolveLookup(exists, below)
-	return resolution{found: found, kind: kind, info: info}, nil
+	res := resolution{found: found, kind: kind, info: info}
+	if below {
+		res.first, res.firstAt = page, start
+	}
+	return res, nil
 }
 
 // GetAttr returns the attributes of an inode, asking the store again once the cached metadata
