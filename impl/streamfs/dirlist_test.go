@@ -428,4 +428,3 @@ func TestFirstPageAnswersOnlyWhatItCovers(t *testing.T) {
 		t.Fatalf("after the TTL: %v, want found", err)
 	}
 }
-
