@@ -85,7 +85,7 @@ func Mount(dir string, core FileSystem, opts Options) (*Mounted, error) {
 	if c, ok := core.(Invalidating); ok {
 		c.SetInvalidator((&invalidator{n: notifier, served: served}).invalidate)
 	}
-	server := fuse.NewServerWithNotifier(notifier, endOnAbort{inner: fuseutil.NewFileSystemServer(ffs), log: logger, served: served})
+	server := fuse.NewServerWithNotifier(notifier, &opServer{fs: ffs, log: logger, served: served})
 	cfg := &fuse.MountConfig{
 		FSName:                  opts.FSName,
 		Subtype:                 "mount-s3",
@@ -241,29 +241,4 @@ func (v *invalidator) invalidate(id vfs.InodeID) {
 	case <-done:
 	case <-time.After(invalidateWait):
 	}
-}
-
-// endOnAbort ends serving, instead of crashing the process, when the kernel aborts the FUSE
-// connection (it does so at some unmounts, and fusectl's abort does it on purpose):
-// jacobsa/fuse's server panics on any read error but the end of the connection. It closes
-// served when serving ends.
-type endOnAbort struct {
-	inner  fuse.Server
-	log    *slog.Logger
-	served chan struct{}
-}
-
-func (s endOnAbort) ServeOps(c *fuse.Connection) {
-	defer close(s.served)
-	defer func() {
-		if r := recover(); r != nil {
-			err, _ := r.(error)
-			if errors.Is(err, syscall.ECONNABORTED) || strings.Contains(fmt.Sprint(r), "connection abort") {
-				s.log.Warn("the kernel aborted the FUSE connection; the mount is gone", "error", fmt.Sprint(r))
-				return
-			}
-			panic(r)
-		}
-	}()
-	s.inner.ServeOps(c)
 }

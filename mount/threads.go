@@ -12,10 +12,10 @@ import (
 
 // limited bounds how many FUSE operations inner handles at once (--max-threads, like
 // Mountpoint's FUSE worker threads), and tells the observer, if any, of each operation's
-// time and result. jacobsa/fuse runs every operation on its own goroutine;
-// past the bound, an operation's goroutine waits here, in arrival order as far as the Go
-// scheduler goes. Forgets are not counted: the
-// library calls ForgetInode on the goroutine that reads /dev/fuse, which must never wait.
+// time and result. Every operation runs on its own goroutine (opServer); past the bound, an
+// operation's goroutine waits here, in arrival order as far as the Go scheduler goes. Forgets
+// are not counted: opServer calls ForgetInode on the goroutine that reads /dev/fuse, which
+// must never wait.
 type limited struct {
 	fuseutil.FileSystem
 	slots chan struct{} // nil: no bound
