@@ -39,21 +39,46 @@ func (l *Listing) Marker(dir string) (s3.ObjectInfo, bool) {
 // Read lists directory dir ("" for the mount's root) under prefix, every page, or until done
 // (if not nil) says the pages so far are enough. A store error is returned as it is.
 func Read(ctx context.Context, store s3.Store, prefix, dir string, done func(*keymap.Listing) bool) (*Listing, error) {
-	dirKey := keymap.DirKey(prefix, dir)
 	l := &Listing{Objects: map[string]s3.ObjectInfo{}}
-	token := ""
+	p := NewPager(store, prefix, dir)
 	for {
-		page, err := store.List(ctx, s3.ListInput{Prefix: dirKey, Delimiter: keymap.Delimiter, ContinuationToken: token})
+		page, err := p.Next(ctx)
 		if err != nil {
 			return nil, err
 		}
-		l.add(dirKey, page)
-		if page.NextContinuationToken == "" || (done != nil && done(&l.Names)) {
+		l.add(p.DirKey, page)
+		if p.Done() || (done != nil && done(&l.Names)) {
 			return l, nil
 		}
-		token = page.NextContinuationToken
 	}
 }
+
+// Pager reads directory dir's delimited listing one page at a time, for a reader that hands
+// entries out before the last page (a readdir of a big directory).
+type Pager struct {
+	DirKey string // the directory's key prefix; a page's keys are relative to it
+	store  s3.Store
+	token  string
+	done   bool
+}
+
+// NewPager starts reading directory dir ("" for the mount's root) under prefix. It does no I/O.
+func NewPager(store s3.Store, prefix, dir string) *Pager {
+	return &Pager{DirKey: keymap.DirKey(prefix, dir), store: store}
+}
+
+// Next reads the next page. After an error the same page is asked for again.
+func (p *Pager) Next(ctx context.Context) (s3.ListPage, error) {
+	page, err := p.store.List(ctx, s3.ListInput{Prefix: p.DirKey, Delimiter: keymap.Delimiter, ContinuationToken: p.token})
+	if err != nil {
+		return s3.ListPage{}, err
+	}
+	p.token, p.done = page.NextContinuationToken, page.NextContinuationToken == ""
+	return page, nil
+}
+
+// Done reports whether the last page has been read.
+func (p *Pager) Done() bool { return p.done }
 
 // Page is a directory's listing read from one page of it, the first: a lookup asks for one
 // (delimited, under the directory's key) anyway, and when it holds the whole directory it

@@ -2,6 +2,9 @@ package streamfs
 
 import (
 	"context"
+	"sort"
+	"strings"
+	"time"
 
 	"github.com/mount-s3/mount-s3/impl/vfs"
 
@@ -28,75 +31,181 @@ func (f *FS) OpenDir(ctx context.Context, id vfs.InodeID) (vfs.HandleID, error) 
 // ReadDir returns the entries after offset (0 for the start), "." and ".." first, then the
 // names in byte order (K6). A read at offset 0 lists the directory afresh, so a listing is
 // never older than S3 allows: fresh, or one made ahead of a walk within the metadata TTL
-// (walk.go).
+// (walk.go). A directory of several pages is handed out as its pages arrive (dirStream).
 // LOCKS_EXCLUDED(f.mu)
 func (f *FS) ReadDir(ctx context.Context, h vfs.HandleID, offset uint64) ([]vfs.DirEntry, error) {
 	dh, err := vfs.HandleOf[*vfs.DirHandle](&f.handles, h, "readdir")
 	if err != nil {
 		return nil, err
 	}
-	return dh.Read(offset, func() (vfs.Listing, error) { return f.list(ctx, dh.Path) })
+	return dh.Read(ctx, offset, func() (vfs.Listing, error) { return f.list(ctx, dh.Path) })
 }
 
-// list reads the whole directory from the store, page by page (or takes the listing made
-// ahead of a walk, walk.go), and records what the listing says about each child, valid from
-// when it started (S3), so that the lookups of an `ls -l` that follow need no request.
+// list starts reading directory dir from the store (or takes the listing made ahead of a
+// walk, walk.go) and returns its first entries, and the way to the rest. What the listing
+// says about each child is recorded, valid from when it started (S3), so that the lookups of
+// an `ls -l` that follow need no request.
 // LOCKS_EXCLUDED(f.mu)
 func (f *FS) list(ctx context.Context, dir string) (vfs.Listing, error) {
-	listing, objects, start, ok := f.takeAhead(ctx, dir)
-	if !ok {
-		start = f.clock.Now()
-		var err error
-		if listing, objects, _, err = f.listDir(ctx, "readdir", dir, nil); err != nil {
-			return vfs.Listing{}, err
-		}
-	}
-
+	s := &dirStream{f: f, dir: dir, start: f.clock.Now(), objects: map[string]s3.ObjectInfo{}}
 	f.mu.Lock()
-	defer f.mu.Unlock()
-	now := start
 	out := vfs.Listing{Parent: vfs.RootID}
 	if dir != "" {
 		parentPath, _ := keymap.Split(dir)
 		out.Parent = f.inodes.number(parentPath, keymap.Dir)
 	}
-	entries := listing.Entries()
-	// Local directories and files being written are listed too (S7, S4), once.
-	// A local directory shadows an object of its name, as any directory does (K4).
-	listed := map[string]int{}
-	for i, e := range entries {
-		listed[e.Name] = i
-	}
-	// Local inodes deeper down keep their ancestors as directories.
+	// Local directories and files being written are listed too (S7, S4), once, as they
+	// are when the listing starts; local inodes deeper down keep their ancestors as
+	// directories.
+	s.locals = map[string]keymap.Local{}
 	for path, in := range f.local {
 		name, deeper, ok := keymap.ChildToward(dir, path)
 		if !ok {
 			continue
 		}
-		l := keymap.Local{Kind: in.kind, Is: !deeper, Below: deeper}
-		if i, ok := listed[name]; ok {
-			entries[i].Kind, _ = keymap.ResolveWithLocal(entries[i].Kind, true, l)
+		l := s.locals[name]
+		if deeper {
+			l.Below = true
+		} else {
+			l.Is, l.Kind = true, in.kind
+		}
+		s.locals[name] = l
+	}
+	f.mu.Unlock()
+	for name := range s.locals {
+		s.localNames = append(s.localNames, name)
+	}
+	sort.Strings(s.localNames)
+
+	if listing, objects, start, ok := f.takeAhead(ctx, dir); ok {
+		s.start, s.objects = start, objects
+		children := s.hand(listing.Entries(), "", false, true)
+		out.Children = children
+		return out, nil
+	}
+	s.pager = listdir.NewPager(f.store, f.prefix, dir)
+	children, done, err := s.next(ctx)
+	if err != nil {
+		return vfs.Listing{}, err
+	}
+	out.Children = children
+	if !done {
+		out.More = s.next
+	}
+	return out, nil
+}
+
+// dirStream hands out one directory's listing as its pages arrive: after each page, the
+// entries no later page can precede or change (keymap.TakeSettled, K6), so that `ls` of a
+// directory of a million names shows its first names after one round trip, not a thousand.
+// It is used by one DirHandle, whose lock serialises its calls.
+type dirStream struct {
+	f       *FS
+	dir     string
+	start   time.Time // when the listing started: what it says is valid from then (S3)
+	pager   *listdir.Pager
+	pending keymap.Listing           // names read and not handed out yet
+	objects map[string]s3.ObjectInfo // their objects, by name
+	upTo    string                   // the greatest relative key or prefix read so far
+	// locals: what the mount holds locally in the directory, by name, and those names in
+	// byte order, not handed out yet.
+	locals     map[string]keymap.Local
+	localNames []string
+	// kept: the entries handed out that the walk and the small-file order need, bounded.
+	kept        []keymap.Entry
+	dirs, files int
+}
+
+// next reads pages until some entries can be handed out, or the last page is read (done).
+// LOCKS_EXCLUDED(f.mu)
+func (s *dirStream) next(ctx context.Context) ([]vfs.DirEntry, bool, error) {
+	for {
+		page, err := s.pager.Next(ctx)
+		if err != nil {
+			return nil, false, storeError("readdir", s.dir, err)
+		}
+		for _, o := range page.Objects {
+			rel := strings.TrimPrefix(o.Key, s.pager.DirKey)
+			s.pending.AddObject(rel)
+			if rel != "" {
+				s.objects[rel] = o
+			}
+			s.upTo = max(s.upTo, rel)
+		}
+		for _, p := range page.CommonPrefixes {
+			rel := strings.TrimPrefix(p, s.pager.DirKey)
+			s.pending.AddCommonPrefix(rel)
+			s.upTo = max(s.upTo, rel)
+		}
+		done := s.pager.Done()
+		var ready []keymap.Entry
+		stop, left := "", false
+		if done {
+			ready = s.pending.Entries()
+		} else {
+			ready, stop, left = s.pending.TakeSettled(s.upTo)
+		}
+		children := s.hand(ready, stop, left, done)
+		if len(children) > 0 || done {
+			return children, done, nil
+		}
+	}
+}
+
+// hand merges the bucket's entries ready to go out with the local names that may go with
+// them (settled, and before stop if left), records each, and returns them in byte order.
+// LOCKS_EXCLUDED(f.mu)
+func (s *dirStream) hand(ready []keymap.Entry, stop string, left, done bool) []vfs.DirEntry {
+	f := s.f
+	byName := make(map[string]int, len(ready))
+	for i, e := range ready {
+		byName[e.Name] = i
+	}
+	k := 0
+	for _, name := range s.localNames {
+		if !done && (!keymap.Settled(name, s.upTo) || left && name >= stop) {
+			break
+		}
+		k++
+		l := s.locals[name]
+		if i, ok := byName[name]; ok {
+			ready[i].Kind, _ = keymap.ResolveWithLocal(ready[i].Kind, true, l)
 			continue
 		}
 		kind, _ := keymap.ResolveWithLocal(0, false, l)
-		listed[name] = len(entries)
-		entries = append(entries, keymap.Entry{Name: name, Kind: kind})
+		ready = append(ready, keymap.Entry{Name: name, Kind: kind})
 	}
-	keymap.SortEntries(entries)
-	for _, e := range entries {
-		path := keymap.Join(dir, e.Name)
+	s.localNames = s.localNames[k:]
+	keymap.SortEntries(ready)
+
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	out := make([]vfs.DirEntry, 0, len(ready))
+	for _, e := range ready {
+		path := keymap.Join(s.dir, e.Name)
 		in := f.inodes.getOrCreate(path, e.Kind)
-		if info, ok := objects[e.Name]; ok && in.writer == nil {
-			f.setMetaLocked(in, info, now)
+		if info, ok := s.objects[e.Name]; ok && in.writer == nil {
+			f.setMetaLocked(in, info, s.start)
 		} else if e.Kind == keymap.Dir {
-			f.setMetaLocked(in, s3.ObjectInfo{}, now)
+			f.setMetaLocked(in, s3.ObjectInfo{}, s.start)
 		}
+		delete(s.objects, e.Name)
 		delete(f.negative, path)
-		out.Children = append(out.Children, vfs.DirEntry{Inode: in.id, Name: e.Name, Kind: e.Kind})
+		out = append(out, vfs.DirEntry{Inode: in.id, Name: e.Name, Kind: e.Kind})
+		switch {
+		case e.Kind == keymap.Dir && s.dirs < walkNamesMax:
+			s.dirs++
+			s.kept = append(s.kept, e)
+		case e.Kind == keymap.File && s.files < orderNamesMax:
+			s.files++
+			s.kept = append(s.kept, e)
+		}
 	}
-	f.walkLocked(dir, entries, f.clock.Now())
-	f.recordOrderLocked(dir, entries, now)
-	return out, nil
+	if done {
+		f.walkLocked(s.dir, s.kept, f.clock.Now())
+		f.recordOrderLocked(s.dir, s.kept, s.start)
+	}
+	return out
 }
 
 // ReleaseDir closes a directory handle.

@@ -5,6 +5,8 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+	"slices"
+	"sort"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -426,5 +428,73 @@ func TestFirstPageAnswersOnlyWhatItCovers(t *testing.T) {
 	x.clock.Advance(2500 * time.Millisecond)
 	if _, err := x.fs.Lookup(ctx, d.Attr.Inode, "f0500b"); err != nil {
 		t.Fatalf("after the TTL: %v, want found", err)
+	}
+}
+
+// readAll reads directory id to its end, as getdents does, and returns the names after "."
+// and "..", and how many LISTs the first ReadDir cost.
+func readAll(t *testing.T, x *fixture, id vfs.InodeID, lists *atomic.Int64) (names []string, firstLists int64) {
+	t.Helper()
+	ctx := context.Background()
+	h, err := x.fs.OpenDir(ctx, id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer x.fs.ReleaseDir(h)
+	lists.Store(0)
+	for off := uint64(0); ; {
+		es, err := x.fs.ReadDir(ctx, h, off)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if off == 0 {
+			firstLists = lists.Load()
+		}
+		if len(es) == 0 {
+			return names, firstLists
+		}
+		for _, e := range es {
+			if e.Name != "." && e.Name != ".." {
+				names = append(names, e.Name)
+			}
+		}
+		off = es[len(es)-1].Offset
+	}
+}
+
+// A directory of several pages is handed out as its pages arrive: the first readdir costs
+// one LIST, and the whole is every name once in byte order (K6), even when a later page holds
+// the directory "a" that sorts before the "a-..." names of the first (S3 orders "a/" after
+// "a-").
+func TestReadDirHandsOutPagesAsTheyArrive(t *testing.T) {
+	keys := map[string]string{"d/a/x": "x"}
+	var want []string
+	for i := 0; i < 2500; i++ {
+		keys[fmt.Sprintf("d/f%04d", i)] = "x"
+		keys[fmt.Sprintf("t/a-%04d", i)] = "x"
+		want = append(want, fmt.Sprintf("f%04d", i))
+	}
+	keys["t/a/x"] = "x"
+	x, _, lists := countingFixture(t, keys, time.Minute)
+	ctx := context.Background()
+	for _, dir := range []string{"d", "t"} {
+		d, err := x.fs.Lookup(ctx, vfs.RootID, dir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		names, first := readAll(t, x, d.Attr.Inode, lists)
+		if !sort.StringsAreSorted(names) || len(names) != 2501 {
+			t.Fatalf("%s: %d names, sorted %v", dir, len(names), sort.StringsAreSorted(names))
+		}
+		if dir == "d" {
+			if first != 1 {
+				t.Fatalf("the first readdir of 3 pages cost %d LISTs, want 1", first)
+			}
+			if !slices.Equal(names[1:], want) || names[0] != "a" {
+				t.Fatalf("d: names %v...", names[:3])
+			}
+		} else if names[0] != "a" || names[1] != "a-0000" {
+			t.Fatalf("t: names start %v, want a, a-0000", names[:2])
+		}
 	}
 }

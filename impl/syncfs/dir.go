@@ -65,7 +65,7 @@ func (f *FS) ReadDir(ctx context.Context, h vfs.HandleID, offset uint64) ([]vfs.
 	if err != nil {
 		return nil, err
 	}
-	return dh.Read(offset, func() (vfs.Listing, error) { return f.list(dh.Path) })
+	return dh.Read(ctx, offset, func() (vfs.Listing, error) { return f.list(dh.Path) })
 }
 
 // list is directory dir's entries from the local layer, with the inode of each.

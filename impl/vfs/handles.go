@@ -1,6 +1,7 @@
 package vfs
 
 import (
+	"context"
 	"sync"
 
 	"github.com/mount-s3/mount-s3/spec/keymap"
@@ -66,26 +67,32 @@ func HandleOf[T any](t *Handles, id HandleID, op string) (T, error) {
 
 // DirHandle is an open directory, for both cores. Its listing is taken at offset 0 (opendir,
 // rewinddir) and later offsets index into it, so a directory read in several calls neither
-// skips nor repeats an entry while it changes.
+// skips nor repeats an entry while it changes. A listing may come in parts (Listing.More):
+// each part is appended when a read reaches the end of what the handle holds.
 type DirHandle struct {
 	Inode InodeID
 	Path  string
 
 	mu      sync.Mutex
-	entries []DirEntry // GUARDED_BY(mu); nil until listed
+	entries []DirEntry                                      // GUARDED_BY(mu); nil until listed
+	more    func(context.Context) ([]DirEntry, bool, error) // GUARDED_BY(mu); nil: the listing is whole
 }
 
 // Listing is a directory's entries as a core lists them for a DirHandle: the directory's
-// parent (for "..") and its children in the order readdir returns them.
+// parent (for "..") and its children in the order readdir returns them. More, if not nil,
+// returns the next children (done: there are no more after them), so that a big directory's
+// first entries are not held back until its last page is read; it is called with the
+// context of the read that needs them.
 type Listing struct {
 	Parent   InodeID
 	Children []DirEntry
+	More     func(ctx context.Context) (children []DirEntry, done bool, err error)
 }
 
 // Read returns the entries after offset (0 for the start): ".", ".." and the children, each
 // with its offset. At offset 0, or before the first listing, it calls list for a fresh one.
 // Calls on one handle are serialised, so a rewinddir never interleaves with a read.
-func (d *DirHandle) Read(offset uint64, list func() (Listing, error)) ([]DirEntry, error) {
+func (d *DirHandle) Read(ctx context.Context, offset uint64, list func() (Listing, error)) ([]DirEntry, error) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	if offset == 0 || d.entries == nil {
@@ -93,20 +100,35 @@ func (d *DirHandle) Read(offset uint64, list func() (Listing, error)) ([]DirEntr
 		if err != nil {
 			return nil, err
 		}
-		entries := make([]DirEntry, 0, len(l.Children)+2)
-		entries = append(entries,
-			DirEntry{Inode: d.Inode, Name: ".", Kind: keymap.Dir},
-			DirEntry{Inode: l.Parent, Name: "..", Kind: keymap.Dir})
-		entries = append(entries, l.Children...)
-		for i := range entries {
-			entries[i].Offset = uint64(i + 1)
+		entries := d.append(make([]DirEntry, 0, len(l.Children)+2), []DirEntry{
+			{Inode: d.Inode, Name: ".", Kind: keymap.Dir},
+			{Inode: l.Parent, Name: "..", Kind: keymap.Dir}})
+		d.entries, d.more = d.append(entries, l.Children), l.More
+	}
+	for offset >= uint64(len(d.entries)) && d.more != nil {
+		children, done, err := d.more(ctx)
+		if err != nil {
+			return nil, err // the next read asks for the same part again
 		}
-		d.entries = entries
+		d.entries = d.append(d.entries, children)
+		if done {
+			d.more = nil
+		}
 	}
 	if offset >= uint64(len(d.entries)) {
 		return nil, nil
 	}
 	return d.entries[offset:], nil
+}
+
+// append adds children to entries, numbering each with its offset (the next entry's index).
+// REQUIRES: d.mu held.
+func (d *DirHandle) append(entries, children []DirEntry) []DirEntry {
+	for _, c := range children {
+		c.Offset = uint64(len(entries) + 1)
+		entries = append(entries, c)
+	}
+	return entries
 }
 
 // Lookups is the kernel's count of references to an inode: each entry the core answers with

@@ -1,6 +1,7 @@
 package vfs
 
 import (
+	"context"
 	"errors"
 	"testing"
 
@@ -43,7 +44,7 @@ func TestDirHandleKeepsItsListingUntilRewound(t *testing.T) {
 		}
 		return l, nil
 	}
-	first, err := d.Read(0, list)
+	first, err := d.Read(context.Background(), 0, list)
 	require.NoError(t, err)
 	require.Len(t, first, 5)
 	require.Equal(t, DirEntry{Offset: 1, Inode: 5, Name: ".", Kind: keymap.Dir}, first[0])
@@ -53,22 +54,68 @@ func TestDirHandleKeepsItsListingUntilRewound(t *testing.T) {
 	}
 
 	names = []string{"z"} // the directory changes between two reads of one pass
-	rest, err := d.Read(3, list)
+	rest, err := d.Read(context.Background(), 3, list)
 	require.NoError(t, err)
 	require.Equal(t, first[3:], rest)
-	end, err := d.Read(5, list)
+	end, err := d.Read(context.Background(), 5, list)
 	require.NoError(t, err)
 	require.Empty(t, end)
 	require.Equal(t, 1, calls)
 
-	again, err := d.Read(0, list) // rewinddir
+	again, err := d.Read(context.Background(), 0, list) // rewinddir
 	require.NoError(t, err)
 	require.Equal(t, 2, calls)
 	require.Equal(t, "z", again[2].Name)
 
 	failing := &DirHandle{Inode: 6}
-	_, err = failing.Read(0, func() (Listing, error) { return Listing{}, errors.New("store down") })
+	_, err = failing.Read(context.Background(), 0, func() (Listing, error) { return Listing{}, errors.New("store down") })
 	require.Error(t, err)
+}
+
+// A listing that comes in parts is read part by part as reads reach its end, numbered on from
+// where the previous part ended; a failed part is asked for again by the next read, and an
+// empty part is read past.
+func TestDirHandleReadsAListingInParts(t *testing.T) {
+	d := &DirHandle{Inode: 5}
+	type part struct {
+		names []string
+		err   error
+	}
+	parts := []part{{names: []string{"a", "b"}}, {err: errors.New("store down")}, {}, {names: []string{"c"}}}
+	more := func(context.Context) ([]DirEntry, bool, error) {
+		p := parts[0]
+		parts = parts[1:]
+		var es []DirEntry
+		for _, n := range p.names {
+			es = append(es, DirEntry{Name: n, Kind: keymap.File})
+		}
+		return es, len(parts) == 0, p.err
+	}
+	list := func() (Listing, error) {
+		return Listing{Parent: RootID, Children: []DirEntry{{Name: "a0", Kind: keymap.File}}, More: more}, nil
+	}
+	ctx := context.Background()
+	first, err := d.Read(ctx, 0, list)
+	require.NoError(t, err)
+	require.Len(t, first, 3, "the first part only: ., .. and a0")
+	rest, err := d.Read(ctx, 3, list)
+	require.NoError(t, err)
+	var names []string
+	for i, e := range rest {
+		require.Equal(t, uint64(4+i), e.Offset)
+		names = append(names, e.Name)
+	}
+	require.Equal(t, []string{"a", "b"}, names)
+	_, err = d.Read(ctx, 5, list)
+	require.Error(t, err)
+	last, err := d.Read(ctx, 5, list)
+	require.NoError(t, err)
+	require.Len(t, last, 1)
+	require.Equal(t, DirEntry{Offset: 6, Name: "c", Kind: keymap.File}, last[0])
+	end, err := d.Read(ctx, 6, list)
+	require.NoError(t, err)
+	require.Empty(t, end)
+	require.Empty(t, parts)
 }
 
 func TestLookupsNeverGoBelowZero(t *testing.T) {

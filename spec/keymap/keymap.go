@@ -231,6 +231,40 @@ func (l *Listing) Entries() []Entry {
 	return out
 }
 
+// Settled reports whether a delimited listing read in key order as far as upTo (the greatest
+// key or common prefix it has shown, relative to the directory's key prefix) can still add a
+// name that sorts before name, or change what name is (K6): S3 orders by key, so the prefix
+// "a/" that makes the directory "a" comes after the key "a-b", as does any "p/" whose name p
+// is a prefix of name followed by a byte below '/'. A settled name may be handed out before
+// the listing's last page: no later page puts a name before it or shadows it (K4).
+func Settled(name, upTo string) bool {
+	if name+Delimiter > upTo {
+		return false
+	}
+	for i := 1; i < len(name); i++ {
+		if name[i] < Delimiter[0] && name[:i]+Delimiter > upTo {
+			return false
+		}
+	}
+	return true
+}
+
+// TakeSettled removes from l and returns, in byte order (K6), the entries that no later page
+// of the listing can precede or change: every entry up to the first one that is not Settled
+// by upTo, whose name is returned as stop (left: there is one). What it leaves merges with
+// later pages as if nothing had been taken; Entries then returns only what is left.
+func (l *Listing) TakeSettled(upTo string) (taken []Entry, stop string, left bool) {
+	for _, e := range l.Entries() {
+		if !Settled(e.Name, upTo) {
+			return taken, e.Name, true
+		}
+		taken = append(taken, e)
+		delete(l.dirs, e.Name)
+		delete(l.files, e.Name)
+	}
+	return taken, "", false
+}
+
 // SortEntries sorts entries in byte order of their names (K6). Go compares strings bytewise.
 func SortEntries(es []Entry) {
 	sort.Slice(es, func(i, j int) bool { return es[i].Name < es[j].Name })

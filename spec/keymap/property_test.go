@@ -326,6 +326,39 @@ func TestPropListingMatchesTree(t *testing.T) {
 	})
 }
 
+// (c') Handing entries out page by page (TakeSettled after each page, the rest at the end)
+// gives the whole listing's entries, in the same order, each once (K6, K4): no later page
+// puts a name before one already handed out or changes its kind.
+func TestPropSettledEntriesArePrefix(t *testing.T) {
+	rapid.Check(t, func(t *rapid.T) {
+		b := drawBucket(t)
+		for _, d := range b.dirs() {
+			items := simulateS3List(b.keys, DirKey(b.prefix, d))
+			want := Children(b.tree, d)
+			var l Listing
+			var got []Entry
+			for rest := items; len(rest) > 0; {
+				n := rapid.IntRange(1, len(rest)).Draw(t, "pageSize")
+				upTo := ""
+				for _, it := range rest[:n] {
+					feed(&l, it)
+					upTo = max(upTo, it.rel)
+				}
+				rest = rest[n:]
+				taken, stop, left := l.TakeSettled(upTo)
+				if rem := l.Entries(); left != (len(rem) > 0) || left && rem[0].Name != stop {
+					t.Fatalf("TakeSettled left %s, said stop %q (left %v)", fmtEntries(rem), stop, left)
+				}
+				got = append(got, taken...)
+			}
+			got = append(got, l.Entries()...)
+			if !entriesEqual(got, want) {
+				t.Fatalf("[K6] dir %q: items %+v: handed out %s, Children %s", d, items, fmtEntries(got), fmtEntries(want))
+			}
+		}
+	})
+}
+
 func entriesEqual(a, b []Entry) bool {
 	if len(a) == 0 && len(b) == 0 {
 		return true
