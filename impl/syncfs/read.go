@@ -81,8 +81,8 @@ func (f *FS) Open(ctx context.Context, id vfs.InodeID, flags vfs.OpenFlags, pid 
 				return 0, localError("open", path, err)
 			}
 		}
-		// Reads keep the data from expiring (Y10); the layer writes at most one record a minute.
-		if err := f.layer.Touch(path, f.cfg.Clock.Now()); err != nil {
+		// Reads keep the data from expiring (Y10); the layer records them in the background.
+		if err := f.layer.TouchLater(path, f.cfg.Clock.Now()); err != nil {
 			f.log.Warn("recording a read for expiry failed", "path", "/"+path, "error", err.Error())
 		}
 		h.direct = f.staleSize(id, info.Size)

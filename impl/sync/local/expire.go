@@ -140,6 +140,7 @@ func (l *Layer) ExpireUnused(now time.Time, p syncrule.Params) (files int, bytes
 	var paths []string
 	var sizes []int64
 	l.mu.Lock()
+	l.flushTouchesLocked() // a read TouchLater has not recorded yet still keeps its file
 	err = l.view(func(tx *bolt.Tx) error {
 		return tx.Bucket(bNodes).ForEach(func(k, v []byte) error {
 			path := pathOfNodeKey(k)

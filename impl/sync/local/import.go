@@ -3,6 +3,7 @@ package local
 import (
 	"errors"
 	"os"
+	"sync"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
@@ -297,28 +298,112 @@ const touchResolution = time.Minute
 // writes nothing unless the file has local data and the recorded last use is older than at
 // by more than a minute; a file whose data is not local gets its last use when it is fetched.
 func (l *Layer) Touch(path string, at time.Time) error {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	stale := func(r *record) bool {
-		return r != nil && r.visible() && r.Kind == KindFile && r.State.Data == syncrule.LocalData &&
-			at.Sub(r.State.LastUsed) > touchResolution
-	}
-	var need bool
-	err := l.view(func(tx *bolt.Tx) error {
-		r, err := getRec(tx, path)
-		need = stale(r)
-		return err
-	})
+	need, err := l.touchNeeded(path, at)
 	if err != nil || !need {
 		return perr("touch", path, err)
 	}
-	err = l.update(func(tx *bolt.Tx) error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return perr("touch", path, l.update(func(tx *bolt.Tx) error { return touchTx(tx, path, at) }))
+}
+
+// TouchLater is Touch for the read path: the read is recorded in the background, with the
+// others that came meanwhile, in one transaction. An open of a file then never waits for a
+// commit's fsync, nor holds mu across one (a loader re-reading its dataset every epoch made
+// one commit per file). A crash may lose reads recorded this way; the data then expires
+// from an earlier last use, which only costs a fetch again (Y10). ExpireUnused and Close
+// record them first.
+func (l *Layer) TouchLater(path string, at time.Time) error {
+	need, err := l.touchNeeded(path, at)
+	if err != nil || !need {
+		return perr("touch", path, err)
+	}
+	t := &l.touches
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.pending == nil {
+		t.pending = map[string]time.Time{}
+	}
+	if at.After(t.pending[path]) {
+		t.pending[path] = at
+	}
+	if !t.flushing {
+		t.flushing = true
+		go l.flushTouches()
+	}
+	return nil
+}
+
+// touches are the reads TouchLater has not recorded yet.
+type touches struct {
+	mu       sync.Mutex
+	pending  map[string]time.Time // GUARDED_BY(mu): the latest read of each path
+	flushing bool                 // GUARDED_BY(mu): flushTouches is running
+}
+
+// touchNeeded reports whether a read of path at at would change its record (Touch).
+func (l *Layer) touchNeeded(path string, at time.Time) (bool, error) {
+	var need bool
+	err := l.view(func(tx *bolt.Tx) error {
 		r, err := getRec(tx, path)
-		if err != nil || !stale(r) {
-			return err
-		}
-		r.State, _ = syncrule.Next(r.State, syncrule.Read{At: at}, noParams)
-		return putRec(tx, path, r)
+		need = touchStale(r, at)
+		return err
 	})
-	return perr("touch", path, err)
+	return need, err
+}
+
+func touchStale(r *record, at time.Time) bool {
+	return r != nil && r.visible() && r.Kind == KindFile && r.State.Data == syncrule.LocalData &&
+		at.Sub(r.State.LastUsed) > touchResolution
+}
+
+// touchTx records a read of path at at, if it still changes the record.
+func touchTx(tx *bolt.Tx, path string, at time.Time) error {
+	r, err := getRec(tx, path)
+	if err != nil || !touchStale(r, at) {
+		return err
+	}
+	r.State, _ = syncrule.Next(r.State, syncrule.Read{At: at}, noParams)
+	return putRec(tx, path, r)
+}
+
+// flushTouches records the pending reads until none are left.
+// LOCKS_EXCLUDED(l.mu, l.touches.mu)
+func (l *Layer) flushTouches() {
+	for {
+		l.mu.Lock()
+		n := l.flushTouchesLocked()
+		l.mu.Unlock()
+		t := &l.touches
+		t.mu.Lock()
+		if n == 0 && len(t.pending) == 0 {
+			t.flushing = false
+			t.mu.Unlock()
+			return
+		}
+		t.mu.Unlock()
+	}
+}
+
+// flushTouchesLocked records the pending reads in one transaction and says how many there
+// were. A failure drops them: a read's record only postpones expiry.
+// REQUIRES: l.mu held. LOCKS_EXCLUDED(l.touches.mu)
+func (l *Layer) flushTouchesLocked() int {
+	t := &l.touches
+	t.mu.Lock()
+	batch := t.pending
+	t.pending = nil
+	t.mu.Unlock()
+	if len(batch) == 0 || l.closed.Load() {
+		return 0
+	}
+	_ = l.update(func(tx *bolt.Tx) error {
+		for path, at := range batch {
+			if err := touchTx(tx, path, at); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	return len(batch)
 }

@@ -321,3 +321,25 @@ func TestSetRemoteAttrsBatch(t *testing.T) {
 	}
 	require.Empty(t, dirtyPaths(t, l))
 }
+
+// A read recorded with TouchLater reaches the record in the background, and postpones expiry
+// even when the expirer runs right after it.
+func TestTouchLater(t *testing.T) {
+	l, _ := newLayer(t)
+	require.NoError(t, l.ImportListing("", []Remote{{Name: "f", Kind: KindFile, Version: v("e"), Size: 1}}))
+	require.NoError(t, l.PutData("f", v("e"), stringReader("x")))
+	imported := committed(t, l, "f").State.LastUsed
+
+	later := imported.Add(2 * time.Hour)
+	require.NoError(t, l.TouchLater("f", later))
+	require.Eventually(t, func() bool { return committed(t, l, "f").State.LastUsed.Equal(later) }, 10*time.Second, time.Millisecond)
+
+	last := later.Add(2 * time.Hour)
+	require.NoError(t, l.TouchLater("f", last))
+	p := syncrule.Params{ExpireAfter: time.Hour}
+	n, _, err := l.ExpireUnused(last.Add(30*time.Minute), p)
+	require.NoError(t, err)
+	require.Zero(t, n, "read 30 min ago: kept, whether or not the background had recorded the read")
+	require.Equal(t, last, committed(t, l, "f").State.LastUsed)
+	require.NoError(t, l.TouchLater("missing", last), "nothing to record for a path with no file")
+}

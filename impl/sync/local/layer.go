@@ -64,6 +64,7 @@ type Layer struct {
 	closed  atomic.Bool // set under mu; read without it by views
 
 	observed observations // names removed while the watcher looked (observe.go)
+	touches  touches      // reads not recorded yet (TouchLater)
 }
 
 // crashHook is called at named points of multi-step operations; the crash tests set it to
@@ -262,6 +263,7 @@ func (l *Layer) Close() error {
 	if l.closed.Load() {
 		return nil
 	}
+	l.flushTouchesLocked()
 	l.closed.Store(true)
 	for id, f := range l.files {
 		f.file.Close()
