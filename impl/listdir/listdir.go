@@ -67,6 +67,12 @@ func NewPager(store s3.Store, prefix, dir string) *Pager {
 	return &Pager{DirKey: keymap.DirKey(prefix, dir), store: store}
 }
 
+// ResumePager is NewPager for a listing whose pages before continuation token were read
+// already (the first page a lookup read, for one).
+func ResumePager(store s3.Store, prefix, dir, token string) *Pager {
+	return &Pager{DirKey: keymap.DirKey(prefix, dir), store: store, token: token}
+}
+
 // Next reads the next page. After an error the same page is asked for again.
 func (p *Pager) Next(ctx context.Context) (s3.ListPage, error) {
 	page, err := p.store.List(ctx, s3.ListInput{Prefix: p.DirKey, Delimiter: keymap.Delimiter, ContinuationToken: p.token})

@@ -77,16 +77,28 @@ func (f *FS) list(ctx context.Context, dir string) (vfs.Listing, error) {
 	}
 	sort.Strings(s.localNames)
 
-	if listing, objects, start, ok := f.takeAhead(ctx, dir); ok {
-		s.start, s.objects = start, objects
-		children := s.hand(listing.Entries(), "", false, true)
-		out.Children = children
+	a, ok := f.takeAhead(ctx, dir)
+	if ok && a.token == "" {
+		s.start, s.objects = a.start, a.objects
+		out.Children = s.hand(a.listing.Entries(), "", false, true)
 		return out, nil
 	}
-	s.pager = listdir.NewPager(f.store, f.prefix, dir)
-	children, done, err := s.next(ctx)
-	if err != nil {
-		return vfs.Listing{}, err
+	var children []vfs.DirEntry
+	done := false
+	if ok {
+		// The first page its lookup read: hand out what it settles, read on from there.
+		s.start, s.objects, s.pending, s.upTo = a.start, a.objects, *a.listing, a.upTo
+		s.pager = listdir.ResumePager(f.store, f.prefix, dir, a.token)
+		ready, stop, left := s.pending.TakeSettled(s.upTo)
+		children = s.hand(ready, stop, left, false)
+	} else {
+		s.pager = listdir.NewPager(f.store, f.prefix, dir)
+	}
+	if len(children) == 0 {
+		var err error
+		if children, done, err = s.next(ctx); err != nil {
+			return vfs.Listing{}, err
+		}
 	}
 	out.Children = children
 	if !done {

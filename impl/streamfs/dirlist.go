@@ -102,10 +102,8 @@ func (f *FS) absentFromListingLocked(dir, path string, now time.Time) bool {
 	if dl == nil || !now.Before(dl.absentTil) || now.Before(dl.tooBig) || f.knownLocked(path) {
 		return false
 	}
-	// A first page covers a name if both its keys, the file's and the directory's ("name/",
-	// the greater), sort at or before the page's last.
 	_, name := keymap.Split(path)
-	return dl.upTo == "" || name+keymap.Delimiter <= dl.upTo
+	return dl.upTo == "" || keymap.Covered(name, dl.upTo)
 }
 
 // recordFirstPageLocked records what the first page of directory dir's listing, read by the
@@ -113,8 +111,8 @@ func (f *FS) absentFromListingLocked(dir, path string, now time.Time) bool {
 // names it shows absent (all, if it is the whole directory, else those it covers). A whole
 // directory is also kept for the readdir that usually follows the lookup (as a listing made
 // ahead of a walk), so `ls -l` of a directory of up to 1,000 entries costs the one round
-// trip of its lookup. Nothing is recorded if this mount changed the directory since start, or
-// if a newer listing is known.
+// trip of its lookup; a bigger directory's readdir goes on from the second page. Nothing is
+// recorded if this mount changed the directory since start, or if a newer listing is known.
 // LOCKS_REQUIRED(f.mu)
 func (f *FS) recordFirstPageLocked(dir string, page s3.ListPage, start time.Time) {
 	if f.cfg.MetadataTTL <= 0 || f.changedSinceLocked(dir, start) {
@@ -132,6 +130,9 @@ func (f *FS) recordFirstPageLocked(dir string, page s3.ListPage, start time.Time
 	l, complete, upTo := listdir.Page(f.prefix, dir, page)
 	entries := l.Names.Entries()
 	for _, e := range entries {
+		if !complete && !keymap.Covered(e.Name, upTo) {
+			continue // a later page may still make it a directory (K4)
+		}
 		p := keymap.Join(dir, e.Name)
 		in := f.inodes.getOrCreate(p, e.Kind)
 		if info, isObject := l.Objects[e.Name]; isObject && in.writer == nil {
@@ -145,14 +146,18 @@ func (f *FS) recordFirstPageLocked(dir string, page s3.ListPage, start time.Time
 		return // an empty page that says more follow covers no name ("" would mean all)
 	}
 	dl.listedAt, dl.absentTil, dl.upTo = start, start.Add(min(f.cfg.NegativeTTL, f.cfg.MetadataTTL)), upTo
-	if !complete {
-		return
+	a := &aheadList{done: make(chan struct{}), queued: start, start: start, listing: &l.Names, objects: l.Objects, started: true}
+	close(a.done)
+	if complete {
+		dl.upTo = ""
+		f.recordOrderLocked(dir, entries, start)
+	} else {
+		// A readdir that follows goes on from the second page.
+		a.token, a.upTo = page.NextContinuationToken, upTo
 	}
-	dl.upTo = ""
-	f.recordOrderLocked(dir, entries, start)
-	if f.ahead[dir] == nil && len(f.ahead) < aheadMax {
-		a := &aheadList{done: make(chan struct{}), queued: start, start: start, listing: &l.Names, objects: l.Objects, started: true}
-		close(a.done)
+	// Half the slots at most: the lookups of a path's directories must not crowd out the
+	// listings a walk makes ahead (walkLocked), since most of theirs are never read.
+	if f.ahead[dir] == nil && len(f.ahead) < aheadMax/2 {
 		f.ahead[dir] = a
 	}
 }

@@ -49,6 +49,10 @@ type aheadList struct {
 	listing *keymap.Listing
 	objects map[string]s3.ObjectInfo
 	err     error
+	// token: the listing is the directory's first page only, read by its lookup
+	// (recordFirstPageLocked), and the pages from this continuation token on are still to be
+	// read; upTo is the greatest relative key or prefix the page showed.
+	token, upTo string
 	// void: this mount changed the directory after the listing was queued, or a readdir
 	// came before it started and listed itself. GUARDED_BY(FS.mu)
 	void bool
@@ -58,12 +62,12 @@ type aheadList struct {
 
 var errAheadTooBig = errors.New("too big to list ahead")
 
-// takeAhead returns the listing made ahead for dir, if there is one that may still be used,
-// with the time it started. It waits for one that is running; one still waiting for its slot
+// takeAhead returns the listing made ahead for dir, if there is one that may still be used
+// (its start is when it started). It waits for one that is running; one still waiting for its slot
 // is dropped, since listing now is sooner. The entry stays in f.ahead while it is waited
 // for, so that a change this mount makes meanwhile voids it.
 // LOCKS_EXCLUDED(f.mu)
-func (f *FS) takeAhead(ctx context.Context, dir string) (*keymap.Listing, map[string]s3.ObjectInfo, time.Time, bool) {
+func (f *FS) takeAhead(ctx context.Context, dir string) (*aheadList, bool) {
 	f.mu.Lock()
 	a := f.ahead[dir]
 	if a != nil && !a.started {
@@ -73,12 +77,12 @@ func (f *FS) takeAhead(ctx context.Context, dir string) (*keymap.Listing, map[st
 	}
 	f.mu.Unlock()
 	if a == nil {
-		return nil, nil, time.Time{}, false
+		return nil, false
 	}
 	select {
 	case <-a.done:
 	case <-ctx.Done():
-		return nil, nil, time.Time{}, false
+		return nil, false
 	}
 	f.mu.Lock()
 	void := a.void
@@ -87,9 +91,9 @@ func (f *FS) takeAhead(ctx context.Context, dir string) (*keymap.Listing, map[st
 	}
 	f.mu.Unlock()
 	if void || a.err != nil || !f.clock.Now().Before(a.start.Add(f.cfg.MetadataTTL)) {
-		return nil, nil, time.Time{}, false
+		return nil, false
 	}
-	return a.listing, a.objects, a.start, true
+	return a, true
 }
 
 // walkLocked records that dir was read, with its subdirectories, and if the read is part of a

@@ -231,6 +231,11 @@ func (l *Listing) Entries() []Entry {
 	return out
 }
 
+// Covered reports whether a delimited listing read in key order as far as upTo (as for
+// Settled) has shown both keys of name, its file key and its directory prefix "name/" (the
+// greater): what it says name is, or that name is absent, holds (K4).
+func Covered(name, upTo string) bool { return name+Delimiter <= upTo }
+
 // Settled reports whether a delimited listing read in key order as far as upTo (the greatest
 // key or common prefix it has shown, relative to the directory's key prefix) can still add a
 // name that sorts before name, or change what name is (K6): S3 orders by key, so the prefix
@@ -238,7 +243,7 @@ func (l *Listing) Entries() []Entry {
 // is a prefix of name followed by a byte below '/'. A settled name may be handed out before
 // the listing's last page: no later page puts a name before it or shadows it (K4).
 func Settled(name, upTo string) bool {
-	if name+Delimiter > upTo {
+	if !Covered(name, upTo) {
 		return false
 	}
 	for i := 1; i < len(name); i++ {
