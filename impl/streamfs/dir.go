@@ -49,6 +49,7 @@ func (f *FS) ReadDir(ctx context.Context, h vfs.HandleID, offset uint64) ([]vfs.
 func (f *FS) list(ctx context.Context, dir string) (vfs.Listing, error) {
 	s := &dirStream{f: f, dir: dir, start: f.clock.Now(), objects: map[string]s3.ObjectInfo{}}
 	f.mu.Lock()
+	f.walkStartLocked(dir, s.start)
 	out := vfs.Listing{Parent: vfs.RootID}
 	if dir != "" {
 		parentPath, _ := keymap.Split(dir)

@@ -96,23 +96,13 @@ func (f *FS) takeAhead(ctx context.Context, dir string) (*aheadList, bool) {
 	return a, true
 }
 
-// walkLocked records that dir was read, with its subdirectories, and if the read is part of a
-// walk starts the listings ahead of it.
+// walkStartLocked is told that a readdir of dir starts: if dir's parent was read within
+// walkWindow, the read is part of a walk, and the listings of dir's next walkAhead siblings
+// start now, beside dir's own listing rather than after it.
 // LOCKS_REQUIRED(f.mu)
-func (f *FS) walkLocked(dir string, entries []keymap.Entry, now time.Time) {
-	if f.cfg.MetadataTTL <= 0 {
-		return // nothing listed ahead could be used
-	}
-	var subdirs []string
-	for _, e := range entries {
-		if e.Kind == keymap.Dir && len(subdirs) < walkNamesMax {
-			subdirs = append(subdirs, e.Name)
-		}
-	}
-	f.trimWalkLocked(now)
-	f.walkDirs[dir] = &walkDir{at: now, subdirs: subdirs}
-	if dir == "" {
-		return // the root has no parent: a walk from it shows at its first subdirectory
+func (f *FS) walkStartLocked(dir string, now time.Time) {
+	if f.cfg.MetadataTTL <= 0 || dir == "" {
+		return
 	}
 	parent, name := keymap.Split(dir)
 	p := f.walkDirs[parent]
@@ -125,10 +115,44 @@ func (f *FS) walkLocked(dir string, entries []keymap.Entry, now time.Time) {
 			next = append(next, keymap.Join(parent, s))
 		}
 	}
+	f.listAheadLocked(next, now)
+}
+
+// walkLocked records that dir was read, with its subdirectories, and if the read is part of a
+// walk (walkStartLocked) starts the listings of its first subdirectories.
+// LOCKS_REQUIRED(f.mu)
+func (f *FS) walkLocked(dir string, entries []keymap.Entry, now time.Time) {
+	if f.cfg.MetadataTTL <= 0 {
+		return // nothing listed ahead could be used
+	}
+	var subdirs []string
+	for _, e := range entries {
+		if e.Kind == keymap.Dir && len(subdirs) < walkNamesMax {
+			subdirs = append(subdirs, e.Name)
+		}
+	}
+	f.trimWalkLocked(now)
+	parentWalked := false
+	if dir != "" { // the root has no parent: a walk from it shows at its first subdirectory
+		parent, _ := keymap.Split(dir)
+		p := f.walkDirs[parent]
+		parentWalked = p != nil && now.Sub(p.at) <= walkWindow
+	}
+	f.walkDirs[dir] = &walkDir{at: now, subdirs: subdirs}
+	if !parentWalked {
+		return
+	}
+	var next []string
 	for _, s := range subdirs[:min(len(subdirs), walkAhead)] {
 		next = append(next, keymap.Join(dir, s))
 	}
-	for _, d := range next {
+	f.listAheadLocked(next, now)
+}
+
+// listAheadLocked starts listing dirs ahead of their readdirs, within aheadMax.
+// LOCKS_REQUIRED(f.mu)
+func (f *FS) listAheadLocked(dirs []string, now time.Time) {
+	for _, d := range dirs {
 		if f.ahead[d] != nil || len(f.ahead) >= aheadMax {
 			continue
 		}
