@@ -14,7 +14,8 @@ import (
 // subdirectories one after another: a LIST round trip each, in series, so a tree of 100
 // directories costs 100 round trips however fast the store answers. When a directory is read
 // within walkWindow of its parent, the reads are a walk: the mount lists the parent's next
-// walkAhead subdirectories and this directory's first walkAhead, walkParallel at a time, and a
+// walkAhead subdirectories as the read starts, and this directory's first walkAhead once it
+// is listed, walkParallel at a time, and a
 // readdir takes a listing made ahead if it started within the metadata TTL (rule S3), so what
 // it shows is as fresh as a lookup's answer may be. Such a listing is used once; one this
 // mount changed the directory under (a create, a commit, a delete) is dropped and the
