@@ -77,7 +77,9 @@ func (f *FS) localChangeLocked(path string) {
 // LOCKS_REQUIRED(f.mu)
 func (f *FS) refreshAheadLocked(dir string, now time.Time) {
 	dl := f.dirLists[dir]
-	if dl == nil || dl.running != nil || dl.refreshing || dl.listedAt.IsZero() || now.Before(dl.tooBig) {
+	// A big directory's first page (upTo set) is not refreshed: one lookup of a name it
+	// answered would list up to listPagesMax pages in the background.
+	if dl == nil || dl.upTo != "" || dl.running != nil || dl.refreshing || dl.listedAt.IsZero() || now.Before(dl.tooBig) {
 		return
 	}
 	if age := now.Sub(dl.listedAt); age < f.cfg.MetadataTTL/2 || age >= f.cfg.MetadataTTL {
@@ -157,6 +159,9 @@ func (f *FS) recordFirstPageLocked(dir string, page s3.ListPage, start time.Time
 	}
 	// Half the slots at most: the lookups of a path's directories must not crowd out the
 	// listings a walk makes ahead (walkLocked), since most of theirs are never read.
+	if len(f.ahead) >= aheadMax/2 {
+		f.trimAheadLocked(f.clock.Now())
+	}
 	if f.ahead[dir] == nil && len(f.ahead) < aheadMax/2 {
 		f.ahead[dir] = a
 	}

@@ -526,3 +526,114 @@ func TestFirstPageDoesNotDecideWhatALaterPageShadows(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// Two readdirs that start together after a directory's lookup never share the listing its
+// lookup read: each reads every name once (a shared one crashed the mount with a concurrent
+// map write, or lost names).
+func TestConcurrentReaddirsTakeALookupsPageOnce(t *testing.T) {
+	keys := map[string]string{}
+	for i := 0; i < 2500; i++ {
+		keys[fmt.Sprintf("d/f%04d", i)] = "x"
+	}
+	x, _, _ := countingFixture(t, keys, time.Minute)
+	ctx := context.Background()
+	for iter := 0; iter < 20; iter++ {
+		x.clock.Advance(2 * time.Minute)
+		d, err := x.fs.Lookup(ctx, vfs.RootID, "d")
+		if err != nil {
+			t.Fatal(err)
+		}
+		var wg sync.WaitGroup
+		counts := make([]int, 2)
+		start := make(chan struct{})
+		for g := range counts {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				h, err := x.fs.OpenDir(ctx, d.Attr.Inode)
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				defer x.fs.ReleaseDir(h)
+				<-start
+				for off := uint64(0); ; {
+					es, err := x.fs.ReadDir(ctx, h, off)
+					if err != nil {
+						t.Error(err)
+						return
+					}
+					if len(es) == 0 {
+						return
+					}
+					counts[g] += len(es)
+					off = es[len(es)-1].Offset
+				}
+			}()
+		}
+		close(start)
+		wg.Wait()
+		if counts[0] != 2502 || counts[1] != 2502 {
+			t.Fatalf("iteration %d: the two readdirs read %v entries, want 2502 each", iter, counts)
+		}
+	}
+}
+
+// Lookups of directories nobody reads (the path of a file opened by name) do not keep the
+// slots of first pages for good: the readdir after a later lookup still starts from its page.
+func TestUnreadFirstPagesDoNotCrowdOutLaterOnes(t *testing.T) {
+	keys := map[string]string{}
+	for i := 0; i < 40; i++ {
+		keys[fmt.Sprintf("p%02d/f", i)] = "x"
+	}
+	x, _, lists := countingFixture(t, keys, time.Minute)
+	ctx := context.Background()
+	for i := 0; i < 30; i++ {
+		if _, err := x.fs.Lookup(ctx, vfs.RootID, fmt.Sprintf("p%02d", i)); err != nil {
+			t.Fatal(err)
+		}
+		x.clock.Advance(3 * time.Second) // one lookup per miss window: no listing of the root
+	}
+	x.clock.Advance(10 * time.Minute)
+	d, err := x.fs.Lookup(ctx, vfs.RootID, "p35")
+	if err != nil {
+		t.Fatal(err)
+	}
+	lists.Store(0)
+	h, err := x.fs.OpenDir(ctx, d.Attr.Inode)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer x.fs.ReleaseDir(h)
+	if _, err := x.fs.ReadDir(ctx, h, 0); err != nil {
+		t.Fatal(err)
+	}
+	if n := lists.Load(); n != 0 {
+		t.Fatalf("readdir after the lookup cost %d LISTs, want 0", n)
+	}
+}
+
+// A directory's own lookup does not make it one whose listing is refreshed ahead: a lookup of
+// a name its first page answered sends nothing, now or in the background.
+func TestFirstPageIsNotRefreshedAhead(t *testing.T) {
+	keys := map[string]string{}
+	for i := 0; i < 2500; i++ {
+		keys[fmt.Sprintf("d/f%04d", i)] = "x"
+	}
+	x, heads, lists := countingFixture(t, keys, 2*time.Second)
+	ctx := context.Background()
+	d, err := x.fs.Lookup(ctx, vfs.RootID, "d")
+	if err != nil {
+		t.Fatal(err)
+	}
+	x.clock.Advance(1200 * time.Millisecond) // the second half of the page's life
+	lists.Store(0)
+	heads.Store(0)
+	if _, err := x.fs.Lookup(ctx, d.Attr.Inode, "f0001"); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(300 * time.Millisecond) // a refresh would have listed by now
+	if l, h := lists.Load(), heads.Load(); l != 0 || h != 0 {
+		t.Fatalf("a lookup the first page answered cost %d LISTs and %d HEADs, want none", l, h)
+	}
+}

@@ -59,6 +59,9 @@ type aheadList struct {
 	void bool
 	// started: the listing has its slot and runs. GUARDED_BY(FS.mu)
 	started bool
+	// taken: a readdir took it. GUARDED_BY(FS.mu). Only one may: a dirStream takes its
+	// maps over and changes them.
+	taken bool
 }
 
 var errAheadTooBig = errors.New("too big to list ahead")
@@ -86,12 +89,13 @@ func (f *FS) takeAhead(ctx context.Context, dir string) (*aheadList, bool) {
 		return nil, false
 	}
 	f.mu.Lock()
-	void := a.void
+	void, taken := a.void, a.taken
+	a.taken = true
 	if f.ahead[dir] == a {
 		delete(f.ahead, dir)
 	}
 	f.mu.Unlock()
-	if void || a.err != nil || !f.clock.Now().Before(a.start.Add(f.cfg.MetadataTTL)) {
+	if void || taken || a.err != nil || !f.clock.Now().Before(a.start.Add(f.cfg.MetadataTTL)) {
 		return nil, false
 	}
 	return a, true
@@ -201,12 +205,18 @@ func (f *FS) trimWalkLocked(now time.Time) {
 		}
 	}
 	if len(f.ahead) >= aheadMax {
-		for d, a := range f.ahead {
-			// Void, or not read within a walk's pause: the walk went elsewhere. A listing
-			// still running finds itself dropped, or ends unread.
-			if a.void || now.Sub(a.queued) > walkWindow {
-				delete(f.ahead, d)
-			}
+		f.trimAheadLocked(now)
+	}
+}
+
+// trimAheadLocked forgets the listings made ahead that are void or were not read within a
+// walk's pause: the walk went elsewhere, or the lookup that read a first page was not
+// followed by a readdir. A listing still running finds itself dropped, or ends unread.
+// LOCKS_REQUIRED(f.mu)
+func (f *FS) trimAheadLocked(now time.Time) {
+	for d, a := range f.ahead {
+		if a.void || now.Sub(a.queued) > walkWindow {
+			delete(f.ahead, d)
 		}
 	}
 }

@@ -66,8 +66,12 @@ type Importer struct {
 	fetches flight // fetchNow, by file path
 	attrs   flight // importAttrs, by path
 
-	mu    sync.Mutex
-	cond  *sync.Cond         // signals queue and pending changes
+	mu sync.Mutex
+	// Three waits on mu, so that a job wakes only who may run it (128 workers woke for each):
+	// work for the workers (a job queued), attrWork for the attribute-only workers (an
+	// attribute read queued), cond for the committer and Wait (attributes to record, or
+	// nothing pending any more).
+	work, attrWork, cond *sync.Cond
 	queue []job              // GUARDED_BY(mu)
 	attrQ []local.RemoteAttr // GUARDED_BY(mu): read by lookups, for the committer
 	// recent holds what attrQ held until the committer has recorded it, by path, so that a
@@ -104,7 +108,7 @@ func New(cfg Config) *Importer {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	im := &Importer{cfg: cfg, ctx: ctx, cancel: cancel, recent: map[string]local.RemoteAttr{}}
-	im.cond = sync.NewCond(&im.mu)
+	im.cond, im.work, im.attrWork = sync.NewCond(&im.mu), sync.NewCond(&im.mu), sync.NewCond(&im.mu)
 	im.workers.Add(cfg.Workers + cfg.AttrWorkers + 1)
 	for i := 0; i < cfg.Workers+cfg.AttrWorkers; i++ {
 		go im.worker(i >= cfg.Workers)
@@ -293,7 +297,8 @@ func (im *Importer) PrefetchAttrs(path string) {
 	}
 	im.attrJobs = append(im.attrJobs, path)
 	im.pending++
-	im.cond.Broadcast()
+	im.attrWork.Signal()
+	im.work.Signal() // whichever is free first takes it; the other waits again
 }
 
 // importAttrs reads info's attributes (a symlink's target too) and returns info as they make
@@ -535,7 +540,7 @@ func (im *Importer) enqueue(jobs []job) {
 	}
 	im.queue = append(im.queue, jobs...)
 	im.pending += len(jobs)
-	im.cond.Broadcast()
+	im.work.Broadcast()
 }
 
 // worker runs queued jobs, the attribute reads of PrefetchAttrs first; an attrOnly worker
@@ -546,7 +551,11 @@ func (im *Importer) worker(attrOnly bool) {
 	for {
 		im.mu.Lock()
 		for (attrOnly || len(im.queue) == 0) && len(im.attrJobs) == 0 && !im.closed {
-			im.cond.Wait()
+			if attrOnly {
+				im.attrWork.Wait()
+			} else {
+				im.work.Wait()
+			}
 		}
 		if im.closed {
 			im.mu.Unlock()
@@ -570,8 +579,9 @@ func (im *Importer) worker(attrOnly bool) {
 		}
 
 		im.mu.Lock()
-		im.pending--
-		im.cond.Broadcast()
+		if im.pending--; im.pending == 0 {
+			im.cond.Broadcast() // Wait
+		}
 		im.mu.Unlock()
 	}
 }
@@ -640,6 +650,8 @@ func (im *Importer) Close() {
 	im.closed = true
 	im.queue, im.attrJobs, im.pending = nil, nil, 0
 	im.cond.Broadcast()
+	im.work.Broadcast()
+	im.attrWork.Broadcast()
 	im.mu.Unlock()
 	im.cancel()
 	im.workers.Wait()
