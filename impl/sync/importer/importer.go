@@ -72,8 +72,8 @@ type Importer struct {
 	// attribute read queued), cond for the committer and Wait (attributes to record, or
 	// nothing pending any more).
 	work, attrWork, cond *sync.Cond
-	queue []job              // GUARDED_BY(mu)
-	attrQ []local.RemoteAttr // GUARDED_BY(mu): read by lookups, for the committer
+	queue                []job              // GUARDED_BY(mu)
+	attrQ                []local.RemoteAttr // GUARDED_BY(mu): read by lookups, for the committer
 	// recent holds what attrQ held until the committer has recorded it, by path, so that a
 	// lookup meanwhile answers what was read instead of reading it again.
 	recent   map[string]local.RemoteAttr // GUARDED_BY(mu)
