@@ -185,11 +185,16 @@ func (l *Ledger) Violations() []string {
 func (l *Ledger) Stats() string {
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	// A streaming run records its writes and deletes as events, a sync run what its programs
+	// did (creates, edits, renames, deletes) as trails: count both.
 	n := 0
 	for _, evs := range l.events {
 		n += len(evs)
 	}
-	return fmt.Sprintf("%d writes and deletes, %d reads (%d failed, %d ended early by a concurrent O_TRUNC)", n, l.reads, l.readErrs, l.truncated)
+	for _, t := range l.trail {
+		n += len(t)
+	}
+	return fmt.Sprintf("%d writes, deletes and renames, %d reads (%d failed, %d ended early by a concurrent O_TRUNC)", n, l.reads, l.readErrs, l.truncated)
 }
 
 // Report joins violations for a failure message.
