@@ -39,8 +39,13 @@ func (l *Listing) Marker(dir string) (s3.ObjectInfo, bool) {
 // Read lists directory dir ("" for the mount's root) under prefix, every page, or until done
 // (if not nil) says the pages so far are enough. A store error is returned as it is.
 func Read(ctx context.Context, store s3.Store, prefix, dir string, done func(*keymap.Listing) bool) (*Listing, error) {
+	return ReadFrom(ctx, store, prefix, dir, "", done)
+}
+
+// ReadFrom is Read from the page that continuation token starts ("": the first).
+func ReadFrom(ctx context.Context, store s3.Store, prefix, dir, token string, done func(*keymap.Listing) bool) (*Listing, error) {
 	l := &Listing{Objects: map[string]s3.ObjectInfo{}}
-	p := NewPager(store, prefix, dir)
+	p := ResumePager(store, prefix, dir, token)
 	for {
 		page, err := p.Next(ctx)
 		if err != nil {

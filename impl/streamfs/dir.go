@@ -89,7 +89,7 @@ func (f *FS) list(ctx context.Context, dir string) (vfs.Listing, error) {
 	if ok {
 		// The first page its lookup read: hand out what it settles, read on from there.
 		s.start, s.objects, s.pending, s.upTo = a.start, a.objects, *a.listing, a.upTo
-		s.pager = listdir.ResumePager(f.store, f.prefix, dir, a.token)
+		s.pager, s.resumed = listdir.ResumePager(f.store, f.prefix, dir, a.token), true
 		ready, stop, left := s.pending.TakeSettled(s.upTo)
 		children = s.hand(ready, stop, left, false)
 	} else {
@@ -127,6 +127,11 @@ type dirStream struct {
 	// kept: the entries handed out that the walk and the small-file order need, bounded.
 	kept        []keymap.Entry
 	dirs, files int
+	// resumed: the pager goes on from the first page a lookup read (its continuation
+	// token). handed is the last name handed out; after a restart from the first page,
+	// names up to skipTo were handed out already and are skipped.
+	resumed        bool
+	handed, skipTo string
 }
 
 // next reads pages until some entries can be handed out, or the last page is read (done).
@@ -134,21 +139,37 @@ type dirStream struct {
 func (s *dirStream) next(ctx context.Context) ([]vfs.DirEntry, bool, error) {
 	for {
 		page, err := s.pager.Next(ctx)
+		if err != nil && s.resumed && ctx.Err() == nil {
+			// A store may refuse a continuation token it gave out a while ago: list from
+			// the start, skipping what was handed out (a prefix of the names, K6).
+			s.f.log.Info("listing the directory again from its first page", "path", "/"+s.dir, "error", err.Error())
+			s.resumed, s.skipTo, s.start = false, s.handed, s.f.clock.Now()
+			s.pager = listdir.NewPager(s.f.store, s.f.prefix, s.dir)
+			s.pending, s.objects, s.upTo = keymap.Listing{}, map[string]s3.ObjectInfo{}, ""
+			continue
+		}
 		if err != nil {
 			return nil, false, storeError("readdir", s.dir, err)
 		}
+		skip := func(name string) bool { return s.skipTo != "" && name <= s.skipTo }
 		for _, o := range page.Objects {
 			rel := strings.TrimPrefix(o.Key, s.pager.DirKey)
+			s.upTo = max(s.upTo, rel)
+			if skip(rel) {
+				continue
+			}
 			s.pending.AddObject(rel)
 			if rel != "" {
 				s.objects[rel] = o
 			}
-			s.upTo = max(s.upTo, rel)
 		}
 		for _, p := range page.CommonPrefixes {
 			rel := strings.TrimPrefix(p, s.pager.DirKey)
-			s.pending.AddCommonPrefix(rel)
 			s.upTo = max(s.upTo, rel)
+			if skip(strings.TrimSuffix(rel, keymap.Delimiter)) {
+				continue
+			}
+			s.pending.AddCommonPrefix(rel)
 		}
 		done := s.pager.Done()
 		var ready []keymap.Entry
@@ -205,6 +226,7 @@ func (s *dirStream) hand(ready []keymap.Entry, stop string, left, done bool) []v
 		delete(s.objects, e.Name)
 		delete(f.negative, path)
 		out = append(out, vfs.DirEntry{Inode: in.id, Name: e.Name, Kind: e.Kind})
+		s.handed = e.Name
 		switch {
 		case e.Kind == keymap.Dir && s.dirs < walkNamesMax:
 			s.dirs++

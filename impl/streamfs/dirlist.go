@@ -48,7 +48,11 @@ type dirList struct {
 	changes uint64
 	// upTo: the listing was the directory's first page only (recordFirstPageLocked), and
 	// says what is absent only of names up to this one ("": the listing was complete).
-	upTo string
+	// token is where the pages after it start, and tail the objects on it whose names it
+	// does not cover (a later page may show them as directories, K4), so that a listing for
+	// lookups can go on from it instead of reading it again.
+	upTo, token string
+	tail        map[string]s3.ObjectInfo
 }
 
 // localChangeLocked is told of every name this mount makes, commits to the bucket or removes:
@@ -147,7 +151,15 @@ func (f *FS) recordFirstPageLocked(dir string, page s3.ListPage, start time.Time
 	if !complete && upTo == "" {
 		return // an empty page that says more follow covers no name ("" would mean all)
 	}
-	dl.listedAt, dl.absentTil, dl.upTo = start, start.Add(min(f.cfg.NegativeTTL, f.cfg.MetadataTTL)), upTo
+	dl.listedAt, dl.absentTil, dl.upTo, dl.token, dl.tail = start, start.Add(min(f.cfg.NegativeTTL, f.cfg.MetadataTTL)), upTo, "", nil
+	if !complete {
+		dl.token, dl.tail = page.NextContinuationToken, map[string]s3.ObjectInfo{}
+		for _, e := range entries {
+			if info, isObject := l.Objects[e.Name]; isObject && !keymap.Covered(e.Name, upTo) {
+				dl.tail[e.Name] = info
+			}
+		}
+	}
 	a := &aheadList{done: make(chan struct{}), queued: start, start: start, listing: &l.Names, objects: l.Objects, started: true}
 	close(a.done)
 	if complete {
@@ -230,12 +242,36 @@ func (f *FS) listForLookupsLocked(ctx context.Context, dir, path string, dl *dir
 	done := make(chan struct{})
 	dl.running = done
 	start, changes := f.clock.Now(), dl.changes
+	// Go on from the first page the directory's lookup read while what it says holds and
+	// this mount has changed nothing in the directory since: one round trip less. What is
+	// read is then valid from when that page was read.
+	token, tail := "", map[string]s3.ObjectInfo(nil)
+	if dl.upTo != "" && dl.token != "" && start.Before(dl.absentTil) && !f.changedSinceLocked(dir, dl.listedAt) {
+		token, tail, start = dl.token, dl.tail, dl.listedAt
+	}
 	f.mu.Unlock()
 	pages := 0
-	listing, objects, _, err := f.listDir(ctx, "lookup", dir, func(*keymap.Listing) bool {
+	tooBig := func(*keymap.Listing) bool {
 		pages++
 		return pages >= listPagesMax
-	})
+	}
+	l, err := listdir.ReadFrom(ctx, f.store, f.prefix, dir, token, tooBig)
+	if err != nil && token != "" {
+		// A store may refuse a continuation token it gave out a while ago: read it all.
+		token, tail, start, pages = "", nil, f.clock.Now(), 0
+		l, err = listdir.ReadFrom(ctx, f.store, f.prefix, dir, "", tooBig)
+	}
+	var listing *keymap.Listing
+	var objects map[string]s3.ObjectInfo
+	if err != nil {
+		err = storeError("lookup", dir, err)
+	} else {
+		listing, objects = &l.Names, l.Objects
+		for name, info := range tail {
+			listing.AddObject(name)
+			objects[name] = info
+		}
+	}
 	f.mu.Lock()
 	dl.running = nil
 	close(done)
@@ -268,12 +304,14 @@ func (f *FS) listForLookupsLocked(ctx context.Context, dir, path string, dl *dir
 			}
 		}
 	}
-	f.recordOrderLocked(dir, listing.Entries(), start)
+	if token == "" { // a listing that went on from the first page holds only the rest
+		f.recordOrderLocked(dir, listing.Entries(), start)
+	}
 	// Absent answers hold even if this mount changed the directory meanwhile: they are given
 	// only for names it never had (absentFromListingLocked).
 	// Names the listing had are on fresh inodes for the metadata TTL; absent answers must not
 	// outlast them, or a name whose inode was swept would be taken for absent.
-	dl.listedAt, dl.absentTil, dl.upTo = start, start.Add(min(f.cfg.NegativeTTL, f.cfg.MetadataTTL)), ""
+	dl.listedAt, dl.absentTil, dl.upTo, dl.token, dl.tail = start, start.Add(min(f.cfg.NegativeTTL, f.cfg.MetadataTTL)), "", "", nil
 	return res, true, nil
 }
 

@@ -637,3 +637,120 @@ func TestFirstPageIsNotRefreshedAhead(t *testing.T) {
 		t.Fatalf("a lookup the first page answered cost %d LISTs and %d HEADs, want none", l, h)
 	}
 }
+
+// A directory listed for lookups after its own lookup read its first page goes on from that
+// page: one LIST for the second page, not two, and the names the first page could not settle
+// (f0999, whose "f0999/" comes on the second page) are decided with the rest (K4).
+func TestListingForLookupsGoesOnFromTheFirstPage(t *testing.T) {
+	keys := map[string]string{"d/f0999/x": "x"}
+	for i := 0; i < 1100; i++ {
+		keys[fmt.Sprintf("d/f%04d", i)] = "x"
+	}
+	x, heads, lists := countingFixture(t, keys, time.Minute)
+	ctx := context.Background()
+	d, err := x.fs.Lookup(ctx, vfs.RootID, "d")
+	if err != nil {
+		t.Fatal(err)
+	}
+	heads.Store(0)
+	lists.Store(0)
+	for _, n := range []string{"f1050", "f1060"} { // two misses: the second lists
+		if _, err := x.fs.Lookup(ctx, d.Attr.Inode, n); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if h, l := heads.Load(), lists.Load(); h != 1 || l != 2 {
+		t.Fatalf("a lookup and a listing of the rest cost %d HEADs and %d LISTs, want 1 and 2", h, l)
+	}
+	for i := 0; i < 1100; i++ {
+		e, err := x.fs.Lookup(ctx, d.Attr.Inode, fmt.Sprintf("f%04d", i))
+		if err != nil {
+			t.Fatalf("f%04d: %v", i, err)
+		}
+		if dir := e.Attr.Mode.IsDir(); dir != (i == 999) {
+			t.Fatalf("f%04d: directory %v (K4: only f0999 has keys below it)", i, dir)
+		}
+	}
+	for _, n := range []string{"f0500x", "f1050x", "zzz"} {
+		if _, err := x.fs.Lookup(ctx, d.Attr.Inode, n); vfs.CodeOf(err) != vfs.CodeNotFound {
+			t.Fatalf("%s: %v, want not found", n, err)
+		}
+	}
+	if h, l := heads.Load(), lists.Load(); h != 1 || l != 2 {
+		t.Fatalf("lookups after the listing sent %d HEADs and %d LISTs in all, want none more", h-1, l-2)
+	}
+}
+
+// A store that refuses the first page's continuation token (it gave it out a while ago) gets
+// the directory listed from the start instead: the lookups are answered all the same.
+func TestListingForLookupsReadsAllWhenTheTokenIsRefused(t *testing.T) {
+	keys := map[string]string{}
+	for i := 0; i < 1100; i++ {
+		keys[fmt.Sprintf("d/f%04d", i)] = "x"
+	}
+	var refused atomic.Int64
+	x := newFixtureWith(t, fixtureOptions{keys: keys, ttl: time.Minute, middleware: func(next http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if r.Method == http.MethodGet && r.URL.Query().Get("continuation-token") != "" && refused.Load() == 0 {
+				refused.Add(1)
+				w.WriteHeader(http.StatusBadRequest)
+				fmt.Fprint(w, `<?xml version="1.0" encoding="UTF-8"?><Error><Code>InvalidArgument</Code><Message>The continuation token provided is incorrect</Message></Error>`)
+				return
+			}
+			next.ServeHTTP(w, r)
+		})
+	}})
+	ctx := context.Background()
+	d, err := x.fs.Lookup(ctx, vfs.RootID, "d")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, n := range []string{"f1050", "f1060", "f1099", "f0001"} {
+		if _, err := x.fs.Lookup(ctx, d.Attr.Inode, n); err != nil {
+			t.Fatalf("%s: %v", n, err)
+		}
+	}
+	if _, err := x.fs.Lookup(ctx, d.Attr.Inode, "f1050x"); vfs.CodeOf(err) != vfs.CodeNotFound {
+		t.Fatalf("f1050x: %v, want not found", err)
+	}
+	if refused.Load() != 1 {
+		t.Fatalf("the store refused %d continuation tokens; the test proves nothing unless one", refused.Load())
+	}
+}
+
+// A readdir that goes on from its lookup's first page, and whose store refuses that page's
+// continuation token, lists from the start and still gives every name once, in order.
+func TestReadDirReadsAllWhenTheTokenIsRefused(t *testing.T) {
+	keys := map[string]string{}
+	var want []string
+	for i := 0; i < 2500; i++ {
+		keys[fmt.Sprintf("d/f%04d", i)] = "x"
+		want = append(want, fmt.Sprintf("f%04d", i))
+	}
+	var refused, lists atomic.Int64
+	x := newFixtureWith(t, fixtureOptions{keys: keys, ttl: time.Minute, middleware: func(next http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if r.Method == http.MethodGet && r.URL.Query().Has("list-type") {
+				lists.Add(1)
+			}
+			if r.Method == http.MethodGet && r.URL.Query().Get("continuation-token") != "" && refused.Load() == 0 {
+				refused.Add(1)
+				w.WriteHeader(http.StatusBadRequest)
+				fmt.Fprint(w, `<?xml version="1.0" encoding="UTF-8"?><Error><Code>InvalidArgument</Code><Message>The continuation token provided is incorrect</Message></Error>`)
+				return
+			}
+			next.ServeHTTP(w, r)
+		})
+	}})
+	d, err := x.fs.Lookup(context.Background(), vfs.RootID, "d")
+	if err != nil {
+		t.Fatal(err)
+	}
+	names, first := readAll(t, x, d.Attr.Inode, &lists)
+	if first != 0 || refused.Load() != 1 {
+		t.Fatalf("first readdir cost %d LISTs, %d tokens refused; want 0 and 1 (else the test proves nothing)", first, refused.Load())
+	}
+	if !slices.Equal(names, want) {
+		t.Fatalf("%d names, in order %v; want the 2,500 once each", len(names), sort.StringsAreSorted(names))
+	}
+}
