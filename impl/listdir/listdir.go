@@ -100,25 +100,24 @@ func (p *Pager) Done() bool { return p.done }
 func Page(prefix, dir string, page s3.ListPage) (l *Listing, complete bool, upTo string) {
 	dirKey := keymap.DirKey(prefix, dir)
 	l = &Listing{Objects: map[string]s3.ObjectInfo{}}
-	l.add(dirKey, page)
-	for _, o := range page.Objects {
-		upTo = max(upTo, strings.TrimPrefix(o.Key, dirKey))
-	}
-	for _, p := range page.CommonPrefixes {
-		upTo = max(upTo, strings.TrimPrefix(p, dirKey))
-	}
+	upTo = l.add(dirKey, page)
 	return l, page.NextContinuationToken == "", upTo
 }
 
-// add takes in one page of the listing of the directory whose key is dirKey.
-func (l *Listing) add(dirKey string, page s3.ListPage) {
+// add takes in one page of the listing of the directory whose key is dirKey, and returns the
+// greatest relative key or common prefix on it.
+func (l *Listing) add(dirKey string, page s3.ListPage) (upTo string) {
 	for _, o := range page.Objects {
 		rel := strings.TrimPrefix(o.Key, dirKey)
 		l.Names.AddObject(rel)
 		l.Objects[rel] = o
+		upTo = max(upTo, rel)
 	}
 	for _, p := range page.CommonPrefixes {
-		l.Names.AddCommonPrefix(strings.TrimPrefix(p, dirKey))
+		rel := strings.TrimPrefix(p, dirKey)
+		l.Names.AddCommonPrefix(rel)
+		upTo = max(upTo, rel)
 	}
 	l.InBucket = l.InBucket || len(page.Objects) > 0 || len(page.CommonPrefixes) > 0
+	return upTo
 }

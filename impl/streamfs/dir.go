@@ -216,15 +216,9 @@ func (s *dirStream) hand(ready []keymap.Entry, stop string, left, done bool) []v
 	defer f.mu.Unlock()
 	out := make([]vfs.DirEntry, 0, len(ready))
 	for _, e := range ready {
-		path := keymap.Join(s.dir, e.Name)
-		in := f.inodes.getOrCreate(path, e.Kind)
-		if info, ok := s.objects[e.Name]; ok && in.writer == nil {
-			f.setMetaLocked(in, info, s.start)
-		} else if e.Kind == keymap.Dir {
-			f.setMetaLocked(in, s3.ObjectInfo{}, s.start)
-		}
+		info, isObject := s.objects[e.Name]
 		delete(s.objects, e.Name)
-		delete(f.negative, path)
+		in := f.recordListedLocked(keymap.Join(s.dir, e.Name), e.Kind, info, isObject, s.start)
 		out = append(out, vfs.DirEntry{Inode: in.id, Name: e.Name, Kind: e.Kind})
 		s.handed = e.Name
 		switch {
@@ -241,6 +235,21 @@ func (s *dirStream) hand(ready []keymap.Entry, stop string, left, done bool) []v
 		f.recordOrderLocked(s.dir, s.kept, s.start)
 	}
 	return out
+}
+
+// recordListedLocked records what a listing that started at start says of the entry at path
+// (an object's metadata, or a directory), unless this mount is writing the file, and drops a
+// negative answer for it; it returns the entry's inode.
+// LOCKS_REQUIRED(f.mu)
+func (f *FS) recordListedLocked(path string, kind keymap.Kind, info s3.ObjectInfo, isObject bool, start time.Time) *inode {
+	in := f.inodes.getOrCreate(path, kind)
+	if isObject && in.writer == nil {
+		f.setMetaLocked(in, info, start)
+	} else if kind == keymap.Dir {
+		f.setMetaLocked(in, s3.ObjectInfo{}, start)
+	}
+	delete(f.negative, path)
+	return in
 }
 
 // ReleaseDir closes a directory handle.

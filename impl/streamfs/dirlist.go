@@ -135,30 +135,27 @@ func (f *FS) recordFirstPageLocked(dir string, page s3.ListPage, start time.Time
 	}
 	l, complete, upTo := listdir.Page(f.prefix, dir, page)
 	entries := l.Names.Entries()
+	var tail map[string]s3.ObjectInfo
 	for _, e := range entries {
 		if !complete && !keymap.Covered(e.Name, upTo) {
-			continue // a later page may still make it a directory (K4)
+			// A later page may still make it a directory (K4): decided with the rest.
+			if info, isObject := l.Objects[e.Name]; isObject {
+				if tail == nil {
+					tail = map[string]s3.ObjectInfo{}
+				}
+				tail[e.Name] = info
+			}
+			continue
 		}
-		p := keymap.Join(dir, e.Name)
-		in := f.inodes.getOrCreate(p, e.Kind)
-		if info, isObject := l.Objects[e.Name]; isObject && in.writer == nil {
-			f.setMetaLocked(in, info, start)
-		} else if e.Kind == keymap.Dir {
-			f.setMetaLocked(in, s3.ObjectInfo{}, start)
-		}
-		delete(f.negative, p)
+		info, isObject := l.Objects[e.Name]
+		f.recordListedLocked(keymap.Join(dir, e.Name), e.Kind, info, isObject, start)
 	}
 	if !complete && upTo == "" {
 		return // an empty page that says more follow covers no name ("" would mean all)
 	}
-	dl.listedAt, dl.absentTil, dl.upTo, dl.token, dl.tail = start, start.Add(min(f.cfg.NegativeTTL, f.cfg.MetadataTTL)), upTo, "", nil
+	dl.listedAt, dl.absentTil, dl.upTo, dl.token, dl.tail = start, start.Add(min(f.cfg.NegativeTTL, f.cfg.MetadataTTL)), upTo, "", tail
 	if !complete {
-		dl.token, dl.tail = page.NextContinuationToken, map[string]s3.ObjectInfo{}
-		for _, e := range entries {
-			if info, isObject := l.Objects[e.Name]; isObject && !keymap.Covered(e.Name, upTo) {
-				dl.tail[e.Name] = info
-			}
-		}
+		dl.token = page.NextContinuationToken
 	}
 	a := &aheadList{done: make(chan struct{}), queued: start, start: start, listing: &l.Names, objects: l.Objects, started: true}
 	close(a.done)

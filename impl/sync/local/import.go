@@ -372,11 +372,11 @@ func touchTx(tx *bolt.Tx, path string, at time.Time) error {
 func (l *Layer) flushTouches() {
 	for {
 		l.mu.Lock()
-		n := l.flushTouchesLocked()
+		l.flushTouchesLocked()
 		l.mu.Unlock()
 		t := &l.touches
 		t.mu.Lock()
-		if n == 0 && len(t.pending) == 0 {
+		if len(t.pending) == 0 {
 			t.flushing = false
 			t.mu.Unlock()
 			return
@@ -385,17 +385,17 @@ func (l *Layer) flushTouches() {
 	}
 }
 
-// flushTouchesLocked records the pending reads in one transaction and says how many there
-// were. A failure drops them: a read's record only postpones expiry.
+// flushTouchesLocked records the pending reads in one transaction. A failure drops them: a
+// read's record only postpones expiry.
 // REQUIRES: l.mu held. LOCKS_EXCLUDED(l.touches.mu)
-func (l *Layer) flushTouchesLocked() int {
+func (l *Layer) flushTouchesLocked() {
 	t := &l.touches
 	t.mu.Lock()
 	batch := t.pending
 	t.pending = nil
 	t.mu.Unlock()
 	if len(batch) == 0 || l.closed.Load() {
-		return 0
+		return
 	}
 	_ = l.update(func(tx *bolt.Tx) error {
 		for path, at := range batch {
@@ -405,5 +405,4 @@ func (l *Layer) flushTouchesLocked() int {
 		}
 		return nil
 	})
-	return len(batch)
 }
