@@ -150,7 +150,7 @@ func (l *Layer) BeginWrite(path string) (*Handle, error) {
 	// between them would seal the new generation and be undone, and the writes after it
 	// would record no intent, so its MarkUploaded would make them clean (invariants 1, 4).
 	f.mu.Lock()
-	err = l.update(func(tx *bolt.Tx) error {
+	err = l.updateShared(func(tx *bolt.Tx) error {
 		if _, err := localFile(tx, path); err != nil {
 			return err
 		}
@@ -175,7 +175,7 @@ func (l *Layer) BeginWrite(path string) (*Handle, error) {
 // intentLocked records a new generation for f's record before a write after a snapshot.
 // REQUIRES: l.mu and f.mu held.
 func (l *Layer) intentLocked(f *openFile) error {
-	err := l.db.Update(func(tx *bolt.Tx) error {
+	err := l.updateShared(func(tx *bolt.Tx) error {
 		// Unlinked while open (no name left): writes go to an orphan, as in POSIX.
 		return eachLinkTx(tx, f.id, func(_ string, r *record) error {
 			r.State, _ = syncrule.Next(r.State, syncrule.LocalWrite{At: l.now(), Size: f.size}, noParams)
@@ -303,9 +303,13 @@ func (l *Layer) syncLocked(f *openFile, path string) (syncrule.State, error) {
 	if err := f.file.Sync(); err != nil {
 		return syncrule.State{}, err
 	}
+	// The file's entry in data/ must be durable before a commit says it holds these bytes.
+	if err := l.entries.wait(filepath.Join(l.dir, DataDir)); err != nil {
+		return syncrule.State{}, err
+	}
 	crashHook("sync-after-fsync")
 	var st syncrule.State
-	err := l.db.Update(func(tx *bolt.Tx) error {
+	err := l.updateShared(func(tx *bolt.Tx) error {
 		if _, ok := pathOfID(tx, f.id); !ok {
 			return ErrNotFound
 		}

@@ -48,8 +48,16 @@
 //     Validate every record (a bad one makes Open refuse: ErrCorrupt, with how to recover
 //     keeping the data files), settle data files as in recover, list Dirty and Pending.
 //
-// Directory entries for new data files are fsync'd (createEmpty, PutData); unlinks need not
+// Directory entries for new data files are fsync'd before a commit records bytes in them:
+// PutData and copies sync data/ themselves; Create does not wait, and the first Sync or Close
+// with bytes to keep syncs data/ once for every file made since the last time (entrySync), so
+// an entry lost by a crash is that of an empty file, which Open recreates. Unlinks need not
 // be, since an unlink lost by a crash only leaves an orphan for Open to remove.
+//
+// Group commit. The commits programs wait on (Create, BeginWrite, a new intent, Sync and
+// Close) may share one bbolt transaction with those of other programs waiting at the same
+// moment (committer): each is idempotent, and one that fails is taken out and the rest run
+// again, so each change's result is what it would have been alone in that order.
 //
 // Importing from the bucket (import.go) adds no data path of its own: ImportListing commits
 // clean, metadata-only records (no data file exists yet, nothing dirty can be shadowed since

@@ -62,6 +62,8 @@ type Layer struct {
 	// must not wait for mu, which is held across commits. Writers of files hold both.
 	filesMu sync.RWMutex
 	closed  atomic.Bool // set under mu; read without it by views
+	commits committer   // shared commits for the changes programs wait on (commit.go)
+	entries entrySync   // entries of new data files not yet durable (commit.go)
 
 	observed observations // names removed while the watcher looked (observe.go)
 	touches  touches      // reads not recorded yet (TouchLater)
@@ -165,6 +167,7 @@ func (l *Layer) openDB() (err error) {
 		return l.corrupt(err)
 	}
 	l.db = db
+	l.commits.db = db
 	if err := db.Update(l.initTx); err != nil {
 		if errors.Is(err, ErrCorrupt) {
 			return l.corrupt(err)

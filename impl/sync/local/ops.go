@@ -22,6 +22,15 @@ func (l *Layer) update(fn func(tx *bolt.Tx) error) error {
 	return l.db.Update(fn)
 }
 
+// updateShared is update for an idempotent fn, whose commit may be shared with other callers'
+// (commit.go): the changes a close, a create or an open for writing waits on.
+func (l *Layer) updateShared(fn func(tx *bolt.Tx) error) error {
+	if l.closed.Load() {
+		return ErrClosed
+	}
+	return l.commits.update(fn)
+}
+
 // view runs fn in a read transaction. It needs no lock: bbolt gives every read transaction a
 // consistent snapshot while one update commits, so the read-only methods that call it without
 // l.mu never wait for a commit's fsync (an import of many small files commits one each).
@@ -98,46 +107,72 @@ func (l *Layer) placeRecordTx(tx *bolt.Tx, path string, n *record, size int64) (
 	return r, putRec(tx, path, r)
 }
 
-// Create makes an empty regular file (exclusive: ErrExists if path exists). The record is
-// committed dirty before the data file exists; recovery recreates an empty data file lost in
-// between.
+// Create makes an empty regular file (exclusive: ErrExists if path exists). Its empty data
+// file is made before the record is committed, so no committed record ever lacks one while
+// the layer runs; after a crash, Open recreates one whose entry was not durable yet, and
+// removes one whose record was not committed.
+//
+// It does not hold l.mu across its commit, so creates in different directories share commits
+// (commit.go): the transaction checks everything the create depends on, and a new record's
+// data file is named by an id no other record has.
 func (l *Layer) Create(path string, mode, uid, gid uint32) (Info, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.createLocked(path, mode, uid, gid)
+	return l.createFile(path, mode, uid, gid)
 }
 
 // CreateOpen is Create and BeginWrite in one: the creating transaction already recorded the
 // change (invariant 1), so the handle needs no second one. creat(2) is the common way to write
 // a new file, and each commit is a disk flush.
 func (l *Layer) CreateOpen(path string, mode, uid, gid uint32) (Info, *Handle, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	info, err := l.createLocked(path, mode, uid, gid)
+	info, err := l.createFile(path, mode, uid, gid)
 	if err != nil {
 		return Info{}, nil, err
 	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
 	f, err := l.acquire(info.ID)
 	if err != nil {
+		return Info{}, nil, perr("create", path, err)
+	}
+	// Between the commit and the acquire, the engine may have snapshot the new file for its
+	// upload (a sealed openFile released since leaves no trace but the record's state): then
+	// the first write must record a new generation, or the upload's MarkUploaded would make
+	// it clean (invariants 1 and 4).
+	f.mu.Lock()
+	err = l.view(func(tx *bolt.Tx) error {
+		r, err := getRec(tx, path)
+		if err == nil && (r == nil || r.ID != info.ID || r.State.Gen != info.State.Gen ||
+			r.State.InFlight != syncrule.OpNone || !r.State.Dirty()) {
+			f.sealed = true
+		}
+		return err
+	})
+	f.mu.Unlock()
+	if err != nil {
+		l.release(f)
 		return Info{}, nil, perr("create", path, err)
 	}
 	return info, &Handle{l: l, f: f, path: path}, nil
 }
 
-// createLocked is Create. REQUIRES: l.mu held.
-func (l *Layer) createLocked(path string, mode, uid, gid uint32) (Info, error) {
+func (l *Layer) createFile(path string, mode, uid, gid uint32) (Info, error) {
 	var r *record
-	err := l.update(func(tx *bolt.Tx) (err error) {
+	err := l.updateShared(func(tx *bolt.Tx) (err error) {
 		r, err = l.newRecordTx(tx, path, KindFile, Attr{Mode: mode & 0o7777, UID: uid, GID: gid, Mtime: l.now()}, "")
-		return err
+		if err != nil {
+			return err
+		}
+		// Made again if the transaction runs again: an id a rolled-back run used leaves an
+		// empty file that the next record given that id takes over.
+		return createUnsynced(l.dataPath(r.ID))
 	})
 	if err != nil {
+		if r != nil && r.ID != 0 {
+			os.Remove(l.dataPath(r.ID))
+		}
 		return Info{}, perr("create", path, err)
 	}
+	l.entries.add()
 	crashHook("create-after-intent")
-	if err := createEmpty(l.dataPath(r.ID)); err != nil {
-		return Info{}, perr("create", path, err)
-	}
 	return r.info(path), nil
 }
 

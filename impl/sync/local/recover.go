@@ -131,6 +131,16 @@ func createEmpty(name string) error {
 	return syncDir(filepath.Dir(name))
 }
 
+// createUnsynced makes an empty data file whose directory entry is not durable yet: the
+// caller notes it in Layer.entries, which the first sync with bytes to keep waits for.
+func createUnsynced(name string) error {
+	f, err := os.OpenFile(name, os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		return err
+	}
+	return f.Close()
+}
+
 // syncDir makes a create, rename or unlink in dir durable.
 func syncDir(dir string) error {
 	d, err := os.Open(dir)

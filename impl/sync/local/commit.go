@@ -1,0 +1,143 @@
+package local
+
+import (
+	"sync"
+
+	bolt "go.etcd.io/bbolt"
+)
+
+// Group commit. A bbolt commit costs two disk flushes, and closes, creates and opens for
+// writing each need one before they return (invariants 1 and 2). When programs do these at
+// the same time, their changes share a transaction: the first caller commits at once, with
+// whatever is queued; callers that arrive while it commits are committed together by the next
+// one. A lone caller waits for nothing more than its own commit.
+
+// commitCall is one caller's change waiting for a shared transaction.
+type commitCall struct {
+	fn   func(*bolt.Tx) error
+	err  error
+	wake chan bool // true: this caller commits the queue; false: its change is committed (err)
+}
+
+// committer runs changes in shared bbolt transactions.
+type committer struct {
+	db *bolt.DB
+
+	mu      sync.Mutex
+	queue   []*commitCall // GUARDED_BY(mu): changes no commit has taken yet
+	running bool          // GUARDED_BY(mu): a caller is committing; it hands over or clears this
+}
+
+// update runs fn in a committed transaction, possibly shared with other callers' changes, and
+// returns fn's error or the commit's. fn must be idempotent: it may run more than once, each
+// time in a transaction that rolled back the last (a change that fails is taken out of its
+// batch and the others run again without it). Its error is what it would have been alone at
+// its place in the order of the batch: the changes before it are applied when it runs.
+func (c *committer) update(fn func(*bolt.Tx) error) error {
+	call := &commitCall{fn: fn, wake: make(chan bool, 1)}
+	c.mu.Lock()
+	c.queue = append(c.queue, call)
+	if c.running {
+		c.mu.Unlock()
+		if lead := <-call.wake; !lead {
+			return call.err
+		}
+		c.mu.Lock()
+	}
+	c.running = true
+	batch := c.queue
+	c.queue = nil
+	c.mu.Unlock()
+
+	c.commit(call, batch)
+
+	c.mu.Lock()
+	if len(c.queue) > 0 {
+		c.queue[0].wake <- true // the next batch is its caller's to commit
+	} else {
+		c.running = false
+	}
+	c.mu.Unlock()
+	return call.err
+}
+
+// commit runs batch in one transaction, in order. A change that fails gets its error and
+// leaves the batch, which runs again without it; a commit that fails fails them all. Every
+// caller but leader, the one running this, is woken with its result.
+func (c *committer) commit(leader *commitCall, batch []*commitCall) {
+	done := func(call *commitCall, err error) {
+		call.err = err
+		if call != leader {
+			call.wake <- false
+		}
+	}
+	for len(batch) > 0 {
+		failed := -1
+		var failErr error
+		err := c.db.Update(func(tx *bolt.Tx) error {
+			for i, call := range batch {
+				if err := call.fn(tx); err != nil {
+					failed, failErr = i, err
+					return err
+				}
+			}
+			return nil
+		})
+		if failed < 0 {
+			for _, call := range batch {
+				done(call, err)
+			}
+			return
+		}
+		done(batch[failed], failErr)
+		batch = append(batch[:failed:failed], batch[failed+1:]...)
+	}
+}
+
+// entrySync makes the directory entries of new data files durable, one fsync of data/ for
+// all the files made since the last one. A create does not wait for it: an entry lost by a
+// crash leaves a record of an empty file whose data file Open recreates empty. The first
+// close or fsync with bytes to keep waits for it, before its commit records the size.
+type entrySync struct {
+	mu      sync.Mutex
+	cond    sync.Cond // L is &mu
+	made    uint64    // GUARDED_BY(mu): data files made so far
+	synced  uint64    // GUARDED_BY(mu): of those, the ones whose entries are durable
+	running bool      // GUARDED_BY(mu): an fsync of the directory is under way
+}
+
+// add notes that a data file was created; its entry is not durable yet.
+func (s *entrySync) add() {
+	s.mu.Lock()
+	s.made++
+	s.mu.Unlock()
+}
+
+// wait returns once every entry made before the call is durable, sharing an fsync of dir
+// with the callers that wait at the same time.
+func (s *entrySync) wait(dir string) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.cond.L == nil {
+		s.cond.L = &s.mu
+	}
+	want := s.made
+	for s.synced < want {
+		if s.running {
+			s.cond.Wait()
+			continue
+		}
+		s.running = true
+		upTo := s.made
+		s.mu.Unlock()
+		err := syncDir(dir)
+		s.mu.Lock()
+		s.running = false
+		s.cond.Broadcast()
+		if err != nil {
+			return err // the waiters try again themselves
+		}
+		s.synced = max(s.synced, upTo)
+	}
+	return nil
+}
