@@ -22,8 +22,8 @@ import (
 // directory listed again.
 const (
 	walkWindow   = 5 * time.Second
-	walkAhead    = 16
-	walkParallel = 16
+	walkAhead    = 32
+	walkParallel = 32
 	// walkDirsMax bounds the directories whose subdirectory names are remembered, and
 	// walkNamesMax the names remembered for one.
 	walkDirsMax  = 256
