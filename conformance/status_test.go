@@ -13,10 +13,12 @@ import (
 	"path/filepath"
 	"strings"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/require"
+	"golang.org/x/sys/unix"
 
 	"github.com/mount-s3/mount-s3/conformance/harness"
 	"github.com/mount-s3/mount-s3/impl/s3"
@@ -256,4 +258,33 @@ func TestFlushProgressOnTerminal(t *testing.T) {
 	require.Contains(t, text, "\r\x1b[Kflushing: ", "the progress line is redrawn in place")
 	require.Regexp(t, `flushing: 1/2 changes written, 4\.0 KiB, [0-9.]+ [KMG]?i?B/s, [12]s`, text)
 	require.Contains(t, text, "flushed: 2 uploaded (4.0 KiB), 0 deleted, 0 renamed in ")
+}
+
+// TestStreamingAsksNoXattrs: a streaming mount keeps no extended attributes (S8) and tells the
+// kernel so at its first GETXATTR, so that writes (the kernel asks for security.capability
+// before each) and `ls -l` entries (security.selinux, an ACL) cost no round trip; status still
+// finds the control socket, through the root's listxattr.
+func TestStreamingAsksNoXattrs(t *testing.T) {
+	srv, store := harness.NewServer(t)
+	m := harness.MountServer(t, srv, store, harness.Options{Args: []string{"--debug-fuse"}})
+	f, err := os.Create(m.Path("small-writes"))
+	require.NoError(t, err)
+	for i := 0; i < 50; i++ {
+		_, err := f.Write([]byte("0123456789"))
+		require.NoError(t, err)
+	}
+	require.NoError(t, f.Close())
+	_, err = unix.Getxattr(m.Path("small-writes"), "user.any", make([]byte, 64))
+	require.ErrorIs(t, err, syscall.ENOTSUP)
+	_, err = unix.Lgetxattr(m.Path("small-writes"), "security.selinux", make([]byte, 64))
+	require.ErrorIs(t, err, syscall.ENOTSUP)
+	asked := strings.Count(m.Logs(), "<- GetXattr")
+	require.LessOrEqual(t, asked, 2, "the kernel asks once (or twice, racing) and then answers itself:\n%s", m.Logs())
+	require.GreaterOrEqual(t, asked, 1, "the fuse debug log shows GETXATTRs: the count above means something")
+
+	s, _ := statusJSON(t, m)
+	require.Equal(t, "streaming", s.Mode)
+	n, err := unix.Listxattr(m.Path("small-writes"), make([]byte, 256))
+	require.NoError(t, err)
+	require.Zero(t, n, "files list no attributes")
 }

@@ -8,6 +8,7 @@ import (
 	"context"
 	"log/slog"
 	"os"
+	"sync"
 	"syscall"
 	"time"
 
@@ -91,6 +92,7 @@ type adapter struct {
 	log *slog.Logger
 	// directReads opens read-only files with direct I/O (see Options.DirectReads).
 	directReads bool
+	noXattrs    sync.Once // logs that the core keeps no extended attributes, once
 }
 
 // uninterruptible detaches an operation from the kernel's interrupts. The kernel interrupts a
@@ -480,8 +482,14 @@ func (a *adapter) GetXattr(ctx context.Context, op *fuseops.GetXattrOp) error {
 	ctx = uninterruptible(ctx)
 	v, err := a.fs.GetXattr(ctx, vfs.InodeID(op.Inode), op.Name)
 	if err != nil {
-		if vfs.CodeOf(err) == vfs.CodeNoAttr {
+		switch vfs.CodeOf(err) {
+		case vfs.CodeNoAttr:
 			return syscall.ENODATA // the normal answer; not worth a log line
+		case vfs.CodeNoXattrs:
+			a.noXattrs.Do(func() {
+				a.log.Info("extended attributes are not kept in this mode; the kernel now answers getxattr with ENOTSUP itself", "reason", err.Error())
+			})
+			return Errno(err)
 		}
 		return a.fail(err)
 	}

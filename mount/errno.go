@@ -27,6 +27,7 @@ var errnos = map[vfs.Code]syscall.Errno{
 	vfs.CodeNoAttr:       syscall.ENODATA,
 	vfs.CodeBusy:         syscall.EBUSY,
 	vfs.CodeTooBig:       syscall.EFBIG,
+	vfs.CodeNoXattrs:     syscall.ENOSYS, // the kernel answers ENOTSUP from then on, unasked
 }
 
 // Errno returns the errno a program sees for err.

@@ -3,9 +3,10 @@
 // user who mounted and has mode 0600 in a directory only that user can enter, so only that
 // user (and root) can ask. A request is one JSON line; the answer is a stream of JSON lines
 // (status.Line) ending with End or Error, so an answer has no size limit. The mount's root
-// answers the extended attribute SocketXattr with the socket's path: a command finds the
-// socket from the mount point alone, and a directory that is not a mount-s3 mount's root has
-// no such attribute, so nothing is ever written to it.
+// answers the extended attribute SocketXattr with the socket's path, or, in a mode that keeps
+// no extended attributes, lists it in a name (ListedName): a command finds the socket from
+// the mount point alone, and a directory that is not a mount-s3 mount's root has no such
+// attribute, so nothing is ever written to it.
 package control
 
 import (
@@ -21,14 +22,21 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 
 	"github.com/mount-s3/mount-s3/impl/status"
 )
 
-// SocketXattr is answered on a mount's root with the path of its control socket.
+// SocketXattr is answered on a mount's root with the path of its control socket. A mount
+// that keeps no extended attributes (streaming mode) tells the kernel so, and the kernel then
+// answers getxattr itself: its root lists ListedName instead.
 const SocketXattr = "user.mount-s3.control"
+
+// ListedName is the name a mount's root lists in listxattr to give the socket's path when
+// getxattr is not answered: SocketXattr, "=", the path.
+func ListedName(socket string) string { return SocketXattr + "=" + socket }
 
 // Request is what a command asks.
 type Request struct {
@@ -249,10 +257,30 @@ func Dial(mnt string) (*Client, error) {
 	switch {
 	case errors.Is(err, syscall.ENOTCONN):
 		return nil, ErrStale
+	case errors.Is(err, syscall.ENOTSUP):
+		if path, ok := listedSocket(mnt); ok {
+			return dialSocket(path)
+		}
+		return nil, ErrNotMount
 	case err != nil:
 		return nil, ErrNotMount
 	}
 	return dialSocket(string(buf[:n]))
+}
+
+// listedSocket finds the socket's path among the names mnt lists (ListedName).
+func listedSocket(mnt string) (string, bool) {
+	buf := make([]byte, 64<<10)
+	n, err := syscall.Listxattr(mnt, buf)
+	if err != nil {
+		return "", false
+	}
+	for _, name := range strings.Split(string(buf[:n]), "\x00") {
+		if path, ok := strings.CutPrefix(name, SocketXattr+"="); ok && path != "" {
+			return path, true
+		}
+	}
+	return "", false
 }
 
 func dialSocket(path string) (*Client, error) {

@@ -185,17 +185,21 @@ func (f *FS) ReadLink(ctx context.Context, id vfs.InodeID) (string, error) {
 	return "", vfs.NewError("readlink", "", vfs.CodeInvalid, "not a symbolic link")
 }
 
-// GetXattr: objects have no extended attributes in streaming mode. ENODATA rather than ENOTSUP
-// so that `ls -l` and `cp -a` do not complain (S8).
+// GetXattr: objects have no extended attributes in streaming mode (S8). The kernel is told so
+// once and answers ENOTSUP itself from then on, as for Mountpoint: a write(2) or an `ls -l`
+// entry then costs no GETXATTR round trip (ls and cp -a take ENOTSUP as "none").
 func (f *FS) GetXattr(ctx context.Context, id vfs.InodeID, name string) ([]byte, error) {
-	if id == vfs.RootID && name == control.SocketXattr && f.cfg.ControlSocket != "" {
-		return []byte(f.cfg.ControlSocket), nil
-	}
-	return nil, vfs.NewError("getxattr", "", vfs.CodeNoAttr, "no such attribute")
+	return nil, vfs.NewError("getxattr", "", vfs.CodeNoXattrs, "streaming mode keeps no extended attributes (S8)")
 }
 
-// ListXattr: there are none (S8).
-func (f *FS) ListXattr(ctx context.Context, id vfs.InodeID) ([]string, error) { return nil, nil }
+// ListXattr: there are none (S8). The root lists the name that tells `mount-s3 status` where
+// the control socket is, since getxattr cannot (control.ListedName).
+func (f *FS) ListXattr(ctx context.Context, id vfs.InodeID) ([]string, error) {
+	if id == vfs.RootID && f.cfg.ControlSocket != "" {
+		return []string{control.ListedName(f.cfg.ControlSocket)}, nil
+	}
+	return nil, nil
+}
 
 // SetXattr: objects have no extended attributes in streaming mode (S8).
 func (f *FS) SetXattr(ctx context.Context, id vfs.InodeID, name string, value []byte, flags uint32) error {

@@ -34,6 +34,10 @@ const (
 	CodeNoAttr                   // no such extended attribute
 	CodeBusy                     // the file or directory is in use
 	CodeTooBig                   // a size beyond what the store or the file system allows
+	// CodeNoXattrs: the file system keeps no extended attributes at all. The kernel is told
+	// once (ENOSYS) and stops asking: otherwise every write(2) asks for security.capability
+	// and every `ls -l` entry for security.selinux and an ACL, a round trip each.
+	CodeNoXattrs
 )
 
 // Error is what every fs method returns on failure: which operation on which path failed,
