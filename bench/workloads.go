@@ -10,6 +10,8 @@ import (
 	"sync/atomic"
 	"syscall"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // The mount side of every row: plain system calls on files of a fresh mount, the way cat,
@@ -268,8 +270,7 @@ func (e *env) readSmall(r *row) {
 	baseline(r, v, err)
 }
 
-// listDir is `ls -l` twice on one fresh mount: cold, then warm. Like ls -l, it reads the
-// directory and then lstats every entry.
+// listDir is `ls -l` twice on one fresh mount: cold, then warm (lsl).
 func (e *env) listDir() []row {
 	cold := row{name: fmt.Sprintf("ls -l %d entries, cold", e.cfg.dirEntries), unit: "s", floor: pages(e.cfg.dirEntries) * e.listLat.Seconds()}
 	warm := row{name: fmt.Sprintf("ls -l %d entries, warm", e.cfg.dirEntries), unit: "s"}
@@ -294,6 +295,9 @@ func (e *env) listDir() []row {
 	return []row{cold, warm}
 }
 
+// lsl does what GNU ls -l does to dir: it reads the directory, then for every entry an lstat,
+// and the two extended attributes ls asks for (its SELinux label and whether it has an ACL).
+// On FUSE each getxattr is a round trip unless the file system told the kernel it has none.
 func (e *env) lsl(dir string) (float64, error) {
 	t0 := time.Now()
 	f, err := os.Open(dir)
@@ -306,8 +310,12 @@ func (e *env) lsl(dir string) (float64, error) {
 		return 0, err
 	}
 	for _, name := range names {
-		fi, err := os.Lstat(filepath.Join(dir, name))
+		p := filepath.Join(dir, name)
+		fi, err := os.Lstat(p)
 		if err != nil {
+			return 0, err
+		}
+		if err := lsXattrs(p); err != nil {
 			return 0, err
 		}
 		if !fi.Mode().IsRegular() || fi.Size() != 0 {
@@ -351,4 +359,19 @@ func (e *env) cacheReread(r *row) {
 	})
 	v, err := e.timedGet(e.big())
 	baseline(r, v, err)
+}
+
+// lsXattrs reads the attributes ls -l reads of each entry; "none" and "not supported" are the
+// usual answers.
+func lsXattrs(p string) error {
+	var buf [256]byte
+	for _, get := range []func() error{
+		func() error { _, err := unix.Lgetxattr(p, "security.selinux", buf[:]); return err },
+		func() error { _, err := unix.Getxattr(p, "system.posix_acl_access", nil); return err },
+	} {
+		if err := get(); err != nil && !errors.Is(err, unix.ENODATA) && !errors.Is(err, unix.ENOTSUP) {
+			return fmt.Errorf("%s: getxattr as ls -l does: %w", p, err)
+		}
+	}
+	return nil
 }
