@@ -84,6 +84,13 @@ type DirectHandles interface {
 	DirectIO(h vfs.HandleID) bool
 }
 
+// Ender is implemented by a core with work to finish when the connection ends, before the
+// process may exit: at an unmount the kernel drops the requests it had queued and not sent,
+// RELEASEs among them.
+type Ender interface {
+	End()
+}
+
 // adapter implements fuseutil.FileSystem over a FileSystem. Operations it does not implement
 // answer ENOSYS through the embedded NotImplementedFileSystem.
 type adapter struct {
@@ -467,6 +474,13 @@ func (a *adapter) RemoveXattr(ctx context.Context, op *fuseops.RemoveXattrOp) er
 func (a *adapter) Fallocate(ctx context.Context, op *fuseops.FallocateOp) error {
 	ctx = uninterruptible(ctx)
 	return a.fail(a.fs.Unsupported("fallocate"))
+}
+
+// Destroy runs once the connection has ended and every operation has returned.
+func (a *adapter) Destroy() {
+	if e, ok := a.fs.(Ender); ok {
+		e.End()
+	}
 }
 
 func childEntry(e vfs.Entry) fuseops.ChildInodeEntry {

@@ -32,6 +32,9 @@ type writeHandle struct {
 	err error
 	// written counts bytes accepted; stat reads it without taking mu. Updated under mu.
 	written atomic.Int64
+	// closedEmpty: the opener closed the file with nothing written; its upload waits for the
+	// release (Flush). GUARDED_BY(mu)
+	closedEmpty bool
 }
 
 func (w *writeHandle) size() int64 { return w.written.Load() }
@@ -233,6 +236,9 @@ func (f *FS) Flush(ctx context.Context, h vfs.HandleID, pid uint32) error {
 	}
 	w.mu.Lock()
 	failed, empty := w.state.Failed, w.size() == 0
+	if empty && !failed {
+		w.closedEmpty = true
+	}
 	w.mu.Unlock()
 	if empty && !failed {
 		return nil
@@ -323,6 +329,42 @@ func (f *FS) endWrite(w *writeHandle, committed bool) {
 	if !committed && f.invalidate != nil {
 		f.invalidate(in.id)
 	}
+}
+
+// End commits the files closed empty whose release never came: the kernel drops the RELEASEs
+// it had queued when it unmounts, and an empty file is committed at its release (Flush), so
+// `touch f; umount` would otherwise lose f. A file whose opener has not closed it (the
+// connection aborted under a program still writing) is not committed: no partial object.
+// LOCKS_EXCLUDED(f.mu)
+func (f *FS) End() {
+	var pending []*writeHandle
+	f.mu.Lock()
+	f.handles.Each(func(_ vfs.HandleID, h any) bool {
+		if w, ok := h.(*writeHandle); ok {
+			w.mu.Lock()
+			if w.closedEmpty {
+				pending = append(pending, w)
+			}
+			w.mu.Unlock()
+		}
+		return true
+	})
+	f.mu.Unlock()
+	if len(pending) == 0 {
+		return
+	}
+	var wg sync.WaitGroup
+	slots := make(chan struct{}, 16)
+	for _, w := range pending {
+		wg.Add(1)
+		slots <- struct{}{}
+		go func() {
+			defer func() { <-slots; wg.Done() }()
+			f.releaseWrite(w)
+		}()
+	}
+	wg.Wait()
+	f.log.Info("committed the files closed empty whose release the unmount dropped", "files", len(pending))
 }
 
 // releaseWrite is the last close of a write handle: an upload not yet completed (no flush
