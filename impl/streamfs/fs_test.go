@@ -41,6 +41,7 @@ type fixtureOptions struct {
 	ttl        time.Duration
 	// fetchAhead, if set, is given the store and becomes the file system's FetchAhead.
 	fetchAhead *fetchahead.Config
+	overwrite  bool // --allow-overwrite
 }
 
 func newFixtureWith(t *testing.T, o fixtureOptions) *fixture {
@@ -55,7 +56,7 @@ func newFixtureWith(t *testing.T, o fixtureOptions) *fixture {
 		o.ttl = time.Second
 	}
 	clk := clock.NewFake(time.Unix(1_700_000_000, 0))
-	cfg := streamfs.Config{Store: store, Clock: clk, Prefix: o.prefix, MetadataTTL: o.ttl, NegativeTTL: o.ttl}
+	cfg := streamfs.Config{Store: store, Clock: clk, Prefix: o.prefix, MetadataTTL: o.ttl, NegativeTTL: o.ttl, AllowOverwrite: o.overwrite}
 	if o.fetchAhead != nil {
 		fc := *o.fetchAhead
 		fc.Store = store

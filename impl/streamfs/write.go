@@ -32,9 +32,12 @@ type writeHandle struct {
 	err error
 	// written counts bytes accepted; stat reads it without taking mu. Updated under mu.
 	written atomic.Int64
-	// closedEmpty: the opener closed the file with nothing written; its upload waits for the
-	// release (Flush). GUARDED_BY(mu)
+	// closedEmpty: the opener closed the file with nothing written and wrote nothing since;
+	// its upload waits for the release (Flush). GUARDED_BY(mu)
 	closedEmpty bool
+	// replaces: opened with O_TRUNC over an existing object (openForWrite), not created.
+	// Constant.
+	replaces bool
 }
 
 func (w *writeHandle) size() int64 { return w.written.Load() }
@@ -172,6 +175,7 @@ func (f *FS) openForWrite(in *inode, flags vfs.OpenFlags, pid uint32) (vfs.Handl
 		return 0, refused("open", in.path, v)
 	}
 	h := f.startWriteLocked(in, pid)
+	in.writer.replaces = true
 	in.local = true
 	f.local[in.path] = in
 	return h, nil
@@ -215,6 +219,7 @@ func (f *FS) Write(ctx context.Context, h vfs.HandleID, off int64, data []byte) 
 	}
 	w.state = next
 	w.written.Store(w.upload.Size())
+	w.closedEmpty = false // still being written: a close came from a descriptor it no longer uses
 	return nil
 }
 
@@ -331,41 +336,58 @@ func (f *FS) endWrite(w *writeHandle, committed bool) {
 	}
 }
 
-// End commits the files closed empty whose release never came: the kernel drops the RELEASEs
-// it had queued when it unmounts, and an empty file is committed at its release (Flush), so
-// `touch f; umount` would otherwise lose f. A file whose opener has not closed it (the
-// connection aborted under a program still writing) is not committed: no partial object.
+// End commits the new files closed empty whose release never came: the kernel drops the
+// RELEASEs it had queued when it unmounts, and an empty file is committed at its release
+// (Flush), so `touch f; umount` would otherwise lose f. Left alone: a file written to after
+// such a close (a program still writing when the connection was aborted: no partial
+// object), and an O_TRUNC over an existing object (the object stays as it was rather than
+// be emptied by a program that may not have been done).
 // LOCKS_EXCLUDED(f.mu)
 func (f *FS) End() {
-	var pending []*writeHandle
+	var open []*writeHandle
 	f.mu.Lock()
 	f.handles.Each(func(_ vfs.HandleID, h any) bool {
-		if w, ok := h.(*writeHandle); ok {
-			w.mu.Lock()
-			if w.closedEmpty {
-				pending = append(pending, w)
-			}
-			w.mu.Unlock()
+		if w, ok := h.(*writeHandle); ok && !w.replaces {
+			open = append(open, w)
 		}
 		return true
 	})
 	f.mu.Unlock()
+	var pending []*writeHandle
+	for _, w := range open {
+		w.mu.Lock()
+		if w.closedEmpty && w.size() == 0 && !w.state.Failed {
+			pending = append(pending, w)
+		}
+		w.mu.Unlock()
+	}
 	if len(pending) == 0 {
 		return
 	}
+	// The process is exiting: a store that does not answer must not hold it for ever.
+	ctx, cancel := context.WithTimeout(context.Background(), endTimeout)
+	defer cancel()
 	var wg sync.WaitGroup
+	var committed atomic.Int64
 	slots := make(chan struct{}, 16)
 	for _, w := range pending {
 		wg.Add(1)
 		slots <- struct{}{}
 		go func() {
 			defer func() { <-slots; wg.Done() }()
-			f.releaseWrite(w)
+			if err := f.commit(ctx, w); err != nil {
+				f.log.Warn("upload at unmount failed", "path", "/"+w.path, "error", err)
+				return
+			}
+			committed.Add(1)
 		}()
 	}
 	wg.Wait()
-	f.log.Info("committed the files closed empty whose release the unmount dropped", "files", len(pending))
+	f.log.Info("committed the files closed empty whose release the unmount dropped", "files", committed.Load(), "of", len(pending))
 }
+
+// endTimeout bounds End's uploads.
+const endTimeout = 30 * time.Second
 
 // releaseWrite is the last close of a write handle: an upload not yet completed (no flush
 // came) is completed now.

@@ -1,6 +1,7 @@
 package local
 
 import (
+	"fmt"
 	"sync"
 
 	bolt "go.etcd.io/bbolt"
@@ -17,6 +18,8 @@ type commitCall struct {
 	fn   func(*bolt.Tx) error
 	err  error
 	wake chan bool // true: this caller commits the queue; false: its change is committed (err)
+	// answered: err is final and the caller woken; only the committing caller touches it.
+	answered bool
 }
 
 // committer runs changes in shared bbolt transactions.
@@ -49,6 +52,26 @@ func (c *committer) update(fn func(*bolt.Tx) error) error {
 	c.queue = nil
 	c.mu.Unlock()
 
+	defer func() {
+		if p := recover(); p != nil {
+			// Nobody may wait for good behind a panic: the batch fails, the next caller
+			// commits, and the panic goes on.
+			for _, other := range batch {
+				if other != call && !other.answered {
+					other.err, other.answered = fmt.Errorf("commit: %v", p), true
+					other.wake <- false
+				}
+			}
+			c.mu.Lock()
+			if len(c.queue) > 0 {
+				c.queue[0].wake <- true
+			} else {
+				c.running = false
+			}
+			c.mu.Unlock()
+			panic(p)
+		}
+	}()
 	c.commit(call, batch)
 
 	c.mu.Lock()
@@ -66,7 +89,7 @@ func (c *committer) update(fn func(*bolt.Tx) error) error {
 // caller but leader, the one running this, is woken with its result.
 func (c *committer) commit(leader *commitCall, batch []*commitCall) {
 	done := func(call *commitCall, err error) {
-		call.err = err
+		call.err, call.answered = err, true
 		if call != leader {
 			call.wake <- false
 		}
@@ -91,6 +114,30 @@ func (c *committer) commit(leader *commitCall, batch []*commitCall) {
 		}
 		done(batch[failed], failErr)
 		batch = append(batch[:failed:failed], batch[failed+1:]...)
+	}
+}
+
+// newDataID is a data file id no record has and none was handed out before in this process.
+// A rolled-back transaction gives its sequence numbers back to bbolt, and a caller that made
+// or removed a data file for one would then touch the file of whoever got the number next
+// (a create's cleanup removed another create's data file). lastID outlives rollbacks; after
+// a restart, Open has removed every data file no record owns before any id is handed out.
+func (l *Layer) newDataID(tx *bolt.Tx) (uint64, error) {
+	b := tx.Bucket(bIDs)
+	if last := l.lastID.Load(); b.Sequence() < last {
+		if err := b.SetSequence(last); err != nil {
+			return 0, err
+		}
+	}
+	id, err := b.NextSequence()
+	if err != nil {
+		return 0, err
+	}
+	for {
+		last := l.lastID.Load()
+		if id <= last || l.lastID.CompareAndSwap(last, id) {
+			return id, nil
+		}
 	}
 }
 

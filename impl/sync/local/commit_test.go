@@ -199,3 +199,41 @@ func TestCreateOpenAfterAnUploadInBetween(t *testing.T) {
 	require.True(t, upload(t, l, "new"))
 	require.Empty(t, dirtyPaths(t, l))
 }
+
+// A change of attributes of a file with unsynced writes commits their size: the new file's
+// entry in data/ must be durable first, as for a close (cp -p: write, fchmod, close).
+func TestSetattrOfANewFileSyncsItsEntry(t *testing.T) {
+	l, _ := newLayer(t)
+	_, h, err := l.CreateOpen("new", 0o644, 0, 0)
+	require.NoError(t, err)
+	_, err = h.WriteAt([]byte("hello"), 0)
+	require.NoError(t, err)
+	require.NoError(t, l.Chmod("new", 0o600))
+	l.entries.mu.Lock()
+	made, synced := l.entries.made, l.entries.synced
+	l.entries.mu.Unlock()
+	require.Equal(t, made, synced, "the chmod committed the size: the entry is durable")
+	info, err := l.Stat("new")
+	require.NoError(t, err)
+	require.EqualValues(t, 5, info.State.Size)
+	require.NoError(t, h.Close())
+}
+
+// A data id a rolled-back transaction took is never handed out again in the process: a
+// caller that made or removed a file for it would touch another record's data.
+func TestDataIDsOutliveRollbacks(t *testing.T) {
+	l, _ := newLayer(t)
+	var rolledBack, next uint64
+	err := l.db.Update(func(tx *bolt.Tx) (err error) {
+		if rolledBack, err = l.newDataID(tx); err != nil {
+			return err
+		}
+		return errors.New("roll back")
+	})
+	require.Error(t, err)
+	require.NoError(t, l.db.Update(func(tx *bolt.Tx) (err error) {
+		next, err = l.newDataID(tx)
+		return err
+	}))
+	require.Greater(t, next, rolledBack)
+}

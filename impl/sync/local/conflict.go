@@ -63,7 +63,7 @@ func (l *Layer) conflictTx(tx *bolt.Tx, path string, r *record, ev syncrule.Even
 			if r.ID != 0 && !linked {
 				drop = append(drop, r.ID)
 			}
-			if lf.ID, err = tx.Bucket(bIDs).NextSequence(); err != nil {
+			if lf.ID, err = l.newDataID(tx); err != nil {
 				return nil, err
 			}
 			if err := createEmpty(l.dataPath(lf.ID)); err != nil {
@@ -72,7 +72,7 @@ func (l *Layer) conflictTx(tx *bolt.Tx, path string, r *record, ev syncrule.Even
 			size, res.NoBaseData = 0, true
 		} else if linked {
 			if lf.ID = 0; r.Kind == KindFile {
-				if lf.ID, err = tx.Bucket(bIDs).NextSequence(); err != nil {
+				if lf.ID, err = l.newDataID(tx); err != nil {
 					return nil, err
 				}
 				// The copy is of the data file as it is, unsynced writes of an open handle

@@ -300,11 +300,7 @@ func (l *Layer) syncLocked(f *openFile, path string) (syncrule.State, error) {
 		})
 		return st, err
 	}
-	if err := f.file.Sync(); err != nil {
-		return syncrule.State{}, err
-	}
-	// The file's entry in data/ must be durable before a commit says it holds these bytes.
-	if err := l.entries.wait(filepath.Join(l.dir, DataDir)); err != nil {
+	if err := l.syncData(f); err != nil {
 		return syncrule.State{}, err
 	}
 	crashHook("sync-after-fsync")
@@ -331,6 +327,15 @@ func (l *Layer) syncLocked(f *openFile, path string) (syncrule.State, error) {
 		f.wrote = false
 	}
 	return st, err
+}
+
+// syncData makes f's bytes durable, and its entry in data/ (entrySync): what every commit of
+// f's size must come after (invariant 2). REQUIRES: f.mu held.
+func (l *Layer) syncData(f *openFile) error {
+	if err := f.file.Sync(); err != nil {
+		return err
+	}
+	return l.entries.wait(filepath.Join(l.dir, DataDir))
 }
 
 // Sync makes the writes of every open handle of the file at path durable (fsync(2) on any

@@ -100,7 +100,7 @@ func (l *Layer) PutData(path string, v syncrule.Version, r io.Reader) error {
 			rec.ID = 0
 		}
 		if rec.ID == 0 {
-			if rec.ID, err = tx.Bucket(bIDs).NextSequence(); err != nil {
+			if rec.ID, err = l.newDataID(tx); err != nil {
 				return err
 			}
 		}

@@ -61,9 +61,10 @@ type Layer struct {
 	// filesMu also guards files, for Stat, which reads it without mu: a reader of attributes
 	// must not wait for mu, which is held across commits. Writers of files hold both.
 	filesMu sync.RWMutex
-	closed  atomic.Bool // set under mu; read without it by views
-	commits committer   // shared commits for the changes programs wait on (commit.go)
-	entries entrySync   // entries of new data files not yet durable (commit.go)
+	closed  atomic.Bool   // set under mu; read without it by views
+	commits committer     // shared commits for the changes programs wait on (commit.go)
+	entries entrySync     // entries of new data files not yet durable (commit.go)
+	lastID  atomic.Uint64 // the greatest data id handed out, committed or not (newDataID)
 
 	observed observations // names removed while the watcher looked (observe.go)
 	touches  touches      // reads not recorded yet (TouchLater)

@@ -38,7 +38,7 @@ func (l *Layer) Link(src, dst string) (Info, error) {
 		if r.ID == 0 {
 			// A symlink or special file has no data file; the id is what makes its names
 			// one file.
-			if r.ID, err = tx.Bucket(bIDs).NextSequence(); err != nil {
+			if r.ID, err = l.newDataID(tx); err != nil {
 				return err
 			}
 			if err := putRec(tx, src, r); err != nil {

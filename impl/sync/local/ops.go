@@ -100,7 +100,7 @@ func (l *Layer) placeRecordTx(tx *bolt.Tx, path string, n *record, size int64) (
 	st, _ = syncrule.Next(st, syncrule.LocalWrite{At: l.now(), Size: size}, noParams)
 	r.State = st
 	if kind == KindFile && r.ID == 0 {
-		if r.ID, err = tx.Bucket(bIDs).NextSequence(); err != nil {
+		if r.ID, err = l.newDataID(tx); err != nil {
 			return nil, err
 		}
 	}
@@ -134,17 +134,22 @@ func (l *Layer) CreateOpen(path string, mode, uid, gid uint32) (Info, *Handle, e
 		return Info{}, nil, perr("create", path, err)
 	}
 	// Between the commit and the acquire, the engine may have snapshot the new file for its
-	// upload (a sealed openFile released since leaves no trace but the record's state): then
-	// the first write must record a new generation, or the upload's MarkUploaded would make
-	// it clean (invariants 1 and 4).
+	// upload (a sealed openFile released since leaves no trace but the record's state: the
+	// engine records the upload in flight before it takes the snapshot): then the first write
+	// must record a new generation, or the upload's MarkUploaded would make it clean
+	// (invariants 1 and 4). Any change of the state the create committed seals.
 	f.mu.Lock()
 	err = l.view(func(tx *bolt.Tx) error {
 		r, err := getRec(tx, path)
-		if err == nil && (r == nil || r.ID != info.ID || r.State.Gen != info.State.Gen ||
-			r.State.InFlight != syncrule.OpNone || !r.State.Dirty()) {
+		if err != nil {
+			return err
+		}
+		was := info.State
+		if r == nil || r.ID != info.ID || r.State.Gen != was.Gen || r.State.CleanGen != was.CleanGen ||
+			r.State.InFlight != was.InFlight || r.State.InFlightGen != was.InFlightGen {
 			f.sealed = true
 		}
-		return err
+		return nil
 	})
 	f.mu.Unlock()
 	if err != nil {
@@ -161,14 +166,13 @@ func (l *Layer) createFile(path string, mode, uid, gid uint32) (Info, error) {
 		if err != nil {
 			return err
 		}
-		// Made again if the transaction runs again: an id a rolled-back run used leaves an
-		// empty file that the next record given that id takes over.
+		// A run that rolls back leaves an empty file under an id never used again, which
+		// Open's sweep removes.
 		return createUnsynced(l.dataPath(r.ID))
 	})
 	if err != nil {
-		if r != nil && r.ID != 0 {
-			os.Remove(l.dataPath(r.ID))
-		}
+		// A data file made for a run that did not commit is left to Open's sweep: its id is
+		// never handed out again (newDataID).
 		return Info{}, perr("create", path, err)
 	}
 	l.entries.add()
@@ -501,7 +505,7 @@ func (l *Layer) setattr(op, path string, set func(*Attr) error) error {
 		// The commit below takes the unsynced writes into the record and clears wrote, after
 		// which a close does not sync again: their bytes must be on disk first (invariant 2).
 		if f.wrote {
-			if err := f.file.Sync(); err != nil {
+			if err := l.syncData(f); err != nil {
 				return perr(op, path, err)
 			}
 		}

@@ -36,6 +36,7 @@ func (l *Layer) recover() error {
 			r    *record
 		}
 		var fixes []fix
+		adopted := false
 		for k, v := c.First(); k != nil; k, v = c.Next() {
 			path := pathOfNodeKey(k)
 			r, err := decodeRec(path, v)
@@ -54,6 +55,13 @@ func (l *Layer) recover() error {
 			case err == nil && fi.Size() == r.State.Size:
 				owned[filepath.Base(name)] = true
 			case err == nil && onlyCopy(r):
+				// The size it adopts is what reached the file, not what was synced: the
+				// bytes and the file's entry must be durable before a commit says so
+				// (invariant 2), or a power loss soon after leaves a record with no file.
+				if err := syncFile(name); err != nil {
+					return err
+				}
+				adopted = true
 				r.State.Size = fi.Size()
 				fixes = append(fixes, fix{path, r})
 				owned[filepath.Base(name)] = true
@@ -68,6 +76,11 @@ func (l *Layer) recover() error {
 			case errors.Is(err, os.ErrNotExist):
 				missingDirty = append(missingDirty, path)
 			default:
+				return err
+			}
+		}
+		if adopted {
+			if err := syncDir(filepath.Join(l.dir, DataDir)); err != nil {
 				return err
 			}
 		}
@@ -134,11 +147,21 @@ func createEmpty(name string) error {
 // createUnsynced makes an empty data file whose directory entry is not durable yet: the
 // caller notes it in Layer.entries, which the first sync with bytes to keep waits for.
 func createUnsynced(name string) error {
-	f, err := os.OpenFile(name, os.O_RDWR|os.O_CREATE, 0o600)
+	f, err := os.OpenFile(name, os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o600)
 	if err != nil {
 		return err
 	}
 	return f.Close()
+}
+
+// syncFile fsyncs the file name.
+func syncFile(name string) error {
+	f, err := os.OpenFile(name, os.O_RDWR, 0)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	return f.Sync()
 }
 
 // syncDir makes a create, rename or unlink in dir durable.
