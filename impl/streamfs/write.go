@@ -32,9 +32,6 @@ type writeHandle struct {
 	err error
 	// written counts bytes accepted; stat reads it without taking mu. Updated under mu.
 	written atomic.Int64
-	// closedEmpty: the opener closed the file with nothing written and wrote nothing since;
-	// its upload waits for the release (Flush). GUARDED_BY(mu)
-	closedEmpty bool
 	// replaces: opened with O_TRUNC over an existing object (openForWrite), not created.
 	// Constant.
 	replaces bool
@@ -219,7 +216,6 @@ func (f *FS) Write(ctx context.Context, h vfs.HandleID, off int64, data []byte) 
 	}
 	w.state = next
 	w.written.Store(w.upload.Size())
-	w.closedEmpty = false // still being written: a close came from a descriptor it no longer uses
 	return nil
 }
 
@@ -229,7 +225,8 @@ func (f *FS) Write(ctx context.Context, h vfs.HandleID, off int64, data []byte) 
 // nothing: a child process that inherited the descriptor (any fork while a file is open)
 // closes its copy long before the writer is done; shells open, dup2 and close the first
 // descriptor before writing through the copy (`echo x > f`); touch(1) closes a file it never
-// wrote. Such a file is completed at the last close (release) instead (S5).
+// wrote. Such a file is completed at the last close (release) instead (S5,
+// streamrule.Upload.Close).
 // LOCKS_EXCLUDED(f.mu)
 func (f *FS) Flush(ctx context.Context, h vfs.HandleID, pid uint32) error {
 	w, err := vfs.HandleOf[*writeHandle](&f.handles, h, "flush")
@@ -239,16 +236,7 @@ func (f *FS) Flush(ctx context.Context, h vfs.HandleID, pid uint32) error {
 	if pid != w.opener {
 		return nil
 	}
-	w.mu.Lock()
-	failed, empty := w.state.Failed, w.size() == 0
-	if empty && !failed {
-		w.closedEmpty = true
-	}
-	w.mu.Unlock()
-	if empty && !failed {
-		return nil
-	}
-	return f.commit(context.WithoutCancel(ctx), w)
+	return f.commit(context.WithoutCancel(ctx), w, streamrule.Upload.Close)
 }
 
 // Fsync completes the upload of a file being written (S4); later writes fail.
@@ -258,15 +246,16 @@ func (f *FS) Fsync(ctx context.Context, h vfs.HandleID) error {
 	if err != nil {
 		return nil
 	}
-	return f.commit(context.WithoutCancel(ctx), w)
+	return f.commit(context.WithoutCancel(ctx), w, streamrule.Upload.Commit)
 }
 
-// commit completes w's upload once and records the new object's metadata.
+// commit completes w's upload, if step (the rule for this close or fsync) says so, and
+// records the new object's metadata.
 // LOCKS_EXCLUDED(f.mu)
-func (f *FS) commit(ctx context.Context, w *writeHandle) error {
+func (f *FS) commit(ctx context.Context, w *writeHandle, step func(streamrule.Upload) (streamrule.Upload, bool, streamrule.Verdict)) error {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	next, commit, v := w.state.Commit()
+	next, commit, v := step(w.state)
 	w.state = next
 	if !commit {
 		if !v.Allowed() {
@@ -356,7 +345,7 @@ func (f *FS) End() {
 	var pending []*writeHandle
 	for _, w := range open {
 		w.mu.Lock()
-		if w.closedEmpty && w.size() == 0 && !w.state.Failed {
+		if w.state.OwedAtEnd() {
 			pending = append(pending, w)
 		}
 		w.mu.Unlock()
@@ -375,7 +364,7 @@ func (f *FS) End() {
 		slots <- struct{}{}
 		go func() {
 			defer func() { <-slots; wg.Done() }()
-			if err := f.commit(ctx, w); err != nil {
+			if err := f.commit(ctx, w, streamrule.Upload.Commit); err != nil {
 				f.log.Warn("upload at unmount failed", "path", "/"+w.path, "error", err)
 				return
 			}
@@ -395,7 +384,7 @@ const endTimeout = 30 * time.Second
 // A failed file stays visible, with what it accepted, until this last close; then the path
 // shows whatever the bucket holds.
 func (f *FS) releaseWrite(w *writeHandle) {
-	if err := f.commit(context.Background(), w); err != nil {
+	if err := f.commit(context.Background(), w, streamrule.Upload.Commit); err != nil {
 		f.log.Warn("upload at release failed", "path", "/"+w.path, "error", err)
 		f.endWrite(w, false)
 	}

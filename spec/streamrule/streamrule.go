@@ -117,6 +117,8 @@ type Upload struct {
 	Written  int64
 	Failed   bool
 	Complete bool
+	// ClosedEmpty: the opener closed the file before it wrote anything (Close).
+	ClosedEmpty bool
 }
 
 // Write is a write of n bytes at off. Writes are sequential: any other offset than the bytes
@@ -155,6 +157,26 @@ func (u Upload) Commit() (next Upload, commit bool, v Verdict) {
 	}
 	u.Complete = true
 	return u, true, Verdict{}
+}
+
+// Close is the opener's close(2) (S5). After the opener wrote, or after a failure, it is
+// Commit. Closed empty, nothing is committed yet: a shell opens, dup2s and closes the first
+// descriptor before writing through the other, and touch closes a file it never wrote, so
+// the upload completes at the last close (Commit) instead.
+func (u Upload) Close() (next Upload, commit bool, v Verdict) {
+	if u.Written == 0 && !u.Failed && !u.Complete {
+		u.ClosedEmpty = true
+		return u, false, Verdict{}
+	}
+	return u.Commit()
+}
+
+// OwedAtEnd reports an upload whose opener closed the file empty and that nothing was
+// written to or committed since: the kernel drops the last closes it has not sent when the
+// mount ends, and such a file is then committed by the mount itself (S5). A file written to
+// after such a close may still have been being written: it is not.
+func (u Upload) OwedAtEnd() bool {
+	return u.ClosedEmpty && u.Written == 0 && !u.Failed && !u.Complete
 }
 
 // WriteHandle is S10: an open is decided at open, not at first use. O_RDONLY, and O_RDWR

@@ -105,6 +105,30 @@ func TestUploadIsSequentialAndCommitsOnce(t *testing.T) {
 	})
 }
 
+// The opener's close commits what it wrote; closed empty, the commit waits for the last
+// close, and is owed at the mount's end only while nothing was written or committed since.
+func TestCloseWaitsForTheLastCloseOnlyWhenEmpty(t *testing.T) {
+	var u Upload
+	u, commit, v := u.Close()
+	if commit || !v.Allowed() || !u.OwedAtEnd() {
+		t.Fatalf("close of an empty upload: commit %v, %v, owed at end %v; want a wait, owed", commit, v, u.OwedAtEnd())
+	}
+	if w, _ := u.Write(0, 3); w.OwedAtEnd() {
+		t.Fatal("written to after an empty close: still owed at the end, want not (it may not be done)")
+	}
+	if c, commit, _ := u.Commit(); !commit || c.OwedAtEnd() {
+		t.Fatalf("the last close after an empty close: commit %v, owed %v; want committed, not owed", commit, c.OwedAtEnd())
+	}
+	w, _ := Upload{}.Write(0, 3)
+	if _, commit, _ := w.Close(); !commit {
+		t.Fatal("the opener's close after writing does not commit")
+	}
+	failed := Upload{}.Fail()
+	if _, commit, v := failed.Close(); commit || v.Errno != syscall.EIO || failed.OwedAtEnd() {
+		t.Fatalf("close of a failed upload: commit %v, %v; want EIO", commit, v)
+	}
+}
+
 func TestSetAttrAndOpenModes(t *testing.T) {
 	file := Target{Exists: true}
 	writing := Target{Exists: true, BeingWritten: true}
