@@ -17,6 +17,27 @@ import (
 )
 
 // countingFixture is a fixture whose server counts HEADs and LISTs.
+// dirKeys is a directory d of n objects f0000, f0001...: its keys, and its names in order.
+func dirKeys(n int) (keys map[string]string, names []string) {
+	keys = map[string]string{}
+	for i := 0; i < n; i++ {
+		keys[fmt.Sprintf("d/f%04d", i)] = "x"
+		names = append(names, fmt.Sprintf("f%04d", i))
+	}
+	return keys, names
+}
+
+// refuseFirstToken answers the first listing request that carries a continuation token as a
+// store does that no longer accepts it, counting it in refused; it reports whether it did.
+func refuseFirstToken(w http.ResponseWriter, r *http.Request, refused *atomic.Int64) bool {
+	if r.Method != http.MethodGet || r.URL.Query().Get("continuation-token") == "" || !refused.CompareAndSwap(0, 1) {
+		return false
+	}
+	w.WriteHeader(http.StatusBadRequest)
+	fmt.Fprint(w, `<?xml version="1.0" encoding="UTF-8"?><Error><Code>InvalidArgument</Code><Message>The continuation token provided is incorrect</Message></Error>`)
+	return true
+}
+
 func countingFixture(t *testing.T, keys map[string]string, ttl time.Duration) (*fixture, *atomic.Int64, *atomic.Int64) {
 	t.Helper()
 	var heads, lists, counting atomic.Int64
@@ -393,10 +414,7 @@ func TestLookupOfADirectoryAnswersItsChildren(t *testing.T) {
 // for absent. A name created in the bucket after the lookup is found once the negative TTL
 // has passed.
 func TestFirstPageAnswersOnlyWhatItCovers(t *testing.T) {
-	keys := map[string]string{}
-	for i := 0; i < 1100; i++ {
-		keys[fmt.Sprintf("d/f%04d", i)] = "x"
-	}
+	keys, _ := dirKeys(1100)
 	x, heads, lists := countingFixture(t, keys, 2*time.Second)
 	ctx := context.Background()
 	d, err := x.fs.Lookup(ctx, vfs.RootID, "d")
@@ -531,10 +549,7 @@ func TestFirstPageDoesNotDecideWhatALaterPageShadows(t *testing.T) {
 // lookup read: each reads every name once (a shared one crashed the mount with a concurrent
 // map write, or lost names).
 func TestConcurrentReaddirsTakeALookupsPageOnce(t *testing.T) {
-	keys := map[string]string{}
-	for i := 0; i < 2500; i++ {
-		keys[fmt.Sprintf("d/f%04d", i)] = "x"
-	}
+	keys, _ := dirKeys(2500)
 	x, _, _ := countingFixture(t, keys, time.Minute)
 	ctx := context.Background()
 	for iter := 0; iter < 20; iter++ {
@@ -616,10 +631,7 @@ func TestUnreadFirstPagesDoNotCrowdOutLaterOnes(t *testing.T) {
 // A directory's own lookup does not make it one whose listing is refreshed ahead: a lookup of
 // a name its first page answered sends nothing, now or in the background.
 func TestFirstPageIsNotRefreshedAhead(t *testing.T) {
-	keys := map[string]string{}
-	for i := 0; i < 2500; i++ {
-		keys[fmt.Sprintf("d/f%04d", i)] = "x"
-	}
+	keys, _ := dirKeys(2500)
 	x, heads, lists := countingFixture(t, keys, 2*time.Second)
 	ctx := context.Background()
 	d, err := x.fs.Lookup(ctx, vfs.RootID, "d")
@@ -642,10 +654,8 @@ func TestFirstPageIsNotRefreshedAhead(t *testing.T) {
 // page: one LIST for the second page, not two, and the names the first page could not settle
 // (f0999, whose "f0999/" comes on the second page) are decided with the rest (K4).
 func TestListingForLookupsGoesOnFromTheFirstPage(t *testing.T) {
-	keys := map[string]string{"d/f0999/x": "x"}
-	for i := 0; i < 1100; i++ {
-		keys[fmt.Sprintf("d/f%04d", i)] = "x"
-	}
+	keys, _ := dirKeys(1100)
+	keys["d/f0999/x"] = "x"
 	x, heads, lists := countingFixture(t, keys, time.Minute)
 	ctx := context.Background()
 	d, err := x.fs.Lookup(ctx, vfs.RootID, "d")
@@ -684,17 +694,11 @@ func TestListingForLookupsGoesOnFromTheFirstPage(t *testing.T) {
 // A store that refuses the first page's continuation token (it gave it out a while ago) gets
 // the directory listed from the start instead: the lookups are answered all the same.
 func TestListingForLookupsReadsAllWhenTheTokenIsRefused(t *testing.T) {
-	keys := map[string]string{}
-	for i := 0; i < 1100; i++ {
-		keys[fmt.Sprintf("d/f%04d", i)] = "x"
-	}
+	keys, _ := dirKeys(1100)
 	var refused atomic.Int64
 	x := newFixtureWith(t, fixtureOptions{keys: keys, ttl: time.Minute, middleware: func(next http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			if r.Method == http.MethodGet && r.URL.Query().Get("continuation-token") != "" && refused.Load() == 0 {
-				refused.Add(1)
-				w.WriteHeader(http.StatusBadRequest)
-				fmt.Fprint(w, `<?xml version="1.0" encoding="UTF-8"?><Error><Code>InvalidArgument</Code><Message>The continuation token provided is incorrect</Message></Error>`)
+			if refuseFirstToken(w, r, &refused) {
 				return
 			}
 			next.ServeHTTP(w, r)
@@ -721,22 +725,14 @@ func TestListingForLookupsReadsAllWhenTheTokenIsRefused(t *testing.T) {
 // A readdir that goes on from its lookup's first page, and whose store refuses that page's
 // continuation token, lists from the start and still gives every name once, in order.
 func TestReadDirReadsAllWhenTheTokenIsRefused(t *testing.T) {
-	keys := map[string]string{}
-	var want []string
-	for i := 0; i < 2500; i++ {
-		keys[fmt.Sprintf("d/f%04d", i)] = "x"
-		want = append(want, fmt.Sprintf("f%04d", i))
-	}
+	keys, want := dirKeys(2500)
 	var refused, lists atomic.Int64
 	x := newFixtureWith(t, fixtureOptions{keys: keys, ttl: time.Minute, middleware: func(next http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			if r.Method == http.MethodGet && r.URL.Query().Has("list-type") {
 				lists.Add(1)
 			}
-			if r.Method == http.MethodGet && r.URL.Query().Get("continuation-token") != "" && refused.Load() == 0 {
-				refused.Add(1)
-				w.WriteHeader(http.StatusBadRequest)
-				fmt.Fprint(w, `<?xml version="1.0" encoding="UTF-8"?><Error><Code>InvalidArgument</Code><Message>The continuation token provided is incorrect</Message></Error>`)
+			if refuseFirstToken(w, r, &refused) {
 				return
 			}
 			next.ServeHTTP(w, r)

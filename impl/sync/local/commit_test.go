@@ -26,24 +26,37 @@ func testDB(t *testing.T) *bolt.DB {
 	return db
 }
 
-// Changes queued while a commit runs share the next one, and a lone change is committed at
-// once (the first call below is alone: it needs no other caller to come).
-func TestCommitterSharesATransaction(t *testing.T) {
-	c := &committer{db: testDB(t)}
-	hold, held := make(chan struct{}), make(chan struct{})
-	first := make(chan error, 1)
+// holdCommit starts a commit (of the key "first") that stays in progress until release is
+// called, so that the changes started meanwhile queue behind it; first gives its result.
+func holdCommit(c *committer) (release func(), first <-chan error) {
+	hold, held, done := make(chan struct{}), make(chan struct{}), make(chan error, 1)
 	go func() {
-		first <- c.update(func(tx *bolt.Tx) error {
-			select {
+		done <- c.update(func(tx *bolt.Tx) error {
+			select { // the function may run again: only its first run signals
 			case <-held:
 			default:
 				close(held)
 			}
-			<-hold // the commit in progress while the others queue
+			<-hold
 			return tx.Bucket([]byte("b")).Put([]byte("first"), []byte("1"))
 		})
 	}()
 	<-held
+	return func() { close(hold) }, done
+}
+
+// queued is how many changes wait for the next commit.
+func queued(c *committer) int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return len(c.queue)
+}
+
+// Changes queued while a commit runs share the next one, and a lone change is committed at
+// once (the first call below is alone: it needs no other caller to come).
+func TestCommitterSharesATransaction(t *testing.T) {
+	c := &committer{db: testDB(t)}
+	release, first := holdCommit(c)
 	const n = 20
 	var mu sync.Mutex
 	txOf := map[int]int{}
@@ -61,12 +74,8 @@ func TestCommitterSharesATransaction(t *testing.T) {
 			require.NoError(t, err)
 		}()
 	}
-	require.Eventually(t, func() bool {
-		c.mu.Lock()
-		defer c.mu.Unlock()
-		return len(c.queue) == n
-	}, waitFor, pollEvery)
-	close(hold)
+	require.Eventually(t, func() bool { return queued(c) == n }, waitFor, pollEvery)
+	release()
 	require.NoError(t, <-first)
 	wg.Wait()
 	ids := map[int]bool{}
@@ -85,20 +94,7 @@ func TestCommitterSharesATransaction(t *testing.T) {
 // and leaves nothing behind; the others commit.
 func TestCommitterFailedChangeLeavesTheBatch(t *testing.T) {
 	c := &committer{db: testDB(t)}
-	hold, held := make(chan struct{}), make(chan struct{})
-	first := make(chan error, 1)
-	go func() {
-		first <- c.update(func(tx *bolt.Tx) error {
-			select {
-			case <-held:
-			default:
-				close(held)
-			}
-			<-hold
-			return nil
-		})
-	}()
-	<-held
+	release, first := holdCommit(c)
 	errExists := errors.New("exists")
 	put := func(k string, failIfPresent bool) func(*bolt.Tx) error {
 		return func(tx *bolt.Tx) error {
@@ -116,13 +112,9 @@ func TestCommitterFailedChangeLeavesTheBatch(t *testing.T) {
 	for i, fn := range calls {
 		wg.Add(1)
 		go func() { defer wg.Done(); errs[i] = c.update(fn) }()
-		require.Eventually(t, func() bool { // queued in this order
-			c.mu.Lock()
-			defer c.mu.Unlock()
-			return len(c.queue) == i+1
-		}, waitFor, pollEvery)
+		require.Eventually(t, func() bool { return queued(c) == i+1 }, waitFor, pollEvery) // in this order
 	}
-	close(hold)
+	release()
 	require.NoError(t, <-first)
 	wg.Wait()
 	require.NoError(t, errs[0])
