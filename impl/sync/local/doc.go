@@ -7,7 +7,8 @@
 //
 // # Layout of DIR
 //
-//	meta.db  bbolt: meta (fsid, bucket, prefix, format), nodes (path -> record), ids (data id
+//	meta.db  bbolt: meta (fsid, bucket, prefix, format), nodes (path -> record, in the
+//	         binary form of codec.go; JSON in sync dirs made before format 3), ids (data id
 //	         -> the paths of the records with that id: one, or a linked file's names), dirs
 //	         (the visible directories, to count a directory's subdirectories), queue (op id ->
 //	         Op), uploads (the multipart uploads the engine has open)

@@ -194,6 +194,10 @@ func (l *Layer) initTx(tx *bolt.Tx) error {
 	}
 	switch v := string(meta.Get(kFormat)); v {
 	case formatVersion:
+	case "2":
+		if err := meta.Put(kFormat, []byte(formatVersion)); err != nil {
+			return err
+		}
 	case "1":
 		// Format 1 has no dirs index and one path per id. Its index is made afresh (a binary of
 		// format 1 may have run on a sync dir since an earlier one was made), and the version

@@ -276,7 +276,7 @@ func TestFormat1SyncDirIsUpgraded(t *testing.T) {
 
 func TestNewerFormatIsRefused(t *testing.T) {
 	l, _ := newLayer(t)
-	require.NoError(t, l.db.Update(func(tx *bolt.Tx) error { return tx.Bucket(bMeta).Put(kFormat, []byte("3")) }))
+	require.NoError(t, l.db.Update(func(tx *bolt.Tx) error { return tx.Bucket(bMeta).Put(kFormat, []byte("4")) }))
 	require.NoError(t, l.Close())
 	_, err := Open(l.dir, l.opts)
 	require.ErrorIs(t, err, ErrCorrupt)

@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"strings"
-	"sync"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
@@ -210,7 +209,9 @@ var (
 )
 
 // formatVersion 2: hard links (several paths per id in the ids index) and the dirs index.
-const formatVersion = "2"
+// 3: records in binary (codec.go). A format-2 sync dir opens unchanged but for the version,
+// its JSON records being rewritten as they change; a format-2 binary then refuses it.
+const formatVersion = "3"
 
 // nodeKey is dir + NUL + name. NUL cannot occur in a name (K3), so the children of a
 // directory are exactly the keys with prefix dir+NUL and bbolt returns them in byte order of
@@ -243,28 +244,16 @@ func getRec(tx *bolt.Tx, path string) (*record, error) {
 	return decodeRec(path, v)
 }
 
-// decoded caches records by their encoded bytes, which always decode to the same record. A
-// stat, a getxattr (the kernel sends one before every write, to see whether the write must
-// drop security.capability) and an fsync each decode the file's record and its directory's:
-// decoding JSON was a third of sync mode's CPU under random writes. Records are handed out as
-// copies, since callers change the records they get.
-var decoded = struct {
-	sync.Mutex
-	m map[string]*record // GUARDED_BY(decoded.Mutex)
-}{m: map[string]*record{}}
-
-// decodedMax bounds the cache (entries of a few hundred bytes); a full cache is emptied.
-const decodedMax = 4096
-
 func decodeRec(path string, v []byte) (*record, error) {
-	decoded.Lock()
-	c := decoded.m[string(v)]
-	decoded.Unlock()
-	if c != nil {
-		return c.clone(), nil
+	var r *record
+	var err error
+	if len(v) > 0 && v[0] == recBinary {
+		r, err = decodeRecBinary(v)
+	} else {
+		r = &record{}
+		err = json.Unmarshal(v, r) // formats 1 and 2
 	}
-	var r record
-	if err := json.Unmarshal(v, &r); err != nil {
+	if err != nil {
 		return nil, fmt.Errorf("%w: record %q: %v", ErrCorrupt, path, err)
 	}
 	if r.Kind < KindFile || r.Kind > KindSocket {
@@ -273,33 +262,11 @@ func decodeRec(path string, v []byte) (*record, error) {
 	if err := r.State.Validate(); err != nil {
 		return nil, fmt.Errorf("%w: record %q: %v", ErrCorrupt, path, err)
 	}
-	decoded.Lock()
-	if len(decoded.m) >= decodedMax {
-		clear(decoded.m)
-	}
-	decoded.m[string(v)] = r.clone()
-	decoded.Unlock()
-	return &r, nil
-}
-
-// clone is a copy of r that shares nothing a caller may change.
-func (r *record) clone() *record {
-	c := *r
-	if r.Attr.Xattrs != nil {
-		c.Attr.Xattrs = make(map[string][]byte, len(r.Attr.Xattrs))
-		for k, v := range r.Attr.Xattrs {
-			c.Attr.Xattrs[k] = bytes.Clone(v)
-		}
-	}
-	return &c
+	return r, nil
 }
 
 func putRec(tx *bolt.Tx, path string, r *record) error {
-	v, err := json.Marshal(r)
-	if err != nil {
-		return err
-	}
-	if err := tx.Bucket(bNodes).Put(nodeKey(path), v); err != nil {
+	if err := tx.Bucket(bNodes).Put(nodeKey(path), encodeRec(r)); err != nil {
 		return err
 	}
 	if err := indexDir(tx, nodeKey(path), r); err != nil {
@@ -453,6 +420,12 @@ func lookupDir(tx *bolt.Tx, path string) error {
 		return ErrExists
 	}
 	dir, _ := keymap.Split(path)
+	// The dirs index answers for a visible directory without decoding its record: every
+	// stat and lookup asks this of the parent.
+	k := nodeKey(dir)
+	if got, _ := tx.Bucket(bDirs).Cursor().Seek(k); bytes.Equal(got, k) {
+		return nil
+	}
 	r, err := getRec(tx, dir)
 	if err != nil {
 		return err
