@@ -56,7 +56,8 @@ func TestQuick(t *testing.T) {
 		}
 		for _, want := range []string{"seq read", "concurrent seq read", "rand 4 KiB read", "seq write", "create", "ls -l", "--cache",
 			"sync: create", "sync: ls -l", "FUSE floor", "stat 1100 names", "one after another", "find + du", "RT floor",
-			"entries in one dir: first entry", "sync: stat", "sync: cat", "sync: rand 4 KiB write"} {
+			"entries in one dir: first entry", "sync: stat", "sync: cat", "sync: rand 4 KiB write",
+			"FUSE floor: ls -l", "of the FUSE floor's speed"} {
 			if !strings.Contains(out.String(), want) {
 				t.Errorf("%s: table has no %q row", p.name, want)
 			}

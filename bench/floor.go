@@ -7,14 +7,12 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"syscall"
 	"time"
 
-	"github.com/jacobsa/fuse"
 	"github.com/jacobsa/fuse/fuseops"
-	"github.com/jacobsa/fuse/fuseutil"
+	"github.com/mount-s3/mount-s3/mount"
 )
 
 // The floors under the ratios. A row far below 1 may be the mount's own cost, or a cost no
@@ -24,7 +22,9 @@ import (
 //     read like the seq read row. No FUSE file system, whatever it does, reads faster through
 //     the page cache on this kernel and these CPUs;
 //   - the cache disk: the --cache directory's block files read cold, which bounds the cached
-//     re-read.
+//     re-read;
+//   - the metadata floor (floormeta.go): the sync rows on imported entries on a core that
+//     answers from memory.
 
 // floorEnv, when set to "SIZE:SEED", makes the bench binary serve the FUSE floor file
 // system at the directory given as its argument instead of running the bench.
@@ -52,6 +52,19 @@ func floorNotes(rows []row, e *env) []string {
 			notes = append(notes, fmt.Sprintf("the mount's seq read is %.2f of that floor; the floor's own gap to the SDK is the kernel's FUSE path (page-cache copies and a round trip per request), which no FUSE mount avoids.", seq.ours/floor.ours))
 		}
 	}
+	// The sync rows on imported entries beside the same work on the floor file system.
+	c := e.cfg
+	for _, pair := range [][2]string{
+		{fmt.Sprintf("sync: stat %d imported files (vs local dir)", c.smallFiles), fmt.Sprintf("FUSE floor: stat %d files (vs local dir)", c.smallFiles)},
+		{fmt.Sprintf("sync: cat %d x %s imported, one after another (vs local dir)", c.smallFiles, size(int64(c.smallSize))), fmt.Sprintf("FUSE floor: cat %d x %s, one after another (vs local dir)", c.smallFiles, size(int64(c.smallSize)))},
+		{fmt.Sprintf("sync: ls -l %d entries, imported (vs local dir)", c.dirEntries), fmt.Sprintf("FUSE floor: ls -l %d entries (vs local dir)", c.dirEntries)},
+	} {
+		ours, floor := byName[pair[0]], byName[pair[1]]
+		if ours.ours > 0 && floor.ours > 0 && ours.err == nil && floor.err == nil {
+			notes = append(notes, fmt.Sprintf("%s: %.3f s, %.2f of the FUSE floor's speed (%.3f s); the floor itself is %.2f of a local directory's.",
+				strings.TrimSuffix(pair[0], " (vs local dir)"), ours.ours, floor.ours/ours.ours, floor.ours, floor.ratio()))
+		}
+	}
 	if e.cacheDiskMBps > 0 {
 		cache := byName["re-read "+size(e.cfg.bigSize)+" with --cache"]
 		line := fmt.Sprintf("cache disk: the --cache dir's %d MiB of blocks read back cold, file by file, at %.0f MB/s; a cold cached re-read cannot beat its disk (the row got %.0f MB/s",
@@ -62,57 +75,6 @@ func floorNotes(rows []row, e *env) []string {
 		notes = append(notes, line+").")
 	}
 	return notes
-}
-
-// floorFS serves one read-only file whose bytes are fill(seed) computed on each read: a
-// memory copy, as cheap as the mount serving a part it already holds.
-type floorFS struct {
-	fuseutil.NotImplementedFileSystem
-	size int64
-	seed uint64
-}
-
-func (f *floorFS) attrs(ino fuseops.InodeID) fuseops.InodeAttributes {
-	now := time.Now()
-	if ino == fuseops.RootInodeID {
-		return fuseops.InodeAttributes{Mode: os.ModeDir | 0o555, Nlink: 2, Atime: now, Mtime: now, Ctime: now}
-	}
-	return fuseops.InodeAttributes{Size: uint64(f.size), Mode: 0o444, Nlink: 1, Atime: now, Mtime: now, Ctime: now}
-}
-
-func (f *floorFS) StatFS(context.Context, *fuseops.StatFSOp) error { return nil }
-
-func (f *floorFS) LookUpInode(_ context.Context, op *fuseops.LookUpInodeOp) error {
-	if op.Parent != fuseops.RootInodeID || op.Name != floorFile {
-		return syscall.ENOENT
-	}
-	op.Entry = fuseops.ChildInodeEntry{Child: floorIno, Attributes: f.attrs(floorIno),
-		AttributesExpiration: time.Now().Add(time.Hour), EntryExpiration: time.Now().Add(time.Hour)}
-	return nil
-}
-
-func (f *floorFS) GetInodeAttributes(_ context.Context, op *fuseops.GetInodeAttributesOp) error {
-	op.Attributes = f.attrs(op.Inode)
-	op.AttributesExpiration = time.Now().Add(time.Hour)
-	return nil
-}
-
-func (f *floorFS) OpenFile(context.Context, *fuseops.OpenFileOp) error { return nil }
-
-func (f *floorFS) ReadFile(_ context.Context, op *fuseops.ReadFileOp) error {
-	n := max(0, min(op.Size, f.size-op.Offset))
-	dst := op.Dst
-	if int64(len(dst)) < n {
-		dst = make([]byte, n)
-		op.Data = [][]byte{dst}
-	}
-	fill(dst[:n], f.seed, op.Offset)
-	op.BytesRead = int(n)
-	return nil
-}
-
-func (f *floorFS) ReleaseFileHandle(context.Context, *fuseops.ReleaseFileHandleOp) error {
-	return nil
 }
 
 // floorChild serves the floor file system if this process was started for it (by the
@@ -132,16 +94,13 @@ func floorChild() bool {
 // serveFloor is the child process: it mounts the floor file system at dir, says "ready" on
 // fd 3 as mount-s3 does, and serves until unmounted or signalled.
 func serveFloor(spec, dir string) error {
-	sz, seed, ok := strings.Cut(spec, ":")
-	size, err1 := strconv.ParseInt(sz, 10, 64)
-	sd, err2 := strconv.ParseUint(seed, 10, 64)
-	if !ok || err1 != nil || err2 != nil {
-		return fmt.Errorf("%s=%q: want SIZE:SEED", floorEnv, spec)
+	f := &floorFS{}
+	if _, err := fmt.Sscanf(strings.ReplaceAll(spec, ":", " "), "%d %d %d %d %d", &f.size, &f.seed, &f.small, &f.smallSize, &f.many); err != nil {
+		return fmt.Errorf("%s=%q: want SIZE:SEED:SMALL-FILES:SMALL-SIZE:ENTRIES (%v)", floorEnv, spec, err)
 	}
-	server := fuseutil.NewFileSystemServer(&floorFS{size: size, seed: sd})
-	// The kernel-facing settings that matter for reads are mount-s3's (mount/lifecycle.go).
-	mfs, err := fuse.Mount(dir, server, &fuse.MountConfig{FSName: "mount-s3-bench-floor", ReadOnly: true,
-		DisableWritebackCaching: true, EnableAsyncReads: true})
+	// The mount's own adapter, request loop and kernel settings (mount.Mount): the floor is
+	// what mount-s3 would cost with a core that does nothing.
+	mfs, err := mount.Mount(dir, f, mount.Options{FSName: "mount-s3-bench-floor", ReadOnly: true})
 	if err != nil {
 		return err
 	}
@@ -172,7 +131,7 @@ func (e *env) fuseFloor(r *row) {
 		return
 	}
 	big := e.big()
-	m, err := e.spawn(dir, self, []string{dir}, []string{fmt.Sprintf("%s=%d:%d", floorEnv, big.size, big.seed)})
+	m, err := e.spawn(dir, self, []string{dir}, []string{fmt.Sprintf("%s=%d:%d:0:0:0", floorEnv, big.size, big.seed)})
 	if err != nil {
 		r.err = err
 		return

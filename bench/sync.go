@@ -21,6 +21,7 @@ func (e *env) syncWorkloads() []workload {
 		one(fmt.Sprintf("sync: ls -l %d entries, import running (vs local dir)", c.dirEntries), func(r *row) { e.syncList(r, importing) }),
 		one(fmt.Sprintf("sync: ls -l %d entries, imported (vs local dir)", c.dirEntries), func(r *row) { e.syncList(r, settled) }),
 		{"sync: imported small files (vs local dir)", e.syncImported},
+		{"FUSE floor: metadata of imported entries (vs local dir)", e.fuseFloorMeta},
 		{"sync: data path (vs local dir)", e.syncData},
 	}
 }
