@@ -54,10 +54,15 @@ func (f *FS) find(ctx context.Context, parent vfs.InodeID, name string) (string,
 	if err := vfs.CheckName("lookup", path, name, vfs.CodeNotFound); err != nil {
 		return "", local.Info{}, err
 	}
-	if err := f.ensureDir(ctx, "lookup", dir, false); err != nil {
-		return "", local.Info{}, err
+	// The layer says whether dir is imported with the answer; only a directory's first
+	// lookups import it (Y1) and ask again.
+	info, imported, err := f.layer.LookupIn(dir, name)
+	if !imported && f.cfg.Importer != nil {
+		if err := f.ensureDir(ctx, "lookup", dir, false); err != nil {
+			return "", local.Info{}, err
+		}
+		info, err = f.layer.Lookup(dir, name)
 	}
-	info, err := f.layer.Lookup(dir, name)
 	if err != nil {
 		return "", local.Info{}, localError("lookup", path, err)
 	}

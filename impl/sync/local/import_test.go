@@ -343,3 +343,31 @@ func TestTouchLater(t *testing.T) {
 	require.Equal(t, last, committed(t, l, "f").State.LastUsed)
 	require.NoError(t, l.TouchLater("missing", last), "nothing to record for a path with no file")
 }
+
+// LookupIn answers a lookup and whether the directory is imported, as Lookup and Imported do
+// one after the other.
+func TestLookupInSaysWhetherTheDirectoryIsImported(t *testing.T) {
+	l, _ := newLayer(t)
+	writeFile(t, l, "local", "x")
+	info, imported, err := l.LookupIn("", "local")
+	require.NoError(t, err)
+	require.False(t, imported)
+	require.Equal(t, int64(1), info.Size)
+
+	require.NoError(t, l.ImportListing("", []Remote{{Name: "d", Kind: KindDir}, {Name: "a", Kind: KindFile, Version: v(`"e1"`), Size: 5, Mtime: t0}}))
+	info, imported, err = l.LookupIn("", "a")
+	require.NoError(t, err)
+	require.True(t, imported)
+	require.Equal(t, int64(5), info.Size)
+	_, imported, err = l.LookupIn("", "missing")
+	require.ErrorIs(t, err, ErrNotFound)
+	require.True(t, imported, "an imported directory's absent name is settled")
+
+	_, imported, err = l.LookupIn("d", "x")
+	require.ErrorIs(t, err, ErrNotFound)
+	require.False(t, imported, "d's own listing is not in yet")
+	_, _, err = l.LookupIn("a", "x")
+	require.Error(t, err, "a file has no entries")
+	_, _, err = l.LookupIn("", "bad/name")
+	require.ErrorIs(t, err, ErrNotFound)
+}

@@ -220,7 +220,20 @@ func (l *Layer) mknode(op, path string, k Kind, a Attr, target string) (Info, er
 
 // Stat returns the record at path ("" is the root). For a file open for writing, size and
 // mtime include writes not yet synced.
-func (l *Layer) Stat(path string) (Info, error) {
+func (l *Layer) Stat(path string) (Info, error) { return l.stat(path, nil) }
+
+// LookupIn is Lookup that also reports whether dir's listing is in the layer (Imported), in
+// one read of the store: a lookup needs both, and `ls -l` sends one for every entry.
+func (l *Layer) LookupIn(dir, name string) (info Info, dirImported bool, err error) {
+	if !keymap.ValidName(name) {
+		return Info{}, false, perr("lookup", keymap.Join(dir, name), ErrNotFound)
+	}
+	info, err = l.stat(keymap.Join(dir, name), &dirImported)
+	return info, dirImported, err
+}
+
+// stat is Stat; with dirImported set, it also reads whether path's directory is imported.
+func (l *Layer) stat(path string, dirImported *bool) (Info, error) {
 	var r *record
 	// The open file is looked up under the same read lock as the record is read: a close
 	// commits the size to the record and then drops the open file, and a stat that read the
@@ -229,6 +242,12 @@ func (l *Layer) Stat(path string) (Info, error) {
 	l.filesMu.RLock()
 	var info Info
 	err := l.view(func(tx *bolt.Tx) (err error) {
+		if dirImported != nil && path != "" {
+			dir, _ := keymap.Split(path)
+			if d, err := getRec(tx, dir); err == nil && d != nil && d.visible() && d.Kind == KindDir {
+				*dirImported = d.Imported
+			}
+		}
 		if r, err = visibleRec(tx, path); err != nil {
 			return err
 		}
