@@ -2,6 +2,7 @@ package syncfs
 
 import (
 	"context"
+	"errors"
 	"os"
 	"testing"
 	"time"
@@ -211,4 +212,36 @@ func TestGetAttrOfLinkWhoseFirstNameLeft(t *testing.T) {
 	a, _, err := f.GetAttr(ctx, e.Attr.Inode)
 	require.NoError(t, err)
 	require.EqualValues(t, 6, a.Size, "the inode of y took the size of the new x")
+}
+
+// Names outside the namespaces sync mode keeps (system.*, which ls -l asks of every entry)
+// answer ENODATA without reading the store, even when another client stored one in the
+// object's metadata; they are not listed either. The kept ones are served.
+func TestXattrsOutsideKeptNamespacesAreNotServed(t *testing.T) {
+	f, l, _ := newFS(t)
+	ctx := context.Background()
+	v := syncrule.Version{ETag: `"e1"`}
+	require.NoError(t, l.ImportListing("", []local.Remote{{Name: "a", Kind: local.KindFile, Version: v, Size: 0}}))
+	require.NoError(t, l.SetRemoteAttr("a", v, local.Attr{Mode: 0o644, Xattrs: map[string][]byte{
+		"user.x": []byte("1"), "system.posix_acl_access": []byte("acl")}}, local.KindFile, ""))
+	id := lookupID(t, f, vfs.RootID, "a")
+
+	got, err := f.GetXattr(ctx, id, "user.x")
+	require.NoError(t, err)
+	require.Equal(t, "1", string(got))
+	_, err = f.GetXattr(ctx, id, "system.posix_acl_access")
+	require.Equal(t, vfs.CodeNoAttr, codeOf(err))
+	names, err := f.ListXattr(ctx, id)
+	require.NoError(t, err)
+	require.Equal(t, []string{"user.x"}, names)
+	err = f.SetXattr(ctx, id, "system.posix_acl_access", []byte("x"), 0)
+	require.Equal(t, vfs.CodeNotSupported, codeOf(err))
+}
+
+func codeOf(err error) vfs.Code {
+	var e *vfs.Error
+	if !errors.As(err, &e) {
+		return -1
+	}
+	return e.Code
 }

@@ -88,7 +88,7 @@ func decodeRecBinary(v []byte) (*record, error) {
 	a.Atime = d.time()
 	a.Rdev = d.uint32()
 	if n := d.uvarint(); n > 0 && d.err == nil {
-		if n > uint64(len(d.b)) {
+		if n > uint64(len(d.b)/2) { // each takes two bytes at least
 			d.fail()
 		} else {
 			a.Xattrs = make(map[string][]byte, n)
@@ -104,7 +104,7 @@ func decodeRecBinary(v []byte) (*record, error) {
 	r.Target = d.string()
 
 	s := &r.State
-	f := d.byte()
+	f := d.flags(4)
 	s.Exists, s.Deleted, s.LostFound, s.RemoteSeen = f&1 != 0, f&2 != 0, f&4 != 0, f&8 != 0
 	s.Data = syncrule.DataState(d.byte())
 	s.Size = d.varint()
@@ -120,7 +120,7 @@ func decodeRecBinary(v []byte) (*record, error) {
 	s.LastUsed = d.time()
 
 	r.OrigPath = d.string()
-	f = d.byte()
+	f = d.flags(2)
 	r.Imported, r.AttrPending = f&1 != 0, f&2 != 0
 	r.PendingCopy = d.uvarint()
 	r.PendingCopyGen = d.uvarint()
@@ -189,7 +189,17 @@ func (d *decoder) byte() byte {
 	return c
 }
 
-func (d *decoder) bool() bool { return d.byte()&1 != 0 }
+func (d *decoder) bool() bool { return d.flags(1) != 0 }
+
+// flags reads a byte of n flags; a bit beyond them is damage.
+func (d *decoder) flags(n int) byte {
+	f := d.byte()
+	if f>>n != 0 {
+		d.fail()
+		return 0
+	}
+	return f
+}
 
 func (d *decoder) uvarint() uint64 {
 	v, n := binary.Uvarint(d.b)

@@ -182,3 +182,45 @@ func must[T any](v T, err error) T {
 	}
 	return v
 }
+
+// A flag byte with a bit no field uses is damage, not a record.
+func TestRecordCodecRefusesUnknownFlags(t *testing.T) {
+	r := &record{Kind: KindFile, State: syncrule.State{Exists: true}, Imported: true}
+	v := encodeRec(r)
+	// The record ends with the flags of Imported and AttrPending, then PendingCopy and
+	// PendingCopyGen, one 0 byte each.
+	require.Equal(t, []byte{1, 0, 0}, v[len(v)-3:])
+	_, err := decodeRecBinary(v)
+	require.NoError(t, err)
+	v[len(v)-3] |= 0x80
+	_, err = decodeRecBinary(v)
+	require.Error(t, err)
+}
+
+// The dirs index decides lookups: a sync dir without it is refused at open, and a format-2
+// one, whose index only counted links, gets it made afresh.
+func TestDirsIndexIsCheckedAndRebuiltOnUpgrade(t *testing.T) {
+	l, _ := newLayer(t)
+	_, err := l.Mkdir("d", 0o755, 0, 0)
+	require.NoError(t, err)
+	writeFile(t, l, "f", "x")
+	require.NoError(t, l.db.Update(func(tx *bolt.Tx) error {
+		if err := tx.Bucket(bMeta).Put(kFormat, []byte("2")); err != nil {
+			return err
+		}
+		return tx.Bucket(bDirs).Put(nodeKey("f"), []byte{}) // stale: f is a file
+	}))
+	l = reopen(t, l)
+	_, err = l.Stat("f/x")
+	require.Error(t, err, "a file is nobody's parent")
+	require.NoError(t, l.db.View(func(tx *bolt.Tx) error {
+		require.Nil(t, tx.Bucket(bDirs).Get(nodeKey("f")))
+		require.NotNil(t, tx.Bucket(bDirs).Get(nodeKey("d")))
+		return nil
+	}))
+
+	require.NoError(t, l.db.Update(func(tx *bolt.Tx) error { return tx.DeleteBucket(bDirs) }))
+	require.NoError(t, l.Close())
+	_, err = Open(l.dir, l.opts)
+	require.ErrorIs(t, err, ErrCorrupt)
+}

@@ -10,7 +10,8 @@
 //	meta.db  bbolt: meta (fsid, bucket, prefix, format), nodes (path -> record, in the
 //	         binary form of codec.go; JSON in sync dirs made before format 3), ids (data id
 //	         -> the paths of the records with that id: one, or a linked file's names), dirs
-//	         (the visible directories, to count a directory's subdirectories), queue (op id ->
+//	         (exactly the visible directories: a directory's subdirectories are counted in it,
+//	         and a lookup's parent is checked in it), queue (op id ->
 //	         Op), uploads (the multipart uploads the engine has open)
 //	data/    one file per file, named by its records' id (16 hex digits), so a rename never
 //	         touches data; the names of a linked file (Link) share theirs

@@ -195,6 +195,11 @@ func (l *Layer) initTx(tx *bolt.Tx) error {
 	switch v := string(meta.Get(kFormat)); v {
 	case formatVersion:
 	case "2":
+		// Format 2 kept the dirs index for link counts only; it now also decides lookups
+		// (lookupDir), so it is made afresh from the records once.
+		if err := rebuildDirsIndex(tx); err != nil {
+			return err
+		}
 		if err := meta.Put(kFormat, []byte(formatVersion)); err != nil {
 			return err
 		}
@@ -211,6 +216,9 @@ func (l *Layer) initTx(tx *bolt.Tx) error {
 		}
 	default:
 		return fmt.Errorf("%w: unknown format version %q (made by a newer mount-s3?)", ErrCorrupt, v)
+	}
+	if tx.Bucket(bDirs) == nil {
+		return fmt.Errorf("%w: bucket %q is missing", ErrCorrupt, bDirs)
 	}
 	if !bytes.Equal(meta.Get(kBucket), []byte(l.opts.Bucket)) || !bytes.Equal(meta.Get(kPrefix), []byte(l.opts.Prefix)) {
 		return fmt.Errorf("sync dir %s belongs to s3://%s/%s, not s3://%s/%s: use another sync dir",

@@ -191,7 +191,9 @@ var (
 	bNodes = []byte("nodes") // nodeKey(path) -> record
 	bIDs   = []byte("ids")   // data id (8 bytes) -> paths, so open handles survive renames
 	bQueue = []byte("queue") // op id (8 bytes) -> Op
-	// bDirs indexes the visible directories: nodeKey(path) -> empty. Kept by putRec and delRec,
+	// bDirs indexes the visible directories: nodeKey(path) -> empty. It counts a directory's
+	// subdirectories and answers whether a path's parent is a visible directory (lookupDir),
+	// so it must hold exactly the visible directories. Kept by putRec and delRec,
 	// and made from the nodes when a sync dir made before it existed is opened.
 	bDirs = []byte("dirs")
 	// bUploads journals the multipart uploads the engine has open: upload id -> key. Created
