@@ -25,6 +25,7 @@ import (
 	"strings"
 	"sync"
 	"syscall"
+	"time"
 
 	"github.com/mount-s3/mount-s3/impl/status"
 )
@@ -116,7 +117,49 @@ func listenIn(dir string, log *slog.Logger) (*Server, error) {
 		ln.Close()
 		return nil, err
 	}
+	if n := sweep(dir, path, time.Now()); n > 0 && log != nil {
+		log.Info("removed control sockets of mounts that are gone", "dir", dir, "count", n)
+	}
 	return &Server{ln: ln, path: path, log: log, conns: map[net.Conn]struct{}{}}, nil
+}
+
+// staleAge is how old a socket must be before sweep may remove it: a mount starting at the
+// same moment has bound its socket but may not listen on it yet, and refuses meanwhile.
+const staleAge = time.Minute
+
+// sweep removes the sockets in dir of mounts that are gone (a SIGKILLed mount cannot remove
+// its own), other than keep: those named for a pid no process has, older than staleAge, that
+// refuse a connection. A socket of a live mount in another pid namespace sharing dir answers,
+// and stays. It returns how many it removed.
+func sweep(dir, keep string, now time.Time) int {
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return 0
+	}
+	removed := 0
+	for _, e := range entries {
+		p := filepath.Join(dir, e.Name())
+		pidText, _, ok := strings.Cut(e.Name(), "-")
+		pid, err := strconv.Atoi(pidText)
+		if p == keep || !ok || err != nil || pid <= 0 || !strings.HasSuffix(e.Name(), ".sock") || e.Type()&os.ModeSocket == 0 {
+			continue
+		}
+		if err := syscall.Kill(pid, 0); !errors.Is(err, syscall.ESRCH) {
+			continue // a process has that pid (perhaps not a mount; then the socket waits)
+		}
+		if info, err := e.Info(); err != nil || now.Sub(info.ModTime()) < staleAge {
+			continue
+		}
+		c, err := net.DialTimeout("unix", p, time.Second)
+		if err == nil {
+			c.Close()
+			continue
+		}
+		if errors.Is(err, syscall.ECONNREFUSED) && os.Remove(p) == nil {
+			removed++
+		}
+	}
+	return removed
 }
 
 // privateDir makes dir (mode 0700) or checks that an existing one is a directory of ours that

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -141,4 +142,40 @@ func TestDialPlainDirectory(t *testing.T) {
 	require.ErrorIs(t, err, ErrNotMount)
 	entries, _ := os.ReadDir(dir)
 	require.Empty(t, entries)
+}
+
+// A SIGKILLed mount leaves its socket behind; the next mount removes it, and only it: not a
+// socket that still answers, not one just made (its mount may not listen yet), not one
+// named for a live process, not a file that is no socket.
+func TestSweepRemovesSocketsOfMountsThatAreGone(t *testing.T) {
+	dir := t.TempDir()
+	old := time.Now().Add(-2 * staleAge)
+	sock := func(name string, live bool, mtime time.Time) string {
+		p := filepath.Join(dir, name)
+		ln, err := net.ListenUnix("unix", &net.UnixAddr{Name: p, Net: "unix"})
+		require.NoError(t, err)
+		if live {
+			t.Cleanup(func() { ln.Close() })
+		} else {
+			ln.SetUnlinkOnClose(false)
+			ln.Close()
+		}
+		require.NoError(t, os.Chtimes(p, mtime, mtime))
+		return p
+	}
+	const nobody = 1<<22 + 7 // above the kernel's largest pid
+	gone := sock(fmt.Sprintf("%d-aa.sock", nobody), false, old)
+	fresh := sock(fmt.Sprintf("%d-bb.sock", nobody), false, time.Now())
+	answers := sock(fmt.Sprintf("%d-cc.sock", nobody), true, old)
+	ours := sock(fmt.Sprintf("%d-dd.sock", os.Getpid()), false, old)
+	plain := filepath.Join(dir, fmt.Sprintf("%d-ee.sock", nobody))
+	require.NoError(t, os.WriteFile(plain, nil, 0o600))
+	require.NoError(t, os.Chtimes(plain, old, old))
+
+	require.Equal(t, 1, sweep(dir, "", time.Now()))
+	require.NoFileExists(t, gone)
+	for _, p := range []string{fresh, answers, ours, plain} {
+		_, err := os.Lstat(p)
+		require.NoError(t, err, "%s was removed", filepath.Base(p))
+	}
 }
