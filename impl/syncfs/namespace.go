@@ -11,6 +11,7 @@ import (
 	"github.com/mount-s3/mount-s3/impl/control"
 	"github.com/mount-s3/mount-s3/impl/sync/local"
 	"github.com/mount-s3/mount-s3/impl/vfs"
+	"github.com/mount-s3/mount-s3/spec/posixmeta"
 	"github.com/mount-s3/mount-s3/spec/syncrule"
 )
 
@@ -210,7 +211,7 @@ func (f *FS) GetXattr(ctx context.Context, id vfs.InodeID, name string) ([]byte,
 	if id == vfs.RootID && name == control.SocketXattr && f.cfg.ControlSocket != "" {
 		return []byte(f.cfg.ControlSocket), nil
 	}
-	if !keptXattr(name) {
+	if !posixmeta.KeptXattr(name) {
 		// Asked of every entry by `ls -l` (system.posix_acl_access): answered without
 		// reading the record, since such a name is never served.
 		return nil, vfs.NewError("getxattr", "", vfs.CodeNoAttr, "no such attribute")
@@ -236,7 +237,7 @@ func (f *FS) ListXattr(ctx context.Context, id vfs.InodeID) ([]string, error) {
 	}
 	names := make([]string, 0, len(info.Attr.Xattrs)+1)
 	for k := range info.Attr.Xattrs {
-		if keptXattr(k) {
+		if posixmeta.KeptXattr(k) {
 			names = append(names, k)
 		}
 	}
@@ -245,13 +246,6 @@ func (f *FS) ListXattr(ctx context.Context, id vfs.InodeID) ([]string, error) {
 		names = append(names, syncrule.OriginalPathXattr)
 	}
 	return names, nil
-}
-
-// keptXattr: sync mode keeps the user., trusted. and security. namespaces. system.* are
-// ACLs and the like, which the kernel would have to enforce; such names that another client
-// put in an object's metadata are kept with it but not served.
-func keptXattr(name string) bool {
-	return strings.HasPrefix(name, "user.") || strings.HasPrefix(name, "trusted.") || strings.HasPrefix(name, "security.")
 }
 
 // stat is the entry of inode id with its object's attributes, read now if its import has not
@@ -313,7 +307,7 @@ func (f *FS) xattrTarget(ctx context.Context, id vfs.InodeID, op, name string) (
 	switch {
 	case strings.HasPrefix(name, reservedXattrs):
 		return "", vfs.NewError(op, path, vfs.CodePerm, name+" is reserved for the mount's own use")
-	case !keptXattr(name):
+	case !posixmeta.KeptXattr(name):
 		return "", vfs.NewError(op, path, vfs.CodeNotSupported, name+": only user., trusted. and security. attributes are kept")
 	}
 	return path, nil

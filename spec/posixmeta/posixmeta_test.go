@@ -149,3 +149,14 @@ func TestXattrsTravelWithTheAttributes(t *testing.T) {
 	a.Xattrs["user.big"] = make([]byte, 1500)
 	require.False(t, FitsMetadata(a), "2,000 bytes of base64 do not fit in S3's 2 KiB of metadata")
 }
+
+func TestKeptXattrNamespaces(t *testing.T) {
+	for name, kept := range map[string]bool{
+		"user.x": true, "trusted.x": true, "security.selinux": true, "security.capability": true,
+		"system.posix_acl_access": false, "system.posix_acl_default": false, "x": false, "user": false,
+	} {
+		if KeptXattr(name) != kept {
+			t.Errorf("KeptXattr(%q) = %v, want %v", name, !kept, kept)
+		}
+	}
+}

@@ -32,6 +32,14 @@ func MetadataSize(meta map[string]string) int {
 	return n
 }
 
+// KeptXattr reports whether name is in a namespace whose extended attributes travel in
+// HeaderXattr (Y3): user., trusted. and security. system.* are ACLs and the like, which the
+// kernel would have to enforce; such names another client put in an object's metadata are
+// kept with it but not served.
+func KeptXattr(name string) bool {
+	return strings.HasPrefix(name, "user.") || strings.HasPrefix(name, "trusted.") || strings.HasPrefix(name, "security.")
+}
+
 // EncodeXattrs is the value of HeaderXattr for the attributes x, or "" when there are none.
 // Names are in byte order, so the same set always encodes the same.
 func EncodeXattrs(x map[string][]byte) string {

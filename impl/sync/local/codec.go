@@ -1,6 +1,7 @@
 package local
 
 import (
+	"bytes"
 	"encoding/binary"
 	"errors"
 	"math"
@@ -201,18 +202,11 @@ func (d *decoder) flags(n int) byte {
 	return f
 }
 
-func (d *decoder) uvarint() uint64 {
-	v, n := binary.Uvarint(d.b)
-	if n <= 0 {
-		d.fail()
-		return 0
-	}
-	d.b = d.b[n:]
-	return v
-}
+func (d *decoder) uvarint() uint64 { return varintOf(d, binary.Uvarint) }
+func (d *decoder) varint() int64   { return varintOf(d, binary.Varint) }
 
-func (d *decoder) varint() int64 {
-	v, n := binary.Varint(d.b)
+func varintOf[T uint64 | int64](d *decoder, read func([]byte) (T, int)) T {
+	v, n := read(d.b)
 	if n <= 0 {
 		d.fail()
 		return 0
@@ -230,28 +224,20 @@ func (d *decoder) uint32() uint32 {
 	return uint32(v)
 }
 
-func (d *decoder) bytes() []byte {
+// take is the next length-prefixed run of bytes, still in the input.
+func (d *decoder) take() []byte {
 	n := d.uvarint()
 	if n > uint64(len(d.b)) {
 		d.fail()
 		return nil
 	}
-	v := make([]byte, n)
-	copy(v, d.b)
+	v := d.b[:n:n]
 	d.b = d.b[n:]
 	return v
 }
 
-func (d *decoder) string() string {
-	n := d.uvarint()
-	if n > uint64(len(d.b)) {
-		d.fail()
-		return ""
-	}
-	v := string(d.b[:n])
-	d.b = d.b[n:]
-	return v
-}
+func (d *decoder) bytes() []byte  { return bytes.Clone(d.take()) }
+func (d *decoder) string() string { return string(d.take()) }
 
 func (d *decoder) version() syncrule.Version {
 	return syncrule.Version{ETag: d.string(), VersionID: d.string()}

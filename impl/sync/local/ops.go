@@ -242,13 +242,12 @@ func (l *Layer) stat(path string, dirImported *bool) (Info, error) {
 	l.filesMu.RLock()
 	var info Info
 	err := l.view(func(tx *bolt.Tx) (err error) {
-		if dirImported != nil && path != "" {
-			dir, _ := keymap.Split(path)
-			if d, err := getRec(tx, dir); err == nil && d != nil && d.visible() && d.Kind == KindDir {
-				*dirImported = d.Imported
-			}
+		if dirImported == nil {
+			r, err = visibleRec(tx, path)
+		} else {
+			r, *dirImported, err = visibleRecImported(tx, path)
 		}
-		if r, err = visibleRec(tx, path); err != nil {
+		if err != nil {
 			return err
 		}
 		info = r.infoTx(tx, path)

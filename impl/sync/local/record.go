@@ -458,6 +458,33 @@ func visibleRec(tx *bolt.Tx, path string) (*record, error) {
 	return r, nil
 }
 
+// visibleRecImported is visibleRec that also reports whether path's directory is imported.
+// The directory's record, read for that, also says whether it is a visible directory, which
+// is all lookupDir checks.
+func visibleRecImported(tx *bolt.Tx, path string) (*record, bool, error) {
+	if path == "" {
+		r, err := visibleRec(tx, path)
+		return r, false, err
+	}
+	dir, _ := keymap.Split(path)
+	d, err := getRec(tx, dir)
+	if err != nil {
+		return nil, false, err
+	}
+	if d == nil || !d.visible() || d.Kind != KindDir {
+		r, err := visibleRec(tx, path) // its error says what the parent is
+		return r, false, err
+	}
+	r, err := getRec(tx, path)
+	if err == nil && (r == nil || !r.visible()) {
+		err = ErrNotFound
+	}
+	if err != nil {
+		return nil, d.Imported, err
+	}
+	return r, d.Imported, nil
+}
+
 // hasChildren reports whether dir has a visible child. Tombstones do not count: a directory
 // whose files were deleted is empty to programs even while their deletes are owed.
 func hasChildren(tx *bolt.Tx, dir string) (bool, error) {
