@@ -99,3 +99,86 @@ func TestSyncKillDuringWrites(t *testing.T) {
 		})
 	}
 }
+
+// TestSyncKillAfterFsync kills the mount with SIGKILL while programs still hold files open
+// that they fsync'd but never closed: a file grown and rewritten in place, and a file cut
+// shorter, each fsync'd and then written again without a sync. After a remount each holds at
+// least what its last fsync covered, any byte beyond is one the program wrote, and both reach
+// the bucket as they are (Y4: fsync'd means durable, not only closed; SYNC.md invariant 2).
+func TestSyncKillAfterFsync(t *testing.T) {
+	srv, store := harness.NewServer(t)
+	syncDir := t.TempDir()
+	m := syncMount(t, srv, store, syncDir, "--write-back-delay", "0")
+	require.NoError(t, os.Mkdir(m.Path("fs"), 0o755))
+
+	// grown: 3 MiB written in 64 KiB chunks, a region in the middle rewritten, fsync'd, then
+	// 1 MiB more written after the sync.
+	grownWant := fsyncContent(11, 3<<20-5)
+	grown, err := os.Create(m.Path("fs/grown"))
+	require.NoError(t, err)
+	defer grown.Close()
+	for off := 0; off < len(grownWant); off += 64 << 10 {
+		_, err := grown.WriteAt(bytes.Repeat([]byte{0xaa}, min(64<<10, len(grownWant)-off)), int64(off))
+		require.NoError(t, err)
+	}
+	_, err = grown.WriteAt(grownWant, 0)
+	require.NoError(t, err)
+	require.NoError(t, grown.Sync())
+	copy(grownWant[1<<20:], bytes.Repeat([]byte{0x5c}, 8192)) // in place: the size stays
+	_, err = grown.WriteAt(grownWant[1<<20:1<<20+8192], 1<<20)
+	require.NoError(t, err)
+	require.NoError(t, grown.Sync())
+	after := fsyncContent(12, 1<<20)
+	_, err = grown.WriteAt(after, int64(len(grownWant)))
+	require.NoError(t, err)
+
+	// cut: written and closed, reopened, cut to 1000 bytes and fsync'd, then written past
+	// the cut without a sync.
+	cutFull := fsyncContent(13, 200<<10)
+	require.NoError(t, os.WriteFile(m.Path("fs/cut"), cutFull, 0o644))
+	cut, err := os.OpenFile(m.Path("fs/cut"), os.O_RDWR, 0)
+	require.NoError(t, err)
+	defer cut.Close()
+	require.NoError(t, cut.Truncate(1000))
+	require.NoError(t, cut.Sync())
+	cutWant := cutFull[:1000]
+	tail := bytes.Repeat([]byte{0x77}, 3000)
+	_, err = cut.WriteAt(tail, 5000)
+	require.NoError(t, err)
+
+	m.Kill(t)
+	grown.Close() // on a dead mount: only so the mount point is not busy
+	cut.Close()
+	m.Unmount(t)
+
+	m2 := syncMount(t, srv, store, syncDir, "--write-back-delay", "0")
+	got, err := os.ReadFile(m2.Path("fs/grown"))
+	require.NoError(t, err)
+	require.GreaterOrEqual(t, len(got), len(grownWant), "grown: shorter than its last fsync")
+	require.True(t, bytes.Equal(grownWant, got[:len(grownWant)]), "grown: what its last fsync covered differs after the kill")
+	require.True(t, bytes.Equal(after[:len(got)-len(grownWant)], got[len(grownWant):]), "grown: bytes past the fsync'd size that no program wrote")
+
+	got, err = os.ReadFile(m2.Path("fs/cut"))
+	require.NoError(t, err)
+	switch len(got) {
+	case len(cutWant): // the write after the sync did not survive
+		require.True(t, bytes.Equal(cutWant, got), "cut: differs from its fsync'd state")
+	case 8000: // it did: zeros between the cut and the write
+		want := append(append(append([]byte{}, cutWant...), make([]byte, 4000)...), tail...)
+		require.True(t, bytes.Equal(want, got), "cut: the write after the sync reached the file torn")
+	default:
+		t.Fatalf("cut: %d bytes after the kill; its fsync'd state has %d, with the later write 8000", len(got), len(cutWant))
+	}
+	flush(t, m2)
+	requireBucketMatches(t, m2, "fs")
+}
+
+// fsyncContent is n bytes that differ with seed and along the file, so a misplaced or torn
+// range shows.
+func fsyncContent(seed, n int) []byte {
+	b := make([]byte, n)
+	for j := range b {
+		b[j] = byte(seed*31 + j/1000 + j%7)
+	}
+	return b
+}
