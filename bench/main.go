@@ -69,7 +69,7 @@ func fullConfig() config {
 func quickConfig() config {
 	return config{quick: true, bigSize: 24 << 20, multiSize: 8 << 20, readers: 4, smallFiles: 50, smallSize: 4 << 10,
 		workers: 8, dirEntries: 1100, randDur: time.Second, randThreads: []int{1, 4},
-		partSize: 8 << 20, inFlight: 16, treeDirs: 10, treeFiles: 30, walkObjects: 3000, bigDirEntries: 2500}
+		partSize: 8 << 20, inFlight: 16, treeDirs: 10, treeFiles: 30, walkObjects: 3000, bigDirEntries: 12_000}
 }
 
 // row is one line of the table.
@@ -107,6 +107,7 @@ func main() {
 	listLat := flag.Duration("list-latency", s3Profile.listLatency, "S3 profile: first-byte latency of a LIST")
 	perReq := flag.Float64("request-rate", s3Profile.perRequest/1e6, "S3 profile: MB/s of each request, each way")
 	total := flag.Float64("total-rate", s3Profile.total/1e6, "S3 profile: MB/s of all requests together, each way")
+	bigDir := flag.Int("big-dir-entries", 0, "entries of the one big directory's ls -l row (default 1,000,000; 12,000 with --quick)")
 	mountArgs := flag.String("mount-args", "", "more flags for every mount, space-separated (e.g. \"--metrics-addr 127.0.0.1:0\" to measure with metrics on)")
 	flag.Parse()
 	s3p := profile{name: "S3-like", latency: *lat, listLatency: *listLat, perRequest: *perReq * 1e6, total: *total * 1e6}
@@ -115,6 +116,9 @@ func main() {
 		cfg = quickConfig()
 	}
 	cfg.mountArgs = strings.Fields(*mountArgs)
+	if *bigDir > 0 {
+		cfg.bigDirEntries = *bigDir
+	}
 	if *randSecs > 0 {
 		cfg.randDur = time.Duration(*randSecs * float64(time.Second))
 	}

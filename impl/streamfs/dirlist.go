@@ -16,7 +16,8 @@ import (
 // not found, for as long as rule S3 lets metadata be reused: found names for the metadata TTL
 // and absent ones for the negative TTL, both counted from when the listing started. One listing
 // runs per directory at a time; concurrent lookups wait for it. A directory too large to list
-// (more than listPagesMax pages) keeps the per-name lookups.
+// (more than listPagesMax pages) keeps the per-name lookups, unless they come in key order:
+// then a page at a time answers them (dirwindow.go).
 const (
 	// listAfterMisses is how many lookups of one directory go to the store within
 	// listMissWindow before the directory is listed instead.
@@ -53,6 +54,15 @@ type dirList struct {
 	// lookups can go on from it instead of reading it again.
 	upTo, token string
 	tail        map[string]s3.ObjectInfo
+	// A too-big directory's lookups in key order (dirwindow.go): the last name looked up on
+	// its own, how many such lookups in a row came in ascending order, the page answering
+	// the walk and those read ahead, a channel closed when the page being read is, and
+	// whether the read-ahead loop runs.
+	lastMiss     string
+	streak       int
+	wins         []*listWindow
+	winRunning   chan struct{}
+	aheadRunning bool
 }
 
 // localChangeLocked is told of every name this mount makes, commits to the bucket or removes:
@@ -190,10 +200,10 @@ func (f *FS) fromListingLocked(ctx context.Context, dir, path string) (res resol
 			f.trimDirListsLocked()
 		}
 		if now.Before(dl.tooBig) {
-			return resolution{}, false, nil
+			return f.fromWindowLocked(ctx, dir, path, dl)
 		}
 		if in := f.freshChildLocked(path, now); in != nil {
-			return resolution{found: true, kind: in.kind, info: s3.ObjectInfo{Size: in.size, LastModified: in.mtime, ETag: in.etag}}, true, nil
+			return foundAt(in), true, nil
 		}
 		if f.absentFromListingLocked(dir, path, now) {
 			return resolution{}, true, nil
@@ -202,13 +212,7 @@ func (f *FS) fromListingLocked(ctx context.Context, dir, path string) (res resol
 			return resolution{}, false, nil // the listing we waited for says nothing fresh
 		}
 		if dl.running != nil {
-			wait := dl.running
-			f.mu.Unlock()
-			select {
-			case <-wait:
-			case <-ctx.Done():
-			}
-			f.mu.Lock()
+			f.waitLocked(ctx, dl.running)
 			continue
 		}
 		// Only a whole listing makes a directory hot: the first page its own lookup read
@@ -229,6 +233,22 @@ func (f *FS) fromListingLocked(ctx context.Context, dir, path string) (res resol
 		}
 		return found, true, nil
 	}
+}
+
+// waitLocked releases f.mu until done is closed or ctx ends.
+// LOCKS_REQUIRED(f.mu)
+func (f *FS) waitLocked(ctx context.Context, done <-chan struct{}) {
+	f.mu.Unlock()
+	select {
+	case <-done:
+	case <-ctx.Done():
+	}
+	f.mu.Lock()
+}
+
+// foundAt is the lookup answer for in, a child whose metadata is fresh.
+func foundAt(in *inode) resolution {
+	return resolution{found: true, kind: in.kind, info: s3.ObjectInfo{Size: in.size, LastModified: in.mtime, ETag: in.etag}}
 }
 
 // listForLookupsLocked lists dir, records every entry as list does for readdir, and says what
