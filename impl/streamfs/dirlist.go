@@ -56,13 +56,11 @@ type dirList struct {
 	tail        map[string]s3.ObjectInfo
 	// A too-big directory's lookups in key order (dirwindow.go): the last name looked up on
 	// its own, how many such lookups in a row came in ascending order, the page answering
-	// the walk and those read ahead, a channel closed when the page being read is, and
-	// whether the read-ahead loop runs.
-	lastMiss     string
-	streak       int
-	wins         []*listWindow
-	winRunning   chan struct{}
-	aheadRunning bool
+	// the walk and those read ahead, and a channel closed when the page being read is.
+	lastMiss   string
+	streak     int
+	wins       []*listWindow
+	winRunning chan struct{}
 }
 
 // localChangeLocked is told of every name this mount makes, commits to the bucket or removes:
@@ -394,7 +392,7 @@ func (f *FS) trimDirListsLocked() {
 	}
 	now := f.clock.Now()
 	for d, dl := range f.dirLists {
-		if dl.running == nil && now.Sub(dl.listedAt) > listHot && now.Sub(dl.firstMiss) > listMissWindow && now.After(dl.tooBig) {
+		if dl.running == nil && dl.winRunning == nil && now.Sub(dl.listedAt) > listHot && now.Sub(dl.firstMiss) > listMissWindow && now.After(dl.tooBig) {
 			delete(f.dirLists, d)
 		}
 	}

@@ -40,8 +40,14 @@ func refuseFirstToken(w http.ResponseWriter, r *http.Request, refused *atomic.In
 
 func countingFixture(t *testing.T, keys map[string]string, ttl time.Duration) (*fixture, *atomic.Int64, *atomic.Int64) {
 	t.Helper()
+	return countingFixtureWith(t, fixtureOptions{keys: keys, ttl: ttl})
+}
+
+// countingFixtureWith is countingFixture with more options (its middleware is the counter).
+func countingFixtureWith(t *testing.T, o fixtureOptions) (*fixture, *atomic.Int64, *atomic.Int64) {
+	t.Helper()
 	var heads, lists, counting atomic.Int64
-	x := newFixtureWith(t, fixtureOptions{keys: keys, ttl: ttl, middleware: func(next http.Handler) http.Handler {
+	o.middleware = func(next http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			switch {
 			case counting.Load() == 0:
@@ -52,7 +58,8 @@ func countingFixture(t *testing.T, keys map[string]string, ttl time.Duration) (*
 			}
 			next.ServeHTTP(w, r)
 		})
-	}})
+	}
+	x := newFixtureWith(t, o)
 	counting.Store(1) // not the seeding
 	return x, &heads, &lists
 }

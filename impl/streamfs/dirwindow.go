@@ -30,14 +30,25 @@ const (
 // GUARDED_BY(FS.mu), all fields.
 type listWindow struct {
 	from  string    // names up to this one are not covered (the page started after it)
-	below string    // nor names the page before covered (keymap.Covered); "" for a first page
+	below string    // nor names the pages before covered (keymap.Covered); "" for a first page
 	upTo  string    // the page's greatest key or prefix ("" when it is the directory's last)
 	at    time.Time // when its LIST started
-	// tailAt is when the page before started: names up to below, carried from it, are
-	// answered as of then.
-	tailAt time.Time
-	token  string                   // where the next page starts; "" on the last page
-	tail   map[string]s3.ObjectInfo // objects on it a later page may still make directories
+	// bands say as of when names up to below are answered: each earlier page of the walk
+	// whose range may still hold such a name (not keymap.Settled by below), in order, with
+	// when it was read. Objects carried from them (tail) were seen then, and a name absent
+	// there was absent then.
+	bands []band
+	token string                   // where the next page starts; "" on the last page
+	tail  map[string]s3.ObjectInfo // objects on it a later page may still make directories
+	// changes is dirList.changes when the walk's first page started: a page read after this
+	// mount changed the directory would carry stale objects from the pages before it.
+	changes uint64
+}
+
+// band is an earlier page of a walk: it showed the names up to upTo, as of at.
+type band struct {
+	upTo string
+	at   time.Time
 }
 
 // covers reports whether w says what name is, and as of when.
@@ -48,10 +59,49 @@ func (w *listWindow) covers(name string) (time.Time, bool) {
 	if w.upTo != "" && !keymap.Covered(name, w.upTo) {
 		return time.Time{}, false
 	}
+	return w.timeOf(name), true
+}
+
+// timeOf is when what w says of name was seen: on an earlier page for a name up to below.
+func (w *listWindow) timeOf(name string) time.Time {
 	if w.below != "" && name <= w.below {
-		return w.tailAt, true
+		for _, b := range w.bands {
+			if name <= b.upTo {
+				return b.at
+			}
+		}
 	}
-	return w.at, true
+	return w.at
+}
+
+// following is the window of the page after w, to be read.
+func (w *listWindow) following() *listWindow {
+	next := &listWindow{from: w.from, below: w.upTo, token: w.token, tail: w.tail, changes: w.changes}
+	for _, b := range w.bands {
+		if !keymap.Settled(b.upTo, w.upTo) {
+			next.bands = append(next.bands, b)
+		}
+	}
+	next.bands = append(next.bands, band{upTo: w.upTo, at: w.at})
+	return next
+}
+
+// walkedLocked is told of a lookup in dir that a page of a walk answered before it reached
+// fromWindowLocked (the page recorded the name's inode): once the walk is on a page read
+// ahead, the pages before it go and the next one is read.
+// LOCKS_REQUIRED(f.mu)
+func (f *FS) walkedLocked(dir, name string) {
+	dl := f.dirLists[dir]
+	if dl == nil || len(dl.wins) < 2 {
+		return
+	}
+	for i := len(dl.wins) - 1; i > 0; i-- {
+		if _, ok := dl.wins[i].covers(name); ok {
+			dl.wins = dl.wins[i:]
+			f.readAheadWindowLocked(dir, dl)
+			return
+		}
+	}
 }
 
 // fromWindowLocked answers a lookup of path in the too-big directory dir from a window of its
@@ -63,6 +113,7 @@ func (f *FS) fromWindowLocked(ctx context.Context, dir, path string, dl *dirList
 	for waited := false; ; waited = true {
 		now := f.clock.Now()
 		if in := f.freshChildLocked(path, now); in != nil {
+			f.walkedLocked(dir, name)
 			return foundAt(in), true, nil
 		}
 		for i, w := range dl.wins {
@@ -103,9 +154,12 @@ func (f *FS) fromWindowLocked(ctx context.Context, dir, path string, dl *dirList
 	// The page starts just below the name: after it with its last character cut, so that
 	// the name is on it whatever it is.
 	_, size := utf8.DecodeLastRuneInString(name)
-	w, err := f.readWindowLocked(ctx, dir, dl, &listWindow{from: name[:len(name)-size]})
-	if err != nil || w == nil {
-		return resolution{}, false, err
+	w := &listWindow{from: name[:len(name)-size], changes: dl.changes}
+	done := make(chan struct{})
+	dl.winRunning = done
+	if got, err := f.readWindowLocked(ctx, dir, dl, w, done); err != nil || got == nil {
+		// A store that refuses the page (throttling, no StartAfter): the name alone.
+		return resolution{}, false, nil
 	}
 	dl.wins = []*listWindow{w}
 	f.readAheadWindowLocked(dir, dl)
@@ -120,41 +174,49 @@ func (f *FS) fromWindowLocked(ctx context.Context, dir, path string, dl *dirList
 
 // readAheadWindowLocked reads, in the background, the pages after the last of dl.wins, one
 // after another, until windowPages are kept: the listing runs ahead of the walk instead of
-// starting a page only when the walk reaches the one before.
+// starting a page only when the walk reaches the one before. The page being read is
+// dl.winRunning from the moment it is decided, so a lookup that needs it waits for it
+// instead of reading its own.
 // LOCKS_REQUIRED(f.mu)
 func (f *FS) readAheadWindowLocked(dir string, dl *dirList) {
-	if len(dl.wins) == 0 || dl.winRunning != nil || dl.aheadRunning {
+	if n := len(dl.wins); n == 0 || n >= windowPages || dl.winRunning != nil || dl.wins[n-1].token == "" {
 		return
 	}
-	dl.aheadRunning = true
+	done := make(chan struct{})
+	dl.winRunning = done
 	go func() {
 		f.mu.Lock()
 		defer f.mu.Unlock()
-		defer func() { dl.aheadRunning = false }()
-		for len(dl.wins) > 0 && len(dl.wins) < windowPages && dl.winRunning == nil {
-			last := dl.wins[len(dl.wins)-1]
-			if last.token == "" {
+		for {
+			if len(dl.wins) == 0 { // the walk's pages expired meanwhile
+				dl.winRunning = nil
+				close(done)
 				return
 			}
-			next := &listWindow{from: last.from, below: last.upTo, tailAt: last.at, token: last.token, tail: last.tail}
-			// A failure leaves the names to be resolved one by one, or a window read again.
-			w, err := f.readWindowLocked(context.Background(), dir, dl, next)
+			last := dl.wins[len(dl.wins)-1]
+			w, err := f.readWindowLocked(context.Background(), dir, dl, last.following(), done)
+			// A failure leaves the names to be resolved one by one, or a walk started again.
 			if err != nil || w == nil || len(dl.wins) == 0 || dl.wins[len(dl.wins)-1] != last {
 				return // or the walk started again elsewhere meanwhile
 			}
 			dl.wins = append(dl.wins, w)
+			if len(dl.wins) >= windowPages || w.token == "" || dl.winRunning != nil {
+				return
+			}
+			done = make(chan struct{})
+			dl.winRunning = done
 		}
 	}()
 }
 
 // readWindowLocked reads the page w stands for (from its token, or after w.from), records
-// what it shows (with the objects carried from the page before it), and returns w filled in,
-// or nil if this mount changed the directory while it was read. f.mu is released meanwhile.
+// what it shows (with the objects carried from the pages before it), and returns w filled
+// in, or nil if this mount changed the directory since w.changes. dl.winRunning is done,
+// set by the caller; it is closed and cleared once the page is read. f.mu is released
+// meanwhile.
 // LOCKS_REQUIRED(f.mu)
-func (f *FS) readWindowLocked(ctx context.Context, dir string, dl *dirList, w *listWindow) (*listWindow, error) {
-	done := make(chan struct{})
-	dl.winRunning = done
-	start, changes := f.clock.Now(), dl.changes
+func (f *FS) readWindowLocked(ctx context.Context, dir string, dl *dirList, w *listWindow, done chan struct{}) (*listWindow, error) {
+	start := f.clock.Now()
 	in := s3.ListInput{Prefix: keymap.DirKey(f.prefix, dir), Delimiter: keymap.Delimiter, MaxKeys: firstPageKeys}
 	if w.token != "" {
 		in.ContinuationToken = w.token
@@ -169,7 +231,7 @@ func (f *FS) readWindowLocked(ctx context.Context, dir string, dl *dirList, w *l
 	if err != nil {
 		return nil, storeError("lookup", dir, err)
 	}
-	if dl.changes != changes {
+	if dl.changes != w.changes {
 		return nil, nil
 	}
 	l, complete, upTo := listdir.Page(f.prefix, dir, page)
@@ -201,11 +263,7 @@ func (f *FS) readWindowLocked(ctx context.Context, dir string, dl *dirList, w *l
 			}
 			continue
 		}
-		at := start
-		if w.below != "" && e.Name <= w.below {
-			at = w.tailAt // carried from the page before: seen then
-		}
-		f.recordListedLocked(keymap.Join(dir, e.Name), e.Kind, info, isObject, at)
+		f.recordListedLocked(keymap.Join(dir, e.Name), e.Kind, info, isObject, w.timeOf(e.Name))
 	}
 	return w, nil
 }

@@ -42,6 +42,7 @@ type fixtureOptions struct {
 	// fetchAhead, if set, is given the store and becomes the file system's FetchAhead.
 	fetchAhead *fetchahead.Config
 	overwrite  bool // --allow-overwrite
+	delete     bool // --allow-delete
 }
 
 func newFixtureWith(t *testing.T, o fixtureOptions) *fixture {
@@ -58,7 +59,7 @@ func newFixtureWith(t *testing.T, o fixtureOptions) *fixture {
 		o.ttl = time.Second
 	}
 	clk := clock.NewFake(time.Unix(1_700_000_000, 0))
-	cfg := streamfs.Config{Store: store, Clock: clk, Prefix: o.prefix, MetadataTTL: o.ttl, NegativeTTL: o.ttl, AllowOverwrite: o.overwrite}
+	cfg := streamfs.Config{Store: store, Clock: clk, Prefix: o.prefix, MetadataTTL: o.ttl, NegativeTTL: o.ttl, AllowOverwrite: o.overwrite, AllowDelete: o.delete}
 	if o.fetchAhead != nil {
 		fc := *o.fetchAhead
 		fc.Store = store

@@ -78,6 +78,7 @@ func (f *FS) lookup(ctx context.Context, parent vfs.InodeID, name string, mayRet
 	}
 	f.refreshAheadLocked(dir.path, now)
 	if in := f.freshChildLocked(path, now); in != nil {
+		f.walkedLocked(dir.path, name)
 		in.lookups.Add()
 		e := f.entryLocked(in)
 		f.mu.Unlock()
