@@ -163,7 +163,7 @@ func (f *FS) freshChildLocked(path string, now time.Time) *inode {
 		return in
 	}
 	for _, k := range []keymap.Kind{keymap.Dir, keymap.File} {
-		if in := f.inodes.lookup(path, k); in != nil && now.Before(in.validUntil) {
+		if in := f.inodes.lookup(path, k); in != nil && in.validUntil.after(now) {
 			return in
 		}
 	}
@@ -176,14 +176,14 @@ func (f *FS) freshChildLocked(path string, now time.Time) *inode {
 // not roll back what a later lookup, open or commit of this mount saw.
 // LOCKS_REQUIRED(f.mu)
 func (f *FS) setMetaLocked(in *inode, info s3.ObjectInfo, now time.Time) {
-	if now.Before(in.metaAt) {
+	if in.metaAt.after(now) {
 		return
 	}
-	in.metaAt = now
+	in.metaAt = stampOf(now)
 	if in.kind == keymap.File {
 		in.size, in.mtime, in.etag = info.Size, info.LastModified, info.ETag
 	}
-	in.validUntil = now.Add(f.cfg.MetadataTTL)
+	in.validUntil = stampOf(now.Add(f.cfg.MetadataTTL))
 }
 
 // attrExpiry is how long the kernel may keep in's attributes: the metadata TTL, but not at
@@ -263,7 +263,7 @@ func (f *FS) GetAttr(ctx context.Context, id vfs.InodeID) (vfs.Attr, time.Time, 
 		return vfs.Attr{}, time.Time{}, vfs.NewError("getattr", "", vfs.CodeBadHandle, "unknown inode")
 	}
 	now := f.clock.Now()
-	if in.kind == keymap.Dir || in.local || now.Before(in.validUntil) {
+	if in.kind == keymap.Dir || in.local || in.validUntil.after(now) {
 		a, exp := f.attrOf(in), f.attrExpiry(in)
 		f.mu.Unlock()
 		return a, exp, nil

@@ -55,7 +55,7 @@ func (f *FS) Unlink(ctx context.Context, parent vfs.InodeID, name string) error 
 // LOCKS_REQUIRED(f.mu)
 func (f *FS) staleLocked(path string, kind keymap.Kind) {
 	if in := f.inodes.lookup(path, kind); in != nil {
-		in.validUntil, in.metaAt = f.mounted, f.clock.Now()
+		in.validUntil, in.metaAt = stampOf(f.mounted), stampOf(f.clock.Now())
 	}
 	f.localChangeLocked(path)
 }
@@ -136,7 +136,7 @@ func (f *FS) RmDir(ctx context.Context, parent vfs.InodeID, name string) error {
 	defer f.mu.Unlock()
 	delete(f.local, path)
 	in.local = false
-	in.validUntil, in.metaAt = f.mounted, f.clock.Now()
+	in.validUntil, in.metaAt = stampOf(f.mounted), stampOf(f.clock.Now())
 	return nil
 }
 

@@ -46,7 +46,7 @@ func (f *FS) Open(ctx context.Context, id vfs.InodeID, flags vfs.OpenFlags, pid 
 		f.mu.Unlock()
 		return 0, vfs.NewError("open", "", vfs.CodeBadHandle, "unknown inode")
 	}
-	path, kind, stale, writing := in.path, in.kind, !f.clock.Now().Before(in.validUntil), in.writer != nil
+	path, kind, stale, writing := in.path, in.kind, !in.validUntil.after(f.clock.Now()), in.writer != nil
 	f.mu.Unlock()
 	if kind == keymap.Dir {
 		return 0, vfs.NewError("open", path, vfs.CodeIsDir, "is a directory")
@@ -78,7 +78,7 @@ func (f *FS) Open(ctx context.Context, id vfs.InodeID, flags vfs.OpenFlags, pid 
 func (f *FS) refresh(ctx context.Context, id vfs.InodeID) error {
 	f.mu.Lock()
 	if in := f.inodes.get(id); in != nil {
-		in.validUntil, in.metaAt = f.mounted, f.clock.Now() // force the store round trip
+		in.validUntil, in.metaAt = stampOf(f.mounted), stampOf(f.clock.Now()) // force the store round trip
 	}
 	f.mu.Unlock()
 	_, _, err := f.GetAttr(ctx, id)

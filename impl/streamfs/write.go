@@ -283,15 +283,15 @@ func (f *FS) commit(ctx context.Context, w *writeHandle, step func(streamrule.Up
 	if !info.LastModified.IsZero() {
 		in.mtime = info.LastModified
 	}
-	in.metaAt = f.clock.Now()
-	in.validUntil = in.metaAt.Add(f.cfg.MetadataTTL)
+	now := f.clock.Now()
+	in.metaAt, in.validUntil = stampOf(now), stampOf(now.Add(f.cfg.MetadataTTL))
 	f.localChangeLocked(in.path)
 	// The committed key makes its local ancestors real directories of the bucket (S7).
 	for dir, _ := keymap.Split(in.path); dir != ""; dir, _ = keymap.Split(dir) {
 		if d := f.local[dir]; d != nil && d.kind == keymap.Dir {
 			delete(f.local, dir)
 			d.local = false
-			d.validUntil = f.clock.Now().Add(f.cfg.MetadataTTL)
+			d.validUntil = stampOf(f.clock.Now().Add(f.cfg.MetadataTTL))
 		}
 	}
 	f.mu.Unlock()
@@ -315,7 +315,7 @@ func (f *FS) endWrite(w *writeHandle, committed bool) {
 		delete(f.local, in.path)
 	}
 	if !committed {
-		in.validUntil, in.metaAt = f.mounted, f.clock.Now() // ask the store what is there now
+		in.validUntil, in.metaAt = stampOf(f.mounted), stampOf(f.clock.Now()) // ask the store what is there now
 	}
 	f.mu.Unlock()
 	// After a failure the kernel still has the size the failed writer reached (it tracks
