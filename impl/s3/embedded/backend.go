@@ -3,6 +3,7 @@ package embedded
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"strings"
@@ -59,9 +60,27 @@ type backend struct {
 	// copyReads is set for s3bolt. s3mem's slices are never mutated once stored, so
 	// its reads are handed out as they are (no per-GET copy).
 	copyReads bool
+	// maxObject is the largest object the store keeps (0: no limit).
+	maxObject int64
+}
+
+// maxBoltObject is the largest object the on-disk store keeps: s3bolt stores an object as one
+// bbolt value, which bbolt caps just below 2 GiB. A bigger one failed with a 500 that clients
+// retried ten times before the close of a 2 GiB file failed with EIO and no cause; it is
+// refused at once (400) with one that says what to do.
+const maxBoltObject = 2<<30 - 1<<20
+
+// tooLarge is the answer to an object bigger than the store keeps.
+func tooLarge(size, max int64) error {
+	return gofakes3.ErrorMessage(gofakes3.ErrInvalidArgument, fmt.Sprintf(
+		"EntityTooLarge: the embedded store (--embedded-store) keeps objects of up to %d MiB and this one is %d MiB; "+
+			"keep bigger files in S3 or an S3-compatible server such as MinIO (--endpoint-url)", max>>20, (size+1<<20-1)>>20))
 }
 
 func (b *backend) PutObject(bucket, key string, meta map[string]string, input io.Reader, size int64, cond *gofakes3.PutConditions) (gofakes3.PutObjectResult, error) {
+	if b.maxObject > 0 && size > b.maxObject {
+		return gofakes3.PutObjectResult{}, tooLarge(size, b.maxObject)
+	}
 	data, err := gofakes3.ReadAll(input, size)
 	if err != nil {
 		return gofakes3.PutObjectResult{}, err

@@ -76,7 +76,11 @@ func Start(opts Options) (*Server, error) {
 		s.db = db
 		inner = s3bolt.New(db)
 	}
-	s.backend = &backend{Backend: inner, now: time.Now, copyReads: s.db != nil}
+	be := &backend{Backend: inner, now: time.Now, copyReads: s.db != nil}
+	if s.db != nil {
+		be.maxObject = maxBoltObject
+	}
+	s.backend = be
 
 	for _, b := range opts.Buckets {
 		if err := s.CreateBucket(b); err != nil {

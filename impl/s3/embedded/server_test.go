@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/johannesboyne/gofakes3"
 	"github.com/stretchr/testify/require"
 
 	"github.com/mount-s3/mount-s3/impl/s3"
@@ -266,4 +267,35 @@ func TestDamagedUploadRefused(t *testing.T) {
 	// The same body with its right checksum is stored.
 	_, err := st.Put(context.Background(), "whole", bytes.NewReader([]byte("x")), 1, s3.WriteOptions{Checksum: "crc32c"})
 	require.NoError(t, err)
+}
+
+// unreadable fails any read: a refused object must be refused before its body is read.
+type unreadable struct{}
+
+func (unreadable) Read([]byte) (int, error) { return 0, fmt.Errorf("the body was read") }
+
+// The on-disk store keeps objects of up to about 2 GiB (one bbolt value each). A bigger one,
+// as a PUT or as the completion of a multipart upload, is refused at once with a 400 whose
+// message says the limit and what to use instead, not a 500 a client retries; the in-memory
+// store has no such limit.
+func TestDiskStoreRefusesObjectsItCannotKeep(t *testing.T) {
+	srv, err := embedded.Start(embedded.Options{Dir: t.TempDir(), Buckets: []string{"bkt"}})
+	require.NoError(t, err)
+	defer srv.Close()
+	_, err = srv.Backend().PutObject("bkt", "big", map[string]string{}, unreadable{}, 2<<30, nil)
+	require.Error(t, err)
+	require.True(t, gofakes3.HasErrorCode(err, gofakes3.ErrInvalidArgument), "%v", err)
+	require.Equal(t, http.StatusBadRequest, gofakes3.ErrInvalidArgument.Status())
+	require.Contains(t, err.Error(), "up to 2047 MiB")
+	require.Contains(t, err.Error(), "MinIO")
+
+	// Just below the limit is only read (this reader then fails it), not refused.
+	_, err = srv.Backend().PutObject("bkt", "big", map[string]string{}, unreadable{}, 2<<30-1<<20, nil)
+	require.ErrorContains(t, err, "the body was read")
+
+	mem, err := embedded.Start(embedded.Options{Buckets: []string{"bkt"}})
+	require.NoError(t, err)
+	defer mem.Close()
+	_, err = mem.Backend().PutObject("bkt", "big", map[string]string{}, unreadable{}, 2<<30, nil)
+	require.ErrorContains(t, err, "the body was read")
 }
