@@ -157,7 +157,7 @@ func (f *FS) fromWindowLocked(ctx context.Context, dir, path string, dl *dirList
 	w := &listWindow{from: name[:len(name)-size], changes: dl.changes}
 	done := make(chan struct{})
 	dl.winRunning = done
-	if got, err := f.readWindowLocked(ctx, dir, dl, w, done); err != nil || got == nil {
+	if ok, err := f.readWindowLocked(ctx, dir, dl, w, done); err != nil || !ok {
 		// A store that refuses the page (throttling, no StartAfter): the name alone.
 		return resolution{}, false, nil
 	}
@@ -194,9 +194,10 @@ func (f *FS) readAheadWindowLocked(dir string, dl *dirList) {
 				return
 			}
 			last := dl.wins[len(dl.wins)-1]
-			w, err := f.readWindowLocked(context.Background(), dir, dl, last.following(), done)
+			w := last.following()
+			ok, err := f.readWindowLocked(context.Background(), dir, dl, w, done)
 			// A failure leaves the names to be resolved one by one, or a walk started again.
-			if err != nil || w == nil || len(dl.wins) == 0 || dl.wins[len(dl.wins)-1] != last {
+			if err != nil || !ok || len(dl.wins) == 0 || dl.wins[len(dl.wins)-1] != last {
 				return // or the walk started again elsewhere meanwhile
 			}
 			dl.wins = append(dl.wins, w)
@@ -210,12 +211,12 @@ func (f *FS) readAheadWindowLocked(dir string, dl *dirList) {
 }
 
 // readWindowLocked reads the page w stands for (from its token, or after w.from), records
-// what it shows (with the objects carried from the pages before it), and returns w filled
-// in, or nil if this mount changed the directory since w.changes. dl.winRunning is done,
+// what it shows (with the objects carried from the pages before it) and fills w in; ok is
+// false if this mount changed the directory since w.changes or the page covers no name. dl.winRunning is done,
 // set by the caller; it is closed and cleared once the page is read. f.mu is released
 // meanwhile.
 // LOCKS_REQUIRED(f.mu)
-func (f *FS) readWindowLocked(ctx context.Context, dir string, dl *dirList, w *listWindow, done chan struct{}) (*listWindow, error) {
+func (f *FS) readWindowLocked(ctx context.Context, dir string, dl *dirList, w *listWindow, done chan struct{}) (ok bool, err error) {
 	start := f.clock.Now()
 	in := s3.ListInput{Prefix: keymap.DirKey(f.prefix, dir), Delimiter: keymap.Delimiter, MaxKeys: firstPageKeys}
 	if w.token != "" {
@@ -229,14 +230,14 @@ func (f *FS) readWindowLocked(ctx context.Context, dir string, dl *dirList, w *l
 	dl.winRunning = nil
 	close(done)
 	if err != nil {
-		return nil, storeError("lookup", dir, err)
+		return false, storeError("lookup", dir, err)
 	}
 	if dl.changes != w.changes {
-		return nil, nil
+		return false, nil
 	}
 	l, complete, upTo := listdir.Page(f.prefix, dir, page)
 	if !complete && upTo == "" {
-		return nil, nil // an empty page that says more follow covers no name
+		return false, nil // an empty page that says more follow covers no name
 	}
 	for name, info := range w.tail {
 		if _, ok := l.Objects[name]; !ok {
@@ -265,5 +266,5 @@ func (f *FS) readWindowLocked(ctx context.Context, dir string, dl *dirList, w *l
 		}
 		f.recordListedLocked(keymap.Join(dir, e.Name), e.Kind, info, isObject, w.timeOf(e.Name))
 	}
-	return w, nil
+	return true, nil
 }
