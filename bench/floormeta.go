@@ -145,7 +145,7 @@ func (f *floorFS) ReadDir(_ context.Context, h vfs.HandleID, offset uint64) ([]v
 
 func (f *floorFS) ReleaseDir(vfs.HandleID) {}
 
-func (f *floorFS) Open(_ context.Context, id vfs.InodeID, _ vfs.OpenFlags, _ uint32) (vfs.HandleID, error) {
+func (f *floorFS) Open(_ context.Context, id vfs.InodeID, _ vfs.OpenFlags, _ vfs.Process) (vfs.HandleID, error) {
 	return vfs.HandleID(id), nil
 }
 
@@ -161,9 +161,9 @@ func (f *floorFS) Read(_ context.Context, h vfs.HandleID, off int64, dst []byte)
 	return int(n), nil
 }
 
-func (f *floorFS) Flush(context.Context, vfs.HandleID, uint32) error { return nil }
-func (f *floorFS) Fsync(context.Context, vfs.HandleID) error         { return nil }
-func (f *floorFS) Release(vfs.HandleID)                              {}
+func (f *floorFS) Flush(context.Context, vfs.HandleID, vfs.Process) error { return nil }
+func (f *floorFS) Fsync(context.Context, vfs.HandleID) error              { return nil }
+func (f *floorFS) Release(vfs.HandleID)                                   {}
 
 // GetXattr: a file system that keeps extended attributes, as sync mode does, so the kernel
 // keeps asking (CodeNoXattrs, ENOSYS, would stop it).

@@ -37,11 +37,11 @@ type FileSystem interface {
 	ReadDir(ctx context.Context, h vfs.HandleID, offset uint64) ([]vfs.DirEntry, error)
 	ReleaseDir(h vfs.HandleID)
 
-	Open(ctx context.Context, id vfs.InodeID, flags vfs.OpenFlags, pid uint32) (vfs.HandleID, error)
+	Open(ctx context.Context, id vfs.InodeID, flags vfs.OpenFlags, p vfs.Process) (vfs.HandleID, error)
 	Create(ctx context.Context, parent vfs.InodeID, name string, mode os.FileMode, c vfs.Caller) (vfs.Entry, vfs.HandleID, error)
 	Read(ctx context.Context, h vfs.HandleID, off int64, dst []byte) (int, error)
 	Write(ctx context.Context, h vfs.HandleID, off int64, data []byte) error
-	Flush(ctx context.Context, h vfs.HandleID, pid uint32) error
+	Flush(ctx context.Context, h vfs.HandleID, p vfs.Process) error
 	Fsync(ctx context.Context, h vfs.HandleID) error
 	Release(h vfs.HandleID)
 
@@ -289,7 +289,7 @@ func (a *adapter) OpenFile(ctx context.Context, op *fuseops.OpenFileOp) error {
 		Trunc:  op.OpenFlags&syscall.O_TRUNC != 0,
 		Direct: op.OpenFlags&syscall.O_DIRECT != 0,
 	}
-	h, err := a.fs.Open(ctx, vfs.InodeID(op.Inode), flags, tgid(op.OpContext.Pid))
+	h, err := a.fs.Open(ctx, vfs.InodeID(op.Inode), flags, thread(op.OpContext.Pid))
 	if err != nil {
 		return a.fail(err)
 	}
@@ -327,7 +327,7 @@ func (a *adapter) ReleaseFileHandle(ctx context.Context, op *fuseops.ReleaseFile
 
 func (a *adapter) FlushFile(ctx context.Context, op *fuseops.FlushFileOp) error {
 	ctx = uninterruptible(ctx)
-	if err := a.fs.Flush(ctx, vfs.HandleID(op.Handle), tgid(op.OpContext.Pid)); err != nil {
+	if err := a.fs.Flush(ctx, vfs.HandleID(op.Handle), thread(op.OpContext.Pid)); err != nil {
 		return a.fail(err)
 	}
 	return nil

@@ -38,6 +38,12 @@ func caller(oc fuseops.OpContext) vfs.Caller {
 	return c
 }
 
+// thread is the thread a request names, as a vfs.Process: its process is found when asked.
+type thread uint32
+
+// ID implements vfs.Process.
+func (t thread) ID() uint32 { return tgid(uint32(t)) }
+
 // tgid returns the process (thread group) id of the thread pid that the kernel names in a
 // FUSE request, so that two threads of one program count as the same opener. It returns pid
 // itself when /proc cannot tell (the thread has exited).

@@ -94,7 +94,7 @@ func TestNoRequestOutsidePrefix(t *testing.T) {
 			case 1:
 				if e, h, err := f.Create(ctx, dir(), name("name"), 0o644, vfs.Caller{}); err == nil {
 					f.Write(ctx, h, 0, []byte("data"))
-					f.Flush(ctx, h, 0)
+					f.Flush(ctx, h, vfs.PID(0))
 					f.Release(h)
 					_ = e
 				}
@@ -115,7 +115,7 @@ func TestNoRequestOutsidePrefix(t *testing.T) {
 				f.Rename(ctx, dir(), name("from"), dir(), name("to"))
 			case 7:
 				if e, err := f.Lookup(ctx, dir(), name("name")); err == nil && !e.Attr.Mode.IsDir() {
-					if h, err := f.Open(ctx, e.Attr.Inode, vfs.OpenFlags{Read: true}, 0); err == nil {
+					if h, err := f.Open(ctx, e.Attr.Inode, vfs.OpenFlags{Read: true}, vfs.PID(0)); err == nil {
 						f.Read(ctx, h, 0, make([]byte, 16))
 						f.Release(h)
 					}

@@ -202,7 +202,7 @@ func TestOwnWritesOutliveAnEarlierListing(t *testing.T) {
 	if err := x.fs.Write(ctx, h, 0, []byte("mine")); err != nil {
 		t.Fatal(err)
 	}
-	if err := x.fs.Flush(ctx, h, 7); err != nil {
+	if err := x.fs.Flush(ctx, h, vfs.PID(7)); err != nil {
 		t.Fatal(err)
 	}
 	x.fs.Release(h)
@@ -246,7 +246,7 @@ func TestCreatesInAListedDirectory(t *testing.T) {
 		if err := x.fs.Write(ctx, h, 0, []byte(name)); err != nil {
 			t.Fatal(err)
 		}
-		if err := x.fs.Flush(ctx, h, 7); err != nil {
+		if err := x.fs.Flush(ctx, h, vfs.PID(7)); err != nil {
 			t.Fatal(err)
 		}
 		x.fs.Release(h)

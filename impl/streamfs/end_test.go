@@ -21,11 +21,11 @@ func TestEndCommitsOnlyFilesClosedEmpty(t *testing.T) {
 		return h
 	}
 	touched := create("touched") // closed empty: its upload waits for the release
-	if err := x.fs.Flush(ctx, touched, pid); err != nil {
+	if err := x.fs.Flush(ctx, touched, vfs.PID(pid)); err != nil {
 		t.Fatal(err)
 	}
 	writing := create("writing") // `prog > f`: a close of the first descriptor, then writes
-	if err := x.fs.Flush(ctx, writing, pid); err != nil {
+	if err := x.fs.Flush(ctx, writing, vfs.PID(pid)); err != nil {
 		t.Fatal(err)
 	}
 	if err := x.fs.Write(ctx, writing, 0, []byte("first half")); err != nil {
@@ -36,11 +36,11 @@ func TestEndCommitsOnlyFilesClosedEmpty(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	truncated, err := x.fs.Open(ctx, old.Attr.Inode, vfs.OpenFlags{Write: true, Trunc: true}, pid)
+	truncated, err := x.fs.Open(ctx, old.Attr.Inode, vfs.OpenFlags{Write: true, Trunc: true}, vfs.PID(pid))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := x.fs.Flush(ctx, truncated, pid); err != nil {
+	if err := x.fs.Flush(ctx, truncated, vfs.PID(pid)); err != nil {
 		t.Fatal(err)
 	}
 

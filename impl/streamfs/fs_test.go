@@ -155,7 +155,7 @@ func TestReadAndTTL(t *testing.T) {
 	if err != nil || a.Size != 11 {
 		t.Fatalf("after TTL: size %d err %v, want 11", a.Size, err)
 	}
-	h, err := x.fs.Open(ctx, e.Attr.Inode, vfs.OpenFlags{Read: true}, 1)
+	h, err := x.fs.Open(ctx, e.Attr.Inode, vfs.OpenFlags{Read: true}, vfs.PID(1))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -291,7 +291,7 @@ func TestLookupOlderThanOwnCreateIsNotNegative(t *testing.T) {
 	if err := x.fs.Write(ctx, h, 0, []byte("mine")); err != nil {
 		t.Fatal(err)
 	}
-	if err := x.fs.Flush(ctx, h, 1); err != nil {
+	if err := x.fs.Flush(ctx, h, vfs.PID(1)); err != nil {
 		t.Fatal(err)
 	}
 	x.fs.Release(h)

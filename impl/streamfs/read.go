@@ -39,7 +39,7 @@ type readHandle struct {
 // Open opens a file for reading, or for writing (which replaces the object, S6). A file being
 // written cannot be opened for reading until it is closed (S2).
 // LOCKS_EXCLUDED(f.mu)
-func (f *FS) Open(ctx context.Context, id vfs.InodeID, flags vfs.OpenFlags, pid uint32) (vfs.HandleID, error) {
+func (f *FS) Open(ctx context.Context, id vfs.InodeID, flags vfs.OpenFlags, p vfs.Process) (vfs.HandleID, error) {
 	f.mu.Lock()
 	in := f.inodes.get(id)
 	if in == nil {
@@ -54,7 +54,7 @@ func (f *FS) Open(ctx context.Context, id vfs.InodeID, flags vfs.OpenFlags, pid 
 	// S10: O_RDWR without O_TRUNC on an existing object is a read handle; writes to it
 	// fail. Anything else that asks for writing replaces the object.
 	if streamrule.WriteHandle(flags.Write, flags.Read, flags.Trunc) {
-		return f.openForWrite(in, flags, pid)
+		return f.openForWrite(in, flags, p.ID())
 	}
 	if writing {
 		return 0, vfs.NewError("open", path, vfs.CodePerm, "the file is being written; it can be read once it is closed")

@@ -241,7 +241,7 @@ func (r *ref) readAll(p string) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	h, err := r.fs.Open(r.ctx, e.Attr.Inode, vfs.OpenFlags{Read: true}, opener)
+	h, err := r.fs.Open(r.ctx, e.Attr.Inode, vfs.OpenFlags{Read: true}, vfs.PID(opener))
 	if err != nil {
 		return nil, err
 	}
@@ -306,7 +306,7 @@ func (r *ref) openTrunc(rt *rapid.T) {
 	var hid vfs.HandleID
 	e, err := r.lookup(p)
 	if err == nil {
-		hid, err = r.fs.Open(r.ctx, e.Attr.Inode, vfs.OpenFlags{Write: true, Trunc: true}, opener)
+		hid, err = r.fs.Open(r.ctx, e.Attr.Inode, vfs.OpenFlags{Write: true, Trunc: true}, vfs.PID(opener))
 	}
 	rt.Logf("open O_TRUNC %q: model handle %d %v", p, h, werr)
 	r.agree("open O_TRUNC "+p, err, werr)
@@ -322,7 +322,7 @@ func (r *ref) openWrite(rt *rapid.T) {
 	e, err := r.lookup(p)
 	if err == nil {
 		var hid vfs.HandleID
-		if hid, err = r.fs.Open(r.ctx, e.Attr.Inode, vfs.OpenFlags{Write: true}, opener); err == nil {
+		if hid, err = r.fs.Open(r.ctx, e.Attr.Inode, vfs.OpenFlags{Write: true}, vfs.PID(opener)); err == nil {
 			r.fs.Release(hid)
 		}
 	}
@@ -372,7 +372,7 @@ func (r *ref) doClose(h model.Handle) {
 	r.step()
 	p, _ := r.mod.HandlePath(h)
 	werr := r.mod.Close(h)
-	err := r.fs.Flush(r.ctx, r.handles[h], opener)
+	err := r.fs.Flush(r.ctx, r.handles[h], vfs.PID(opener))
 	r.fs.Release(r.handles[h])
 	delete(r.handles, h)
 	r.rt.Logf("close %q: model %v", p, werr)

@@ -52,7 +52,7 @@ func readFile(t *testing.T, x *fixture, d vfs.InodeID, name string) string {
 	if err != nil {
 		t.Fatalf("lookup %s: %v", name, err)
 	}
-	h, err := x.fs.Open(ctx, e.Attr.Inode, vfs.OpenFlags{Read: true}, 1)
+	h, err := x.fs.Open(ctx, e.Attr.Inode, vfs.OpenFlags{Read: true}, vfs.PID(1))
 	if err != nil {
 		t.Fatalf("open %s: %v", name, err)
 	}
@@ -127,7 +127,7 @@ func TestSmallFilesNotFetchedAhead(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			h, err := x.fs.Open(ctx, e.Attr.Inode, vfs.OpenFlags{Read: true}, 1)
+			h, err := x.fs.Open(ctx, e.Attr.Inode, vfs.OpenFlags{Read: true}, vfs.PID(1))
 			if err != nil {
 				t.Fatal(err)
 			}

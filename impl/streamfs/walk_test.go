@@ -142,7 +142,7 @@ func TestWalkAheadFreshness(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := x.fs.Flush(ctx, h, 3); err != nil {
+	if err := x.fs.Flush(ctx, h, vfs.PID(3)); err != nil {
 		t.Fatal(err)
 	}
 	x.fs.Release(h)
@@ -220,7 +220,7 @@ func TestWalkAheadKeepsNewerMetadata(t *testing.T) {
 		t.Fatalf("lookup of the newer version: %+v, %v", e.Attr, err)
 	}
 	readdir(d05) // may take the listing made ahead, from before the newer version
-	h, err := x.fs.Open(ctx, e.Attr.Inode, vfs.OpenFlags{Read: true}, 1)
+	h, err := x.fs.Open(ctx, e.Attr.Inode, vfs.OpenFlags{Read: true}, vfs.PID(1))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -219,7 +219,7 @@ func (f *FS) Write(ctx context.Context, h vfs.HandleID, off int64, data []byte) 
 	return nil
 }
 
-// Flush is called on every close(2) of a descriptor, by the process pid closing it. When the
+// Flush is called on every close(2) of a descriptor, by the process p closing it. When the
 // process that opened the file closes it after writing, Flush completes the upload, after
 // which the object is in the bucket (S4), and reports a failed upload. Other flushes do
 // nothing: a child process that inherited the descriptor (any fork while a file is open)
@@ -228,12 +228,12 @@ func (f *FS) Write(ctx context.Context, h vfs.HandleID, off int64, data []byte) 
 // wrote. Such a file is completed at the last close (release) instead (S5,
 // streamrule.Upload.Close).
 // LOCKS_EXCLUDED(f.mu)
-func (f *FS) Flush(ctx context.Context, h vfs.HandleID, pid uint32) error {
+func (f *FS) Flush(ctx context.Context, h vfs.HandleID, p vfs.Process) error {
 	w, err := vfs.HandleOf[*writeHandle](&f.handles, h, "flush")
 	if err != nil {
 		return nil // read and directory handles have nothing to flush
 	}
-	if pid != w.opener {
+	if p.ID() != w.opener {
 		return nil
 	}
 	return f.commit(context.WithoutCancel(ctx), w, streamrule.Upload.Close)

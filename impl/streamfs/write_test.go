@@ -32,7 +32,7 @@ func TestWriteFailureIsReported(t *testing.T) {
 		failed = f.Write(ctx, h, off, chunk)
 	}
 	if failed == nil {
-		failed = f.Flush(ctx, h, 7)
+		failed = f.Flush(ctx, h, vfs.PID(7))
 	}
 	f.Release(h)
 	if vfs.CodeOf(failed) != vfs.CodeIO && vfs.CodeOf(failed) != vfs.CodeAccess {

@@ -48,7 +48,7 @@ func create(t *testing.T, f *FS, parent vfs.InodeID, name string) (vfs.Entry, vf
 func readAll(t *testing.T, f *FS, id vfs.InodeID) string {
 	t.Helper()
 	ctx := context.Background()
-	h, err := f.Open(ctx, id, vfs.OpenFlags{Read: true}, 1)
+	h, err := f.Open(ctx, id, vfs.OpenFlags{Read: true}, vfs.PID(1))
 	require.NoError(t, err)
 	defer f.Release(h)
 	buf := make([]byte, 1<<16)
@@ -66,7 +66,7 @@ func TestWriteAnywhereTruncateAndReadBack(t *testing.T) {
 	require.NoError(t, f.Write(ctx, h, 0, []byte("hello world")))
 	require.NoError(t, f.Write(ctx, h, 0, []byte("HELLO"))) // seek-back rewrite
 	require.NoError(t, f.Write(ctx, h, 20, []byte("!")))    // a hole
-	require.NoError(t, f.Flush(ctx, h, 1))
+	require.NoError(t, f.Flush(ctx, h, vfs.PID(1)))
 	f.Release(h)
 	require.Equal(t, "HELLO world\x00\x00\x00\x00\x00\x00\x00\x00\x00!", readAll(t, f, e.Attr.Inode))
 
@@ -92,7 +92,7 @@ func TestRenameKeepsInodesAndOpenHandles(t *testing.T) {
 
 	require.NoError(t, f.Rename(ctx, vfs.RootID, "d", vfs.RootID, "e"))
 	require.NoError(t, f.Write(ctx, h, 3, []byte("two"))) // the open handle follows the rename
-	require.NoError(t, f.Flush(ctx, h, 1))
+	require.NoError(t, f.Flush(ctx, h, vfs.PID(1)))
 	f.Release(h)
 
 	_, err = f.Lookup(ctx, vfs.RootID, "d")
@@ -197,7 +197,7 @@ func TestGetAttrOfLinkWhoseFirstNameLeft(t *testing.T) {
 	f, l, _ := newFS(t)
 	e, h := create(t, f, vfs.RootID, "x")
 	require.NoError(t, f.Write(ctx, h, 0, []byte("linked")))
-	require.NoError(t, f.Flush(ctx, h, me.Pid))
+	require.NoError(t, f.Flush(ctx, h, vfs.PID(me.Pid)))
 	f.Release(h)
 	_, err := f.Link(ctx, e.Attr.Inode, vfs.RootID, "y")
 	require.NoError(t, err)

@@ -33,7 +33,7 @@ type fileHandle struct {
 
 // Open opens a file. A file opened for writing has its bytes brought into the local layer
 // first (Y2); one opened for reading only streams them from the bucket if they are not local.
-func (f *FS) Open(ctx context.Context, id vfs.InodeID, flags vfs.OpenFlags, pid uint32) (vfs.HandleID, error) {
+func (f *FS) Open(ctx context.Context, id vfs.InodeID, flags vfs.OpenFlags, _ vfs.Process) (vfs.HandleID, error) {
 	path, err := f.pathOf(id, "open")
 	if err != nil {
 		return 0, err

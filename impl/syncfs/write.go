@@ -89,7 +89,7 @@ func (f *FS) grewTo(id vfs.InodeID, end int64) {
 
 // Flush is close(2): the file's data and record are durable when it returns (Y4), and the
 // write-back engine is told (Y5 counts from the first change, not from close).
-func (f *FS) Flush(ctx context.Context, h vfs.HandleID, pid uint32) error {
+func (f *FS) Flush(ctx context.Context, h vfs.HandleID, _ vfs.Process) error {
 	return f.sync(h, "close")
 }
 

@@ -46,6 +46,18 @@ type Caller struct {
 	UID, GID uint32
 }
 
+// Process is the process (thread group) that sent a request. The kernel names the thread;
+// finding its process costs system calls (more for a thread that is not its group's leader,
+// as in any Go, Java or Python program with threads), and only streaming mode's writes need
+// it (S5), so ID finds it when it is first asked, not for every open and close.
+type Process interface{ ID() uint32 }
+
+// PID is a Process whose id is already known.
+type PID uint32
+
+// ID implements Process.
+func (p PID) ID() uint32 { return uint32(p) }
+
 // Entry is the answer to a lookup: the child's attributes and how long the kernel may keep
 // the name and the attributes.
 type Entry struct {
