@@ -38,7 +38,14 @@ func (f *FS) Open(ctx context.Context, id vfs.InodeID, flags vfs.OpenFlags, _ vf
 	if err != nil {
 		return 0, err
 	}
-	info, err := f.layer.Stat(path)
+	readOnly := !flags.Write && !flags.Trunc
+	var info local.Info
+	var localData *local.Handle // only for reading, and only when the bytes are local
+	if readOnly {
+		info, localData, err = f.layer.StatOpenRead(path)
+	} else {
+		info, err = f.layer.Stat(path)
+	}
 	if err != nil {
 		return 0, localError("open", path, err)
 	}
@@ -55,14 +62,8 @@ func (f *FS) Open(ctx context.Context, id vfs.InodeID, flags vfs.OpenFlags, _ vf
 	if flags.Trunc {
 		f.toldSize(id, 0) // the kernel sets the size to 0 itself when the open returns
 	}
-	if !flags.Write && !flags.Trunc {
-		h.local, err = f.layer.OpenRead(path)
-		if errors.Is(err, local.ErrNoData) && info.State.Data == syncrule.LocalData {
-			// A remote change (C2) dropped the data after the Stat: take the new version.
-			if info, err = f.layer.Stat(path); err != nil {
-				return 0, localError("open", path, err)
-			}
-		}
+	if readOnly {
+		h.local = localData
 		if h.local == nil && info.State.Data != syncrule.LocalData && f.cfg.Importer != nil {
 			// The bytes are in the bucket, at the file's key or, right after a rename, still at
 			// the key the rename's copy reads from (Y9).

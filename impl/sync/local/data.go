@@ -107,6 +107,52 @@ func (l *Layer) OpenRead(path string) (*Handle, error) {
 	return &Handle{l: l, f: f, path: path, readOnly: true}, nil
 }
 
+// StatOpenRead is Stat and, when the path is a regular file whose bytes are local, OpenRead,
+// in one read of the store: `cat` of many small files opens each one once, and the kernel's
+// open is the whole cost of reading a small file. h is nil when the path is not a regular
+// file or its bytes are not local; err is Stat's or, for the open, OpenRead's.
+func (l *Layer) StatOpenRead(path string) (info Info, h *Handle, err error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	var r *record
+	err = l.view(func(tx *bolt.Tx) (err error) {
+		if r, err = visibleRec(tx, path); err != nil {
+			return err
+		}
+		info = r.infoTx(tx, path)
+		if r.Kind == KindDir {
+			info.Nlink = dirLinksTx(tx, path)
+		}
+		return nil
+	})
+	if err != nil {
+		return Info{}, nil, perr("stat", path, err)
+	}
+	// l.mu is held from the read of the record to here: no open of the file for writing, and
+	// no close's release, comes in between, so the open file's size and mtime, if it is open,
+	// are the ones to answer, as in stat.
+	var f *openFile
+	if r.Kind == KindFile && r.State.Data == syncrule.LocalData {
+		if f, err = l.acquire(r.ID); err != nil {
+			return Info{}, nil, perr("open", path, err)
+		}
+		h = &Handle{l: l, f: f, path: path, readOnly: true}
+	} else if r.ID != 0 {
+		l.filesMu.RLock()
+		f = l.files[r.ID]
+		l.filesMu.RUnlock()
+	}
+	if f != nil {
+		f.mu.Lock()
+		info.Size = f.size
+		if f.wrote {
+			info.Attr.Mtime, info.Attr.Ctime = f.mtime, f.mtime
+		}
+		f.mu.Unlock()
+	}
+	return info, h, nil
+}
+
 // acquireLocal opens (or shares) the data file of the visible file at path, whose bytes must
 // be local (ErrNoData otherwise). The caller releases it.
 func (l *Layer) acquireLocal(path string) (*openFile, error) {

@@ -1,6 +1,7 @@
 package local
 
 import (
+	"errors"
 	"io"
 	"testing"
 	"time"
@@ -316,4 +317,54 @@ func TestTimesFollowChanges(t *testing.T) {
 	require.NoError(t, l.Remove("g"))
 	root, _ = l.Stat("")
 	require.WithinDuration(t, now, root.Attr.Mtime, 0, "an unlink changes its directory's mtime")
+}
+
+// StatOpenRead answers what Stat answers and opens what OpenRead opens, from one read of the
+// store: a file being written answers its writer's size and bytes, a directory or a file
+// whose bytes are in the bucket gets no handle, and a missing name is Stat's error.
+func TestStatOpenReadIsStatThenOpenRead(t *testing.T) {
+	l, _ := newLayer(t)
+	writeFile(t, l, "f", "hello")
+	require.NoError(t, l.ImportListing("", []Remote{{Name: "remote", Kind: KindFile, Version: syncrule.Version{ETag: "r1"}, Size: 7}}))
+	_, err := l.Mkdir("d", 0o755, 0, 0)
+	require.NoError(t, err)
+
+	readAll := func(h *Handle, n int) string {
+		buf := make([]byte, n)
+		got, err := h.ReadAt(buf, 0)
+		if err != nil && !errors.Is(err, io.EOF) {
+			t.Fatal(err)
+		}
+		return string(buf[:got])
+	}
+	info, h, err := l.StatOpenRead("f")
+	require.NoError(t, err)
+	require.NotNil(t, h)
+	want, err := l.Stat("f")
+	require.NoError(t, err)
+	require.Equal(t, want, info)
+	require.Equal(t, "hello", readAll(h, 10))
+	require.NoError(t, h.Close())
+
+	w, err := l.BeginWrite("f")
+	require.NoError(t, err)
+	_, err = w.WriteAt([]byte(", world"), 5)
+	require.NoError(t, err)
+	info, h, err = l.StatOpenRead("f")
+	require.NoError(t, err)
+	require.Equal(t, int64(12), info.Size, "the writer's size, not the record's")
+	require.Equal(t, "hello, world", readAll(h, 20))
+	require.NoError(t, h.Close())
+	require.NoError(t, w.Close())
+
+	for _, path := range []string{"d", "remote"} {
+		info, h, err = l.StatOpenRead(path)
+		require.NoError(t, err, path)
+		require.Nil(t, h, path)
+		want, err := l.Stat(path)
+		require.NoError(t, err)
+		require.Equal(t, want, info, path)
+	}
+	_, _, err = l.StatOpenRead("missing")
+	require.ErrorIs(t, err, ErrNotFound)
 }

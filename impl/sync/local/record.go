@@ -152,7 +152,7 @@ func (r *record) visible() bool { return r.State.Exists }
 func (r *record) infoTx(tx *bolt.Tx, path string) Info {
 	info := r.info(path)
 	if r.ID != 0 && r.Kind != KindDir {
-		info.Nlink = uint32(max(1, len(pathsOfID(tx, r.ID))))
+		info.Nlink = max(1, linksOfID(tx, r.ID))
 	}
 	return info
 }
@@ -339,6 +339,16 @@ func pathsOfID(tx *bolt.Tx, id uint64) []string {
 		return nil
 	}
 	return strings.Split(string(v), "\x00")
+}
+
+// linksOfID is how many names id has: len(pathsOfID) without building them, as every stat
+// asks.
+func linksOfID(tx *bolt.Tx, id uint64) uint32 {
+	v := tx.Bucket(bIDs).Get(u64(id))
+	if v == nil {
+		return 0
+	}
+	return uint32(bytes.Count(v, []byte{0})) + 1
 }
 
 // pathOfID is where the record owning data file id is now (its first name if it has
