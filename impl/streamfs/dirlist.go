@@ -41,7 +41,7 @@ type dirList struct {
 	running   chan struct{} // non-nil while a listing runs; closed when it ends
 	listedAt  time.Time     // when the last complete listing started
 	absentTil time.Time     // names not in that listing are absent until then
-	tooBig    time.Time     // left to per-name lookups until then
+	tooBig    time.Time     // left to per-name lookups (and walks in key order) until then: too big or too slow to list
 	// refreshing: a listing ahead of this one's expiry is about to start (refreshAheadLocked).
 	refreshing bool
 	// changes counts names this mount made or removed in the directory (or below it): a
@@ -327,6 +327,14 @@ func (f *FS) listForLookupsLocked(ctx context.Context, dir, path string, dl *dir
 	// Names the listing had are on fresh inodes for the metadata TTL; absent answers must not
 	// outlast them, or a name whose inode was swept would be taken for absent.
 	dl.listedAt, dl.absentTil, dl.upTo, dl.token, dl.tail = start, start.Add(min(f.cfg.NegativeTTL, f.cfg.MetadataTTL)), "", "", nil
+	if now := f.clock.Now(); now.Sub(start) >= f.cfg.MetadataTTL*3/4 {
+		// The store's pages are too slow for this directory to be listed for lookups: its
+		// answers were nearly expired when the last page came, and each lookup after them
+		// would list it again, to the same end. A walk in key order is then answered a page
+		// at a time, each page as of its own request (dirwindow.go), as in a directory too big
+		// to list; other lookups go to the store on their own.
+		dl.tooBig = now.Add(tooBigFor)
+	}
 	return res, true, nil
 }
 
