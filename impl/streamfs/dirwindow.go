@@ -157,7 +157,8 @@ func (f *FS) fromWindowLocked(ctx context.Context, dir, path string, dl *dirList
 	w := &listWindow{from: name[:len(name)-size], changes: dl.changes}
 	done := make(chan struct{})
 	dl.winRunning = done
-	if ok, err := f.readWindowLocked(ctx, dir, dl, w, done); err != nil || !ok {
+	asked := &askedName{name: name}
+	if ok, err := f.readWindowLocked(ctx, dir, dl, w, done, asked); err != nil || !ok {
 		// A store that refuses the page (throttling, no StartAfter): the name alone.
 		return resolution{}, false, nil
 	}
@@ -165,6 +166,12 @@ func (f *FS) fromWindowLocked(ctx context.Context, dir, path string, dl *dirList
 	f.readAheadWindowLocked(dir, dl)
 	if in := f.freshChildLocked(path, f.clock.Now()); in != nil {
 		return foundAt(in), true, nil
+	}
+	// The page answers the lookup that read it as of its request, as a HEAD does, even when
+	// it took longer than the TTL (a slow or retried LIST). Its inodes may be expired by
+	// then, and swept: asking them answered a name the page showed absent.
+	if asked.shown {
+		return asked.res, true, nil
 	}
 	if _, covered := w.covers(name); covered && !f.knownLocked(path) {
 		return resolution{}, true, nil
@@ -195,7 +202,7 @@ func (f *FS) readAheadWindowLocked(dir string, dl *dirList) {
 			}
 			last := dl.wins[len(dl.wins)-1]
 			w := last.following()
-			ok, err := f.readWindowLocked(context.Background(), dir, dl, w, done)
+			ok, err := f.readWindowLocked(context.Background(), dir, dl, w, done, nil)
 			// A failure leaves the names to be resolved one by one, or a walk started again.
 			if err != nil || !ok || len(dl.wins) == 0 || dl.wins[len(dl.wins)-1] != last {
 				return // or the walk started again elsewhere meanwhile
@@ -212,11 +219,12 @@ func (f *FS) readAheadWindowLocked(dir string, dl *dirList) {
 
 // readWindowLocked reads the page w stands for (from its token, or after w.from), records
 // what it shows (with the objects carried from the pages before it) and fills w in; ok is
-// false if this mount changed the directory since w.changes or the page covers no name. dl.winRunning is done,
+// false if this mount changed the directory since w.changes or the page covers no name; asked,
+// if not nil, gets what the page showed of its name. dl.winRunning is done,
 // set by the caller; it is closed and cleared once the page is read. f.mu is released
 // meanwhile.
 // LOCKS_REQUIRED(f.mu)
-func (f *FS) readWindowLocked(ctx context.Context, dir string, dl *dirList, w *listWindow, done chan struct{}) (ok bool, err error) {
+func (f *FS) readWindowLocked(ctx context.Context, dir string, dl *dirList, w *listWindow, done chan struct{}, asked *askedName) (ok bool, err error) {
 	start := f.clock.Now()
 	in := s3.ListInput{Prefix: keymap.DirKey(f.prefix, dir), Delimiter: keymap.Delimiter, MaxKeys: firstPageKeys}
 	if w.token != "" {
@@ -265,6 +273,19 @@ func (f *FS) readWindowLocked(ctx context.Context, dir string, dl *dirList, w *l
 			continue
 		}
 		f.recordListedLocked(keymap.Join(dir, e.Name), e.Kind, info, isObject, w.timeOf(e.Name))
+		if asked != nil && e.Name == asked.name {
+			asked.shown, asked.res = true, resolution{found: true, kind: e.Kind}
+			if e.Kind == keymap.File {
+				asked.res.info = info
+			}
+		}
 	}
 	return true, nil
+}
+
+// askedName is the name whose lookup reads a page, and what the page showed of it.
+type askedName struct {
+	name  string
+	shown bool
+	res   resolution
 }
