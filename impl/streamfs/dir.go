@@ -113,9 +113,14 @@ func (f *FS) list(ctx context.Context, dir string) (vfs.Listing, error) {
 // directory of a million names shows its first names after one round trip, not a thousand.
 // It is used by one DirHandle, whose lock serialises its calls.
 type dirStream struct {
-	f       *FS
-	dir     string
-	start   time.Time // when the listing started: what it says is valid from then (S3)
+	f     *FS
+	dir   string
+	start time.Time // when the listing started: what it says is valid from then (S3)
+	// seenAt: when the page that first showed each pending name started, for names the
+	// pager read (others are as of start). A name is valid from its own page's request, not
+	// the listing's first: a readdir of ten slow pages otherwise handed `ls -l` attributes
+	// that had all expired by the time it asked for them, and every lstat went to the store.
+	seenAt  map[string]time.Time
 	pager   *listdir.Pager
 	pending keymap.Listing           // names read and not handed out yet
 	objects map[string]s3.ObjectInfo // their objects, by name
@@ -138,6 +143,7 @@ type dirStream struct {
 // LOCKS_EXCLUDED(f.mu)
 func (s *dirStream) next(ctx context.Context) ([]vfs.DirEntry, bool, error) {
 	for {
+		at := s.f.clock.Now()
 		page, err := s.pager.Next(ctx)
 		if err != nil && s.resumed && ctx.Err() == nil {
 			// A store may refuse a continuation token it gave out a while ago: list from
@@ -145,13 +151,21 @@ func (s *dirStream) next(ctx context.Context) ([]vfs.DirEntry, bool, error) {
 			s.f.log.Info("listing the directory again from its first page", "path", "/"+s.dir, "error", err.Error())
 			s.resumed, s.skipTo, s.start = false, s.handed, s.f.clock.Now()
 			s.pager = listdir.NewPager(s.f.store, s.f.prefix, s.dir)
-			s.pending, s.objects, s.upTo = keymap.Listing{}, map[string]s3.ObjectInfo{}, ""
+			s.pending, s.objects, s.upTo, s.seenAt = keymap.Listing{}, map[string]s3.ObjectInfo{}, "", nil
 			continue
 		}
 		if err != nil {
 			return nil, false, storeError("readdir", s.dir, err)
 		}
 		skip := func(name string) bool { return s.skipTo != "" && name <= s.skipTo }
+		seen := func(name string) {
+			if s.seenAt == nil {
+				s.seenAt = map[string]time.Time{}
+			}
+			if _, ok := s.seenAt[name]; !ok {
+				s.seenAt[name] = at
+			}
+		}
 		for _, o := range page.Objects {
 			rel := strings.TrimPrefix(o.Key, s.pager.DirKey)
 			s.upTo = max(s.upTo, rel)
@@ -161,6 +175,7 @@ func (s *dirStream) next(ctx context.Context) ([]vfs.DirEntry, bool, error) {
 			s.pending.AddObject(rel)
 			if rel != "" {
 				s.objects[rel] = o
+				seen(rel)
 			}
 		}
 		for _, p := range page.CommonPrefixes {
@@ -170,6 +185,7 @@ func (s *dirStream) next(ctx context.Context) ([]vfs.DirEntry, bool, error) {
 				continue
 			}
 			s.pending.AddCommonPrefix(rel)
+			seen(strings.TrimSuffix(rel, keymap.Delimiter))
 		}
 		done := s.pager.Done()
 		var ready []keymap.Entry
@@ -218,7 +234,12 @@ func (s *dirStream) hand(ready []keymap.Entry, stop string, left, done bool) []v
 	for _, e := range ready {
 		info, isObject := s.objects[e.Name]
 		delete(s.objects, e.Name)
-		in := f.recordListedLocked(keymap.Join(s.dir, e.Name), e.Kind, info, isObject, s.start)
+		at := s.start
+		if t, ok := s.seenAt[e.Name]; ok {
+			at = t
+			delete(s.seenAt, e.Name)
+		}
+		in := f.recordListedLocked(keymap.Join(s.dir, e.Name), e.Kind, info, isObject, at)
 		out = append(out, vfs.DirEntry{Inode: in.id, Name: e.Name, Kind: e.Kind})
 		s.handed = e.Name
 		switch {
