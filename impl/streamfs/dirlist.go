@@ -38,6 +38,7 @@ const (
 type dirList struct {
 	misses    int
 	firstMiss time.Time
+	looking   int // lookups of names in the directory under way (fromListingLocked)
 	running   chan struct{} // non-nil while a listing runs; closed when it ends
 	listedAt  time.Time     // when the last complete listing started
 	absentTil time.Time     // names not in that listing are absent until then
@@ -189,13 +190,18 @@ func (f *FS) recordFirstPageLocked(dir string, page s3.ListPage, start time.Time
 // the listing, or wait for one another lookup runs. Called and returns with f.mu held.
 // LOCKS_REQUIRED(f.mu)
 func (f *FS) fromListingLocked(ctx context.Context, dir, path string) (res resolution, ok bool, err error) {
+	if dl := f.dirLists[dir]; dl != nil {
+		dl.looking++
+		defer func() { dl.looking-- }()
+	}
 	for waited := false; ; waited = true {
 		now := f.clock.Now()
 		dl := f.dirLists[dir]
 		if dl == nil {
-			dl = &dirList{}
+			dl = &dirList{looking: 1}
 			f.dirLists[dir] = dl
 			f.trimDirListsLocked()
+			defer func() { dl.looking-- }()
 		}
 		if now.Before(dl.tooBig) {
 			return f.fromWindowLocked(ctx, dir, path, dl)
@@ -212,6 +218,17 @@ func (f *FS) fromListingLocked(ctx context.Context, dir, path string) (res resol
 		if dl.running != nil {
 			f.waitLocked(ctx, dl.running)
 			continue
+		}
+		// Misses in key order, one at a time (`stat` of every name, `ls -l` after a readdir
+		// whose first pages' answers expired, a sorted manifest) are answered a page at a
+		// time from the first of them, as in a directory too big to list: each page as of
+		// its own request, and only the pages the walk reaches are read. A listing of the
+		// whole directory answered nothing until its last page came, and then only for what
+		// was left of the TTL. Lookups that come together keep sharing one listing.
+		if dl.looking == 1 {
+			if res, ok, walking, err := f.windowLocked(ctx, dir, path, dl, 1); walking || ok || err != nil {
+				return res, ok, err
+			}
 		}
 		// Only a whole listing makes a directory hot: the first page its own lookup read
 		// (recordFirstPageLocked) says nothing of whether its names are looked up.

@@ -109,12 +109,22 @@ func (f *FS) walkedLocked(dir, name string) {
 // ok=false to resolve the name on its own. Called and returns with f.mu held.
 // LOCKS_REQUIRED(f.mu)
 func (f *FS) fromWindowLocked(ctx context.Context, dir, path string, dl *dirList) (res resolution, ok bool, err error) {
+	res, ok, _, err = f.windowLocked(ctx, dir, path, dl, windowStreak)
+	return res, ok, err
+}
+
+// windowLocked is fromWindowLocked for any directory: a walk starts once need misses after
+// the first came in ascending order. walking is false when the name is not part of a walk
+// (no page answers it and its misses are not in order yet): the caller decides how to
+// answer it. Called and returns with f.mu held.
+// LOCKS_REQUIRED(f.mu)
+func (f *FS) windowLocked(ctx context.Context, dir, path string, dl *dirList, need int) (res resolution, ok, walking bool, err error) {
 	_, name := keymap.Split(path)
 	for waited := false; ; waited = true {
 		now := f.clock.Now()
 		if in := f.freshChildLocked(path, now); in != nil {
 			f.walkedLocked(dir, name)
-			return foundAt(in), true, nil
+			return foundAt(in), true, true, nil
 		}
 		for i, w := range dl.wins {
 			at, covered := w.covers(name)
@@ -126,10 +136,10 @@ func (f *FS) fromWindowLocked(ctx context.Context, dir, path string, dl *dirList
 				f.readAheadWindowLocked(dir, dl)
 			}
 			if f.knownLocked(path) {
-				return resolution{}, false, nil // a name this mount changed: asked alone
+				return resolution{}, false, true, nil // a name this mount changed: asked alone
 			}
 			if now.Before(at.Add(min(f.cfg.NegativeTTL, f.cfg.MetadataTTL))) {
-				return resolution{}, true, nil
+				return resolution{}, true, true, nil
 			}
 			// Expired (a walk slower than the TTL): the walk goes on from a fresh page.
 			dl.wins = nil
@@ -148,35 +158,54 @@ func (f *FS) fromWindowLocked(ctx context.Context, dir, path string, dl *dirList
 		dl.streak = 0
 	}
 	dl.lastMiss = name
-	if dl.streak < windowStreak || dl.winRunning != nil {
-		return resolution{}, false, nil
+	if dl.streak < need || dl.winRunning != nil {
+		return resolution{}, false, false, nil
 	}
-	// The page starts just below the name: after it with its last character cut, so that
-	// the name is on it whatever it is.
-	_, size := utf8.DecodeLastRuneInString(name)
-	w := &listWindow{from: name[:len(name)-size], changes: dl.changes}
+	var w *listWindow
+	if first := f.firstPageLocked(dir, dl, name); first != nil {
+		// The walk begins just past the first page the directory's own lookup read, which
+		// still holds: it goes on from that page's continuation token, one round trip less.
+		w = first.following()
+	} else {
+		// The page starts just below the name: after it with its last character cut, so
+		// that the name is on it whatever it is.
+		_, size := utf8.DecodeLastRuneInString(name)
+		w = &listWindow{from: name[:len(name)-size], changes: dl.changes}
+	}
 	done := make(chan struct{})
 	dl.winRunning = done
 	asked := &askedName{name: name}
 	if ok, err := f.readWindowLocked(ctx, dir, dl, w, done, asked); err != nil || !ok {
 		// A store that refuses the page (throttling, no StartAfter): the name alone.
-		return resolution{}, false, nil
+		return resolution{}, false, true, nil
 	}
 	dl.wins = []*listWindow{w}
 	f.readAheadWindowLocked(dir, dl)
 	if in := f.freshChildLocked(path, f.clock.Now()); in != nil {
-		return foundAt(in), true, nil
+		return foundAt(in), true, true, nil
 	}
 	// The page answers the lookup that read it as of its request, as a HEAD does, even when
 	// it took longer than the TTL (a slow or retried LIST). Its inodes may be expired by
 	// then, and swept: asking them answered a name the page showed absent.
 	if asked.shown {
-		return asked.res, true, nil
+		return asked.res, true, true, nil
 	}
 	if _, covered := w.covers(name); covered && !f.knownLocked(path) {
-		return resolution{}, true, nil
+		return resolution{}, true, true, nil
 	}
-	return resolution{}, false, nil
+	return resolution{}, false, true, nil
+}
+
+// firstPageLocked is the first page of dir's listing that its own lookup read
+// (recordFirstPageLocked) as a page of a walk, if it still holds, this mount changed nothing
+// in dir since, more pages follow it, and name lies beyond it; else nil.
+// LOCKS_REQUIRED(f.mu)
+func (f *FS) firstPageLocked(dir string, dl *dirList, name string) *listWindow {
+	if dl.upTo == "" || dl.token == "" || !f.clock.Now().Before(dl.absentTil) || f.changedSinceLocked(dir, dl.listedAt) ||
+		name <= dl.upTo || keymap.Covered(name, dl.upTo) {
+		return nil
+	}
+	return &listWindow{upTo: dl.upTo, at: dl.listedAt, token: dl.token, tail: dl.tail, changes: dl.changes}
 }
 
 // readAheadWindowLocked reads, in the background, the pages after the last of dl.wins, one

@@ -1,6 +1,7 @@
 package streamfs_test
 
 import (
+	"context"
 	"fmt"
 	"net/http"
 	"sync/atomic"
@@ -8,6 +9,7 @@ import (
 	"time"
 
 	"github.com/mount-s3/mount-s3/impl/clock"
+	"github.com/mount-s3/mount-s3/impl/vfs"
 )
 
 // A store whose listing pages are slow (a real store's large prefix, MinIO building its
@@ -26,7 +28,7 @@ func TestSlowListingsStillAnswerAWalk(t *testing.T) {
 		maxHeads, maxLists int64
 		perNameRoundTrips  bool
 	}{
-		{page: 300 * time.Millisecond, maxHeads: 30, maxLists: 40},
+		{page: 300 * time.Millisecond, maxHeads: 3, maxLists: 10},
 		{page: 1200 * time.Millisecond, perNameRoundTrips: true},
 	} {
 		t.Run(c.page.String()+" a page", func(t *testing.T) {
@@ -70,5 +72,56 @@ func TestSlowListingsStillAnswerAWalk(t *testing.T) {
 				t.Errorf("a walk in order over a directory whose pages take %v each cost %d HEADs and %d LISTs, want at most %d and %d", c.page, h, l, c.maxHeads, c.maxLists)
 			}
 		})
+	}
+}
+
+// A readdir of several slow pages records each name as of the page that showed it: the names
+// of its last pages are still fresh when the readdir ends, so `ls -l` that follows asks the
+// store nothing for them; those of its first pages, older than the TTL, are asked again.
+func TestReadDirRecordsEachNameAsOfItsPage(t *testing.T) {
+	const n = 3_500 // four pages, 0.4 s each: the first page is 1.6 s old at the end
+	keys := map[string]string{}
+	for i := 0; i < n; i++ {
+		keys[fmt.Sprintf("d/f%05d", i)] = "x"
+	}
+	var clk atomic.Pointer[clock.Fake]
+	var requests atomic.Int64
+	x := newFixtureWith(t, fixtureOptions{keys: keys, middleware: func(next http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if c0 := clk.Load(); c0 != nil {
+				requests.Add(1)
+				if r.URL.Query().Has("list-type") {
+					c0.Advance(400 * time.Millisecond)
+				}
+			}
+			next.ServeHTTP(w, r)
+		})
+	}})
+	look := lookerIn(t, x, "d")
+	d, err := x.fs.Lookup(context.Background(), vfs.RootID, "d")
+	if err != nil {
+		t.Fatal(err)
+	}
+	clk.Store(x.clock)
+	var lists atomic.Int64
+	if names, _ := readAll(t, x, d.Attr.Inode, &lists); len(names) != n {
+		t.Fatalf("readdir: %d names, want %d", len(names), n)
+	}
+	requests.Store(0)
+	for i := 3000; i < n; i++ { // the last page's names: read 0.4 s ago
+		if err := look(fmt.Sprintf("f%05d", i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got := requests.Load(); got != 0 {
+		t.Errorf("lookups of the names of the readdir's last page, read 0.4 s ago, sent %d requests, want none", got)
+	}
+	for i := 0; i < 5; i++ { // the first page's names: 1.6 s old, past the TTL
+		if err := look(fmt.Sprintf("f%05d", i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if requests.Load() == 0 {
+		t.Errorf("lookups of names the readdir read 1.6 s ago, past the 1 s TTL, were answered without asking the store")
 	}
 }
