@@ -38,7 +38,7 @@ const (
 type dirList struct {
 	misses    int
 	firstMiss time.Time
-	looking   int // lookups of names in the directory under way (fromListingLocked)
+	looking   int           // lookups of names in the directory under way (fromListingLocked)
 	running   chan struct{} // non-nil while a listing runs; closed when it ends
 	listedAt  time.Time     // when the last complete listing started
 	absentTil time.Time     // names not in that listing are absent until then
@@ -58,10 +58,11 @@ type dirList struct {
 	// A too-big directory's lookups in key order (dirwindow.go): the last name looked up on
 	// its own, how many such lookups in a row came in ascending order, the page answering
 	// the walk and those read ahead, and a channel closed when the page being read is.
-	lastMiss   string
-	streak     int
-	wins       []*listWindow
-	winRunning chan struct{}
+	lastMiss    string
+	missChanges uint64 // changes at lastMiss
+	streak      int
+	wins        []*listWindow
+	winRunning  chan struct{}
 }
 
 // localChangeLocked is told of every name this mount makes, commits to the bucket or removes:
@@ -229,6 +230,12 @@ func (f *FS) fromListingLocked(ctx context.Context, dir, path string) (res resol
 			if res, ok, walking, err := f.windowLocked(ctx, dir, path, dl, 1); walking || ok || err != nil {
 				return res, ok, err
 			}
+			if dl.running != nil || f.dirLists[dir] != dl {
+				// It waited for a page of the walk meanwhile, and another lookup started
+				// a listing, or the directory's state was dropped: look again.
+				continue
+			}
+			now = f.clock.Now()
 		}
 		// Only a whole listing makes a directory hot: the first page its own lookup read
 		// (recordFirstPageLocked) says nothing of whether its names are looked up.
@@ -274,6 +281,7 @@ func (f *FS) listForLookupsLocked(ctx context.Context, dir, path string, dl *dir
 	done := make(chan struct{})
 	dl.running = done
 	start, changes := f.clock.Now(), dl.changes
+	began := start
 	// Go on from the first page the directory's lookup read while what it says holds and
 	// this mount has changed nothing in the directory since: one round trip less. What is
 	// read is then valid from when that page was read.
@@ -344,7 +352,9 @@ func (f *FS) listForLookupsLocked(ctx context.Context, dir, path string, dl *dir
 	// Names the listing had are on fresh inodes for the metadata TTL; absent answers must not
 	// outlast them, or a name whose inode was swept would be taken for absent.
 	dl.listedAt, dl.absentTil, dl.upTo, dl.token, dl.tail = start, start.Add(min(f.cfg.NegativeTTL, f.cfg.MetadataTTL)), "", "", nil
-	if now := f.clock.Now(); now.Sub(start) >= f.cfg.MetadataTTL*3/4 {
+	// Timed from this listing's own start, not from the first page it went on from; and
+	// ttl-ttl/4, since 3*ttl overflows for --metadata-ttl indefinite.
+	if now := f.clock.Now(); now.Sub(began) >= f.cfg.MetadataTTL-f.cfg.MetadataTTL/4 {
 		// The store's pages are too slow for this directory to be listed for lookups: its
 		// answers were nearly expired when the last page came, and each lookup after them
 		// would list it again, to the same end. A walk in key order is then answered a page
@@ -417,7 +427,9 @@ func (f *FS) trimDirListsLocked() {
 	}
 	now := f.clock.Now()
 	for d, dl := range f.dirLists {
-		if dl.running == nil && dl.winRunning == nil && now.Sub(dl.listedAt) > listHot && now.Sub(dl.firstMiss) > listMissWindow && now.After(dl.tooBig) {
+		// A walk's pages are kept while the last of them can still answer.
+		walking := len(dl.wins) > 0 && now.Before(dl.wins[len(dl.wins)-1].at.Add(f.cfg.MetadataTTL))
+		if dl.running == nil && dl.winRunning == nil && dl.looking == 0 && !walking && now.Sub(dl.listedAt) > listHot && now.Sub(dl.firstMiss) > listMissWindow && now.After(dl.tooBig) {
 			delete(f.dirLists, d)
 		}
 	}

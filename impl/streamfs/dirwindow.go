@@ -152,32 +152,43 @@ func (f *FS) windowLocked(ctx context.Context, dir, path string, dl *dirList, ne
 		}
 		break
 	}
-	if dl.lastMiss != "" && name > dl.lastMiss {
+	// A name this mount made or removed in the directory between two misses ends the
+	// streak: a walk's pages would be dropped at once (readWindowLocked), and creates of
+	// names in order (`touch f1 f2 ...`, an extraction) would each read a page.
+	if dl.lastMiss != "" && name > dl.lastMiss && dl.missChanges == dl.changes {
 		dl.streak++
 	} else {
 		dl.streak = 0
 	}
-	dl.lastMiss = name
+	dl.lastMiss, dl.missChanges = name, dl.changes
 	if dl.streak < need || dl.winRunning != nil {
 		return resolution{}, false, false, nil
 	}
-	var w *listWindow
+	// The page starts just below the name: after it with its last character cut, so that
+	// the name is on it whatever it is.
+	_, size := utf8.DecodeLastRuneInString(name)
+	atName := &listWindow{from: name[:len(name)-size], changes: dl.changes}
+	w := atName
 	if first := f.firstPageLocked(dir, dl, name); first != nil {
-		// The walk begins just past the first page the directory's own lookup read, which
-		// still holds: it goes on from that page's continuation token, one round trip less.
+		// The walk begins past the first page the directory's own lookup read, which still
+		// holds: it goes on from that page's continuation token, one round trip less when
+		// the name is on the next page.
 		w = first.following()
-	} else {
-		// The page starts just below the name: after it with its last character cut, so
-		// that the name is on it whatever it is.
-		_, size := utf8.DecodeLastRuneInString(name)
-		w = &listWindow{from: name[:len(name)-size], changes: dl.changes}
 	}
-	done := make(chan struct{})
-	dl.winRunning = done
 	asked := &askedName{name: name}
-	if ok, err := f.readWindowLocked(ctx, dir, dl, w, done, asked); err != nil || !ok {
-		// A store that refuses the page (throttling, no StartAfter): the name alone.
-		return resolution{}, false, true, nil
+	for {
+		done := make(chan struct{})
+		dl.winRunning = done
+		if ok, err := f.readWindowLocked(ctx, dir, dl, w, done, asked); err != nil || !ok {
+			// A store that refuses the page (throttling, no StartAfter): the name alone.
+			return resolution{}, false, true, nil
+		}
+		if _, covered := w.covers(name); covered || w == atName || dl.winRunning != nil {
+			break
+		}
+		// The name lies further on than the page after the first: the walk starts at the
+		// name instead (from the first page's token again, each lookup read that page).
+		w = atName
 	}
 	dl.wins = []*listWindow{w}
 	f.readAheadWindowLocked(dir, dl)
@@ -202,7 +213,7 @@ func (f *FS) windowLocked(ctx context.Context, dir, path string, dl *dirList, ne
 // LOCKS_REQUIRED(f.mu)
 func (f *FS) firstPageLocked(dir string, dl *dirList, name string) *listWindow {
 	if dl.upTo == "" || dl.token == "" || !f.clock.Now().Before(dl.absentTil) || f.changedSinceLocked(dir, dl.listedAt) ||
-		name <= dl.upTo || keymap.Covered(name, dl.upTo) {
+		name <= dl.upTo {
 		return nil
 	}
 	return &listWindow{upTo: dl.upTo, at: dl.listedAt, token: dl.token, tail: dl.tail, changes: dl.changes}

@@ -3,6 +3,7 @@ package streamfs_test
 import (
 	"context"
 	"fmt"
+	"math/rand/v2"
 	"net/http"
 	"sync/atomic"
 	"testing"
@@ -32,7 +33,9 @@ func TestSlowListingsStillAnswerAWalk(t *testing.T) {
 		{page: 1200 * time.Millisecond, perNameRoundTrips: true},
 	} {
 		t.Run(c.page.String()+" a page", func(t *testing.T) {
-			const n = 3_500 // four pages
+			// Five pages: past the 4,096 inodes above which expired ones are swept, so an
+			// answer that asked the inodes a slow page recorded found them gone.
+			const n = 4_500
 			keys := map[string]string{}
 			for i := 0; i < n; i++ {
 				keys[fmt.Sprintf("d/f%05d", i)] = "x"
@@ -123,5 +126,156 @@ func TestReadDirRecordsEachNameAsOfItsPage(t *testing.T) {
 	}
 	if requests.Load() == 0 {
 		t.Errorf("lookups of names the readdir read 1.6 s ago, past the 1 s TTL, were answered without asking the store")
+	}
+}
+
+// A directory whose listing for lookups (lookups out of order) takes longer than three
+// quarters of the TTL is not listed again by each lookup that comes after its answers expired:
+// 412 LISTs for 300 names when it was, 285 (one round trip a name) now.
+func TestSlowListingIsNotRepeatedForEachLookup(t *testing.T) {
+	const n = 2_500 // three pages, 0.4 s each: the listing after the first page takes 0.8 s
+	keys := map[string]string{}
+	for i := 0; i < n; i++ {
+		keys[fmt.Sprintf("d/f%05d", i)] = "x"
+	}
+	var clk atomic.Pointer[clock.Fake]
+	var lists atomic.Int64
+	x := newFixtureWith(t, fixtureOptions{keys: keys, middleware: func(next http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if c0 := clk.Load(); c0 != nil && r.URL.Query().Has("list-type") {
+				lists.Add(1)
+				c0.Advance(400 * time.Millisecond)
+			}
+			next.ServeHTTP(w, r)
+		})
+	}})
+	look := lookerIn(t, x, "d")
+	clk.Store(x.clock)
+	order := rand.New(rand.NewPCG(1, 2)).Perm(n)[:300]
+	for _, i := range order {
+		x.clock.Advance(5 * time.Millisecond) // the program's own pace
+		if err := look(fmt.Sprintf("f%05d", i)); err != nil {
+			t.Fatalf("f%05d: %v", i, err)
+		}
+	}
+	settled(&lists)
+	t.Logf("%d lookups out of order: %d LISTs", len(order), lists.Load())
+	if l := lists.Load(); l > int64(len(order))*23/20 {
+		t.Errorf("%d lookups out of order in a directory whose listing takes 0.8 s cost %d LISTs, want at most 1.15 a name (one round trip each, and the listing)", len(order), l)
+	}
+}
+
+// The listing that goes on from the first page the directory's lookup read is timed from its
+// own start: read at once, 0.8 s after that page, it is not taken for a slow one (which would
+// leave every lookup out of order to a HEAD and a LIST of its own for a minute).
+func TestAListingFromTheFirstPageIsTimedFromItsOwnStart(t *testing.T) {
+	keys := map[string]string{}
+	for i := 0; i < 1_500; i++ {
+		keys[fmt.Sprintf("d/f%05d", i)] = "x"
+	}
+	x, heads, _ := countingFixture(t, keys, time.Second)
+	look := lookerIn(t, x, "d")
+	x.clock.Advance(800 * time.Millisecond)
+	for _, n := range []string{"f01400", "f01300"} { // out of order: a listing from the first page's token
+		if err := look(n); err != nil {
+			t.Fatal(err)
+		}
+	}
+	x.clock.Advance(300 * time.Millisecond) // its answers expired: the next miss lists again
+	heads.Store(0)
+	for _, i := range []int{1200, 1100, 1350, 1050, 1250, 1150} {
+		if err := look(fmt.Sprintf("f%05d", i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if h := heads.Load(); h > 2 {
+		t.Errorf("lookups out of order after a fast listing sent %d HEADs, want at most 2: the directory was taken for too slow to list", h)
+	}
+}
+
+// With --metadata-ttl indefinite a listing for lookups answers absent names too (three
+// quarters of a hundred years overflowed, and every listing was taken for a slow one).
+func TestListingAnswersAbsentNamesWithAnIndefiniteTTL(t *testing.T) {
+	keys := map[string]string{}
+	for i := 0; i < 1_500; i++ {
+		keys[fmt.Sprintf("d/f%05d", i)] = "x"
+	}
+	x, heads, lists := countingFixture(t, keys, 100*365*24*time.Hour)
+	look := lookerIn(t, x, "d")
+	for _, n := range []string{"f01400", "f01300"} {
+		if err := look(n); err != nil {
+			t.Fatal(err)
+		}
+	}
+	heads.Store(0)
+	lists.Store(0)
+	for i := 0; i < 20; i++ {
+		if err := look(fmt.Sprintf("f01%03dx", 999-i*7)); vfs.CodeOf(err) != vfs.CodeNotFound {
+			t.Fatalf("f01%03dx: %v, want not found", 999-i*7, err)
+		}
+	}
+	if h, l := heads.Load(), lists.Load(); h+l > 0 {
+		t.Errorf("absent names after a listing sent %d HEADs and %d LISTs, want none", h, l)
+	}
+}
+
+// A walk in key order that starts several pages past the first page the directory's lookup
+// read reads from its first name, not the page after the first again for every lookup.
+func TestWalkStartingFarPastTheFirstPage(t *testing.T) {
+	keys := map[string]string{}
+	for i := 0; i < 9_000; i++ {
+		keys[fmt.Sprintf("d/f%05d", i)] = "x"
+	}
+	x, heads, lists := countingFixture(t, keys, time.Minute)
+	look := lookerIn(t, x, "d")
+	heads.Store(0)
+	lists.Store(0)
+	for i := 8000; i < 8050; i++ {
+		if err := look(fmt.Sprintf("f%05d", i)); err != nil {
+			t.Fatal(err)
+		}
+		if i < 8010 {
+			settled(lists) // the pages read ahead are in before the next lookup
+		}
+	}
+	settled(lists)
+	if h, l := heads.Load(), lists.Load(); h+l > 20 {
+		t.Errorf("50 lookups in order on the ninth page sent %d HEADs and %d LISTs, want at most 20 in all", h, l)
+	}
+}
+
+// Creating names in key order (`touch f1 f2 ...`, an extraction) in a directory of several
+// pages: each create's lookup of its name is a miss in key order, but this mount's own create
+// in between ends the walk, whose pages it would void; the lookups keep to the listing, whose
+// absent answers stand for names this mount never had, and the creates send no LIST each.
+func TestCreatesInOrderReadNoPageEach(t *testing.T) {
+	keys := map[string]string{}
+	for i := 0; i < 1_500; i++ {
+		keys[fmt.Sprintf("d/f%05d", i)] = "x"
+	}
+	x, _, lists := countingFixture(t, keys, time.Minute)
+	ctx := context.Background()
+	d, err := x.fs.Lookup(ctx, vfs.RootID, "d")
+	if err != nil {
+		t.Fatal(err)
+	}
+	lists.Store(0)
+	for i := 0; i < 50; i++ {
+		name := fmt.Sprintf("g%05d", i)
+		if _, err := x.fs.Lookup(ctx, d.Attr.Inode, name); vfs.CodeOf(err) != vfs.CodeNotFound {
+			t.Fatalf("%s: %v, want not found", name, err)
+		}
+		_, h, err := x.fs.Create(ctx, d.Attr.Inode, name, 0o644, vfs.Caller{Pid: 1})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := x.fs.Flush(ctx, h, vfs.PID(1)); err != nil {
+			t.Fatal(err)
+		}
+		x.fs.Release(h)
+	}
+	settled(lists)
+	if l := lists.Load(); l > 5 {
+		t.Errorf("50 creates of names in order sent %d LISTs, want a listing's few", l)
 	}
 }
