@@ -191,6 +191,12 @@ func (f *FS) recordFirstPageLocked(dir string, page s3.ListPage, start time.Time
 // the listing, or wait for one another lookup runs. Called and returns with f.mu held.
 // LOCKS_REQUIRED(f.mu)
 func (f *FS) fromListingLocked(ctx context.Context, dir, path string) (res resolution, ok bool, err error) {
+	if f.cfg.MetadataTTL <= 0 {
+		// --metadata-ttl 0: nothing a listing says outlives the lookup that read it, so a
+		// listing (up to ten pages, again for every lookup) or a walk's page read ahead
+		// answers no other name. Each name costs its own HEAD and LIST.
+		return resolution{}, false, nil
+	}
 	if dl := f.dirLists[dir]; dl != nil {
 		dl.looking++
 		defer func() { dl.looking-- }()

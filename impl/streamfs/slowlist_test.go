@@ -279,3 +279,26 @@ func TestCreatesInOrderReadNoPageEach(t *testing.T) {
 		t.Errorf("50 creates of names in order sent %d LISTs, want a listing's few", l)
 	}
 }
+
+// With --metadata-ttl 0 nothing a listing says can answer another lookup: lookups in order
+// in a directory of several pages cost their own HEAD and LIST each, not a listing of the
+// whole directory (or a walk's pages read ahead) for every one.
+func TestZeroTTLLooksUpEachNameAlone(t *testing.T) {
+	keys := map[string]string{}
+	for i := 0; i < 5_000; i++ {
+		keys[fmt.Sprintf("d/f%05d", i)] = "x"
+	}
+	x, heads, lists := countingFixtureWith(t, fixtureOptions{keys: keys, ttl: -1})
+	look := lookerIn(t, x, "d")
+	heads.Store(0)
+	lists.Store(0)
+	for i := 2000; i < 2050; i++ {
+		if err := look(fmt.Sprintf("f%05d", i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	settled(lists)
+	if h, l := heads.Load(), lists.Load(); h > 50 || l > 50 {
+		t.Errorf("50 lookups with a zero TTL sent %d HEADs and %d LISTs, want one of each a name", h, l)
+	}
+}
