@@ -134,12 +134,7 @@ func (f *FS) recordFirstPageLocked(dir string, page s3.ListPage, start time.Time
 	if f.cfg.MetadataTTL <= 0 || f.changedSinceLocked(dir, start) {
 		return
 	}
-	dl := f.dirLists[dir]
-	if dl == nil {
-		dl = &dirList{}
-		f.dirLists[dir] = dl
-		f.trimDirListsLocked()
-	}
+	dl := f.dirListLocked(dir)
 	if !start.After(dl.listedAt) || dl.running != nil || start.Before(dl.tooBig) {
 		return
 	}
@@ -197,19 +192,14 @@ func (f *FS) fromListingLocked(ctx context.Context, dir, path string) (res resol
 		// answers no other name. Each name costs its own HEAD and LIST.
 		return resolution{}, false, nil
 	}
-	if dl := f.dirLists[dir]; dl != nil {
-		dl.looking++
-		defer func() { dl.looking-- }()
-	}
+	counted := f.dirListLocked(dir)
+	counted.looking++
+	defer func() { counted.looking-- }()
 	for waited := false; ; waited = true {
 		now := f.clock.Now()
-		dl := f.dirLists[dir]
-		if dl == nil {
-			dl = &dirList{looking: 1}
-			f.dirLists[dir] = dl
-			f.trimDirListsLocked()
-			defer func() { dl.looking-- }()
-		}
+		// Not counted, if another lookup's trim dropped the one counted while this waited:
+		// it then takes no walk (looking is 0), only the listing or its own lookup.
+		dl := f.dirListLocked(dir)
 		if now.Before(dl.tooBig) {
 			return f.fromWindowLocked(ctx, dir, path, dl)
 		}
@@ -421,6 +411,19 @@ func (f *FS) changedLocked(path string, now time.Time) {
 		}
 		p, _ = keymap.Split(p)
 	}
+}
+
+// dirListLocked is what lookups know of dir's listing, made empty if there is none. The
+// trim comes before the new one goes in, so that it is not trimmed at once.
+// LOCKS_REQUIRED(f.mu)
+func (f *FS) dirListLocked(dir string) *dirList {
+	dl := f.dirLists[dir]
+	if dl == nil {
+		f.trimDirListsLocked()
+		dl = &dirList{}
+		f.dirLists[dir] = dl
+	}
+	return dl
 }
 
 // trimDirListsLocked keeps the table of directories small: entries with nothing running and

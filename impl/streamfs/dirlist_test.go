@@ -47,7 +47,11 @@ func countingFixture(t *testing.T, keys map[string]string, ttl time.Duration) (*
 func countingFixtureWith(t *testing.T, o fixtureOptions) (*fixture, *atomic.Int64, *atomic.Int64) {
 	t.Helper()
 	var heads, lists, counting atomic.Int64
+	inner := o.middleware
 	o.middleware = func(next http.Handler) http.Handler {
+		if inner != nil {
+			next = inner(next)
+		}
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			switch {
 			case counting.Load() == 0:

@@ -13,6 +13,26 @@ import (
 	"github.com/mount-s3/mount-s3/impl/vfs"
 )
 
+// slowPagesFixture is countingFixture (default TTL) whose store takes page, on the fixture's
+// fake clock, for every LIST from the call of slow on, which also zeroes the counts.
+func slowPagesFixture(t *testing.T, keys map[string]string, page time.Duration) (x *fixture, heads, lists *atomic.Int64, slow func()) {
+	t.Helper()
+	var clk atomic.Pointer[clock.Fake]
+	x, heads, lists = countingFixtureWith(t, fixtureOptions{keys: keys, middleware: func(next http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if c := clk.Load(); c != nil && r.URL.Query().Has("list-type") {
+				c.Advance(page)
+			}
+			next.ServeHTTP(w, r)
+		})
+	}})
+	return x, heads, lists, func() {
+		clk.Store(x.clock)
+		heads.Store(0)
+		lists.Store(0)
+	}
+}
+
 // A store whose listing pages are slow (a real store's large prefix, MinIO building its
 // listing cache, a LIST retried after throttling): a directory of a few pages takes longer to
 // list than the metadata TTL, so a listing for lookups is out of date by the time its last
@@ -36,36 +56,16 @@ func TestSlowListingsStillAnswerAWalk(t *testing.T) {
 			// Five pages: past the 4,096 inodes above which expired ones are swept, so an
 			// answer that asked the inodes a slow page recorded found them gone.
 			const n = 4_500
-			keys := map[string]string{}
-			for i := 0; i < n; i++ {
-				keys[fmt.Sprintf("d/f%05d", i)] = "x"
-			}
-			var clk atomic.Pointer[clock.Fake]
-			var heads, lists atomic.Int64
-			x := newFixtureWith(t, fixtureOptions{keys: keys, middleware: func(next http.Handler) http.Handler {
-				return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-					switch {
-					case r.Method == http.MethodHead:
-						heads.Add(1)
-					case r.Method == http.MethodGet && r.URL.Query().Has("list-type"):
-						lists.Add(1)
-						if c0 := clk.Load(); c0 != nil {
-							c0.Advance(c.page)
-						}
-					}
-					next.ServeHTTP(w, r)
-				})
-			}})
+			keys, _ := dirKeys(n)
+			x, heads, lists, slow := slowPagesFixture(t, keys, c.page)
 			look := lookerIn(t, x, "d")
-			clk.Store(x.clock)
-			heads.Store(0)
-			lists.Store(0)
+			slow()
 			for i := 0; i < n; i++ {
-				if err := look(fmt.Sprintf("f%05d", i)); err != nil {
-					t.Fatalf("f%05d: %v", i, err)
+				if err := look(fmt.Sprintf("f%04d", i)); err != nil {
+					t.Fatalf("f%04d: %v", i, err)
 				}
 			}
-			settled(&lists)
+			settled(lists)
 			h, l := heads.Load(), lists.Load()
 			t.Logf("walk of %d names: %d HEADs, %d LISTs", n, h, l)
 			if c.perNameRoundTrips {
@@ -83,48 +83,34 @@ func TestSlowListingsStillAnswerAWalk(t *testing.T) {
 // store nothing for them; those of its first pages, older than the TTL, are asked again.
 func TestReadDirRecordsEachNameAsOfItsPage(t *testing.T) {
 	const n = 3_500 // four pages, 0.4 s each: the first page is 1.6 s old at the end
-	keys := map[string]string{}
-	for i := 0; i < n; i++ {
-		keys[fmt.Sprintf("d/f%05d", i)] = "x"
-	}
-	var clk atomic.Pointer[clock.Fake]
-	var requests atomic.Int64
-	x := newFixtureWith(t, fixtureOptions{keys: keys, middleware: func(next http.Handler) http.Handler {
-		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			if c0 := clk.Load(); c0 != nil {
-				requests.Add(1)
-				if r.URL.Query().Has("list-type") {
-					c0.Advance(400 * time.Millisecond)
-				}
-			}
-			next.ServeHTTP(w, r)
-		})
-	}})
+	keys, _ := dirKeys(n)
+	x, heads, lists, slow := slowPagesFixture(t, keys, 400*time.Millisecond)
 	look := lookerIn(t, x, "d")
 	d, err := x.fs.Lookup(context.Background(), vfs.RootID, "d")
 	if err != nil {
 		t.Fatal(err)
 	}
-	clk.Store(x.clock)
-	var lists atomic.Int64
-	if names, _ := readAll(t, x, d.Attr.Inode, &lists); len(names) != n {
+	slow()
+	if names, _ := readAll(t, x, d.Attr.Inode, lists); len(names) != n {
 		t.Fatalf("readdir: %d names, want %d", len(names), n)
 	}
-	requests.Store(0)
+	requests := func() int64 { return heads.Load() + lists.Load() }
+	heads.Store(0)
+	lists.Store(0)
 	for i := 3000; i < n; i++ { // the last page's names: read 0.4 s ago
-		if err := look(fmt.Sprintf("f%05d", i)); err != nil {
+		if err := look(fmt.Sprintf("f%04d", i)); err != nil {
 			t.Fatal(err)
 		}
 	}
-	if got := requests.Load(); got != 0 {
+	if got := requests(); got != 0 {
 		t.Errorf("lookups of the names of the readdir's last page, read 0.4 s ago, sent %d requests, want none", got)
 	}
 	for i := 0; i < 5; i++ { // the first page's names: 1.6 s old, past the TTL
-		if err := look(fmt.Sprintf("f%05d", i)); err != nil {
+		if err := look(fmt.Sprintf("f%04d", i)); err != nil {
 			t.Fatal(err)
 		}
 	}
-	if requests.Load() == 0 {
+	if requests() == 0 {
 		t.Errorf("lookups of names the readdir read 1.6 s ago, past the 1 s TTL, were answered without asking the store")
 	}
 }
@@ -134,31 +120,18 @@ func TestReadDirRecordsEachNameAsOfItsPage(t *testing.T) {
 // 412 LISTs for 300 names when it was, 285 (one round trip a name) now.
 func TestSlowListingIsNotRepeatedForEachLookup(t *testing.T) {
 	const n = 2_500 // three pages, 0.4 s each: the listing after the first page takes 0.8 s
-	keys := map[string]string{}
-	for i := 0; i < n; i++ {
-		keys[fmt.Sprintf("d/f%05d", i)] = "x"
-	}
-	var clk atomic.Pointer[clock.Fake]
-	var lists atomic.Int64
-	x := newFixtureWith(t, fixtureOptions{keys: keys, middleware: func(next http.Handler) http.Handler {
-		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			if c0 := clk.Load(); c0 != nil && r.URL.Query().Has("list-type") {
-				lists.Add(1)
-				c0.Advance(400 * time.Millisecond)
-			}
-			next.ServeHTTP(w, r)
-		})
-	}})
+	keys, _ := dirKeys(n)
+	x, _, lists, slow := slowPagesFixture(t, keys, 400*time.Millisecond)
 	look := lookerIn(t, x, "d")
-	clk.Store(x.clock)
+	slow()
 	order := rand.New(rand.NewPCG(1, 2)).Perm(n)[:300]
 	for _, i := range order {
 		x.clock.Advance(5 * time.Millisecond) // the program's own pace
-		if err := look(fmt.Sprintf("f%05d", i)); err != nil {
-			t.Fatalf("f%05d: %v", i, err)
+		if err := look(fmt.Sprintf("f%04d", i)); err != nil {
+			t.Fatalf("f%04d: %v", i, err)
 		}
 	}
-	settled(&lists)
+	settled(lists)
 	t.Logf("%d lookups out of order: %d LISTs", len(order), lists.Load())
 	if l := lists.Load(); l > int64(len(order))*23/20 {
 		t.Errorf("%d lookups out of order in a directory whose listing takes 0.8 s cost %d LISTs, want at most 1.15 a name (one round trip each, and the listing)", len(order), l)
@@ -169,14 +142,11 @@ func TestSlowListingIsNotRepeatedForEachLookup(t *testing.T) {
 // own start: read at once, 0.8 s after that page, it is not taken for a slow one (which would
 // leave every lookup out of order to a HEAD and a LIST of its own for a minute).
 func TestAListingFromTheFirstPageIsTimedFromItsOwnStart(t *testing.T) {
-	keys := map[string]string{}
-	for i := 0; i < 1_500; i++ {
-		keys[fmt.Sprintf("d/f%05d", i)] = "x"
-	}
+	keys, _ := dirKeys(1_500)
 	x, heads, _ := countingFixture(t, keys, time.Second)
 	look := lookerIn(t, x, "d")
 	x.clock.Advance(800 * time.Millisecond)
-	for _, n := range []string{"f01400", "f01300"} { // out of order: a listing from the first page's token
+	for _, n := range []string{"f1400", "f1300"} { // out of order: a listing from the first page's token
 		if err := look(n); err != nil {
 			t.Fatal(err)
 		}
@@ -184,7 +154,7 @@ func TestAListingFromTheFirstPageIsTimedFromItsOwnStart(t *testing.T) {
 	x.clock.Advance(300 * time.Millisecond) // its answers expired: the next miss lists again
 	heads.Store(0)
 	for _, i := range []int{1200, 1100, 1350, 1050, 1250, 1150} {
-		if err := look(fmt.Sprintf("f%05d", i)); err != nil {
+		if err := look(fmt.Sprintf("f%04d", i)); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -196,13 +166,10 @@ func TestAListingFromTheFirstPageIsTimedFromItsOwnStart(t *testing.T) {
 // With --metadata-ttl indefinite a listing for lookups answers absent names too (three
 // quarters of a hundred years overflowed, and every listing was taken for a slow one).
 func TestListingAnswersAbsentNamesWithAnIndefiniteTTL(t *testing.T) {
-	keys := map[string]string{}
-	for i := 0; i < 1_500; i++ {
-		keys[fmt.Sprintf("d/f%05d", i)] = "x"
-	}
+	keys, _ := dirKeys(1_500)
 	x, heads, lists := countingFixture(t, keys, 100*365*24*time.Hour)
 	look := lookerIn(t, x, "d")
-	for _, n := range []string{"f01400", "f01300"} {
+	for _, n := range []string{"f1400", "f1300"} {
 		if err := look(n); err != nil {
 			t.Fatal(err)
 		}
@@ -210,8 +177,8 @@ func TestListingAnswersAbsentNamesWithAnIndefiniteTTL(t *testing.T) {
 	heads.Store(0)
 	lists.Store(0)
 	for i := 0; i < 20; i++ {
-		if err := look(fmt.Sprintf("f01%03dx", 999-i*7)); vfs.CodeOf(err) != vfs.CodeNotFound {
-			t.Fatalf("f01%03dx: %v, want not found", 999-i*7, err)
+		if err := look(fmt.Sprintf("f1%03dx", 999-i*7)); vfs.CodeOf(err) != vfs.CodeNotFound {
+			t.Fatalf("f1%03dx: %v, want not found", 999-i*7, err)
 		}
 	}
 	if h, l := heads.Load(), lists.Load(); h+l > 0 {
@@ -222,16 +189,13 @@ func TestListingAnswersAbsentNamesWithAnIndefiniteTTL(t *testing.T) {
 // A walk in key order that starts several pages past the first page the directory's lookup
 // read reads from its first name, not the page after the first again for every lookup.
 func TestWalkStartingFarPastTheFirstPage(t *testing.T) {
-	keys := map[string]string{}
-	for i := 0; i < 9_000; i++ {
-		keys[fmt.Sprintf("d/f%05d", i)] = "x"
-	}
+	keys, _ := dirKeys(9_000)
 	x, heads, lists := countingFixture(t, keys, time.Minute)
 	look := lookerIn(t, x, "d")
 	heads.Store(0)
 	lists.Store(0)
 	for i := 8000; i < 8050; i++ {
-		if err := look(fmt.Sprintf("f%05d", i)); err != nil {
+		if err := look(fmt.Sprintf("f%04d", i)); err != nil {
 			t.Fatal(err)
 		}
 		if i < 8010 {
@@ -249,10 +213,7 @@ func TestWalkStartingFarPastTheFirstPage(t *testing.T) {
 // in between ends the walk, whose pages it would void; the lookups keep to the listing, whose
 // absent answers stand for names this mount never had, and the creates send no LIST each.
 func TestCreatesInOrderReadNoPageEach(t *testing.T) {
-	keys := map[string]string{}
-	for i := 0; i < 1_500; i++ {
-		keys[fmt.Sprintf("d/f%05d", i)] = "x"
-	}
+	keys, _ := dirKeys(1_500)
 	x, _, lists := countingFixture(t, keys, time.Minute)
 	ctx := context.Background()
 	d, err := x.fs.Lookup(ctx, vfs.RootID, "d")
@@ -284,16 +245,13 @@ func TestCreatesInOrderReadNoPageEach(t *testing.T) {
 // in a directory of several pages cost their own HEAD and LIST each, not a listing of the
 // whole directory (or a walk's pages read ahead) for every one.
 func TestZeroTTLLooksUpEachNameAlone(t *testing.T) {
-	keys := map[string]string{}
-	for i := 0; i < 5_000; i++ {
-		keys[fmt.Sprintf("d/f%05d", i)] = "x"
-	}
+	keys, _ := dirKeys(5_000)
 	x, heads, lists := countingFixtureWith(t, fixtureOptions{keys: keys, ttl: -1})
 	look := lookerIn(t, x, "d")
 	heads.Store(0)
 	lists.Store(0)
 	for i := 2000; i < 2050; i++ {
-		if err := look(fmt.Sprintf("f%05d", i)); err != nil {
+		if err := look(fmt.Sprintf("f%04d", i)); err != nil {
 			t.Fatal(err)
 		}
 	}

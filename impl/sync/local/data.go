@@ -119,10 +119,7 @@ func (l *Layer) StatOpenRead(path string) (info Info, h *Handle, err error) {
 		if r, err = visibleRec(tx, path); err != nil {
 			return err
 		}
-		info = r.infoTx(tx, path)
-		if r.Kind == KindDir {
-			info.Nlink = dirLinksTx(tx, path)
-		}
+		info = statInfoTx(tx, r, path)
 		return nil
 	})
 	if err != nil {
@@ -143,12 +140,7 @@ func (l *Layer) StatOpenRead(path string) (info Info, h *Handle, err error) {
 		l.filesMu.RUnlock()
 	}
 	if f != nil {
-		f.mu.Lock()
-		info.Size = f.size
-		if f.wrote {
-			info.Attr.Mtime, info.Attr.Ctime = f.mtime, f.mtime
-		}
-		f.mu.Unlock()
+		f.overlay(&info)
 	}
 	return info, h, nil
 }

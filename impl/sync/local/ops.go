@@ -250,10 +250,7 @@ func (l *Layer) stat(path string, dirImported *bool) (Info, error) {
 		if err != nil {
 			return err
 		}
-		info = r.infoTx(tx, path)
-		if r.Kind == KindDir {
-			info.Nlink = dirLinksTx(tx, path)
-		}
+		info = statInfoTx(tx, r, path)
 		return nil
 	})
 	if err != nil {
@@ -264,14 +261,30 @@ func (l *Layer) stat(path string, dirImported *bool) (Info, error) {
 	f := l.files[r.ID]
 	l.filesMu.RUnlock()
 	if r.ID != 0 && f != nil {
-		f.mu.Lock()
-		info.Size = f.size
-		if f.wrote {
-			info.Attr.Mtime, info.Attr.Ctime = f.mtime, f.mtime
-		}
-		f.mu.Unlock()
+		f.overlay(&info)
 	}
 	return info, nil
+}
+
+// statInfoTx is what a stat answers of r, the record at path: its Info, with a directory's
+// link count.
+func statInfoTx(tx *bolt.Tx, r *record, path string) Info {
+	info := r.infoTx(tx, path)
+	if r.Kind == KindDir {
+		info.Nlink = dirLinksTx(tx, path)
+	}
+	return info
+}
+
+// overlay puts in info the size of f, open on its record, and the mtime of writes not synced
+// yet: what a stat answers while the file is open.
+func (f *openFile) overlay(info *Info) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	info.Size = f.size
+	if f.wrote {
+		info.Attr.Mtime, info.Attr.Ctime = f.mtime, f.mtime
+	}
 }
 
 // statHook runs in Stat between reading the record and looking for the open file; tests use
