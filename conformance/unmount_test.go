@@ -43,7 +43,11 @@ func newSlowPuts(t *testing.T, to harness.Endpoint, delay time.Duration) slowPut
 // bucket.
 func TestUnmountRightAfterEmptyCloses(t *testing.T) {
 	srv, store := harness.NewServer(t)
-	m := harness.MountServer(t, newSlowPuts(t, srv, 20*time.Millisecond), store, harness.Options{Prefix: "empty/"})
+	// The kernel keeps a few releases in flight (its background limit) and queues the rest:
+	// at 200 ms a PUT they drain at about 60 a second, slower than the files below are made
+	// even on a fast machine, so the unmount finds releases still queued. At 20 ms they kept
+	// up on a machine whose creates were slower, and the test missed its case.
+	m := harness.MountServer(t, newSlowPuts(t, srv, 200*time.Millisecond), store, harness.Options{Prefix: "empty/"})
 	const n = 100
 	for i := range n {
 		f, err := os.OpenFile(m.Path(fmt.Sprintf("f%03d", i)), os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o644)

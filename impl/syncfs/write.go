@@ -102,7 +102,9 @@ func (f *FS) sync(h vfs.HandleID, op string) error {
 	var fh *fileHandle
 	switch hd := f.handles.Get(h).(type) {
 	case *vfs.DirHandle:
-		return nil // fsync of a directory: every namespace change was committed when it returned
+		// fsync of a directory: every namespace change was committed when it returned, but
+		// for the creates answered before their commit.
+		return localError(op, hd.Path, f.layer.SyncNamespace())
 	case *fileHandle:
 		fh = hd
 	default:

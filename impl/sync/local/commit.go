@@ -37,17 +37,41 @@ type committer struct {
 // batch and the others run again without it). Its error is what it would have been alone at
 // its place in the order of the batch: the changes before it are applied when it runs.
 func (c *committer) update(fn func(*bolt.Tx) error) error {
-	call := &commitCall{fn: fn, wake: make(chan bool, 1)}
+	call, lead := c.enqueue(fn)
+	return c.run(call, lead)
+}
+
+// start is update that returns at once: fn takes its place in the order of changes now, and
+// done is called with update's result once it is committed (or failed). A change enqueued
+// after start returns runs after fn, in the same transaction or a later one.
+func (c *committer) start(fn func(*bolt.Tx) error, done func(error)) {
+	call, lead := c.enqueue(fn)
+	go func() { done(c.run(call, lead)) }()
+}
+
+// enqueue puts fn in the queue; lead says that no commit is running and the caller is to
+// run one.
+func (c *committer) enqueue(fn func(*bolt.Tx) error) (call *commitCall, lead bool) {
+	call = &commitCall{fn: fn, wake: make(chan bool, 1)}
 	c.mu.Lock()
+	defer c.mu.Unlock()
 	c.queue = append(c.queue, call)
 	if c.running {
-		c.mu.Unlock()
+		return call, false
+	}
+	c.running = true
+	return call, true
+}
+
+// run waits for call's change to be committed, or commits the queue when call is handed the
+// lead, and returns call's result.
+func (c *committer) run(call *commitCall, lead bool) error {
+	if !lead {
 		if lead := <-call.wake; !lead {
 			return call.err
 		}
-		c.mu.Lock()
 	}
-	c.running = true
+	c.mu.Lock()
 	batch := c.queue
 	c.queue = nil
 	c.mu.Unlock()
@@ -62,26 +86,24 @@ func (c *committer) update(fn func(*bolt.Tx) error) error {
 					other.wake <- false
 				}
 			}
-			c.mu.Lock()
-			if len(c.queue) > 0 {
-				c.queue[0].wake <- true
-			} else {
-				c.running = false
-			}
-			c.mu.Unlock()
+			c.handOver()
 			panic(p)
 		}
 	}()
 	c.commit(call, batch)
+	c.handOver()
+	return call.err
+}
 
+// handOver passes the lead to the first change queued while a commit ran, or ends the run.
+func (c *committer) handOver() {
 	c.mu.Lock()
+	defer c.mu.Unlock()
 	if len(c.queue) > 0 {
 		c.queue[0].wake <- true // the next batch is its caller's to commit
 	} else {
 		c.running = false
 	}
-	c.mu.Unlock()
-	return call.err
 }
 
 // commit runs batch in one transaction, in order. A change that fails gets its error and
@@ -117,26 +139,25 @@ func (c *committer) commit(leader *commitCall, batch []*commitCall) {
 	}
 }
 
-// newDataID is a data file id no record has and none was handed out before in this process.
-// A rolled-back transaction gives its sequence numbers back to bbolt, and a caller that made
-// or removed a data file for one would then touch the file of whoever got the number next
-// (a create's cleanup removed another create's data file). lastID outlives rollbacks; after
-// a restart, Open has removed every data file no record owns before any id is handed out.
+// newDataID is a data file id no record has and none was handed out before in this process,
+// recorded as the ids' sequence in tx. A rolled-back transaction gives its sequence numbers
+// back to bbolt, and a caller that made or removed a data file for one would then touch the
+// file of whoever got the number next (a create's cleanup removed another create's data
+// file). lastID outlives rollbacks; after a restart, Open has removed every data file no
+// record owns before any id is handed out.
 func (l *Layer) newDataID(tx *bolt.Tx) (uint64, error) {
 	b := tx.Bucket(bIDs)
-	if last := l.lastID.Load(); b.Sequence() < last {
-		if err := b.SetSequence(last); err != nil {
-			return 0, err
-		}
-	}
-	id, err := b.NextSequence()
-	if err != nil {
-		return 0, err
-	}
+	id := l.reserveID(b.Sequence())
+	return id, b.SetSequence(id)
+}
+
+// reserveID hands out a data file id greater than seq, the ids' sequence as some transaction
+// read it, and than every id handed out before.
+func (l *Layer) reserveID(seq uint64) uint64 {
 	for {
 		last := l.lastID.Load()
-		if id <= last || l.lastID.CompareAndSwap(last, id) {
-			return id, nil
+		if id := max(last, seq) + 1; l.lastID.CompareAndSwap(last, id) {
+			return id
 		}
 	}
 }

@@ -183,6 +183,7 @@ func TestCreateOpenAfterAnUploadInBetween(t *testing.T) {
 	defer func() { crashHook = func(string) {} }()
 	_, h, err := l.CreateOpen("new", 0o644, 0, 0)
 	require.NoError(t, err)
+	require.NoError(t, l.SyncNamespace()) // the create's commit, answered before it, runs the hook
 	require.True(t, uploaded)
 	_, err = h.WriteAt([]byte("after"), 0)
 	require.NoError(t, err)

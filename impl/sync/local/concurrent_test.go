@@ -73,6 +73,7 @@ func TestStatDuringCloseSeesTheWrittenSize(t *testing.T) {
 	data := make([]byte, 4096)
 	_, h, err := l.CreateOpen("f", 0o644, 0, 0)
 	require.NoError(t, err)
+	require.NoError(t, l.SyncNamespace()) // the record, which Stat reads (not the pending create)
 	_, err = h.WriteAt(data, 0)
 	require.NoError(t, err)
 	closed := make(chan error, 1)

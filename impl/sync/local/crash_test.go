@@ -112,6 +112,14 @@ func TestCrashHelper(t *testing.T) {
 			}
 		}
 		l.Create("new", 0o644, 0, 0)
+	case "create-pending":
+		// A create answered before its commit, written to but neither closed nor synced.
+		holdCommits(t, l, nil)
+		_, h, err := l.CreateOpen("fresh", 0o644, 0, 0)
+		require.NoError(t, err)
+		_, err = h.WriteAt([]byte("never closed"), 0)
+		require.NoError(t, err)
+		die()
 	case "mid-conflict", "after-conflict":
 		// "closed" is dirty; its upload fails on a precondition: the bucket has another version.
 		res, err := l.Apply("closed", syncrule.Flush{}, syncrule.DefaultParams())
@@ -245,6 +253,14 @@ func TestCrash(t *testing.T) {
 		require.Equal(t, "", readFile(t, l, "new"), "recovery recreates the empty data file")
 		_, err := l.WriteAt("new", []byte("ok"), 0)
 		require.NoError(t, err)
+	})
+	t.Run("create-pending", func(t *testing.T) {
+		l := crash(t, "create-pending")
+		checkCommon(t, l)
+		_, err := l.Stat("fresh")
+		require.ErrorIs(t, err, ErrNotFound, "a create is durable once closed or synced, not before")
+		require.Equal(t, []string{"closed"}, dirtyPaths(t, l))
+		require.Equal(t, dataFiles(t, l), recordIDs(t, l), "recovery removed the data file no record names")
 	})
 	t.Run("mid-conflict", func(t *testing.T) {
 		l := crash(t, "mid-conflict")

@@ -57,6 +57,19 @@ func (l *Layer) acquire(id uint64) (*openFile, error) {
 	return f, nil
 }
 
+// acquireNew makes the empty data file of a new id and opens it. REQUIRES: l.mu held.
+func (l *Layer) acquireNew(id uint64) (*openFile, error) {
+	file, err := os.OpenFile(l.dataPath(id), os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		return nil, err
+	}
+	f := &openFile{id: id, refs: 1, file: file}
+	l.filesMu.Lock()
+	l.files[id] = f
+	l.filesMu.Unlock()
+	return f, nil
+}
+
 // release drops a reference. REQUIRES: l.mu held.
 func (l *Layer) release(f *openFile) {
 	f.refs--
@@ -93,6 +106,20 @@ type Handle struct {
 	closed bool
 	// readOnly: opened by OpenRead; it records no intent, so it must never change the file.
 	readOnly bool
+	// created: the create that made the file, answered before its record was committed
+	// (pending.go); nil otherwise. Sync waits for that commit: until it, the data file
+	// belongs to no record, so writes may go to it but nothing is durable.
+	created *pendingCreate
+}
+
+// createdErr waits for the commit of the record of h's file, when a create answered before it
+// made the file, and returns that commit's error.
+func (h *Handle) createdErr() error {
+	if h.created == nil {
+		return nil
+	}
+	<-h.created.done
+	return h.created.err
 }
 
 // OpenRead opens the local data of the file at path for reading. Like a write handle it shares
@@ -112,10 +139,16 @@ func (l *Layer) OpenRead(path string) (*Handle, error) {
 // open is the whole cost of reading a small file. h is nil when the path is not a regular
 // file or its bytes are not local; err is Stat's or, for the open, OpenRead's.
 func (l *Layer) StatOpenRead(path string) (info Info, h *Handle, err error) {
+	// Only a pending create at path changes what is read here (pending.go): the open of a
+	// file waits for nothing else, and a directory is given its pending creates' mtime.
+	c, dirAt := l.pending.lookup(path)
+	if c != nil {
+		l.pending.settle()
+	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	var r *record
-	err = l.view(func(tx *bolt.Tx) (err error) {
+	err = l.viewCommitted(func(tx *bolt.Tx) (err error) {
 		if r, err = visibleRec(tx, path); err != nil {
 			return err
 		}
@@ -142,6 +175,7 @@ func (l *Layer) StatOpenRead(path string) (info Info, h *Handle, err error) {
 	if f != nil {
 		f.overlay(&info)
 	}
+	pendingMtime(&info, dirAt)
 	return info, h, nil
 }
 
@@ -295,6 +329,9 @@ func (h *Handle) ReadAt(p []byte, off int64) (int, error) {
 func (h *Handle) Sync() error {
 	if h.closed {
 		return perr("fsync", h.path, ErrInvalid)
+	}
+	if err := h.createdErr(); err != nil {
+		return err
 	}
 	h.f.mu.Lock()
 	defer h.f.mu.Unlock()

@@ -145,7 +145,8 @@ func (l *Layer) AdoptMarker(path string, v syncrule.Version) error {
 // Imported reports whether directory dir's listing has been imported (ImportListing).
 func (l *Layer) Imported(dir string) (bool, error) {
 	var imported bool
-	err := l.view(func(tx *bolt.Tx) error {
+	// Pending creates (pending.go) change no directory's Imported: a create waits for none.
+	err := l.viewCommitted(func(tx *bolt.Tx) error {
 		r, err := visibleRec(tx, dir)
 		if err != nil {
 			return err

@@ -61,10 +61,11 @@ type Layer struct {
 	// filesMu also guards files, for Stat, which reads it without mu: a reader of attributes
 	// must not wait for mu, which is held across commits. Writers of files hold both.
 	filesMu sync.RWMutex
-	closed  atomic.Bool   // set under mu; read without it by views
-	commits committer     // shared commits for the changes programs wait on (commit.go)
-	entries entrySync     // entries of new data files not yet durable (commit.go)
-	lastID  atomic.Uint64 // the greatest data id handed out, committed or not (newDataID)
+	closed  atomic.Bool    // set under mu; read without it by views
+	commits committer      // shared commits for the changes programs wait on (commit.go)
+	entries entrySync      // entries of new data files not yet durable (commit.go)
+	lastID  atomic.Uint64  // the greatest data id handed out, committed or not (newDataID)
+	pending pendingCreates // creates answered before their commit (pending.go)
 
 	observed observations // names removed while the watcher looked (observe.go)
 	touches  touches      // reads not recorded yet (TouchLater)
@@ -274,6 +275,7 @@ func (l *Layer) Dir() string { return l.dir }
 // Close releases the sync dir. Open handles must be closed first; their unsynced writes are
 // treated as after a crash (the file stays dirty, invariant 1).
 func (l *Layer) Close() error {
+	l.pending.settle()
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if l.closed.Load() {

@@ -14,16 +14,19 @@ import (
 // noParams: the local events (LocalWrite, LocalDelete) do not depend on the tunables.
 var noParams = syncrule.Params{}
 
-// update runs fn in one committed bbolt transaction (fsync'd by bbolt before Update returns).
+// update runs fn in one committed bbolt transaction (fsync'd by bbolt before Update returns),
+// after the pending creates' commits (pending.go).
 func (l *Layer) update(fn func(tx *bolt.Tx) error) error {
 	if l.closed.Load() {
 		return ErrClosed
 	}
+	l.pending.settle()
 	return l.db.Update(fn)
 }
 
 // updateShared is update for an idempotent fn, whose commit may be shared with other callers'
-// (commit.go): the changes a close, a create or an open for writing waits on.
+// (commit.go): the changes a close, a create or an open for writing waits on. It need not
+// wait for the pending creates: their changes are queued before fn's.
 func (l *Layer) updateShared(fn func(tx *bolt.Tx) error) error {
 	if l.closed.Load() {
 		return ErrClosed
@@ -31,10 +34,18 @@ func (l *Layer) updateShared(fn func(tx *bolt.Tx) error) error {
 	return l.commits.update(fn)
 }
 
-// view runs fn in a read transaction. It needs no lock: bbolt gives every read transaction a
-// consistent snapshot while one update commits, so the read-only methods that call it without
-// l.mu never wait for a commit's fsync (an import of many small files commits one each).
+// view runs fn in a read transaction, on a store that has the pending creates' records
+// (pending.go). It needs no lock: bbolt gives every read transaction a consistent snapshot
+// while one update commits, so the read-only methods that call it without l.mu never wait for
+// a commit's fsync (an import of many small files commits one each).
 func (l *Layer) view(fn func(tx *bolt.Tx) error) error {
+	l.pending.settle()
+	return l.viewCommitted(fn)
+}
+
+// viewCommitted is view without waiting for the pending creates: for a read of records they
+// do not change, or one that adds them itself (stat).
+func (l *Layer) viewCommitted(fn func(tx *bolt.Tx) error) error {
 	if l.closed.Load() {
 		return ErrClosed
 	}
@@ -122,7 +133,13 @@ func (l *Layer) Create(path string, mode, uid, gid uint32) (Info, error) {
 // CreateOpen is Create and BeginWrite in one: the creating transaction already recorded the
 // change (invariant 1), so the handle needs no second one. creat(2) is the common way to write
 // a new file, and each commit is a disk flush.
+//
+// A file new to the layer (no record at path, not even a tombstone) is answered before its
+// record is committed (pending.go): the handle's Sync and Close wait for that commit.
 func (l *Layer) CreateOpen(path string, mode, uid, gid uint32) (Info, *Handle, error) {
+	if info, h, ok, err := l.createPending(path, mode, uid, gid); ok {
+		return info, h, err
+	}
 	info, err := l.createFile(path, mode, uid, gid)
 	if err != nil {
 		return Info{}, nil, err
@@ -157,6 +174,103 @@ func (l *Layer) CreateOpen(path string, mode, uid, gid uint32) (Info, *Handle, e
 		return Info{}, nil, perr("create", path, err)
 	}
 	return info, &Handle{l: l, f: f, path: path}, nil
+}
+
+// SyncNamespace returns once every create answered so far has its record committed: fsync(2)
+// of a directory, after which the names made in it survive a crash.
+func (l *Layer) SyncNamespace() error {
+	if l.closed.Load() {
+		return ErrClosed
+	}
+	l.pending.settle()
+	return nil
+}
+
+// createPending is CreateOpen of a file new to the layer, answered before its record is
+// committed; ok is false when path is not such a name (a tombstone, a name in lost+found, a
+// parent that is not a visible directory), for CreateOpen's committed create to decide.
+func (l *Layer) createPending(path string, mode, uid, gid uint32) (info Info, h *Handle, ok bool, err error) {
+	if path == "" || !keymap.ValidPath(path) || l.inLostFound(path) {
+		return Info{}, nil, false, nil
+	}
+	if l.pending.has(path) {
+		return Info{}, nil, true, perr("create", path, ErrExists)
+	}
+	var seq uint64
+	var dirImp, exists bool
+	err = l.viewCommitted(func(tx *bolt.Tx) error {
+		if err := lookupDir(tx, path); err != nil {
+			return err
+		}
+		old, err := getRec(tx, path)
+		if err != nil || old != nil {
+			exists = old != nil && old.visible()
+			return errNotNew
+		}
+		dir, _ := keymap.Split(path)
+		if p, err := getRec(tx, dir); err == nil && p != nil {
+			dirImp = p.Imported
+		}
+		seq = tx.Bucket(bIDs).Sequence()
+		return nil
+	})
+	switch {
+	case exists:
+		return Info{}, nil, true, perr("create", path, ErrExists)
+	case err != nil:
+		return Info{}, nil, false, nil
+	}
+	now := l.now()
+	a := Attr{Mode: mode & 0o7777, UID: uid, GID: gid, Mtime: now, Ctime: now}
+	st, _ := syncrule.Next(syncrule.State{}, syncrule.LocalWrite{At: now, Size: 0}, noParams)
+	rec := record{Kind: KindFile, Attr: a, ID: l.reserveID(seq), State: st}
+	c := &pendingCreate{path: path, info: rec.info(path), dirImp: dirImp, done: make(chan struct{})}
+
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	f, err := l.acquireNew(rec.ID)
+	if err != nil {
+		return Info{}, nil, true, perr("create", path, err)
+	}
+	l.entries.add()
+	if !l.pending.add(c) {
+		l.release(f)
+		os.Remove(l.dataPath(rec.ID))
+		return Info{}, nil, true, perr("create", path, ErrExists)
+	}
+	l.commits.start(func(tx *bolt.Tx) error {
+		// What the check above read may have changed since: a change by the importer or the
+		// watcher, which do not go through the kernel's lock of the directory.
+		if err := lookupDir(tx, path); err != nil {
+			return err
+		}
+		if old, err := getRec(tx, path); err != nil {
+			return err
+		} else if old != nil {
+			return ErrExists
+		}
+		if err := touchParentTx(tx, path, now); err != nil {
+			return err
+		}
+		if b := tx.Bucket(bIDs); b.Sequence() < rec.ID {
+			if err := b.SetSequence(rec.ID); err != nil {
+				return err
+			}
+		}
+		r := rec
+		return putRec(tx, path, &r)
+	}, func(err error) {
+		c.err = perr("create", path, err)
+		if err != nil {
+			os.Remove(l.dataPath(rec.ID)) // no record names it; the open handle keeps it
+		}
+		l.pending.remove(c)
+		if err == nil {
+			crashHook("create-after-intent")
+		}
+		close(c.done)
+	})
+	return c.info, &Handle{l: l, f: f, path: path, created: c}, true, nil
 }
 
 func (l *Layer) createFile(path string, mode, uid, gid uint32) (Info, error) {
@@ -234,6 +348,24 @@ func (l *Layer) LookupIn(dir, name string) (info Info, dirImported bool, err err
 
 // stat is Stat; with dirImported set, it also reads whether path's directory is imported.
 func (l *Layer) stat(path string, dirImported *bool) (Info, error) {
+	// A pending create answers for its path, and a directory's pending creates for its mtime
+	// (pending.go): the kernel looks up the next name, and revalidates the directory, while the
+	// last create's commit runs. Read before the store: a create that leaves the table after
+	// this read is in the store the view reads.
+	c, dirAt := l.pending.lookup(path)
+	if c != nil {
+		info := c.info
+		if dirImported != nil {
+			*dirImported = c.dirImp
+		}
+		l.filesMu.RLock()
+		f := l.files[info.ID]
+		l.filesMu.RUnlock()
+		if f != nil {
+			f.overlay(&info)
+		}
+		return info, nil
+	}
 	var r *record
 	// The open file is looked up under the same read lock as the record is read: a close
 	// commits the size to the record and then drops the open file, and a stat that read the
@@ -241,7 +373,7 @@ func (l *Layer) stat(path string, dirImported *bool) (Info, error) {
 	// which the kernel believes (a reader of the file just closed then read a prefix).
 	l.filesMu.RLock()
 	var info Info
-	err := l.view(func(tx *bolt.Tx) (err error) {
+	err := l.viewCommitted(func(tx *bolt.Tx) (err error) {
 		if dirImported == nil {
 			r, err = visibleRec(tx, path)
 		} else {
@@ -263,7 +395,15 @@ func (l *Layer) stat(path string, dirImported *bool) (Info, error) {
 	if r.ID != 0 && f != nil {
 		f.overlay(&info)
 	}
+	pendingMtime(&info, dirAt)
 	return info, nil
+}
+
+// pendingMtime puts in info, a directory's, the mtime at of its latest pending create.
+func pendingMtime(info *Info, at time.Time) {
+	if info.Kind == KindDir && at.After(info.Attr.Mtime) {
+		info.Attr.Mtime, info.Attr.Ctime = at, at
+	}
 }
 
 // statInfoTx is what a stat answers of r, the record at path: its Info, with a directory's
