@@ -345,7 +345,7 @@ type touches struct {
 // touchNeeded reports whether a read of path at at would change its record (Touch).
 func (l *Layer) touchNeeded(path string, at time.Time) (bool, error) {
 	var need bool
-	err := l.view(func(tx *bolt.Tx) error {
+	err := l.viewOf(path, func(tx *bolt.Tx) error {
 		r, err := getRec(tx, path)
 		need = touchStale(r, at)
 		return err

@@ -43,6 +43,15 @@ func (l *Layer) view(fn func(tx *bolt.Tx) error) error {
 	return l.viewCommitted(fn)
 }
 
+// viewOf is view for a read of the record at path alone: it waits for a pending create only
+// when path is one.
+func (l *Layer) viewOf(path string, fn func(tx *bolt.Tx) error) error {
+	if l.pending.has(path) {
+		l.pending.settle()
+	}
+	return l.viewCommitted(fn)
+}
+
 // viewCommitted is view without waiting for the pending creates: for a read of records they
 // do not change, or one that adds them itself (stat).
 func (l *Layer) viewCommitted(fn func(tx *bolt.Tx) error) error {
@@ -193,6 +202,14 @@ func (l *Layer) createPending(path string, mode, uid, gid uint32) (info Info, h 
 	if path == "" || !keymap.ValidPath(path) || l.inLostFound(path) {
 		return Info{}, nil, false, nil
 	}
+	// l.mu from the check to the queued commit: the importer and the watcher change records
+	// under it (after settle), so none can put a record at path between the two, which would
+	// fail the commit after the create was answered.
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.closed.Load() {
+		return Info{}, nil, true, perr("create", path, ErrClosed)
+	}
 	if l.pending.has(path) {
 		return Info{}, nil, true, perr("create", path, ErrExists)
 	}
@@ -225,9 +242,6 @@ func (l *Layer) createPending(path string, mode, uid, gid uint32) (info Info, h 
 	st, _ := syncrule.Next(syncrule.State{}, syncrule.LocalWrite{At: now, Size: 0}, noParams)
 	rec := record{Kind: KindFile, Attr: a, ID: l.reserveID(seq), State: st}
 	c := &pendingCreate{path: path, info: rec.info(path), dirImp: dirImp, done: make(chan struct{})}
-
-	l.mu.Lock()
-	defer l.mu.Unlock()
 	f, err := l.acquireNew(rec.ID)
 	if err != nil {
 		return Info{}, nil, true, perr("create", path, err)
@@ -239,8 +253,8 @@ func (l *Layer) createPending(path string, mode, uid, gid uint32) (info Info, h 
 		return Info{}, nil, true, perr("create", path, ErrExists)
 	}
 	l.commits.start(func(tx *bolt.Tx) error {
-		// What the check above read may have changed since: a change by the importer or the
-		// watcher, which do not go through the kernel's lock of the directory.
+		// Checked again: a change queued with the committer before this one, and not seen by
+		// the check (a committed create of the same name), can have taken the name.
 		if err := lookupDir(tx, path); err != nil {
 			return err
 		}

@@ -24,7 +24,7 @@ type Source struct {
 // the object that exists (mv a b; mv b c before any copy: the bytes are still at a).
 func (l *Layer) RemoteSource(path string) (Source, error) {
 	var src Source
-	err := l.view(func(tx *bolt.Tx) error {
+	err := l.viewOf(path, func(tx *bolt.Tx) error {
 		r, err := visibleRec(tx, path)
 		if err != nil {
 			return err
