@@ -29,6 +29,10 @@ var (
 	// ErrNoData: the file's bytes are not local (never fetched, or expired, Y2/Y10); the
 	// engine must fetch them (PutData) before they can be read or changed here.
 	ErrNoData = &errnoError{"file data is not local", syscall.ENODATA}
+	// ErrCreateLost: a create answered before its record's commit (pending.go) whose commit
+	// failed: the file's fsync and close report it, as a local file system reports a lost
+	// write-back.
+	ErrCreateLost = &errnoError{"the file's create could not be committed to the sync dir; what was written to it is lost", syscall.EIO}
 	// ErrLocked: another process holds the sync dir.
 	ErrLocked = errors.New("sync dir is in use by another process")
 	// ErrCorrupt: the metadata database cannot be trusted; Open refuses to start.

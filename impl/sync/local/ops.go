@@ -1,6 +1,7 @@
 package local
 
 import (
+	"fmt"
 	"os"
 	"time"
 
@@ -191,8 +192,7 @@ func (l *Layer) SyncNamespace() error {
 	if l.closed.Load() {
 		return ErrClosed
 	}
-	l.pending.settle()
-	return nil
+	return l.pending.settle()
 }
 
 // createPending is CreateOpen of a file new to the layer, answered before its record is
@@ -274,7 +274,9 @@ func (l *Layer) createPending(path string, mode, uid, gid uint32) (info Info, h 
 		r := rec
 		return putRec(tx, path, &r)
 	}, func(err error) {
-		c.err = perr("create", path, err)
+		if err != nil {
+			c.err = perr("create", path, fmt.Errorf("%w (%v)", ErrCreateLost, err))
+		}
 		if err != nil {
 			os.Remove(l.dataPath(rec.ID)) // no record names it; the open handle keeps it
 		}
@@ -366,13 +368,20 @@ func (l *Layer) stat(path string, dirImported *bool) (Info, error) {
 	// (pending.go): the kernel looks up the next name, and revalidates the directory, while the
 	// last create's commit runs. Read before the store: a create that leaves the table after
 	// this read is in the store the view reads.
+	//
+	// The open file is looked up under the same read lock as the record (or the pending
+	// create) is read: a close commits the size to the record and then drops the open file,
+	// and a stat that read the record before the one and looked after the other answered the
+	// size before the writes, which the kernel believes (a reader of the file just closed then
+	// read a prefix).
+	l.filesMu.RLock()
 	c, dirAt := l.pending.lookup(path)
 	if c != nil {
 		info := c.info
 		if dirImported != nil {
 			*dirImported = c.dirImp
 		}
-		l.filesMu.RLock()
+		statHook()
 		f := l.files[info.ID]
 		l.filesMu.RUnlock()
 		if f != nil {
@@ -381,11 +390,6 @@ func (l *Layer) stat(path string, dirImported *bool) (Info, error) {
 		return info, nil
 	}
 	var r *record
-	// The open file is looked up under the same read lock as the record is read: a close
-	// commits the size to the record and then drops the open file, and a stat that read the
-	// record before the one and looked after the other answered the size before the writes,
-	// which the kernel believes (a reader of the file just closed then read a prefix).
-	l.filesMu.RLock()
 	var info Info
 	err := l.viewCommitted(func(tx *bolt.Tx) (err error) {
 		if dirImported == nil {
@@ -413,9 +417,10 @@ func (l *Layer) stat(path string, dirImported *bool) (Info, error) {
 	return info, nil
 }
 
-// pendingMtime puts in info, a directory's, the mtime at of its latest pending create.
+// pendingMtime puts in info, a directory's, the time at of its latest pending create (zero:
+// none), as its mtime and ctime: what the create's commit will set (touchParentTx).
 func pendingMtime(info *Info, at time.Time) {
-	if info.Kind == KindDir && at.After(info.Attr.Mtime) {
+	if info.Kind == KindDir && !at.IsZero() {
 		info.Attr.Mtime, info.Attr.Ctime = at, at
 	}
 }

@@ -118,20 +118,27 @@ func (p *pendingCreates) has(path string) bool {
 	return c != nil
 }
 
-// settle waits until every create pending when it was called has its commit behind it.
-func (p *pendingCreates) settle() {
+// settle waits until every create pending when it was called has its commit behind it, and
+// returns the error of one whose commit failed (most callers go on: the failed create left
+// nothing in the store, and its own handle reports it).
+func (p *pendingCreates) settle() error {
 	if p.n.Load() == 0 {
-		return
+		return nil
 	}
 	p.mu.Lock()
-	waits := make([]chan struct{}, 0, len(p.byPath))
+	waits := make([]*pendingCreate, 0, len(p.byPath))
 	for _, c := range p.byPath {
-		waits = append(waits, c.done)
+		waits = append(waits, c)
 	}
 	p.mu.Unlock()
-	for _, w := range waits {
-		<-w
+	var err error
+	for _, c := range waits {
+		<-c.done
+		if c.err != nil {
+			err = c.err
+		}
 	}
+	return err
 }
 
 // errNotNew: a create's path has a record (a tombstone too), so the create is not answered

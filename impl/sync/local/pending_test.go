@@ -4,6 +4,7 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+	"syscall"
 	"testing"
 	"time"
 
@@ -129,13 +130,68 @@ func TestCreateWhoseCommitFailsFailsItsClose(t *testing.T) {
 	_, err := h.WriteAt([]byte("lost"), 0)
 	require.NoError(t, err)
 	release()
-	require.ErrorIs(t, h.Sync(), ErrExists)
+	require.ErrorIs(t, l.SyncNamespace(), ErrCreateLost, "fsync of the directory reports the lost create")
+	err = h.Sync()
+	require.ErrorIs(t, err, ErrCreateLost)
+	require.ErrorIs(t, err, syscall.EIO, "EIO, as for a lost write-back, not the cause's EEXIST")
+	require.NotErrorIs(t, err, syscall.EEXIST)
 	require.Error(t, h.Close())
 	info, err := l.Stat("taken")
 	require.NoError(t, err)
 	require.EqualValues(t, 0o600, info.Attr.Mode, "the name is the other change's")
 	_, err = os.Stat(filepath.Join(dir, DataDir, filepath.Base(l.dataPath(h.f.id))))
 	require.ErrorIs(t, err, os.ErrNotExist)
+}
+
+// While a create is pending, its directory's mtime and ctime are the create's, as its commit
+// will make them, even when the directory's times were set later than the create (a clock
+// ahead, touch -d), and a stat that races the create's commit and the close after it never
+// answers the size before the writes.
+func TestPendingCreateTimesAndSize(t *testing.T) {
+	l, _ := newLayer(t)
+	_, err := l.Mkdir("d", 0o755, 0, 0)
+	require.NoError(t, err)
+	future := time.Now().Add(24 * time.Hour)
+	require.NoError(t, l.Utimens("d", future, nil))
+	release := holdCommits(t, l, nil)
+	var h *Handle
+	_, ok := returnsWithin(func() (err error) { _, h, err = l.CreateOpen("d/f", 0o644, 0, 0); return err })
+	require.True(t, ok)
+	pending, err := l.Stat("d")
+	require.NoError(t, err)
+	release()
+	require.NoError(t, l.SyncNamespace())
+	committed, err := l.Stat("d")
+	require.NoError(t, err)
+	require.True(t, pending.Attr.Mtime.Equal(committed.Attr.Mtime), "mtime %v while pending, %v after", pending.Attr.Mtime, committed.Attr.Mtime)
+	require.True(t, pending.Attr.Ctime.Equal(committed.Attr.Ctime), "ctime %v while pending, %v after", pending.Attr.Ctime, committed.Attr.Ctime)
+	require.NoError(t, h.Close())
+
+	// The stat reads the pending create, then the commit and a close and release run before
+	// it looks for the open file.
+	release = holdCommits(t, l, nil)
+	_, h, err = l.CreateOpen("d/g", 0o644, 0, 0)
+	require.NoError(t, err)
+	_, err = h.WriteAt([]byte("written"), 0)
+	require.NoError(t, err)
+	closed := make(chan error, 1)
+	statHook = func() {
+		go func() {
+			release()
+			closed <- h.Close()
+		}()
+		select {
+		case err := <-closed:
+			closed <- err
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+	defer func() { statHook = func() {} }()
+	info, err := l.Stat("d/g")
+	statHook = func() {}
+	require.NoError(t, err)
+	require.EqualValues(t, len("written"), info.Size)
+	require.NoError(t, <-closed)
 }
 
 // A create waits for nothing that is not new to the layer: over a tombstone (a file deleted
