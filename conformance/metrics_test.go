@@ -92,7 +92,7 @@ func TestMetricsExport(t *testing.T) {
 	go otlp.Serve(ln)
 	t.Cleanup(func() { otlp.Close() })
 
-	promAddr := freeAddr(t)
+	promAddr := harness.FreeAddr(t)
 	srv, store := harness.NewServer(t)
 	m := harness.MountServer(t, srv, store, harness.Options{Args: []string{"--metrics-addr", promAddr,
 		"--otlp-endpoint", "http://" + ln.Addr().String(), "--otlp-export-interval", "1", "--log-metrics"}})
@@ -157,7 +157,7 @@ func fmtSscan(s string, v *float64) (int, error) { return fmt.Sscan(s, v) }
 // Sync mode's gauges: the changes not written back (bytes, the oldest one's age) and the
 // import's queue, and the write-back's counters once flushed.
 func TestSyncMetrics(t *testing.T) {
-	promAddr := freeAddr(t)
+	promAddr := harness.FreeAddr(t)
 	srv, store := harness.NewServer(t)
 	m := syncMount(t, srv, store, t.TempDir(), "--metrics-addr", promAddr, "--write-back-delay", "1h")
 	scrape := func() string { return scrapeMetrics(t, promAddr) }

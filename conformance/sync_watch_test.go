@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"fmt"
-	"net"
 	"net/http"
 	"os"
 	"strings"
@@ -42,15 +41,6 @@ func readString(path string) string {
 	return string(b)
 }
 
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	addr := ln.Addr().String()
-	ln.Close()
-	return addr
-}
-
 // TestSyncRemoteChanges: another writer's put and delete of an imported file show on the sync
 // mount within the poll interval plus a second, and at once when an S3 event notification is
 // posted (C2).
@@ -81,7 +71,7 @@ func TestSyncRemoteChanges(t *testing.T) {
 
 	t.Run("events", func(t *testing.T) {
 		put("ev/a", "version 1")
-		addr := freeAddr(t)
+		addr := harness.FreeAddr(t)
 		m := syncMount(t, srv, store, t.TempDir(), "--poll-interval", "0", "--events-addr", addr)
 		require.Equal(t, "version 1", readString(m.Path("ev/a")))
 		put("ev/a", "version 2 from elsewhere")
@@ -115,7 +105,7 @@ func TestSyncRemoteChangeReadsWhole(t *testing.T) {
 	old, updated := strings.Repeat("a", 100), strings.Repeat("b", 5000)
 	_, err := store.Put(ctx, "f", strings.NewReader(old), int64(len(old)), s3.WriteOptions{})
 	require.NoError(t, err)
-	addr := freeAddr(t)
+	addr := harness.FreeAddr(t)
 	m := syncMount(t, srv, store, t.TempDir(), "--poll-interval", "0", "--events-addr", addr)
 	for round := 0; round < 5; round++ {
 		before, after := old, updated

@@ -127,7 +127,7 @@ func start(t *testing.T, seed uint64, args ...string) (*Proxy, *harness.Mount, s
 	require.NoError(t, err)
 	t.Cleanup(func() { p.Close() })
 	p.SetFaults(false)
-	addr := freeAddr(t)
+	addr := harness.FreeAddr(t)
 	m := harness.MountServer(t, p, store, harness.Options{Args: args, Env: []string{"MOUNT_S3_PPROF=" + addr}})
 	pprofAddrs.Store(m, addr)
 	t.Cleanup(func() {

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"io"
 	"math/rand/v2"
-	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -86,7 +85,7 @@ func (l *latencies) report() string {
 
 func soak(t *testing.T, mode string, dur time.Duration) {
 	srv, store := harness.NewServer(t)
-	pprofAddr := freeAddr(t)
+	pprofAddr := harness.FreeAddr(t)
 	args := []string{"--memory-target", strconv.Itoa(soakMemoryTarget), "--allow-overwrite", "--allow-delete", "--write-part-size", "5242880"}
 	if mode == "sync" {
 		args = append(args, "--sync-dir", t.TempDir(), "--write-back-delay", "1s")
@@ -277,14 +276,6 @@ func soakRound(t *testing.T, m *harness.Mount, mode string, dur time.Duration, l
 	}
 	wg.Wait()
 	return errs
-}
-
-func freeAddr(t *testing.T) string {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	addr := ln.Addr().String()
-	ln.Close()
-	return addr
 }
 
 // goroutines asks the mount's pprof endpoint how many goroutines it has.
