@@ -276,8 +276,6 @@ func (l *Layer) createPending(path string, mode, uid, gid uint32) (info Info, h 
 	}, func(err error) {
 		if err != nil {
 			c.err = perr("create", path, fmt.Errorf("%w (%v)", ErrCreateLost, err))
-		}
-		if err != nil {
 			os.Remove(l.dataPath(rec.ID)) // no record names it; the open handle keeps it
 		}
 		l.pending.remove(c)

@@ -29,12 +29,11 @@ import (
 
 // pendingCreate is one create answered before its record was committed.
 type pendingCreate struct {
-	path    string
-	info    Info          // what the committed record will say
-	dirImp  bool          // whether its directory's listing is in the layer, as Lookup reports
-	done    chan struct{} // closed when the record is committed, or its commit failed (err)
-	err     error         // the commit's error; set before done is closed
-	removed bool          // GUARDED_BY(pendingCreates.mu): left the table
+	path   string
+	info   Info          // what the committed record will say
+	dirImp bool          // whether its directory's listing is in the layer, as Lookup reports
+	done   chan struct{} // closed when the record is committed, or its commit failed (err)
+	err    error         // the commit's error; set before done is closed
 }
 
 // pendingDir is what a directory's pending creates change in its record: the mtime of the
@@ -83,10 +82,9 @@ func (p *pendingCreates) add(c *pendingCreate) bool {
 func (p *pendingCreates) remove(c *pendingCreate) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if c.removed {
+	if p.byPath[c.path] != c {
 		return
 	}
-	c.removed = true
 	delete(p.byPath, c.path)
 	dir, _ := keymap.Split(c.path)
 	if d := p.dirs[dir]; d != nil {
